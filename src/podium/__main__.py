@@ -1,0 +1,5 @@
+"""``python -m podium`` runs the command line."""
+
+from podium.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The command line: a thin typer layer that parses arguments and calls one library function per subcommand."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from podium.config import help_text, load_config
+from podium.errors import PodiumError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="podium: from a Kaggle-style image folder to a validated model and submission.")
+err = Console(stderr=True, highlight=False)
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides, section.key=value.",
+                                                          show_default=False)]
+OPTIONS_HELP = "Config options (section.key=default):\n\n\b\n" + help_text()
+
+
+@app.command(epilog=OPTIONS_HELP)
+def train(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+) -> None:
+    """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
+    from podium.engine.train import train as run
+
+    run(data_dir, load_config(config, overrides or []))
+
+
+@app.command()
+def resume(run_dir: Annotated[Path, typer.Argument(help="Run folder of an interrupted run.")]) -> None:
+    """Continue an interrupted run where it stopped (finished folds are kept, an unfinished one resumes)."""
+    from podium.engine.train import train as run
+
+    run(None, resume=run_dir)
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train.")],
+    images: Annotated[Optional[Path], typer.Option(help="Predict every image below this folder instead.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder).")] = None,
+    tta: Annotated[Optional[str], typer.Option(help="TTA views, comma-separated (default: the run's).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
+    from podium.predict.run import predict_run
+
+    views = tuple(v.strip() for v in tta.split(",") if v.strip()) if tta else None
+    path = predict_run(run_dir, images, out, views, device)
+    Console().print(f"wrote {path}")
+
+
+@app.command()
+def runs(root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs")) -> None:
+    """The experiment log, one row per run, best CV score first."""
+    from podium.runs.log import list_runs
+
+    rows = list_runs(root)
+    if not rows:
+        Console().print(f"No runs recorded in {root}.")
+        return
+    table = Table("name", "started", "status", "task", "model", "size", "folds", "epochs", "metric", "cv", "wall",
+                  "config", "commit")
+    for r in rows:
+        score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
+        wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
+        table.add_row(r["name"], r["started"], r["status"], r["task"], r["model"], str(r["img_size"] or ""),
+                      str(r["folds"]), str(r["epochs"]), r["metric"], score, wall, r["config_hash"],
+                      r["git_commit"] or "")
+    Console(width=200).print(table)
+
+
+@app.command()
+def demo(
+    overrides: Overrides = None,
+    workdir: Annotated[Path, typer.Option(help="Where the demo data and runs go.")] = Path("podium-demo"),
+) -> None:
+    """Build a digits competition folder (scikit-learn's scans), train 3 folds on CPU and write the submission."""
+    from podium.demo import run_demo
+
+    result = run_demo(workdir, tuple(overrides or []))
+    Console().print(f"demo CV {result['metric']}: {result['cv_score']:.4f}; run folder {result['run_dir']}")
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one red line and exit status 2."""
+    try:
+        app()
+    except PodiumError as e:
+        err.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/yellow]: finished folds and the last epoch are saved; "
+                  "continue with `podium resume RUN_DIR`.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

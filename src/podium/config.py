@@ -1,0 +1,275 @@
+"""The run configuration: one frozen dataclass tree, filled from YAML first and dotted CLI overrides second.
+
+Unknown keys and wrong types are errors that name the key. The resolved tree is saved in every run folder and in every
+checkpoint, so inference rebuilds exactly what was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from podium.errors import PodiumError
+
+
+def opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's vocabulary
+    """A config field with a default and the help text shown by ``podium train --help``."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images and labels are and how to read them."""
+
+    layout: str = opt("auto", "Dataset layout: auto, csv or folders.")
+    task: str = opt("auto", "Task: auto, binary, multiclass, multilabel or ordinal (ordinal is never guessed).")
+    train_csv: str = opt("train.csv", "Training CSV, relative to the data folder (csv layout).")
+    id_col: str = opt("", "Id column of the CSVs; empty: guessed (image, image_id, id, ...).")
+    label_cols: tuple[str, ...] = opt((), "Label column(s); empty: every column but the id and ignored ones.")
+    ignore_cols: tuple[str, ...] = opt((), "CSV columns that are neither id nor label (metadata).")
+    label_sep: str = opt(" ", "Separator of several labels in one cell (multilabel CSVs).")
+    image_dir: str = opt("", "Folder of the training images; empty: train_images/, images/, train/ or the root.")
+    test_dir: str = opt("", "Folder of the test images; empty: test_images/, test/, images/ or the root.")
+    sample_submission: str = opt("sample_submission.csv", "Sample submission CSV, relative to the data folder.")
+    test_csv: str = opt("test.csv", "Test CSV listing test ids when there is no sample submission.")
+    check_images: bool = opt(True, "Decode every image once before training and stop on unreadable ones.")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network and the preprocessing it owns."""
+
+    name: str = opt("resnet18", "Any timm architecture name (see `timm.list_models()`).")
+    pretrained: str = opt("none", "Weight source: none, hub or file.")
+    weights_path: str = opt("", "Weights file or folder for pretrained=file.")
+    img_size: int = opt(0, "Square input side in pixels; 0: the model's pretrained_cfg input size.")
+    resize: str = opt("squash", "How an image is brought to img_size at evaluation: squash or crop.")
+    drop_rate: float = opt(0.0, "Dropout before the classifier.")
+    drop_path_rate: float = opt(0.0, "Stochastic depth rate (models that support it).")
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """Training augmentations, each a registered op applied in order (see podium.data.transforms)."""
+
+    ops: tuple[str, ...] = opt(
+        ("random_resized_crop", "hflip", "vflip", "affine", "color"), "Augmentation ops applied in training."
+    )
+    scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.")
+    rotate: float = opt(15.0, "Largest rotation in degrees for affine.")
+    strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop."""
+
+    epochs: int = opt(10, "Epochs per fold.")
+    batch_size: int = opt(32, "Images per optimiser step per device (before accumulation).")
+    accum_steps: int = opt(1, "Gradient accumulation steps; effective batch = batch_size x accum_steps x devices.")
+    lr: float = opt(1e-3, "Peak learning rate of AdamW.")
+    weight_decay: float = opt(0.05, "AdamW weight decay (not applied to norms and biases).")
+    warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then cosine decay stepped per update.")
+    min_lr_ratio: float = opt(0.01, "Final learning rate as a fraction of lr.")
+    loss: str = opt("auto", "Loss: auto (ce for single-label tasks, bce for multilabel), ce or bce.")
+    label_smoothing: float = opt(0.1, "Label smoothing for ce and bce.")
+    class_weights: str = opt("none", "Class weights in the loss: none or balanced.")
+    clip_grad: float = opt(1.0, "Gradient norm clipping; 0 disables.")
+    precision: str = opt("auto", "Mixed precision: auto (bf16/fp16 on CUDA, fp32 elsewhere), no, bf16 or fp16.")
+    ema: bool = opt(True, "Keep an exponential moving average of the weights; it is evaluated and saved.")
+    ema_decay: float = opt(0.998, "EMA decay (with timm's warmup so short runs still average sensibly).")
+    channels_last: bool = opt(True, "Use channels_last memory format.")
+    device: str = opt("auto", "Device: auto, cpu, cuda or mps.")
+    num_workers: int = opt(-1, "DataLoader workers; -1: chosen from the CPU count.")
+    threads: int = opt(0, "Torch CPU threads; 0: torch's default.")
+    seed: int = opt(42, "Training seed (fold k uses seed + k).")
+
+
+@dataclass(frozen=True)
+class CVConfig:
+    """Cross-validation folds."""
+
+    folds: int = opt(5, "Number of folds K.")
+    seed: int = opt(42, "Seed of the fold split.")
+    train_folds: tuple[int, ...] = opt((), "Folds to train (0-based); empty: all.")
+    folds_file: str = opt("", "Reuse the folds of this folds.csv (id,fold) instead of computing them.")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Inference: TTA, thresholds and submission."""
+
+    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views averaged on logits (see podium.predict.tta).")
+    threshold: float = opt(-1.0, "Multilabel decision threshold; negative: fitted on the OOF predictions.")
+    batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where the run folder goes."""
+
+    root: str = opt("runs", "Runs root: run folders and the experiment log (podium.db) live here.")
+    name: str = opt("", "Run name; empty: <data folder>-<model>.")
+
+
+@dataclass(frozen=True)
+class PodiumConfig:
+    """A whole run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    aug: AugConfig = field(default_factory=AugConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+# --------------------------------------------------------------------------------------------------------- building
+
+
+def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -> Any:
+    """Build a config dataclass from a nested dict, rejecting unknown keys and values of the wrong type."""
+    if not isinstance(raw, dict):
+        raise PodiumError(f"Config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), names, n=1)
+        hint = f" Did you mean {prefix}{close[0]}?" if close else f" Valid keys: {', '.join(names)}."
+        raise PodiumError(f"Unknown config key {prefix}{key}.{hint}")
+    values = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            values[f.name] = from_dict(raw[f.name] or {}, tp, f"{prefix}{f.name}.")
+        else:
+            values[f.name] = _check_type(raw[f.name], tp, f"{prefix}{f.name}")
+    return cls(**values)
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise PodiumError(f"Config key {key} must be a list, got {value!r}.")
+        return tuple(_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unions are not supported in the config ({key})")
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise PodiumError(f"Config key {key} must be {tp.__name__}, got {value!r} ({type(value).__name__}).")
+    return float(value) if tp is float else value
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain nested dict (tuples as lists), ready for YAML, JSON or a checkpoint."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and value; the value is read as YAML unless the field is a string."""
+    if "=" not in item:
+        raise PodiumError(f"Override {item!r} must look like section.key=value (e.g. train.epochs=5).")
+    key, value = item.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) != 2 or not all(path):
+        raise PodiumError(f"Override key {key!r} must be section.key, e.g. train.epochs.")
+    return path, value
+
+
+def _field_type(path: list[str]) -> Any:
+    cls: Any = PodiumConfig
+    for part in path:
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            names = list(hints)
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f" Did you mean {close[0]}?" if close else f" Valid keys: {', '.join(names)}."
+            raise PodiumError(f"Unknown config key {'.'.join(path)}.{hint}")
+        cls = hints[part]
+    return cls
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PodiumConfig:
+    """Read a YAML config (optional), apply ``section.key=value`` overrides and return the frozen tree."""
+    raw: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise PodiumError(f"Config file {p} does not exist.")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise PodiumError(f"Config file {p} is not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise PodiumError(f"Config file {p} must hold a mapping of sections (data:, model:, train: ...).")
+    return merge(from_dict(raw), overrides)
+
+
+def merge(cfg: PodiumConfig, overrides: list[str] | tuple[str, ...]) -> PodiumConfig:
+    """Apply dotted overrides to a config, returning a new frozen config."""
+    raw = to_dict(cfg)
+    for item in overrides:
+        path, text = parse_override(item)
+        tp = _field_type(path)
+        if tp is str:
+            value: Any = text
+        else:
+            try:
+                value = yaml.safe_load(text) if text.strip() else ""
+            except yaml.YAMLError:
+                value = text
+        raw[path[0]][path[1]] = value
+    return from_dict(raw)
+
+
+def dump_yaml(cfg: PodiumConfig) -> str:
+    """The config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def config_hash(cfg: PodiumConfig) -> str:
+    """A short, stable hash of the settings that change the result (the run's name and root excluded)."""
+    d = to_dict(cfg)
+    d.pop("run", None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def help_text() -> str:
+    """Every option group and key with its default and help text, for ``podium train --help``."""
+    lines = []
+    hints = typing.get_type_hints(PodiumConfig)
+    for group in fields(PodiumConfig):
+        cls = hints[group.name]
+        lines.append(f"{group.name}: {(cls.__doc__ or '').strip()}")
+        for f in fields(cls):
+            default = f.default
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else repr(default)
+            lines.append(f"  {group.name}.{f.name}={shown}  {f.metadata.get('help', '')}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Data: reading images, ingesting competition folders, folds, transforms and datasets."""

@@ -1,0 +1,47 @@
+"""The torch Dataset: image -> uint8 CHW tensor, target, row index (so predictions are keyed by row)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from podium.data.images import read_image
+
+
+class ImageDataset(Dataset):
+    """Images at ``paths`` with optional ``targets``, passed through ``transform`` (an albumentations Compose)."""
+
+    def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable) -> None:
+        self.paths = list(paths)
+        self.targets = targets
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        img = self.transform(image=read_image(self.paths[i]))["image"]
+        x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        y = torch.as_tensor(self.targets[i]) if self.targets is not None else torch.tensor(-1)
+        return x, y, i
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffling sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the permutation of ``epoch``."""
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n

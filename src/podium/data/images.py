@@ -1,0 +1,79 @@
+"""Reading images the same way in training and inference: EXIF-rotated, 8-bit, 3-channel RGB."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# cv2 uses its own threads per call; the loader's workers already parallelise across images.
+cv2.setNumThreads(0)
+
+
+class UnreadableImage(ValueError):
+    """An image file that cannot be decoded; the message says why."""
+
+
+def is_image(path: str | os.PathLike[str]) -> bool:
+    """Whether the file name has an image extension."""
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode ``path`` into an HxWx3 uint8 RGB array.
+
+    OpenCV decodes fast and applies EXIF orientation; its IMREAD_COLOR flag turns grayscale, palette, RGBA, CMYK and
+    16-bit images into 8-bit colour. Pillow is the fallback for what OpenCV cannot open.
+    """
+    data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode also handles non-ASCII paths
+    if data.size == 0:
+        raise UnreadableImage("empty file (0 bytes)")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if img is not None:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8))
+            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as e:  # noqa: BLE001 - any decoder failure means the file is unreadable
+        raise UnreadableImage(f"cannot be decoded as an image ({type(e).__name__}: {e})") from None
+
+
+def check_image(path: str | os.PathLike[str]) -> str | None:
+    """Return why ``path`` is not a usable image, or None when it is."""
+    p = Path(path)
+    if not p.is_file():
+        return "file not found"
+    try:
+        img = read_image(p)
+    except UnreadableImage as e:
+        return str(e)
+    if img.shape[0] < 2 or img.shape[1] < 2:
+        return f"image is only {img.shape[1]}x{img.shape[0]} pixels"
+    if p.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(p):
+        return "truncated JPEG (no end-of-image marker)"
+    return None
+
+
+def _jpeg_complete(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - 1024))
+        tail = f.read().rstrip(b"\x00")
+    return tail.endswith(b"\xff\xd9")
+
+
+def check_images(paths: list[str], workers: int | None = None) -> dict[str, str]:
+    """Decode every image once, in parallel; return ``{path: reason}`` for the unusable ones."""
+    workers = workers or min(8, (os.cpu_count() or 1) + 1)
+    with ThreadPoolExecutor(workers) as pool:  # cv2 and file reads release the GIL
+        reasons = list(pool.map(check_image, paths, chunksize=32))
+    return {p: r for p, r in zip(paths, reasons) if r is not None}

@@ -1,0 +1,345 @@
+"""Ingest a competition folder into one ``Competition``: training images with targets, test images, submission format.
+
+Layouts (a CSV of ids and labels, or a folder per class) are registered readers that produce ids, image paths and raw
+labels; everything after that (classes, task, targets, test set, sample submission) is shared.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from podium.config import DataConfig
+from podium.data.images import check_images, is_image
+from podium.errors import PodiumError, list_some
+from podium.registry import Registry
+from podium.submission import SubmissionFormat, infer_format
+from podium.tasks import TASKS, Task, get_task
+
+ID_CANDIDATES = ("image_id", "image", "id", "id_code", "image_name", "filename", "file_name", "file", "name", "img")
+TRAIN_DIRS = ("train_images", "images", "train", "train_imgs", ".")
+TEST_DIRS = ("test_images", "test", "images", "test_imgs", ".")
+SPLIT_DIRS = ("train", "val", "valid", "validation")
+
+
+@dataclass(frozen=True)
+class RawLabels:
+    """What a layout read: one list of label strings per row, or a 0/1 matrix with its column names."""
+
+    lists: list[list[str]] | None = None
+    onehot: np.ndarray | None = None
+    columns: tuple[str, ...] = ()
+    multi: bool = False  # whether the source could hold several labels per row
+
+
+@dataclass(frozen=True)
+class Competition:
+    """Everything training and prediction need to know about a data folder."""
+
+    root: Path
+    layout: str
+    task: Task
+    classes: tuple[str, ...]
+    train: pd.DataFrame  # columns: id, path
+    targets: np.ndarray  # (N,) class indices, or (N, C) 0/1 for multilabel
+    test: pd.DataFrame | None  # columns: id, path
+    submission: SubmissionFormat | None
+    sample_path: Path | None = None
+
+    def label_strings(self) -> list[str]:
+        """Human-readable label of each training row (space-joined for multilabel)."""
+        if self.task.multilabel:
+            return [" ".join(c for c, on in zip(self.classes, row) if on) for row in self.targets]
+        return [self.classes[i] for i in self.targets]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A registered dataset layout: ``detect(root, cfg)`` says whether it applies, ``read`` reads it."""
+
+    detect: Callable[[Path, DataConfig], bool]
+    read: Callable[[Path, DataConfig], tuple[pd.DataFrame, RawLabels]]
+
+
+LAYOUTS: Registry[Layout] = Registry("layout")
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV as strings (empty cells stay empty strings) or explain why it cannot be read."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as e:  # noqa: BLE001 - pandas raises many kinds for a malformed file
+        raise PodiumError(f"Cannot read {path}: {e}. Check that it is a comma-separated file with a header.") from None
+    if df.empty:
+        raise PodiumError(f"{path} has no rows.")
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
+def guess_id_col(df: pd.DataFrame, configured: str, name: str) -> str:
+    """The configured id column, else the first column named like an id, else the first column."""
+    if configured:
+        if configured not in df.columns:
+            raise PodiumError(f"{name} has no column {configured!r} (data.id_col); its columns: {list(df.columns)}.")
+        return configured
+    lower = {c.lower(): c for c in df.columns}
+    return next((lower[c] for c in ID_CANDIDATES if c in lower), df.columns[0])
+
+
+def _natural_sorted(labels: set[str]) -> list[str]:
+    if all(s.lstrip("-").isdigit() for s in labels):
+        return sorted(labels, key=int)
+    return sorted(labels)
+
+
+def _list_files(folder: Path) -> dict[str, str]:
+    """File name -> path, and file stem -> path for images, of the files directly in ``folder``."""
+    index: dict[str, str] = {}
+    stems: dict[str, str] = {}
+    with os.scandir(folder) as it:
+        for e in it:
+            if e.is_file():
+                index[e.name] = e.path
+                if is_image(e.name):
+                    stems.setdefault(os.path.splitext(e.name)[0], e.path)
+    return {**stems, **index}
+
+
+def resolve_images(root: Path, ids: list[str], configured: str, candidates: tuple[str, ...], what: str
+                   ) -> list[str]:
+    """Find each id's image file (with or without extension) in the best candidate folder."""
+    folders = [root / configured] if configured else [root / c for c in candidates if (root / c).is_dir()]
+    if configured and not folders[0].is_dir():
+        raise PodiumError(f"Image folder {folders[0]} does not exist; fix data.image_dir/data.test_dir.")
+    best: tuple[int, list[str | None], Path | None] = (-1, [], None)
+    for folder in folders:
+        index = _list_files(folder)
+        paths = [index.get(i) or (str(folder / i) if "/" in i and (folder / i).is_file() else None) for i in ids]
+        found = sum(p is not None for p in paths)
+        if found > best[0]:
+            best = (found, paths, folder)
+        if found == len(ids):
+            break
+    found, paths, folder = best
+    missing = [i for i, p in zip(ids, paths) if p is None]
+    if missing or folder is None:
+        where = folder.relative_to(root) if folder is not None else "any of " + ", ".join(candidates)
+        raise PodiumError(
+            f"{len(missing or ids)} {what} have no image file in {where} (looked for the id and the id plus an "
+            f"image extension): {list_some(missing or ids)}. Put the images there or set the folder in the config."
+        )
+    return [str(p) for p in paths]
+
+
+def _check_ids(ids: list[str], name: str) -> None:
+    s = pd.Series(ids)
+    empty = s.index[s == ""].tolist()
+    if empty:
+        raise PodiumError(f"{name} has empty ids in rows {list_some([i + 2 for i in empty])}; fill or delete them.")
+    dup = s[s.duplicated(keep=False)]
+    if len(dup):
+        rows = [f"{v} (rows {', '.join(str(i + 2) for i in g.index)})" for v, g in dup.groupby(dup, sort=False)]
+        raise PodiumError(f"{name} has duplicate ids: {list_some(rows, 5)}. Each image must appear once.")
+
+
+# ------------------------------------------------------------------------------------------------------ layouts
+
+
+def _csv_detect(root: Path, cfg: DataConfig) -> bool:
+    return (root / cfg.train_csv).is_file()
+
+
+_ZERO_ONE = {"0", "1", "0.0", "1.0"}
+
+
+def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
+    path = root / cfg.train_csv
+    name = cfg.train_csv
+    df = read_csv(path)
+    id_col = guess_id_col(df, cfg.id_col, name)
+    for col in (*cfg.label_cols, *cfg.ignore_cols):
+        if col not in df.columns:
+            raise PodiumError(f"{name} has no column {col!r} (data.label_cols/ignore_cols); "
+                              f"its columns: {list(df.columns)}.")
+    label_cols = list(cfg.label_cols) or [c for c in df.columns if c != id_col and c not in cfg.ignore_cols]
+    if not label_cols:
+        raise PodiumError(f"{name} has only the id column {id_col!r}; add a label column.")
+    ids = df[id_col].str.strip().tolist()
+    _check_ids(ids, name)
+    if len(label_cols) == 1:
+        col = df[label_cols[0]].str.strip()
+        empty = col.index[col == ""].tolist()
+        if empty:
+            raise PodiumError(f"{name} has empty labels in column {label_cols[0]!r}, rows "
+                              f"{list_some([i + 2 for i in empty])}; fill them or remove those rows.")
+        sep = cfg.label_sep
+        lists = [v.split(sep) if sep.strip() else v.split() for v in col]
+        lists = [[t.strip() for t in labels if t.strip()] for labels in lists]
+        multi = any(len(labels) > 1 for labels in lists)
+        return pd.DataFrame({"id": ids}), RawLabels(lists=lists, multi=multi)
+    bad = [c for c in label_cols if not set(df[c].str.strip()) <= _ZERO_ONE]
+    if bad:
+        example = df[bad[0]][~df[bad[0]].str.strip().isin(_ZERO_ONE)]
+        raise PodiumError(
+            f"{name} has columns {list_some(label_cols)} besides the id {id_col!r}. podium reads one label column or "
+            f"one 0/1 column per class, but {list_some(bad)} hold other values (row {example.index[0] + 2}: "
+            f"{example.iloc[0]!r}). Set data.label_cols=... and data.ignore_cols=... to say which columns are labels."
+        )
+    onehot = np.stack([df[c].str.strip().astype(float).to_numpy() for c in label_cols], axis=1).astype(np.int64)
+    return pd.DataFrame({"id": ids}), RawLabels(onehot=onehot, columns=tuple(label_cols), multi=True)
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` that hold images (anywhere below them)."""
+    if not folder.is_dir():
+        return []
+    out = []
+    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if any(is_image(f) for _, _, files in os.walk(d) for f in files):
+            out.append(d)
+    return out
+
+
+def _folder_splits(root: Path) -> list[Path]:
+    splits = [root / s for s in SPLIT_DIRS if _class_dirs(root / s)]
+    if splits:
+        return splits
+    if len([d for d in _class_dirs(root) if d.name not in TEST_DIRS]) >= 2:
+        return [root]
+    return []
+
+
+def _folders_detect(root: Path, cfg: DataConfig) -> bool:
+    return bool(_folder_splits(root))
+
+
+def _folders_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
+    ids, paths, lists = [], [], []
+    for split in _folder_splits(root):
+        for d in _class_dirs(split):
+            if split == root and d.name in TEST_DIRS:
+                continue
+            for dirpath, _, files in sorted(os.walk(d)):
+                for f in sorted(files):
+                    if is_image(f):
+                        p = Path(dirpath) / f
+                        ids.append(p.relative_to(root).as_posix())
+                        paths.append(str(p))
+                        lists.append([d.name])
+    if not ids:
+        raise PodiumError(f"{root} has no images in class folders.")
+    return pd.DataFrame({"id": ids, "path": paths}), RawLabels(lists=lists)
+
+
+LAYOUTS.register("csv")(Layout(_csv_detect, _csv_read))
+LAYOUTS.register("folders")(Layout(_folders_detect, _folders_read))
+
+
+# ------------------------------------------------------------------------------------------------------ assembly
+
+
+def _targets(raw: RawLabels, task_name: str) -> tuple[Task, tuple[str, ...], np.ndarray]:
+    """Classes, task and target array from raw labels, honouring a task set in the config."""
+    if raw.onehot is not None:
+        classes = raw.columns
+        single = bool((raw.onehot.sum(axis=1) == 1).all())
+        if single and task_name != "multilabel":
+            lists = [[classes[i]] for i in raw.onehot.argmax(axis=1)]
+            return _single(lists, task_name, classes)
+        return _multi(raw.onehot, classes, task_name)
+    assert raw.lists is not None
+    if raw.multi or task_name == "multilabel":
+        classes = tuple(_natural_sorted({t for labels in raw.lists for t in labels}))
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.zeros((len(raw.lists), len(classes)), dtype=np.int64)
+        for r, labels in enumerate(raw.lists):
+            y[r, [index[t] for t in labels]] = 1
+        return _multi(y, classes, task_name)
+    return _single(raw.lists, task_name, None)
+
+
+def _single(lists: list[list[str]], task_name: str, order: tuple[str, ...] | None
+            ) -> tuple[Task, tuple[str, ...], np.ndarray]:
+    labels = [labels[0] for labels in lists]
+    classes = order or tuple(_natural_sorted(set(labels)))
+    if len(set(labels)) < 2:
+        raise PodiumError(f"The training labels hold a single class ({labels[0]!r}); at least two are needed.")
+    guessed = "binary" if len(classes) == 2 else "multiclass"
+    name = guessed if task_name == "auto" else task_name
+    if name == "binary" and len(classes) != 2:
+        raise PodiumError(f"data.task=binary but there are {len(classes)} classes: {list_some(list(classes))}.")
+    index = {c: i for i, c in enumerate(classes)}
+    return get_task(name), classes, np.array([index[v] for v in labels], dtype=np.int64)
+
+
+def _multi(y: np.ndarray, classes: tuple[str, ...], task_name: str) -> tuple[Task, tuple[str, ...], np.ndarray]:
+    if task_name not in ("auto", "multilabel"):
+        rows = np.flatnonzero(y.sum(axis=1) != 1)
+        raise PodiumError(f"data.task={task_name} needs one label per row, but rows {list_some(list(rows + 2))} "
+                          "have several or none.")
+    return get_task("multilabel"), classes, y
+
+
+def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.DataFrame | None, Path | None]:
+    """The test table (id, path) and the raw sample submission, from the sample, test.csv or a test folder."""
+    sample_path = root / cfg.sample_submission
+    sample = read_csv(sample_path) if sample_path.is_file() else None
+    listing = sample if sample is not None else (read_csv(root / cfg.test_csv) if (root / cfg.test_csv).is_file()
+                                                  else None)
+    if listing is not None:
+        name = cfg.sample_submission if sample is not None else cfg.test_csv
+        id_col = cfg.id_col if cfg.id_col in listing.columns else listing.columns[0]
+        ids = listing[id_col].str.strip().tolist()
+        _check_ids(ids, name)
+        paths = resolve_images(root, ids, cfg.test_dir, TEST_DIRS, f"ids of {name}")
+        return pd.DataFrame({"id": ids, "path": paths}), sample, (sample_path if sample is not None else None)
+    for d in ([root / cfg.test_dir] if cfg.test_dir else [root / t for t in TEST_DIRS[:2]]):
+        if d.is_dir():
+            files = sorted(f for f in os.listdir(d) if is_image(f) and (d / f).is_file())
+            if files:
+                return pd.DataFrame({"id": files, "path": [str(d / f) for f in files]}), None, None
+    return None, None, None
+
+
+def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> Competition:
+    """Read a competition folder: detect the layout and task, resolve every image, check them, read the test set."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise PodiumError(f"Data folder {root} does not exist.")
+    if cfg.task != "auto" and cfg.task not in TASKS:
+        TASKS.get(cfg.task)  # raises with the list of tasks
+    if cfg.layout == "auto":
+        names = [n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)]
+        if not names:
+            raise PodiumError(
+                f"{root} has neither {cfg.train_csv} nor class folders (train/<class>/*.jpg or <class>/*.jpg). "
+                "Point podium at the competition folder, or set data.layout and data.train_csv."
+            )
+        layout_name = names[0]
+    else:
+        layout_name = cfg.layout
+    train, raw = LAYOUTS.get(layout_name).read(root, cfg)
+    task, classes, targets = _targets(raw, cfg.task)
+    if "path" not in train.columns:
+        train["path"] = resolve_images(root, train["id"].tolist(), cfg.image_dir, TRAIN_DIRS, f"ids of {cfg.train_csv}")
+    test, sample, sample_path = _read_test(root, cfg)
+    fmt = None
+    if sample is not None:
+        id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
+        fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
+    if check:
+        paths = train["path"].tolist() + ([] if test is None else test["path"].tolist())
+        bad = check_images(paths)
+        if bad:
+            shown = [f"{os.path.relpath(p, root)} ({why})" for p, why in bad.items()]
+            raise PodiumError(f"{len(bad)} image(s) cannot be used: {list_some(shown)}. Replace or remove them "
+                              "(and their CSV rows).")
+    return Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt, sample_path)

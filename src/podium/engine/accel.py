@@ -1,0 +1,78 @@
+"""Devices, precision and data loaders, through Accelerate so ``accelerate launch podium train`` works unchanged."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from torch.utils.data import DataLoader, Dataset
+
+from podium.config import TrainConfig
+from podium.data.dataset import EpochShuffleSampler
+from podium.errors import PodiumError
+
+
+def resolve_device(name: str) -> str:
+    """The concrete device type for ``auto``, ``cpu``, ``cuda`` or ``mps``, checking that it exists."""
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if name == "auto":
+        return "cuda" if available["cuda"] else ("mps" if available["mps"] else "cpu")
+    if name not in available:
+        raise PodiumError(f"Unknown device {name!r}; choose from auto, cpu, cuda, mps.")
+    if not available[name]:
+        raise PodiumError(f"train.device={name} but no {name.upper()} device is available here; use train.device=auto.")
+    return name
+
+
+def resolve_precision(name: str, device: str) -> str:
+    """Accelerate's mixed_precision value: auto picks bf16 (or fp16 on older GPUs) on CUDA and fp32 elsewhere."""
+    if name == "auto":
+        if device == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "no"
+    if name not in ("no", "bf16", "fp16"):
+        raise PodiumError(f"Unknown train.precision {name!r}; choose from auto, no, bf16, fp16.")
+    if name == "fp16" and device == "cpu":
+        raise PodiumError("train.precision=fp16 needs a GPU; on CPU use bf16 or no.")
+    return name
+
+
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
+    """An Accelerator for this config (device, precision, gradient accumulation)."""
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    # Accelerate keeps process-wide state; a library that trains several runs in one process must start it afresh.
+    if "LOCAL_RANK" not in os.environ and "RANK" not in os.environ:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+    return Accelerator(cpu=device == "cpu", mixed_precision=resolve_precision(cfg.precision, device),
+                       gradient_accumulation_steps=cfg.accum_steps)
+
+
+def num_workers(requested: int, device: str) -> int:
+    """Loader workers: the configured count, or one per spare core (up to 8) on GPUs and 1 on CPU-only machines.
+
+    On a CPU-only machine the model's own threads need the cores; one worker decodes ahead of the step.
+    """
+    if requested >= 0:
+        return requested
+    cores = os.cpu_count() or 1
+    return max(1, min(8, cores - 1)) if device == "cuda" else min(1, cores - 1)
+
+
+def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, shuffle_seed: int | None = None
+                ) -> DataLoader:
+    """A DataLoader: seeded per-epoch shuffling and no ragged last batch for training, fixed order otherwise."""
+    train = shuffle_seed is not None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=EpochShuffleSampler(len(dataset), shuffle_seed) if train else None,
+        num_workers=workers,
+        pin_memory=device == "cuda",
+        persistent_workers=workers > 0,
+        drop_last=train and len(dataset) > batch_size,  # a batch of one breaks BatchNorm
+    )

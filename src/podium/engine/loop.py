@@ -1,0 +1,120 @@
+"""The loop as plain functions: ``train_one_epoch`` and ``predict_logits`` (the one prediction path for validation,
+OOF and test inference), and ``evaluate`` on top of it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.utils.data import DataLoader
+
+from podium.metrics import score
+from podium.models.preprocessing import Preprocessing
+from podium.predict.tta import check_views
+from podium.tasks import Task
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """A rich progress bar with loss and throughput fields (shown on terminals only; logs get one line per epoch)."""
+    console = Console()
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"),
+        disable=not (enabled and console.is_terminal), transient=True, console=console,
+    )
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    accelerator: Accelerator,
+    prep: Preprocessing,
+    ema: torch.nn.Module | None = None,
+    clip_grad: float = 0.0,
+    channels_last: bool = True,
+    description: str = "train",
+) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean loss, images per second and the last learning rate."""
+    model.train()
+    total_loss, seen, t0 = 0.0, 0, time.perf_counter()
+    with progress_bar(accelerator.is_main_process) as bar:
+        task = bar.add_task(description, total=len(loader), loss=0.0, ips=0.0)
+        for x, y, _ in loader:
+            x = prep.normalize(x, channels_last)
+            with accelerator.accumulate(model):
+                loss = loss_fn(model(x), y)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and clip_grad > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), clip_grad)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if accelerator.sync_gradients:
+                    scheduler.step()  # the schedule counts optimiser updates, not micro-batches
+                    if ema is not None:  # the update count drives timm's EMA warmup (short runs need it)
+                        ema.update(accelerator.unwrap_model(model), step=scheduler.last_epoch)
+            total_loss += loss.item() * len(x)
+            seen += len(x)
+            ips = seen * accelerator.num_processes / (time.perf_counter() - t0)
+            bar.update(task, advance=1, loss=total_loss / seen, ips=ips)
+    elapsed = time.perf_counter() - t0
+    return {"train_loss": total_loss / max(seen, 1), "images_per_s": seen * accelerator.num_processes / elapsed,
+            "lr": optimizer.param_groups[0]["lr"], "train_s": elapsed}
+
+
+@torch.inference_mode()
+def predict_logits(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    prep: Preprocessing,
+    accelerator: Accelerator,
+    views: Sequence[str] = ("identity",),
+    channels_last: bool = True,
+) -> np.ndarray:
+    """Logits (N, C) in dataset order, averaged over the TTA ``views``.
+
+    The views of a batch go through the model together as one larger batch, so TTA costs one loader pass; rows come
+    back keyed by their dataset index, which keeps the order right under several processes too.
+    """
+    fns = check_views(views)
+    model.eval()
+    out: np.ndarray | None = None
+    for x, _, idx in loader:
+        x = prep.normalize(x, channels_last)
+        batch = torch.cat([f(x) for f in fns]) if len(fns) > 1 else fns[0](x)
+        with accelerator.autocast():
+            logits = model(batch).float()
+        logits = logits.view(len(fns), len(x), -1).mean(0)
+        logits, idx = accelerator.gather_for_metrics((logits, idx))
+        if out is None:
+            out = np.zeros((len(loader.dataset), logits.shape[1]), dtype=np.float32)
+        out[idx.cpu().numpy()] = logits.cpu().numpy()
+    assert out is not None, "empty loader"
+    return out
+
+
+def evaluate(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    prep: Preprocessing,
+    accelerator: Accelerator,
+    task: Task,
+    targets: np.ndarray,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    views: Sequence[str] = ("identity",),
+    threshold: float = 0.5,
+    channels_last: bool = True,
+) -> tuple[dict[str, float], np.ndarray]:
+    """Task metrics plus ``val_loss`` on ``loader``, and the probabilities they were computed from."""
+    logits = predict_logits(model, loader, prep, accelerator, views, channels_last)
+    probs = task.probabilities(logits)
+    metrics = score(task, targets, probs, threshold)
+    metrics["val_loss"] = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(targets)).item())
+    return metrics, probs

@@ -1,0 +1,18 @@
+"""User-facing errors.
+
+A ``PodiumError`` is a mistake in the user's input (a config key, a data folder, a run folder). The CLI prints its
+message on one line and exits with status 2; everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class PodiumError(Exception):
+    """An error in the user's input, with a message that names the file or row and says how to fix it."""
+
+
+def list_some(items: list[str] | tuple[str, ...], limit: int = 10) -> str:
+    """Join the first ``limit`` items for a message, saying how many were left out."""
+    items = [str(i) for i in items]
+    shown = ", ".join(items[:limit])
+    return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")

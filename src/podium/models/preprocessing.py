@@ -1,0 +1,59 @@
+"""Preprocessing owned by the model: input size, resize method, interpolation, mean and std.
+
+It is resolved from the model's ``pretrained_cfg`` (never hard-coded), saved in every checkpoint, and applied on the
+device to whole uint8 batches, so training, validation and test inference normalise identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from timm.data import resolve_model_data_config
+
+from podium.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How raw images become model inputs."""
+
+    size: int
+    resize: str
+    interpolation: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for a checkpoint."""
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
+        """Inverse of ``to_dict``."""
+        return cls(int(d["size"]), str(d["resize"]), str(d["interpolation"]), tuple(d["mean"]), tuple(d["std"]))
+
+    def normalize(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+        """uint8 NCHW batch on any device -> normalised float32 batch on the same device."""
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1) * 255.0
+        inv_std = 1.0 / (torch.tensor(self.std, device=x.device).view(1, 3, 1, 1) * 255.0)
+        x = x.float()
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x - mean) * inv_std
+
+
+def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig) -> Preprocessing:
+    """Resolve preprocessing from the model's pretrained_cfg, with the config's size and resize method on top."""
+    data_cfg = resolve_model_data_config(model)
+    size = cfg.img_size or int(data_cfg["input_size"][-1])
+    return Preprocessing(
+        size=size,
+        resize=cfg.resize,
+        interpolation=str(data_cfg.get("interpolation", "bilinear")),
+        mean=tuple(float(v) for v in data_cfg["mean"]),
+        std=tuple(float(v) for v in data_cfg["std"]),
+    )

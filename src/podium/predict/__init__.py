@@ -1,0 +1,1 @@
+"""Prediction: TTA views, fold ensembles from checkpoints, and the prediction commands."""

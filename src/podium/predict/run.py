@@ -1,0 +1,70 @@
+"""``predict_run``: predictions of a trained run folder on its competition's test set or on any image folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from podium.config import TrainConfig
+from podium.data.images import check_images, is_image
+from podium.data.ingest import load_competition
+from podium.engine.accel import make_accelerator
+from podium.errors import PodiumError, list_some
+from podium.io import write_csv, write_with
+from podium.predict.inference import fold_checkpoints, predict_checkpoints, probability_table, write_test_outputs
+from podium.predict.tta import check_views
+from podium.runs.folder import read_run_info, run_config
+
+
+def list_images(folder: Path) -> tuple[list[str], list[str]]:
+    """Ids (paths relative to ``folder``) and paths of every image below ``folder``, in sorted order."""
+    if not folder.is_dir():
+        raise PodiumError(f"Image folder {folder} does not exist.")
+    paths = sorted(Path(d) / f for d, _, files in os.walk(folder) for f in files if is_image(f))
+    if not paths:
+        raise PodiumError(f"{folder} holds no images ({', '.join(('.jpg', '.png', '...'))}).")
+    return [p.relative_to(folder).as_posix() for p in paths], [str(p) for p in paths]
+
+
+def predict_run(run_dir: str | Path, images: str | Path | None = None, out: str | Path | None = None,
+                tta: tuple[str, ...] | None = None, device: str = "auto") -> Path:
+    """Predict with every fold of ``run_dir`` (TTA, fold average).
+
+    Without ``images``: the competition's test set -> ``test_predictions.csv`` and a validated ``submission.csv``.
+    With ``images``: every image below that folder -> a CSV of ids, labels and class probabilities.
+    """
+    run_dir = Path(run_dir).expanduser().resolve()
+    info, cfg = read_run_info(run_dir), run_config(run_dir)
+    checkpoints = fold_checkpoints(run_dir)
+    if tta:
+        check_views(tta)
+    accelerator = make_accelerator(TrainConfig(device=device, precision=cfg.train.precision,
+                                               threads=cfg.train.threads))
+    if images is not None:
+        folder = Path(images).expanduser().resolve()
+        ids, paths = list_images(folder)
+        bad = check_images(paths)
+        if bad:
+            raise PodiumError(f"{len(bad)} image(s) cannot be read: "
+                              f"{list_some([f'{os.path.relpath(p, folder)} ({w})' for p, w in bad.items()])}.")
+        pred = predict_checkpoints(checkpoints, ids, paths, accelerator, tta)
+        target = Path(out) if out else run_dir / f"predictions-{folder.name}.csv"
+        if accelerator.is_main_process:
+            write_csv(target, probability_table(pred))
+        return target
+    data_dir = Path(info["data_dir"])
+    if not data_dir.is_dir():
+        raise PodiumError(f"The run's data folder {data_dir} is gone; pass --images DIR to predict other images.")
+    comp = load_competition(data_dir, cfg.data, check=False)
+    if comp.test is None:
+        raise PodiumError(f"{data_dir} has no test images (sample_submission.csv, test.csv or a test folder); "
+                          "pass --images DIR to predict a folder of images.")
+    pred = predict_checkpoints(checkpoints, comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator, tta)
+    if not accelerator.is_main_process:
+        return run_dir / "submission.csv"
+    sub = write_test_outputs(run_dir, pred, comp.submission)
+    if out:
+        write_with(out, lambda tmp: shutil.copyfile(sub, tmp))
+        return Path(out)
+    return sub
