@@ -1,0 +1,148 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+import datagen
+from podium.config import DataConfig
+from podium.data.ingest import load_competition
+from podium.errors import PodiumError
+
+
+def test_csv_single_label(single_dir: Path) -> None:
+    comp = load_competition(single_dir, DataConfig())
+    assert comp.layout == "csv" and comp.task.name == "multiclass"
+    assert comp.classes == ("cat", "dog", "fox") and comp.targets.tolist()[:4] == [0, 1, 2, 0]
+    assert all(Path(p).is_file() for p in comp.train["path"])
+    assert comp.test is not None and len(comp.test) == 12 and comp.submission is not None
+    assert comp.submission.kind == "label" and comp.submission.id_col == "image_id"
+
+
+def test_ids_with_extension_and_binary_ints(tmp_path: Path) -> None:
+    root = datagen.csv_single(tmp_path / "b", classes=("0", "1"), ids_with_ext=True, ext=".jpg")
+    comp = load_competition(root, DataConfig())
+    assert comp.task.name == "binary" and comp.classes == ("0", "1")
+    assert comp.train["id"].iloc[0].endswith(".jpg")
+
+
+def test_binary_numeric_sample_means_probabilities(tmp_path: Path) -> None:
+    root = datagen.csv_single(tmp_path / "b", classes=("0", "1"))
+    sample = pd.read_csv(root / "sample_submission.csv")
+    sample["label"] = 0.5
+    sample.to_csv(root / "sample_submission.csv", index=False)
+    assert load_competition(root, DataConfig()).submission.kind == "prob"
+
+
+def test_space_separated_multilabel(multilabel_dir: Path) -> None:
+    comp = load_competition(multilabel_dir, DataConfig())
+    assert comp.task.name == "multilabel" and comp.classes == ("healthy", "rust", "scab", "spot")
+    assert comp.targets.shape == (48, 4) and (comp.targets.sum(1) >= 1).all() and (comp.targets.sum(1) == 2).any()
+    assert comp.submission.kind == "labels"
+
+
+def test_one_column_per_class(onehot_dir: Path) -> None:
+    comp = load_competition(onehot_dir, DataConfig())
+    assert comp.task.name == "multilabel" and comp.submission.kind == "probs"
+    assert comp.submission.columns == ("image_id", "healthy", "rust", "scab", "spot")
+
+
+def test_one_hot_columns_with_one_label_per_row_are_multiclass(tmp_path: Path) -> None:
+    root = datagen.csv_single(tmp_path / "oh")
+    df = pd.read_csv(root / "train.csv")
+    onehot = pd.get_dummies(df["label"]).astype(int)
+    pd.concat([df[["image_id"]], onehot], axis=1).to_csv(root / "train.csv", index=False)
+    comp = load_competition(root, DataConfig())
+    assert comp.task.name == "multiclass" and comp.classes == ("cat", "dog", "fox")
+    assert comp.targets.tolist()[:3] == [0, 1, 2]
+
+
+def test_folder_per_class_with_test_folder(folders_dir: Path) -> None:
+    comp = load_competition(folders_dir, DataConfig())
+    assert comp.layout == "folders" and comp.classes == ("early", "healthy", "late")
+    assert len(comp.train) == 36 and comp.train["id"].iloc[0].startswith("train/early/")
+    assert comp.test is not None and len(comp.test) == 5 and comp.submission is None
+
+
+def test_split_folders_are_pooled(tmp_path: Path) -> None:
+    root = datagen.folders(tmp_path / "s", per_class=4, classes=("0", "1", "2"), splits=("train", "val"))
+    comp = load_competition(root, DataConfig())
+    assert len(comp.train) == 24 and comp.classes == ("0", "1", "2") and comp.test is None
+    ordinal = load_competition(root, DataConfig(task="ordinal"))
+    assert ordinal.task.name == "ordinal"
+
+
+def test_class_folders_at_the_root(tmp_path: Path) -> None:
+    root = tmp_path / "r"
+    rng = np.random.default_rng(0)
+    for k, c in enumerate(["a", "b"]):
+        for i in range(3):
+            datagen.write_image(root / c / f"{i}.png", datagen.class_image(k, rng))
+    comp = load_competition(root, DataConfig())
+    assert comp.layout == "folders" and len(comp.train) == 6
+
+
+def test_configured_columns_and_dirs(tmp_path: Path) -> None:
+    root = datagen.csv_single(tmp_path / "c")
+    df = pd.read_csv(root / "train.csv")
+    df["source"] = "web"
+    df.rename(columns={"image_id": "name", "label": "y"}).to_csv(root / "labels.csv", index=False)
+    (root / "train_images").rename(root / "pics")
+    cfg = DataConfig(train_csv="labels.csv", id_col="name", label_cols=("y",), image_dir="pics")
+    comp = load_competition(root, cfg)
+    assert comp.classes == ("cat", "dog", "fox") and len(comp.train) == 48
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda df: df.assign(label=df["label"].where(df.index != 3, "")), "empty labels in column 'label', rows 5"),
+        (lambda df: pd.concat([df, df.iloc[[0]]]), "duplicate ids: img000 \\(rows 2, 50\\)"),
+        (lambda df: df.assign(extra=df["label"]), "hold other values"),
+        (lambda df: df.assign(image_id=df["image_id"].where(df.index != 1, "ghost")), "no image file.*ghost"),
+        (lambda df: df.assign(label="cat"), "single class"),
+    ],
+)
+def test_bad_training_csv(single_dir: Path, mutate, message: str) -> None:
+    df = pd.read_csv(single_dir / "train.csv", dtype=str, keep_default_na=False)
+    mutate(df).to_csv(single_dir / "train.csv", index=False)
+    with pytest.raises(PodiumError, match=message):
+        load_competition(single_dir, DataConfig())
+
+
+def test_undecodable_images_are_listed_together(single_dir: Path) -> None:
+    (single_dir / "train_images" / "img004.png").write_bytes(b"")
+    (single_dir / "train_images" / "img007.png").write_text("not an image")
+    with pytest.raises(PodiumError, match="2 image\\(s\\) cannot be used.*img004.png \\(empty file.*img007.png"):
+        load_competition(single_dir, DataConfig())
+
+
+def test_grayscale_and_rgba_images_become_rgb(tmp_path: Path) -> None:
+    from podium.data.images import read_image
+
+    gray = tmp_path / "g.png"
+    cv2.imwrite(str(gray), np.full((8, 9), 100, np.uint8))
+    rgba = tmp_path / "a.png"
+    cv2.imwrite(str(rgba), np.full((8, 9, 4), 50, np.uint8))
+    deep = tmp_path / "d.png"
+    cv2.imwrite(str(deep), np.full((8, 9), 40000, np.uint16))
+    for p in (gray, rgba, deep):
+        img = read_image(p)
+        assert img.shape == (8, 9, 3) and img.dtype == np.uint8
+
+
+def test_missing_folder_and_unknown_layout(tmp_path: Path) -> None:
+    with pytest.raises(PodiumError, match="does not exist"):
+        load_competition(tmp_path / "nope", DataConfig())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PodiumError, match="neither train.csv nor class folders"):
+        load_competition(tmp_path / "empty", DataConfig())
+
+
+def test_sample_submission_with_unknown_ids(single_dir: Path) -> None:
+    sample = pd.read_csv(single_dir / "sample_submission.csv")
+    sample.loc[0, "image_id"] = "not_there"
+    sample.to_csv(single_dir / "sample_submission.csv", index=False)
+    with pytest.raises(PodiumError, match="ids of sample_submission.csv have no image.*not_there"):
+        load_competition(single_dir, DataConfig())

@@ -1,0 +1,18 @@
+import pytest
+
+from podium.errors import PodiumError
+from podium.registry import Registry
+
+
+def test_register_get_and_errors() -> None:
+    reg: Registry = Registry("widget")
+
+    @reg.register("round")
+    def round_widget() -> str:
+        return "o"
+
+    assert reg.get("round")() == "o" and "round" in reg and reg.names() == ["round"]
+    with pytest.raises(PodiumError, match="Unknown widget 'rond'.*Did you mean 'round'"):
+        reg.get("rond")
+    with pytest.raises(KeyError):
+        reg.register("round")(round_widget)

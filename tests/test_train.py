@@ -1,0 +1,107 @@
+"""Library-level training runs on generated data: every layout, the multilabel threshold, and resuming."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import datagen
+from podium.checkpoint import load_checkpoint
+from podium.config import PodiumConfig, merge
+from podium.engine.train import train
+
+
+def _cfg(tiny: tuple[str, ...], *extra: str) -> PodiumConfig:
+    return merge(PodiumConfig(), [*tiny, *extra])
+
+
+def test_multilabel_run_fits_threshold_and_writes_labels(multilabel_dir: Path, tiny: tuple[str, ...]) -> None:
+    result = train(multilabel_dir, _cfg(tiny, "train.epochs=2"))
+    run_dir = Path(result["run_dir"])
+    assert result["metric"] == "mean_auc" and 0.05 <= result["threshold"] <= 0.95
+    sub = pd.read_csv(run_dir / "submission.csv")
+    assert list(sub.columns) == ["image", "labels"] and (sub["labels"].str.len() > 0).all()
+    ckpt = load_checkpoint(run_dir / "fold1" / "best.pt")
+    assert ckpt["threshold"] == result["threshold"] and ckpt["task"] == "multilabel"
+    assert ckpt["preprocessing"]["size"] == 32 and len(ckpt["preprocessing"]["mean"]) == 3
+
+
+def test_onehot_run_writes_probability_columns(onehot_dir: Path, tiny: tuple[str, ...]) -> None:
+    result = train(onehot_dir, _cfg(tiny))
+    sub = pd.read_csv(Path(result["run_dir"]) / "submission.csv")
+    assert list(sub.columns) == ["image_id", "healthy", "rust", "scab", "spot"]
+    assert ((sub.iloc[:, 1:] >= 0) & (sub.iloc[:, 1:] <= 1)).all().all()
+
+
+def test_folder_layout_with_accumulation_and_no_ema(folders_dir: Path, tiny: tuple[str, ...]) -> None:
+    result = train(folders_dir, _cfg(tiny, "train.accum_steps=2", "train.ema=false", "train.batch_size=8",
+                                     "train.class_weights=balanced"))
+    run_dir = Path(result["run_dir"])
+    sub = pd.read_csv(run_dir / "submission.csv")
+    assert list(sub.columns) == ["id", "label"] and len(sub) == 5
+    assert set(sub["label"]) <= {"early", "healthy", "late"}
+
+
+def test_learns_the_generated_classes(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    root = datagen.csv_single(tmp_path / "big", n=150, n_test=3)
+    result = train(root, _cfg(tiny, "train.epochs=4", "train.batch_size=8", "train.lr=0.003", "aug.ops=hflip"))
+    assert result["cv_score"] >= 0.9, result["overall"]
+
+
+def test_interrupted_run_resumes(single_dir: Path, tiny: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    import podium.engine.fold as fold_module
+
+    real, calls = fold_module.train_one_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:  # fold 0 epochs 1-2, fold 1 epoch 1, then Ctrl-C during fold 1 epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fold_module, "train_one_epoch", interrupted)
+    cfg = _cfg(tiny, "train.epochs=2", "run.name=resume")
+    with pytest.raises(KeyboardInterrupt):
+        train(single_dir, cfg)
+    (run_dir,) = Path(cfg.run.root).glob("resume-*")
+    assert (run_dir / "fold0" / "done.json").is_file() and not (run_dir / "fold1" / "done.json").exists()
+    assert torch.load(run_dir / "fold1" / "last.pt", weights_only=True)["epoch"] == 1
+    fold0 = (run_dir / "fold0" / "best.pt").stat().st_mtime_ns
+    folds = pd.read_csv(run_dir / "folds.csv")
+
+    monkeypatch.setattr(fold_module, "train_one_epoch", real)
+    result = train(None, resume=run_dir)
+    assert (run_dir / "fold0" / "best.pt").stat().st_mtime_ns == fold0
+    assert pd.read_csv(run_dir / "folds.csv").equals(folds)
+    assert len(pd.read_csv(run_dir / "fold1" / "log.csv")) == 2 and not (run_dir / "fold1" / "last.pt").exists()
+    log = (run_dir / "train.log").read_text()
+    assert "fold 0: already trained" in log and "fold 1: resuming after epoch 1" in log
+    assert result["oof_rows"] == 48 and (run_dir / "submission.csv").is_file()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+
+
+def test_selected_folds_only(single_dir: Path, tiny: tuple[str, ...]) -> None:
+    result = train(single_dir, _cfg(tiny, "cv.folds=3", "cv.train_folds=[1]"))
+    run_dir = Path(result["run_dir"])
+    assert not (run_dir / "fold0").exists() and (run_dir / "fold1" / "best.pt").is_file()
+    assert result["oof_rows"] == 16
+
+
+def test_folds_file_is_reused(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    ids = pd.read_csv(single_dir / "train.csv")["image_id"]
+    folds = pd.DataFrame({"id": ids, "fold": np.arange(len(ids)) % 2})
+    folds.to_csv(tmp_path / "myfolds.csv", index=False)
+    result = train(single_dir, _cfg(tiny, f"cv.folds_file={tmp_path / 'myfolds.csv'}"))
+    saved = pd.read_csv(Path(result["run_dir"]) / "folds.csv")
+    assert (saved["fold"].to_numpy() == folds["fold"].to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_demo_reaches_095(tmp_path: Path) -> None:
+    from podium.demo import run_demo
+
+    result = run_demo(tmp_path)
+    assert result["cv_score"] >= 0.95
