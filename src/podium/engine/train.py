@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from accelerate.utils import broadcast_object_list
 
 from podium.checkpoint import load_checkpoint
@@ -78,8 +79,6 @@ def _oof(comp: Competition, results: list[FoldResult], cfg: PodiumConfig, run_di
 
 def _store_threshold(run_dir: Path, threshold: float) -> None:
     """Write the fitted threshold into every fold checkpoint, so each carries its own decision rule."""
-    import torch
-
     for path in fold_checkpoints(run_dir):
         ckpt = load_checkpoint(path)
         if ckpt.get("threshold") != threshold:
