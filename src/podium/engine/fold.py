@@ -103,7 +103,7 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
         metrics, _ = evaluate(eval_model, val_loader, prep, accelerator, task, y_val, loss_fn,
                               channels_last=tc.channels_last)
         key = selection_key(metrics, task.primary)
-        improved = key > best
+        improved = best_epoch == 0 or key > best  # NaN (a diverged loss) never beats a number
         rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved})
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         reporter.print(f"fold {fold} epoch {epoch + 1}/{tc.epochs}  train_loss {stats['train_loss']:.4f}  {shown}  "
