@@ -12,6 +12,7 @@ def test_defaults_and_overrides_are_typed() -> None:
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
     assert cfg.train.lr == 0.01 and cfg.train.ema is False
     assert cfg.predict.tta == ("identity", "vflip") and cfg.cv.train_folds == (0, 2)
+    assert merge(cfg, ["cv.train_folds=0,7"]).cv.train_folds == (0, 7)
     assert cfg.model.name == "resnet34" and cfg.data.task == "auto"
 
 
@@ -77,3 +78,16 @@ def test_help_lists_every_key() -> None:
     text = help_text()
     for key in ("data.layout", "model.name", "aug.ops", "train.accum_steps", "cv.folds", "predict.tta", "run.root"):
         assert key in text
+
+
+def test_atomic_writes_leave_normal_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from podium.io import write_text
+
+    path = write_text(tmp_path / "x.txt", "hi")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask and path.read_text() == "hi"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]

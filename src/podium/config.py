@@ -165,8 +165,9 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is tuple:
         (item_tp, _) = typing.get_args(tp)
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # "a,b" from the command line; items read as YAML unless they are strings
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            value = items if item_tp is str else [yaml.safe_load(v) for v in items]
         if not isinstance(value, (list, tuple)):
             raise PodiumError(f"Config key {key} must be a list, got {value!r}.")
         return tuple(_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
