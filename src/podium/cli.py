@@ -22,16 +22,34 @@ Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides
 OPTIONS_HELP = "Config options (section.key=default):\n\n\b\n" + help_text()
 
 
+SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Drop unreadable training images (data.skip_bad=true).")]
+
+
 @app.command(epilog=OPTIONS_HELP)
 def train(
     data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
     overrides: Overrides = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    skip_bad: SkipBad = False,
 ) -> None:
     """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
     from podium.engine.train import train as run
 
-    run(data_dir, load_config(config, overrides or []))
+    run(data_dir, load_config(config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])]))
+
+
+@app.command(epilog=OPTIONS_HELP)
+def inspect(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <run.root>/inspect-<name>).")] = None,
+) -> None:
+    """Check DATA_DIR as train would (task, counts, sizes, bad files, duplicates, conflicts, test overlap) and write
+    inspect.json, duplicates.csv and contact_sheet.png."""
+    from podium.data.inspection import inspect_data
+
+    inspect_data(data_dir, load_config(config, overrides or []), out)
 
 
 @app.command()
