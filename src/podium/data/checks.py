@@ -25,7 +25,7 @@ from podium.cachedir import cache_dir
 from podium.data.images import UnreadableImage, decode_image, truncation
 from podium.io import write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
 
 
@@ -41,9 +41,13 @@ def _mode(data: bytes) -> str:
     """The file's own colour mode as Pillow names it (L, P, RGBA, CMYK, I;16...), read from the header only."""
     try:
         with Image.open(io.BytesIO(data)) as im:
-            return im.mode
+            mode = im.mode
     except Exception:  # noqa: BLE001 - the decode step reports unreadable files; the mode is informative only
         return "?"
+    # Pillow opens 16-bit colour PNGs as 8-bit RGB; the bit depth byte of the PNG header tells the truth
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24 and data[24] == 16 and "16" not in mode:
+        mode += ";16"
+    return mode
 
 
 def check_file(path: str) -> dict[str, Any]:
@@ -57,18 +61,17 @@ def check_file(path: str) -> dict[str, Any]:
         return {**rec, "error": "file not found"}
     except OSError as e:
         return {**rec, "error": f"cannot be read ({e.strerror})"}
-    rec["bytes"] = len(data)
+    rec.update(bytes=len(data), sha1=hashlib.sha1(data).hexdigest())
+    cut = truncation(data[:2], data[-1024:])  # before decoding: libjpeg would print warnings for a cut-off file
+    if cut:
+        return {**rec, "error": cut}
     try:
         img = decode_image(data)
     except UnreadableImage as e:
         return {**rec, "error": str(e)}
-    rec.update(height=int(img.shape[0]), width=int(img.shape[1]), mode=_mode(data),
-               sha1=hashlib.sha1(data).hexdigest())
+    rec.update(height=int(img.shape[0]), width=int(img.shape[1]), mode=_mode(data))
     if img.shape[0] < 2 or img.shape[1] < 2:
         return {**rec, "error": f"image is only {img.shape[1]}x{img.shape[0]} pixels"}
-    cut = truncation(data[:2], data[-1024:])
-    if cut:
-        return {**rec, "error": cut}
     rec["phash"] = str(imagehash.phash(Image.fromarray(img)))  # on the decoded RGB, as the model sees it
     return rec
 
