@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -50,6 +50,8 @@ def decode_image(data: np.ndarray | bytes) -> np.ndarray:
                 arr = np.asarray(im, dtype=np.float64)
                 im = Image.fromarray(np.clip(arr / max(arr.max(), 1) * 255, 0, 255).astype(np.uint8))
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise UnreadableImage("cannot be decoded as an image (not a known image format)") from None
     except Exception as e:  # noqa: BLE001 - any decoder failure means the file is unreadable
         raise UnreadableImage(f"cannot be decoded as an image ({type(e).__name__}: {e})") from None
 
