@@ -10,7 +10,9 @@ import pytest
 
 import corpus
 import datagen
+from conftest import shared_dataset
 from podium.config import DataConfig, load_config
+from podium.data.folds import make_folds
 from podium.data.inspection import inspect_data
 from podium.data.integrity import prepare
 from podium.errors import PodiumError
@@ -93,3 +95,15 @@ def test_inspect_writes_summary_duplicates_and_contact_sheet(conflicted: Path, t
     assert len(dups) == 10  # 4 + 2 + 2 training rows, then img004 and its test copy
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet.shape[0] == 3 * 112  # one row per class
+
+
+def test_plant_pathology_near_pairs_share_a_fold() -> None:
+    root = shared_dataset("plant-pathology-2021-mini")
+    comp, integ = prepare(root, DataConfig())
+    pairs = {tuple(sorted(g["id"])) for _, g in integ.duplicates.groupby("cluster")}
+    # the two re-shot leaves of the mini set (pHash 2 bits apart, different bytes); no byte-identical files
+    assert {("aa142048eff78bf4.jpg", "aa542048ebf78bf4.jpg"), ("e8210ddefc024fec.jpg", "e8212ddeec024fec.jpg")} <= pairs
+    assert (integ.duplicates["kind"] == "near").all() and not integ.conflicts and integ.overlap.empty
+    folds = make_folds(comp.targets, comp.task, 5, 42, integ.groups)
+    fold_of = dict(zip(comp.train["id"], folds))
+    assert all(len({fold_of[i] for i in pair}) == 1 for pair in pairs)

@@ -44,7 +44,7 @@ class DataConfig:
     check_images: bool = opt(True, "Check every image once before training (decode, size, hashes, duplicates); "
                                    "stop on unreadable ones. Results are cached by file size and mtime.")
     skip_bad: bool = opt(False, "Drop unreadable training images (listed in the report) instead of stopping.")
-    near_distance: int = opt(4, "Near duplicates: largest pHash Hamming distance (of 64 bits, at most 16); 0: "
+    near_distance: int = opt(3, "Near duplicates: largest pHash Hamming distance (of 64 bits, at most 16); 0: "
                                 "identical pHash only.")
     conflicts: str = opt("keep", "Duplicate clusters whose labels disagree: keep (all rows, one fold), drop (their "
                                  "rows) or majority (one row with the majority label; ties drop the cluster).")

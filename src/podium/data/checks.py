@@ -112,7 +112,7 @@ def check_files(paths: list[str], workers: int | None = None, use_cache: bool = 
                 records[i] = rec
         if use_cache:
             fresh = {p: {"key": list(st), "rec": rec} for p, st, rec in zip(paths, stats, records) if st is not None}
-            write_json(cache_path, {"version": CACHE_VERSION, "files": {**cached, **fresh}})
+            write_json(cache_path, {"version": CACHE_VERSION, "files": fresh})  # only current files: no stale growth
     df = pd.DataFrame(records, columns=list(COLUMNS))
     df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
     return df
