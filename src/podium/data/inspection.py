@@ -96,12 +96,12 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
 
 def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Reporter) -> None:
     s = summary
-    reporter.print(f"[bold]{s['data_dir']}[/bold]: {s['layout']} layout, {s['task']} task, {s['train_images']} "
+    reporter.print(f"[bold]{escape(s['data_dir'])}[/bold]: {s['layout']} layout, {s['task']} task, {s['train_images']} "
                    f"training and {s['test_images']} test images, checked in {seconds:.1f} s")
-    reporter.print("classes: " + ", ".join(f"{c} {n}" for c, n in s["class_counts"].items()))
+    reporter.print(escape("classes: " + ", ".join(f"{c} {n}" for c, n in s["class_counts"].items())))
     if s["task"] == "multilabel":
-        reporter.print("label combinations: " + ", ".join(f"{c or '(none)'} {n}"
-                                                           for c, n in list(s["label_combinations"].items())[:12]))
+        reporter.print(escape("label combinations: " + ", ".join(
+            f"{c or '(none)'} {n}" for c, n in list(s["label_combinations"].items())[:12])))
     if "image_sizes" in s:
         sizes = s["image_sizes"]
         reporter.print(f"image sizes: {sizes['distinct']} distinct, sides {sizes['min_side']}..{sizes['max_side']} px,"
@@ -116,12 +116,12 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
         reporter.print(f"  {c['kind']:5s} {members}{'  CONFLICT' if c['conflict'] else ''}")
     if d["clusters"] > 20:
         reporter.print(f"  ... {d['clusters'] - 20} more in duplicates.csv")
-    reporter.print(f"label conflicts: {len(s['label_conflicts'])}"
-                   + "".join(f"\n  {' + '.join(c['ids'])}: {' | '.join(c['labels'])}"
-                             for c in s["label_conflicts"][:10]))
-    reporter.print(f"test images duplicating training images: {len(s['test_overlap'])}"
-                   + "".join(f"\n  {o['test_id']} = {o['train_ids']} ({o['train_labels']})"
-                             for o in s["test_overlap"][:10]))
+    reporter.print(escape(f"label conflicts: {len(s['label_conflicts'])}"
+                          + "".join(f"\n  {' + '.join(c['ids'])}: {' | '.join(c['labels'])}"
+                                    for c in s["label_conflicts"][:10])))
+    reporter.print(escape(f"test images duplicating training images: {len(s['test_overlap'])}"
+                          + "".join(f"\n  {o['test_id']} = {o['train_ids']} ({o['train_labels']})"
+                                    for o in s["test_overlap"][:10])))
     reporter.print(f"bad files: {len(s['bad_files'])}" + (f": {escape(list_some(s['bad_files']))}"
                                                           if s["bad_files"] else ""))
     reporter.print(f"wrote {out_dir / 'inspect.json'}, duplicates.csv, contact_sheet.png")

@@ -156,6 +156,8 @@ def integrity_line(integ: Integrity) -> str:
         parts.append(f"{len(integ.dropped_conflicts)} conflicting row(s) dropped")
     if integ.dropped_bad:
         parts.append(f"{len(integ.dropped_bad)} unreadable image(s) skipped")
+    if n_clusters:
+        parts.append("listed in duplicates.csv")
     if integ.table is None:
         parts = ["checks: skipped (data.check_images=false); folds follow data.group_col only"]
     return "; ".join(parts)
