@@ -115,6 +115,7 @@ CASES = [
     (None, ["data.group_col=patient"], ["train.csv", "no column 'patient'"]),
     (None, ["data.near_distance=30"], ["near_distance", "16"]),
     (folds_file_splits_duplicates, ["cv.folds_file=MY_FOLDS"], ["my_folds.csv", "img000 + copy"]),
+    (None, ["cv.train_folds=[0, 7]"], ["cv.train_folds", "[7] outside 0..1"]),
 ]
 
 

@@ -108,6 +108,10 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     check_views(cfg.predict.tta)
     comp, integ = prepare(data_dir, cfg.data)  # every input error stops here, before a run folder exists
     folds = _folds(comp, integ, cfg, run_dir if resume is not None else None)
+    todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
+    bad = [f for f in todo if not 0 <= f < cfg.cv.folds]
+    if bad:
+        raise PodiumError(f"cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1}.")
     accelerator = make_accelerator(cfg.train)
     if resume is None:
         run_dir = new_run_dir(cfg, data_dir) if accelerator.is_main_process else Path()
@@ -137,10 +141,6 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     reporter.print(integrity_line(integ))
     accelerator.wait_for_everyone()
 
-    todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
-    bad = [f for f in todo if not 0 <= f < cfg.cv.folds]
-    if bad:
-        raise PodiumError(f"cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1}.")
     results = [fit_fold(k, comp, folds, cfg, run_dir, accelerator, reporter) for k in todo]
 
     summary: dict[str, Any] = {"run_dir": str(run_dir)}
