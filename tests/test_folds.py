@@ -1,12 +1,92 @@
+from __future__ import annotations
+
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from podium.data.folds import make_folds, read_folds
+import corpus
+import datagen
+from podium.config import DataConfig
+from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
+from podium.data.integrity import prepare
 from podium.errors import PodiumError
 from podium.tasks import get_task
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
+
+
+def _spans(folds: np.ndarray, groups: np.ndarray) -> int:
+    return int((pd.DataFrame({"g": groups, "f": folds}).groupby("g")["f"].nunique() > 1).sum())
+
+
+def test_duplicate_clusters_stay_in_one_fold_single_label(tmp_path: Path) -> None:
+    root = datagen.csv_single(tmp_path / "d", n=60)
+    corpus.add_duplicates(root, {f"copy{i}": (f"img{i:03d}", "cat" if i % 3 == 0 else "dog") for i in range(0, 30, 2)})
+    corpus.add_duplicates(root, {f"near{i}": (f"img{i:03d}", "fox") for i in range(31, 45, 3)}, near=True)
+    comp, integ = prepare(root, DataConfig())
+    dups = integ.duplicates
+    assert set(dups["kind"]) == {"exact", "near"}
+    assert dups["cluster"].nunique() == 15 + 5
+    ids = comp.train["id"].tolist()
+    for seed in range(5):
+        folds = make_folds(comp.targets, comp.task, 5, seed, integ.groups)
+        check_folds(folds, integ.groups, ids)
+        fold_of = dups["id"].map(dict(zip(ids, folds)))
+        assert fold_of.groupby(dups["cluster"]).nunique().max() == 1
+        # without groups the same data does split clusters: the check is not vacuous
+        plain = make_folds(comp.targets, comp.task, 5, seed)
+        assert _spans(plain, integ.groups) > 0
+        with pytest.raises(PodiumError, match="split .* duplicate cluster"):
+            check_folds(plain, integ.groups, ids)
+
+
+def test_duplicate_clusters_stay_in_one_fold_multilabel(tmp_path: Path) -> None:
+    root = datagen.csv_multilabel(tmp_path / "m", n=60)
+    corpus.add_duplicates(root, {f"c{i}.jpg": (f"m{i:03d}", "rust scab") for i in range(0, 40, 3)}, folder="images")
+    comp, integ = prepare(root, DataConfig())
+    assert comp.task.multilabel and integ.duplicates["cluster"].nunique() == 14
+    folds = make_folds(comp.targets, comp.task, 4, 0, integ.groups)
+    check_folds(folds, integ.groups, comp.train["id"].tolist())
+    assert _spans(folds, integ.groups) == 0 and set(folds.tolist()) == {0, 1, 2, 3}
+    # still stratified: every label appears in every validation fold
+    for k in range(4):
+        assert (comp.targets[folds == k].sum(axis=0) > 0).all()
+
+
+def test_user_group_column_joins_duplicate_clusters(tmp_path: Path) -> None:
+    root = datagen.csv_single(tmp_path / "g", n=48)
+    df = pd.read_csv(root / "train.csv")
+    df["patient_id"] = [f"p{i // 4}" for i in range(len(df))]  # 12 patients of 4 images
+    df.loc[5, "patient_id"] = ""  # an empty cell groups nothing
+    df.to_csv(root / "train.csv", index=False)
+    corpus.add_duplicates(root, {"dup": ("img010", "cat")})  # p2's image copied, its row has no patient
+    comp, integ = prepare(root, DataConfig(group_col="patient_id"))
+    assert comp.classes == ("cat", "dog", "fox")  # patient_id is not read as a label column
+    folds = make_folds(comp.targets, comp.task, 3, 0, integ.groups)
+    fold_of = dict(zip(comp.train["id"], folds))
+    for p in range(12):
+        members = [f"img{i:03d}" for i in range(4 * p, 4 * p + 4) if i != 5]
+        assert len({fold_of[m] for m in members}) == 1
+    assert fold_of["dup"] == fold_of["img010"] == fold_of["img008"]
+    with pytest.raises(PodiumError, match="no column 'site'"):
+        prepare(root, DataConfig(group_col="site"))
+
+
+def test_rare_classes() -> None:
+    task = get_task("multiclass")
+    y = np.array([0] * 10 + [1] * 10 + [2] * 2)
+    folds = make_folds(y, task, 5, 0)  # 2 images of class 2: documented to land in 2 folds
+    assert len(set(folds[y == 2].tolist())) == 2
+    check_stratifiable(y, task, ("a", "b", "c"), [f"i{i}" for i in range(len(y))])
+    with pytest.raises(PodiumError, match=r"single training image.*'c' \(image i20\)"):
+        check_stratifiable(np.r_[y[:-1]], task, ("a", "b", "c"), [f"i{i}" for i in range(len(y))])
+    with pytest.raises(PodiumError, match="only 3 groups"):
+        make_folds(y, task, 5, 0, groups=np.arange(len(y)) % 3)
 
 
 def test_stratified_and_seeded() -> None:

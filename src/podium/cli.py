@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from podium.config import help_text, load_config
@@ -15,11 +16,14 @@ from podium.errors import PodiumError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an error stays one line when piped
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides, section.key=value.",
                                                           show_default=False)]
 OPTIONS_HELP = "Config options (section.key=default):\n\n\b\n" + help_text()
+
+
+SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Drop unreadable training images (data.skip_bad=true).")]
 
 
 @app.command(epilog=OPTIONS_HELP)
@@ -27,11 +31,26 @@ def train(
     data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
     overrides: Overrides = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    skip_bad: SkipBad = False,
 ) -> None:
     """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
     from podium.engine.train import train as run
 
-    run(data_dir, load_config(config, overrides or []))
+    run(data_dir, load_config(config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])]))
+
+
+@app.command(epilog=OPTIONS_HELP)
+def inspect(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <run.root>/inspect-<name>).")] = None,
+) -> None:
+    """Check DATA_DIR as train would (task, counts, sizes, bad files, duplicates, conflicts, test overlap) and write
+    inspect.json, duplicates.csv and contact_sheet.png."""
+    from podium.data.inspection import inspect_data
+
+    inspect_data(data_dir, load_config(config, overrides or []), out)
 
 
 @app.command()
@@ -95,7 +114,7 @@ def main() -> None:
     try:
         app()
     except PodiumError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")  # escaped: file names and lists may hold [brackets]
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/yellow]: finished folds and the last epoch are saved; "

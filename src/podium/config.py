@@ -41,7 +41,14 @@ class DataConfig:
     test_dir: str = opt("", "Folder of the test images; empty: test_images/, test/, images/ or the root.")
     sample_submission: str = opt("sample_submission.csv", "Sample submission CSV, relative to the data folder.")
     test_csv: str = opt("test.csv", "Test CSV listing test ids when there is no sample submission.")
-    check_images: bool = opt(True, "Decode every image once before training and stop on unreadable ones.")
+    check_images: bool = opt(True, "Check every image once before training (decode, size, hashes, duplicates); "
+                                   "stop on unreadable ones. Results are cached by file size and mtime.")
+    skip_bad: bool = opt(False, "Drop unreadable training images (listed in the report) instead of stopping.")
+    near_distance: int = opt(3, "Near duplicates: largest pHash Hamming distance (of 64 bits, at most 16); 0: "
+                                "identical pHash only.")
+    conflicts: str = opt("keep", "Duplicate clusters whose labels disagree: keep (all rows, one fold), drop (their "
+                                 "rows) or majority (one row with the majority label; ties drop the cluster).")
+    group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ labels; everything after that (classes, task, targets, test set, sample submissi
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from podium.config import DataConfig
-from podium.data.images import check_images, is_image
+from podium.data.checks import check_files
+from podium.data.images import is_image
 from podium.errors import PodiumError, list_some
 from podium.registry import Registry
 from podium.submission import SubmissionFormat, infer_format
@@ -165,15 +167,22 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
     name = cfg.train_csv
     df = read_csv(path)
     id_col = guess_id_col(df, cfg.id_col, name)
-    for col in (*cfg.label_cols, *cfg.ignore_cols):
+    group_cols = (cfg.group_col,) if cfg.group_col else ()
+    for col in (*cfg.label_cols, *cfg.ignore_cols, *group_cols):
         if col not in df.columns:
-            raise PodiumError(f"{name} has no column {col!r} (data.label_cols/ignore_cols); "
+            raise PodiumError(f"{name} has no column {col!r} (data.label_cols/ignore_cols/group_col); "
                               f"its columns: {list(df.columns)}.")
-    label_cols = list(cfg.label_cols) or [c for c in df.columns if c != id_col and c not in cfg.ignore_cols]
+    if cfg.group_col in cfg.label_cols or cfg.group_col == id_col:
+        raise PodiumError(f"data.group_col={cfg.group_col!r} is also the id or a label column; pick another column.")
+    skip = {id_col, *cfg.ignore_cols, *group_cols}
+    label_cols = list(cfg.label_cols) or [c for c in df.columns if c not in skip]
     if not label_cols:
         raise PodiumError(f"{name} has only the id column {id_col!r}; add a label column.")
     ids = df[id_col].str.strip().tolist()
     _check_ids(ids, name)
+    frame = pd.DataFrame({"id": ids})
+    if cfg.group_col:
+        frame["group"] = df[cfg.group_col].str.strip().to_numpy()
     if len(label_cols) == 1:
         col = df[label_cols[0]].str.strip()
         empty = col.index[col == ""].tolist()
@@ -184,7 +193,7 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
         lists = [v.split(sep) if sep.strip() else v.split() for v in col]
         lists = [[t.strip() for t in labels if t.strip()] for labels in lists]
         multi = any(len(labels) > 1 for labels in lists)
-        return pd.DataFrame({"id": ids}), RawLabels(lists=lists, multi=multi)
+        return frame, RawLabels(lists=lists, multi=multi)
     bad = [c for c in label_cols if not set(df[c].str.strip()) <= _ZERO_ONE]
     if bad:
         example = df[bad[0]][~df[bad[0]].str.strip().isin(_ZERO_ONE)]
@@ -194,7 +203,7 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
             f"{example.iloc[0]!r}). Set data.label_cols=... and data.ignore_cols=... to say which columns are labels."
         )
     onehot = np.stack([df[c].str.strip().astype(float).to_numpy() for c in label_cols], axis=1).astype(np.int64)
-    return pd.DataFrame({"id": ids}), RawLabels(onehot=onehot, columns=tuple(label_cols), multi=True)
+    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols), multi=True)
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -222,6 +231,8 @@ def _folders_detect(root: Path, cfg: DataConfig) -> bool:
 
 
 def _folders_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
+    if cfg.group_col:
+        raise PodiumError(f"data.group_col={cfg.group_col!r} needs a CSV layout; {root} has class folders.")
     ids, paths, lists = [], [], []
     for split in _folder_splits(root):
         for d in _class_dirs(split):
@@ -335,11 +346,41 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
     if sample is not None:
         id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
         fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
-    if check:
-        paths = train["path"].tolist() + ([] if test is None else test["path"].tolist())
-        bad = check_images(paths)
-        if bad:
-            shown = [f"{os.path.relpath(p, root)} ({why})" for p, why in bad.items()]
-            raise PodiumError(f"{len(bad)} image(s) cannot be used: {list_some(shown)}. Replace or remove them "
-                              "(and their CSV rows).")
-    return Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt, sample_path)
+    comp = Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt,
+                       sample_path)
+    if check and cfg.check_images:
+        comp, _, _ = screen_images(comp, cfg.skip_bad)
+    return comp
+
+
+def screen_images(comp: Competition, skip_bad: bool, strict: bool = True
+                  ) -> tuple[Competition, pd.DataFrame, list[str]]:
+    """Check every training and test image in one parallel, cached pass and act on the unusable ones.
+
+    All bad files are named in one error. With ``skip_bad`` the bad training images are dropped instead (returned
+    as ``dropped``); bad test images always stop, because the submission needs a row for every test id. With
+    ``strict=False`` (``podium inspect``) nothing stops: bad training and test images are dropped and listed. Returns
+    the competition, the check table of the images kept (split, id, then ``checks.COLUMNS``) and the dropped files.
+    """
+    parts = [comp.train.assign(split="train")[["split", "id", "path"]]]
+    if comp.test is not None:
+        parts.append(comp.test.assign(split="test")[["split", "id", "path"]])
+    listing = pd.concat(parts, ignore_index=True)
+    table = check_files(listing["path"].tolist())
+    table.insert(0, "id", listing["id"].to_numpy())
+    table.insert(0, "split", listing["split"].to_numpy())
+    bad = table["error"].notna().to_numpy()
+    if not bad.any():
+        return comp, table, []
+    shown = [f"{os.path.relpath(p, comp.root)} ({why})" for p, why in zip(table["path"][bad], table["error"][bad])]
+    bad_test = bad & (table["split"] == "test").to_numpy()
+    if strict and (not skip_bad or bad_test.any()):
+        how = ("Replace or remove them (and their CSV rows), or pass --skip-bad (data.skip_bad=true) to drop bad "
+               "training images" if not bad_test.any() else
+               "Replace them: test images cannot be skipped, the submission needs a row for every test id")
+        raise PodiumError(f"{int(bad.sum())} image(s) cannot be used: {list_some(shown)}. {how}.")
+    keep = ~bad[: len(comp.train)]
+    test = None if comp.test is None else comp.test[~bad[len(comp.train):]].reset_index(drop=True)
+    comp = dataclasses.replace(comp, train=comp.train[keep].reset_index(drop=True), targets=comp.targets[keep],
+                               test=test)
+    return comp, table[~bad].reset_index(drop=True), shown

@@ -14,8 +14,9 @@ from accelerate.utils import broadcast_object_list
 
 from podium.checkpoint import load_checkpoint
 from podium.config import PodiumConfig, config_hash, dump_yaml
-from podium.data.folds import make_folds, read_folds
-from podium.data.ingest import Competition, load_competition
+from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
+from podium.data.ingest import Competition
+from podium.data.integrity import Integrity, integrity_line, prepare
 from podium.engine.accel import make_accelerator
 from podium.engine.fold import FoldResult, fit_fold
 from podium.engine.report import Reporter
@@ -28,17 +29,21 @@ from podium.runs.folder import git_commit, new_run_dir, read_run_info, run_confi
 from podium.runs.log import record_run
 
 
-def _folds(comp: Competition, cfg: PodiumConfig, run_dir: Path) -> np.ndarray:
-    """The run's folds: read back from the run folder when resuming, from cv.folds_file, or computed and saved."""
+def _folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run_dir: Path | None) -> np.ndarray:
+    """The run's folds: read back from the run folder when resuming, from cv.folds_file, or computed (group-aware).
+
+    Every duplicate cluster and user group must sit in one fold, whichever way the folds were made.
+    """
     ids = comp.train["id"].tolist()
-    saved = run_dir / "folds.csv"
-    if saved.is_file():
-        return read_folds(saved, ids, cfg.cv.folds)
-    if cfg.cv.folds_file:
-        folds = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds)
+    saved = None if run_dir is None else run_dir / "folds.csv"
+    if saved is not None and saved.is_file():
+        folds, source = read_folds(saved, ids, cfg.cv.folds), str(saved)
+    elif cfg.cv.folds_file:
+        folds, source = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds), cfg.cv.folds_file
     else:
-        folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed)
-    write_csv(saved, pd.DataFrame({"id": ids, "fold": folds, "label": comp.label_strings()}))
+        check_stratifiable(comp.targets, comp.task, comp.classes, ids)
+        folds, source = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups), "the folds"
+    check_folds(folds, integ.groups, ids, source)
     return folds
 
 
@@ -100,7 +105,12 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
             raise PodiumError("train needs a data folder and a config (or a run folder to resume).")
         data_dir = Path(data_dir).expanduser().resolve()
     check_views(cfg.predict.tta)
-    comp = load_competition(data_dir, cfg.data, check=cfg.data.check_images)
+    comp, integ = prepare(data_dir, cfg.data)  # every input error stops here, before a run folder exists
+    folds = _folds(comp, integ, cfg, run_dir if resume is not None else None)
+    todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
+    bad = [f for f in todo if not 0 <= f < cfg.cv.folds]
+    if bad:
+        raise PodiumError(f"cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1}.")
     accelerator = make_accelerator(cfg.train)
     if resume is None:
         run_dir = new_run_dir(cfg, data_dir) if accelerator.is_main_process else Path()
@@ -123,13 +133,13 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
                    f"images, {len(comp.classes)} classes ({per_class}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
-    folds = _folds(comp, cfg, run_dir)
+    if accelerator.is_main_process:
+        write_csv(run_dir / "folds.csv", pd.DataFrame({"id": comp.train["id"], "fold": folds,
+                                                       "label": comp.label_strings()}))
+        integ.write_duplicates(run_dir)
+    reporter.print(integrity_line(integ))
     accelerator.wait_for_everyone()
 
-    todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
-    bad = [f for f in todo if not 0 <= f < cfg.cv.folds]
-    if bad:
-        raise PodiumError(f"cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1}.")
     results = [fit_fold(k, comp, folds, cfg, run_dir, accelerator, reporter) for k in todo]
 
     summary: dict[str, Any] = {"run_dir": str(run_dir)}

@@ -1,0 +1,163 @@
+"""The checks every run makes before training: bad images, duplicate clusters, label conflicts, train/test overlap and
+the groups that keep duplicates in one fold. ``podium inspect`` reports the same ``Integrity`` without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from podium.config import DataConfig
+from podium.data.checks import phash_ints
+from podium.data.duplicates import cluster_labels, find_clusters
+from podium.data.ingest import Competition, load_competition, screen_images
+from podium.errors import PodiumError
+from podium.io import write_csv
+from podium.registry import Registry
+
+DUPLICATE_COLUMNS = ("cluster", "kind", "size", "split", "id", "label", "conflict")
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """What the checks found. ``groups`` is aligned with the (possibly reduced) ``Competition.train``."""
+
+    table: pd.DataFrame | None  # per image: split, id, path, error, width, height, mode, bytes, sha1, phash
+    dropped_bad: list[str]  # unreadable training images dropped by data.skip_bad
+    duplicates: pd.DataFrame  # one row per member of a duplicate cluster (DUPLICATE_COLUMNS)
+    conflicts: list[dict]  # clusters whose training members disagree on the label
+    overlap: pd.DataFrame  # test images that duplicate training images: test_id, kind, train_ids, train_labels
+    dropped_conflicts: list[str]  # training ids removed by data.conflicts
+    groups: np.ndarray  # fold group of each training row (duplicate clusters united with data.group_col)
+
+    def write_duplicates(self, folder: Path) -> Path:
+        """Write ``duplicates.csv`` (every cluster with its ids and labels) into ``folder``."""
+        return write_csv(folder / "duplicates.csv", self.duplicates)
+
+
+# A conflict policy gets the labels of a conflicting cluster's training rows and returns the positions to keep.
+ConflictPolicy = Callable[[list[str]], list[int]]
+CONFLICT_POLICIES: Registry[ConflictPolicy] = Registry("conflict policy")
+
+
+@CONFLICT_POLICIES.register("keep")
+def _keep(labels: list[str]) -> list[int]:
+    return list(range(len(labels)))  # every row stays; the cluster still lands in one fold
+
+
+@CONFLICT_POLICIES.register("drop")
+def _drop(labels: list[str]) -> list[int]:
+    return []
+
+
+@CONFLICT_POLICIES.register("majority")
+def _majority(labels: list[str]) -> list[int]:
+    (top, n), *rest = Counter(labels).most_common()
+    if rest and rest[0][1] == n:
+        return []  # a tie has no majority: the cluster's label is unknowable, so none of its rows is kept
+    return [labels.index(top)]
+
+
+def _cluster_frame(comp: Competition, table: pd.DataFrame, cluster: np.ndarray, exact: np.ndarray) -> pd.DataFrame:
+    labels = comp.label_strings() + [""] * int((table["split"] == "test").sum())
+    df = pd.DataFrame({"cluster": cluster, "kind": np.where(exact, "exact", "near"), "split": table["split"],
+                       "id": table["id"], "label": labels, "row": np.arange(len(table))})
+    df["size"] = df.groupby("cluster")["id"].transform("size")
+    df = df[df["size"] > 1].copy()
+    train = df[df["split"] == "train"]
+    n_labels = train.groupby("cluster")["label"].nunique()
+    df["conflict"] = df["cluster"].map(n_labels).fillna(0).to_numpy() > 1
+    # renumber clusters 0.. in order of first appearance so the CSV reads top-down
+    order = {c: i for i, c in enumerate(pd.unique(df["cluster"]))}
+    df["cluster"] = df["cluster"].map(order)
+    return df.sort_values(["cluster", "split", "row"], ascending=[True, False, True], kind="stable")
+
+
+def _overlap(dups: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for _, g in dups.groupby("cluster", sort=True):
+        train, test = g[g["split"] == "train"], g[g["split"] == "test"]
+        for _, t in test.iterrows():
+            if len(train):
+                rows.append({"test_id": t["id"], "kind": t["kind"], "train_ids": " ".join(train["id"]),
+                             "train_labels": " | ".join(pd.unique(train["label"]))})
+    return pd.DataFrame(rows, columns=["test_id", "kind", "train_ids", "train_labels"])
+
+
+def _groups(n: int, clusters: np.ndarray | None, user: pd.Series | None) -> np.ndarray:
+    """Union of duplicate clusters and user groups as one group id per row (an empty user cell groups nothing)."""
+    left, right = [np.arange(n)], [np.arange(n)]
+    offset = n
+    for part in (clusters, None if user is None else user.to_numpy()):
+        if part is None:
+            continue
+        codes = pd.Series(part).astype(str)
+        codes = codes.where(codes != "", pd.Series([f"\0row{i}" for i in range(n)]))  # empty cell: row on its own
+        ids = np.unique(codes.to_numpy().astype(str), return_inverse=True)[1]
+        left.append(np.arange(n))
+        right.append(offset + ids)
+        offset += int(ids.max()) + 1
+    return np.unique(cluster_labels(offset, np.concatenate(left), np.concatenate(right))[:n], return_inverse=True)[1]
+
+
+def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True) -> tuple[Competition, Integrity]:
+    """Screen the images, find duplicates, apply the conflict policy and build fold groups (see ``Integrity``).
+
+    ``strict=False`` reports unreadable images instead of stopping (``podium inspect``).
+    """
+    policy = CONFLICT_POLICIES.get(cfg.conflicts)
+    empty = pd.DataFrame(columns=list(DUPLICATE_COLUMNS))
+    no_overlap = pd.DataFrame(columns=["test_id", "kind", "train_ids", "train_labels"])
+    user = comp.train["group"] if "group" in comp.train.columns else None
+    if not cfg.check_images:
+        return comp, Integrity(None, [], empty, [], no_overlap, [], _groups(len(comp.train), None, user))
+    comp, table, dropped = screen_images(comp, cfg.skip_bad, strict)
+    cluster, exact = find_clusters(table["sha1"].tolist(), phash_ints(table["phash"]), cfg.near_distance)
+    dups = _cluster_frame(comp, table, cluster, exact)
+    conflicts, keep = [], np.ones(len(comp.train), dtype=bool)
+    for c, g in dups[dups["conflict"] & (dups["split"] == "train")].groupby("cluster", sort=True):
+        labels = g["label"].tolist()
+        kept = set(policy(labels))
+        keep[g["row"].to_numpy()[[i for i in range(len(g)) if i not in kept]]] = False
+        conflicts.append({"cluster": int(c), "ids": g["id"].tolist(), "labels": labels,
+                          "kept": [g["id"].iloc[i] for i in sorted(kept)]})
+    dropped_conflicts = comp.train["id"][~keep].tolist()
+    n_train = len(comp.train)
+    train_clusters = cluster[:n_train][keep]
+    if not keep.all():
+        comp = dataclasses.replace(comp, train=comp.train[keep].reset_index(drop=True), targets=comp.targets[keep])
+        user = comp.train["group"] if user is not None else None
+    if len(comp.train) < 2:
+        raise PodiumError(f"data.conflicts={cfg.conflicts} left {len(comp.train)} training image(s); use keep.")
+    groups = _groups(len(comp.train), train_clusters, user)
+    out = dups.drop(columns="row")[list(DUPLICATE_COLUMNS)].reset_index(drop=True)
+    return comp, Integrity(table, dropped, out, conflicts, _overlap(dups), dropped_conflicts, groups)
+
+
+def prepare(root: str | Path, cfg: DataConfig, strict: bool = True) -> tuple[Competition, Integrity]:
+    """Read the competition folder and run every check on it (errors stop here, before any training)."""
+    return check_competition(load_competition(root, cfg, check=False), cfg, strict)
+
+
+def integrity_line(integ: Integrity) -> str:
+    """One line for the training log: what the checks found and did."""
+    n_clusters = int(integ.duplicates["cluster"].nunique()) if len(integ.duplicates) else 0
+    exact = int(integ.duplicates.loc[integ.duplicates["kind"] == "exact", "cluster"].nunique())
+    parts = [f"checks: {n_clusters} duplicate cluster(s) ({exact} byte-identical, {n_clusters - exact} near), "
+             f"kept in one fold each", f"{len(integ.conflicts)} label conflict(s)",
+             f"{len(integ.overlap)} test image(s) duplicating training images"]
+    if integ.dropped_conflicts:
+        parts.append(f"{len(integ.dropped_conflicts)} conflicting row(s) dropped")
+    if integ.dropped_bad:
+        parts.append(f"{len(integ.dropped_bad)} unreadable image(s) skipped")
+    if n_clusters:
+        parts.append("listed in duplicates.csv")
+    if integ.table is None:
+        parts = ["checks: skipped (data.check_images=false); folds follow data.group_col only"]
+    return "; ".join(parts)
