@@ -11,6 +11,7 @@ import pandas as pd
 
 TINY = (
     "model.name=test_resnet",
+    "model.pretrained=none",  # test_resnet has no offline weights; auto would (rightly) stop
     "model.img_size=32",
     "train.epochs=1",
     "train.batch_size=16",

