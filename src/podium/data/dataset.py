@@ -8,22 +8,34 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from podium.data.cache import DecodedImages
 from podium.data.images import read_image
 
 
 class ImageDataset(Dataset):
-    """Images at ``paths`` with optional ``targets``, passed through ``transform`` (an albumentations Compose)."""
+    """Images at ``paths`` with optional ``targets``, passed through ``transform`` (an albumentations Compose).
 
-    def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable) -> None:
+    With ``images`` (the decoded-image cache for the same rows) pixels come from the cache instead of the files.
+    """
+
+    def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable,
+                 images: DecodedImages | None = None) -> None:
         self.paths = list(paths)
         self.targets = targets
         self.transform = transform
+        self.images = images
+        if images is not None and len(images) != len(self.paths):
+            raise ValueError(f"{len(images)} cached images for {len(self.paths)} paths")
+
+    def image(self, i: int) -> np.ndarray:
+        """The decoded HxWx3 uint8 RGB image of row ``i``."""
+        return self.images[i] if self.images is not None else read_image(self.paths[i])
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        img = self.transform(image=read_image(self.paths[i]))["image"]
+        img = self.transform(image=self.image(i))["image"]
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         y = torch.as_tensor(self.targets[i]) if self.targets is not None else torch.tensor(-1)
         return x, y, i

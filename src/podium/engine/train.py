@@ -17,6 +17,7 @@ from podium.data.folds import make_folds, read_folds
 from podium.data.ingest import Competition, load_competition
 from podium.engine.accel import make_accelerator
 from podium.engine.fold import FoldResult, fit_fold
+from podium.engine.probe import resolve_auto_batch
 from podium.engine.report import Reporter
 from podium.errors import PodiumError
 from podium.io import atomic_path, write_csv, write_json, write_text
@@ -102,6 +103,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         data_dir = Path(data_dir).expanduser().resolve()
     check_views(cfg.predict.tta)
     comp = load_competition(data_dir, cfg.data, check=cfg.data.check_images)
+    cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     accelerator = make_accelerator(cfg.train)
     if resume is None:
         run_dir = new_run_dir(cfg, data_dir) if accelerator.is_main_process else Path()
@@ -124,6 +126,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
                    f"images, {len(comp.classes)} classes ({per_class}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
+    if batch_note:
+        reporter.print(batch_note)
     folds = _folds(comp, cfg, run_dir)
     accelerator.wait_for_everyone()
 
