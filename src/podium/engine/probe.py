@@ -104,7 +104,7 @@ def probe(model_cfg: ModelConfig, train_cfg: TrainConfig, num_classes: int = 100
                            f"nothing is probed on {device}: memory probing needs a CUDA GPU")
     fits = cuda_step_fits(model, size, num_classes, precision, train_cfg.channels_last)
     found = largest_batch(fits, limit=limit)
-    del model
+    del fits, model  # the closure holds the model and its optimiser state on the GPU
     gc.collect()
     torch.cuda.empty_cache()
     if found == 0:
