@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench.common import machine, potato, show, write_results
 from podium.config import load_config
 from podium.data.cache import cache_side, decoded_images
-from podium.data.dataset import EpochShuffleSampler, ImageDataset
+from podium.data.dataset import EpochShuffleSampler, ImageDataset, collate
 from podium.data.ingest import load_competition
 from podium.data.transforms import create_transform
 from podium.engine.accel import num_workers
@@ -77,9 +77,9 @@ def main() -> None:
     workers = num_workers(args.workers, args.device)
     side = cache_side(prep.size, cfg.data.cache_scale)
 
-    def loader(ds: Dataset) -> DataLoader:
+    def loader(ds: Dataset) -> DataLoader:  # podium's collate stacks the seeds' items the default way
         return DataLoader(ds, batch_size=args.batch, sampler=EpochShuffleSampler(len(ds), 0), num_workers=workers,
-                          persistent_workers=workers > 0, drop_last=True)
+                          persistent_workers=workers > 0, drop_last=True, collate_fn=collate)
 
     cached = loader(ImageDataset(paths, targets, create_transform(prep, cfg.aug, train=True), images))
     seeds = loader(SeedsDataset(paths, targets, side, create_transform(prep, cfg.aug, train=True)))

@@ -14,7 +14,7 @@ import datagen
 from podium.checkpoint import load_checkpoint
 from podium.config import DataConfig, load_config
 from podium.data.cache import build_cache, cache_side, decoded_images, shrink, store_dir
-from podium.data.dataset import ImageDataset
+from podium.data.dataset import ImageDataset, collate
 from podium.data.images import read_image
 from podium.errors import PodiumError
 
@@ -103,7 +103,7 @@ def test_dataset_reads_cache_in_workers_and_after_pickling(tmp_path: Path) -> No
     center = A.Compose([A.Crop(0, 0, 40, 40)])  # picklable, for the spawned worker
     ds = ImageDataset(paths, np.arange(4), center, images)
     plain = ImageDataset(paths, np.arange(4), center)
-    loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn")
+    loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn", collate_fn=collate)
     xs = torch.cat([x for x, _, _ in loader])
     assert xs.dtype == torch.uint8 and xs.shape == (4, 3, 40, 40)
     expected = torch.stack([torch.from_numpy(shrink(read_image(p), 40)[:40, :40].transpose(2, 0, 1).copy())
@@ -139,3 +139,21 @@ def test_training_results_unchanged_by_cache(tmp_path: Path, tiny: tuple[str, ..
     assert preps[True] == preps[False]
     assert scores[False] > 0.8, "the task is learnable in 6 epochs"
     assert abs(scores[True] - scores[False]) <= 0.15
+
+
+def test_batches_are_fetched_whole_in_channels_last(tmp_path: Path) -> None:
+    from podium.engine.accel import make_loader
+
+    paths = write_images(tmp_path / "imgs", n=5)
+    crop = A.Compose([A.Crop(0, 0, 40, 40)])
+    ds = ImageDataset(paths, np.arange(5) * 2, crop, build_cache(paths, 40, root=str(tmp_path / "cache")))
+    x, y, idx = ds.__getitems__([3, 0, 4])
+    assert x.shape == (3, 3, 40, 40) and x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, torch.stack([ds[i][0] for i in (3, 0, 4)]))
+    assert y.tolist() == [6, 0, 8] and idx.tolist() == [3, 0, 4]
+    for workers in (0, 1):
+        batches = list(make_loader(ds, 2, workers, "cpu"))
+        assert [b[2].tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+        assert torch.equal(torch.cat([b[0] for b in batches]), torch.stack([ds[i][0] for i in range(5)]))
+    unlabeled = ImageDataset(paths, None, crop)
+    assert unlabeled.__getitems__([1, 2])[1].tolist() == [-1, -1]

@@ -10,7 +10,7 @@ from accelerate.state import AcceleratorState, GradientState
 from torch.utils.data import DataLoader, Dataset
 
 from podium.config import TrainConfig
-from podium.data.dataset import EpochShuffleSampler
+from podium.data.dataset import EpochShuffleSampler, collate
 from podium.errors import PodiumError
 
 
@@ -97,4 +97,5 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, sh
         persistent_workers=workers > 0,  # workers keep their opened cache maps and transforms across epochs
         prefetch_factor=4 if workers > 0 else None,
         drop_last=train and len(dataset) > batch_size,  # a batch of one breaks BatchNorm
+        collate_fn=collate,
     )
