@@ -78,10 +78,11 @@ def potato() -> Path:
     return path
 
 
-def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0) -> dict[str, Any]:
+def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0, n_val: int = 0
+                 ) -> dict[str, Any]:
     """What podium's fit_fold builds for fold 0 (5 folds): config, accelerator, model, preprocessing, datasets (with
     the decoded-image cache as configured), loaders, optimiser, schedule, loss and EMA. ``n_train`` > 0 keeps that
-    many training images (a shorter epoch)."""
+    many training images (a shorter epoch), ``n_val`` > 0 that many validation images."""
     import numpy as np
     from timm.utils import ModelEmaV3
 
@@ -103,7 +104,9 @@ def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: i
     folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed)
     train_idx, val_idx = np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
     if n_train:
-        train_idx = np.random.default_rng(seed).permutation(train_idx)[:n_train]
+        train_idx = np.sort(np.random.default_rng(seed).permutation(train_idx)[:n_train])
+    if n_val:
+        val_idx = np.sort(np.random.default_rng(seed).permutation(val_idx)[:n_val])
     accelerator = make_accelerator(tc)
     torch.manual_seed(tc.seed)
     model = create_model(cfg.model, len(comp.classes))
@@ -133,4 +136,5 @@ def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: i
     return {"cfg": cfg, "comp": comp, "accelerator": accelerator, "model": model, "prep": prep, "ema": ema,
             "train_ds": train_ds, "val_ds": val_ds, "train_loader": train_loader, "val_loader": val_loader,
             "sampler": sampler, "optimizer": optimizer, "scheduler": scheduler, "loss_fn": loss_fn,
-            "workers": workers, "cache_s": cache_s, "val_targets": targets[val_idx], "train_idx": train_idx}
+            "workers": workers, "cache_s": cache_s, "val_targets": targets[val_idx], "train_idx": train_idx,
+            "train_paths": paths[train_idx].tolist(), "val_paths": paths[val_idx].tolist()}
