@@ -120,6 +120,24 @@ def models(
 
 
 @app.command()
+def probe(
+    model: Annotated[str, typer.Option(help="timm model name.")] = "resnet18",
+    size: Annotated[int, typer.Option(help="Input side in pixels; 0: the model's default.")] = 0,
+    overrides: Overrides = None,
+) -> None:
+    """Find the largest training batch that fits on the CUDA GPU (mixed precision as train.precision says)."""
+    from podium.engine.probe import probe as run
+
+    cfg = load_config(None, [f"model.name={model}", f"model.img_size={size}", *(overrides or [])])
+    r = run(cfg.model, cfg.train)
+    if r.batch_size is None:
+        Console().print(f"{r.model} at {r.size} px on {r.device}: {r.reason}.")
+    else:
+        Console().print(f"{r.model} at {r.size} px on {r.device} ({r.precision}): largest batch that fits "
+                        f"{r.largest_fit}; train.batch_size=auto uses {r.batch_size}.")
+
+
+@app.command()
 def demo(
     overrides: Overrides = None,
     workdir: Annotated[Path, typer.Option(help="Where the demo data and runs go.")] = Path("podium-demo"),

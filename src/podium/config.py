@@ -21,9 +21,13 @@ import yaml
 from podium.errors import PodiumError
 
 
-def opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's vocabulary
-    """A config field with a default and the help text shown by ``podium train --help``."""
-    return field(default=default, metadata={"help": help})
+def opt(default: Any, help: str, **words: Any) -> Any:  # noqa: A002 - mirrors argparse's vocabulary
+    """A config field with a default and the help text shown by ``podium train --help``.
+
+    ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets ``train.batch_size=auto`` be
+    written for an int field (which then holds 0).
+    """
+    return field(default=default, metadata={"help": help, "words": words})
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class DataConfig:
     conflicts: str = opt("keep", "Duplicate clusters whose labels disagree: keep (all rows, one fold), drop (their "
                                  "rows) or majority (one row with the majority label; ties drop the cluster).")
     group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
+    cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
+    cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).")
+    cache_dir: str = opt("", "Root of the decoded-image cache; empty: $PODIUM_CACHE or ~/.cache/podium.")
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,9 @@ class TrainConfig:
     """The optimisation loop."""
 
     epochs: int = opt(10, "Epochs per fold.")
-    batch_size: int = opt(32, "Images per optimiser step per device (before accumulation).")
+    batch_size: int = opt(32, "Images per optimiser step per device (before accumulation); auto (stored as 0): the "
+                          "largest that fits on the GPU, with accum_steps set to keep train.effective_batch.", auto=0)
+    effective_batch: int = opt(32, "Images per optimiser update that batch_size=auto keeps (via accum_steps).")
     accum_steps: int = opt(1, "Gradient accumulation steps; effective batch = batch_size x accum_steps x devices.")
     lr: float = opt(1e-3, "Peak learning rate of AdamW.")
     weight_decay: float = opt(0.05, "AdamW weight decay (not applied to norms and biases).")
@@ -104,10 +113,12 @@ class TrainConfig:
     label_smoothing: float = opt(0.1, "Label smoothing for ce and bce.")
     class_weights: str = opt("none", "Class weights in the loss: none or balanced.")
     clip_grad: float = opt(1.0, "Gradient norm clipping; 0 disables.")
-    precision: str = opt("auto", "Mixed precision: auto (bf16/fp16 on CUDA, fp32 elsewhere), no, bf16 or fp16.")
+    precision: str = opt("auto", "Mixed precision: auto (bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), "
+                         "no, bf16 or fp16.")
     ema: bool = opt(True, "Keep an exponential moving average of the weights; it is evaluated and saved.")
     ema_decay: float = opt(0.998, "EMA decay (with timm's warmup so short runs still average sensibly).")
     channels_last: bool = opt(True, "Use channels_last memory format.")
+    compile: bool = opt(False, "torch.compile the model for training (slow to start; pays off on long runs).")
     device: str = opt("auto", "Device: auto, cpu, cuda or mps.")
     num_workers: int = opt(-1, "DataLoader workers; -1: chosen from the CPU count.")
     threads: int = opt(0, "Torch CPU threads; 0: torch's default.")
@@ -177,6 +188,8 @@ def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             values[f.name] = from_dict(raw[f.name] or {}, tp, f"{prefix}{f.name}.")
+        elif isinstance(raw[f.name], str) and raw[f.name] in f.metadata.get("words", {}):
+            values[f.name] = f.metadata["words"][raw[f.name]]
         else:
             values[f.name] = _check_type(raw[f.name], tp, f"{prefix}{f.name}")
     return cls(**values)

@@ -1,4 +1,9 @@
-"""The torch Dataset: image -> uint8 CHW tensor, target, row index (so predictions are keyed by row)."""
+"""The torch Dataset: image -> uint8 CHW tensor, target, row index (so predictions are keyed by row).
+
+The DataLoader fetches whole batches through ``__getitems__``: the augmented HWC images are stacked straight into
+one NHWC buffer (in shared memory inside a worker), whose NCHW view is already channels_last, which is the layout the
+model wants; ``collate`` passes such batches through unchanged.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +11,59 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
+from podium.data.cache import DecodedImages
 from podium.data.images import read_image
 
 
 class ImageDataset(Dataset):
-    """Images at ``paths`` with optional ``targets``, passed through ``transform`` (an albumentations Compose)."""
+    """Images at ``paths`` with optional ``targets``, passed through ``transform`` (an albumentations Compose).
 
-    def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable) -> None:
+    With ``images`` (the decoded-image cache for the same rows) pixels come from the cache instead of the files.
+    A DataLoader over it needs ``collate_fn=collate`` (``make_loader`` sets it).
+    """
+
+    def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable,
+                 images: DecodedImages | None = None) -> None:
         self.paths = list(paths)
         self.targets = targets
         self.transform = transform
+        self.images = images
+        if images is not None and len(images) != len(self.paths):
+            raise ValueError(f"{len(images)} cached images for {len(self.paths)} paths")
+
+    def image(self, i: int) -> np.ndarray:
+        """The decoded HxWx3 uint8 RGB image of row ``i``."""
+        return self.images[i] if self.images is not None else read_image(self.paths[i])
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        img = self.transform(image=read_image(self.paths[i]))["image"]
+        img = self.transform(image=self.image(i))["image"]
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         y = torch.as_tensor(self.targets[i]) if self.targets is not None else torch.tensor(-1)
         return x, y, i
+
+    def __getitems__(self, indices: list[int]) -> Batch:
+        """The batch of rows ``indices``: (uint8 N,3,H,W in channels_last memory, targets, row indices)."""
+        imgs = [self.transform(image=self.image(i))["image"] for i in indices]
+        out = torch.empty((len(imgs), *imgs[0].shape), dtype=torch.uint8)
+        if get_worker_info() is not None:
+            out.share_memory_()  # sent to the main process without another copy
+        np.stack(imgs, out=out.numpy())
+        y = torch.as_tensor(self.targets[indices]) if self.targets is not None else torch.full((len(imgs),), -1)
+        return Batch((out.permute(0, 3, 1, 2), y, torch.as_tensor(indices)))
+
+
+class Batch(tuple):
+    """A batch that a dataset assembled itself (see ``ImageDataset.__getitems__``)."""
+
+
+def collate(data: Batch | list) -> tuple | list:
+    """The DataLoader's collate function: batches assembled by the dataset pass through, lists of items are stacked."""
+    return tuple(data) if isinstance(data, Batch) else default_collate(data)
 
 
 class EpochShuffleSampler(Sampler[int]):

@@ -20,10 +20,11 @@ from timm.utils import ModelEmaV3
 
 from podium.checkpoint import load_checkpoint, save_checkpoint
 from podium.config import PodiumConfig
+from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
 from podium.data.ingest import Competition
 from podium.data.transforms import create_transform
-from podium.engine.accel import make_loader, num_workers
+from podium.engine.accel import make_loader, maybe_compile, num_workers
 from podium.engine.finetune import prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import create_loss
@@ -72,8 +73,11 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     device = accelerator.device.type
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
-    train_ds = ImageDataset(paths[train_idx], targets[train_idx], create_transform(prep, cfg.aug, train=True))
-    val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep))
+    images = decoded_images(paths, prep.size, cfg.data)  # None when data.cache=false
+    train_ds = ImageDataset(paths[train_idx], targets[train_idx], create_transform(prep, cfg.aug, train=True),
+                            None if images is None else images.take(train_idx))
+    val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
+                          None if images is None else images.take(val_idx))
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold)
     sampler = train_loader.sampler
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
@@ -84,6 +88,7 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
                                  accelerator.unwrap_model(model), cfg.finetune)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     eval_model = ema.module if ema is not None else accelerator.unwrap_model(model)
+    maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
 
     start, best, best_epoch, rows = 0, -math.inf, 0, []
     last_path, best_path = fold_dir / "last.pt", fold_dir / "best.pt"

@@ -80,24 +80,41 @@ def predict_logits(
 ) -> np.ndarray:
     """Logits (N, C) in dataset order, averaged over the TTA ``views``.
 
-    The views of a batch go through the model together as one larger batch, so TTA costs one loader pass; rows come
+    The views of a batch go through the model together as one larger batch, so TTA costs one loader pass (split into
+    2, 4, ... forward passes only after a CUDA out-of-memory error); rows come
     back keyed by their dataset index, which keeps the order right under several processes too.
     """
     fns = check_views(views)
     model.eval()
     out: np.ndarray | None = None
+    passes = 1  # raised on a CUDA out-of-memory error, then kept for the following batches
     for x, _, idx in loader:
         x = prep.normalize(x, channels_last)
-        batch = torch.cat([f(x) for f in fns]) if len(fns) > 1 else fns[0](x)
-        with accelerator.autocast():
-            logits = model(batch).float()
-        logits = logits.view(len(fns), len(x), -1).mean(0)
+        while True:
+            try:
+                logits = _views_logits(model, x, fns, accelerator, passes)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if passes >= len(fns) * len(x):
+                    raise
+                passes *= 2
+                torch.cuda.empty_cache()
         logits, idx = accelerator.gather_for_metrics((logits, idx))
         if out is None:
             out = np.zeros((len(loader.dataset), logits.shape[1]), dtype=np.float32)
         out[idx.cpu().numpy()] = logits.cpu().numpy()
     assert out is not None, "empty loader"
     return out
+
+
+def _views_logits(model: torch.nn.Module, x: torch.Tensor, fns: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+                  accelerator: Accelerator, passes: int) -> torch.Tensor:
+    """Mean logits over the views of batch ``x``: all views stacked into one forward pass, or ``passes`` chunks of
+    the stacked batch when that does not fit in memory."""
+    batch = torch.cat([f(x) for f in fns]) if len(fns) > 1 else fns[0](x)
+    with accelerator.autocast():
+        logits = torch.cat([model(chunk).float() for chunk in batch.chunk(passes)])
+    return logits.view(len(fns), len(x), -1).mean(0)
 
 
 def evaluate(

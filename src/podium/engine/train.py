@@ -19,6 +19,7 @@ from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
 from podium.engine.accel import make_accelerator
 from podium.engine.fold import FoldResult, fit_fold
+from podium.engine.probe import resolve_auto_batch
 from podium.engine.report import Reporter
 from podium.errors import PodiumError
 from podium.io import atomic_path, write_csv, write_json, write_text
@@ -107,6 +108,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     check_views(cfg.predict.tta)
     comp, integ = prepare(data_dir, cfg.data)  # every input error stops here, before a run folder exists
     folds = _folds(comp, integ, cfg, run_dir if resume is not None else None)
+    cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
     bad = [f for f in todo if not 0 <= f < cfg.cv.folds]
     if bad:
@@ -133,6 +135,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
                    f"images, {len(comp.classes)} classes ({per_class}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
+    if batch_note:
+        reporter.print(batch_note)
     if accelerator.is_main_process:
         write_csv(run_dir / "folds.csv", pd.DataFrame({"id": comp.train["id"], "fold": folds,
                                                        "label": comp.label_strings()}))

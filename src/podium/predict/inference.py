@@ -12,6 +12,7 @@ import torch
 from accelerate import Accelerator
 
 from podium.checkpoint import load_checkpoint, model_from_checkpoint
+from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, num_workers
@@ -58,7 +59,7 @@ def predict_checkpoints(checkpoints: list[Path], ids: list[str], paths: list[str
         model = model.to(accelerator.device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        dataset = ImageDataset(paths, None, create_transform(prep))
+        dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.size, cfg.data))
         bs = batch_size or cfg.predict.batch_size or 2 * cfg.train.batch_size
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
         logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last)

@@ -1,0 +1,51 @@
+import os
+
+import pytest
+import torch
+
+from podium.config import TrainConfig
+from podium.engine.accel import (
+    cpu_has_bf16,
+    make_accelerator,
+    make_loader,
+    maybe_compile,
+    num_workers,
+    resolve_precision,
+)
+from podium.errors import PodiumError
+
+
+def test_auto_precision_on_cpu_follows_native_bf16() -> None:
+    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_bf16() else "no")
+    assert resolve_precision("no", "cpu") == "no"
+    with pytest.raises(PodiumError, match="fp16 needs a GPU"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_workers_from_cores() -> None:
+    assert num_workers(3, "cpu") == 3
+    cores = os.cpu_count() or 1
+    assert num_workers(-1, "cuda") == max(1, min(8, cores - 1))
+    assert num_workers(-1, "cpu") == min(1, cores - 1)
+
+
+def test_loader_settings() -> None:
+    ds = torch.utils.data.TensorDataset(torch.zeros(10, 1))
+    train = make_loader(ds, 4, 1, "cuda", shuffle_seed=0)
+    assert train.pin_memory and train.persistent_workers and train.drop_last and train.prefetch_factor == 4
+    plain = make_loader(ds, 4, 0, "cpu")
+    assert not plain.pin_memory and not plain.persistent_workers and not plain.drop_last
+
+
+def test_cpu_accelerator_precision() -> None:
+    acc = make_accelerator(TrainConfig(device="cpu", precision="auto", threads=1))
+    assert acc.mixed_precision == ("bf16" if cpu_has_bf16() else "no")
+
+
+def test_compile_is_in_place_and_optional() -> None:
+    model = torch.nn.Linear(2, 2)
+    maybe_compile(model, TrainConfig())
+    assert model._compiled_call_impl is None
+    maybe_compile(model, TrainConfig(compile=True))
+    assert model._compiled_call_impl is not None
+    assert list(model.state_dict()) == ["weight", "bias"]  # checkpoints keep the plain keys
