@@ -87,3 +87,13 @@ def test_heads() -> None:
     dropped = create_model(cfg("model.head=dropout").model, 3)
     assert pooled.get_classifier().in_features == 2 * linear.get_classifier().in_features
     assert dropped.drop_rate == 0.25 and linear.drop_rate == 0.0
+
+
+def test_from_scratch_is_neither_frozen_nor_slowed() -> None:
+    from podium.config import FinetuneConfig
+    from podium.engine.finetune import effective_finetune
+
+    ft = FinetuneConfig(freeze_epochs=2, backbone_lr=0.3, layer_decay=0.7, bn="eval")
+    assert effective_finetune(ft, "auto") == ft
+    scratch = effective_finetune(ft, "none")
+    assert (scratch.freeze_epochs, scratch.backbone_lr, scratch.layer_decay, scratch.bn) == (0, 1.0, 0.0, "train")

@@ -22,14 +22,20 @@ class ImageDataset(Dataset):
 
     With ``images`` (the decoded-image cache for the same rows) pixels come from the cache instead of the files.
     A DataLoader over it needs ``collate_fn=collate`` (``make_loader`` sets it).
+
+    With ``seed``, every sample's augmentation is drawn from its own seed (seed, epoch, row), so a run is
+    reproducible whatever the number of workers, and a resumed epoch sees the same augmented images. The epoch
+    reaches the workers inside the sampled key (``key = epoch * len + row``, see EpochShuffleSampler), because
+    persistent workers never see attributes set on the main process's copy of the dataset.
     """
 
     def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable,
-                 images: DecodedImages | None = None) -> None:
+                 images: DecodedImages | None = None, seed: int | None = None) -> None:
         self.paths = list(paths)
         self.targets = targets
         self.transform = transform
         self.images = images
+        self.seed = seed
         if images is not None and len(images) != len(self.paths):
             raise ValueError(f"{len(images)} cached images for {len(self.paths)} paths")
 
@@ -40,15 +46,24 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        img = self.transform(image=self.image(i))["image"]
+    def augmented(self, key: int) -> tuple[int, np.ndarray]:
+        """Row and transformed HxWx3 uint8 image for a sampled ``key`` (a row index, or epoch * len + row)."""
+        epoch, row = divmod(key, len(self.paths))
+        if self.seed is not None and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + row & 0xFFFFFFFF)
+        return row, self.transform(image=self.image(row))["image"]
+
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        i, img = self.augmented(key)
         x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
         y = torch.as_tensor(self.targets[i]) if self.targets is not None else torch.tensor(-1)
         return x, y, i
 
-    def __getitems__(self, indices: list[int]) -> Batch:
-        """The batch of rows ``indices``: (uint8 N,3,H,W in channels_last memory, targets, row indices)."""
-        imgs = [self.transform(image=self.image(i))["image"] for i in indices]
+    def __getitems__(self, keys: list[int]) -> Batch:
+        """The batch of sampled ``keys``: (uint8 N,3,H,W in channels_last memory, targets, row indices)."""
+        rows_imgs = [self.augmented(k) for k in keys]
+        indices = [r for r, _ in rows_imgs]
+        imgs = [img for _, img in rows_imgs]
         out = torch.empty((len(imgs), *imgs[0].shape), dtype=torch.uint8)
         if get_worker_info() is not None:
             out.share_memory_()  # sent to the main process without another copy
@@ -67,7 +82,10 @@ def collate(data: Batch | list) -> tuple | list:
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A shuffling sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches."""
+    """A shuffling sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches.
+
+    It yields ``epoch * n + row``: the dataset recovers the row and seeds that sample's augmentation with the epoch.
+    """
 
     def __init__(self, n: int, seed: int) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
@@ -78,7 +96,7 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        return iter((torch.randperm(self.n, generator=g) + self.epoch * self.n).tolist())
 
     def __len__(self) -> int:
         return self.n

@@ -5,6 +5,7 @@ schedules) lives in podium.engine.optim."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 from torch.utils.hooks import RemovableHandle
@@ -89,3 +90,11 @@ def prepare_epoch(model: torch.nn.Module, epoch: int, ft: FinetuneConfig,
             m.training = model.training
         return []
     return handles
+
+
+def effective_finetune(ft: FinetuneConfig, pretrained: str) -> FinetuneConfig:
+    """The recipe that applies: a randomly initialised backbone (``model.pretrained=none``) has nothing to preserve,
+    so it is neither frozen nor given a smaller learning rate, and its BatchNorm layers train normally."""
+    if pretrained != "none":
+        return ft
+    return replace(ft, freeze_epochs=0, backbone_lr=1.0, layer_decay=0.0, bn="train")

@@ -25,7 +25,7 @@ from podium.data.dataset import ImageDataset
 from podium.data.ingest import Competition
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, maybe_compile, num_workers
-from podium.engine.finetune import prepare_epoch
+from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import create_loss
 from podium.engine.optim import create_optimizer, create_scheduler
@@ -75,17 +75,18 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     paths, targets = comp.train["path"].to_numpy(), comp.targets
     images = decoded_images(paths, prep.size, cfg.data)  # None when data.cache=false
     train_ds = ImageDataset(paths[train_idx], targets[train_idx], create_transform(prep, cfg.aug, train=True),
-                            None if images is None else images.take(train_idx))
+                            None if images is None else images.take(train_idx), seed=tc.seed + fold)
     val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
                           None if images is None else images.take(val_idx))
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold)
     sampler = train_loader.sampler
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
     loss_fn = create_loss(tc.loss, task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes))
-    optimizer = create_optimizer(model, tc, cfg.finetune)
+    ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
+    optimizer = create_optimizer(model, tc, ft)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
-                                 accelerator.unwrap_model(model), cfg.finetune)
+                                 accelerator.unwrap_model(model), ft)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     eval_model = ema.module if ema is not None else accelerator.unwrap_model(model)
     maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
@@ -106,7 +107,7 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     for epoch in range(start, tc.epochs):
         sampler.set_epoch(epoch)
         # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
-        bn_hooks = prepare_epoch(accelerator.unwrap_model(model), epoch, cfg.finetune, bn_hooks)
+        bn_hooks = prepare_epoch(accelerator.unwrap_model(model), epoch, ft, bn_hooks)
         stats = train_one_epoch(model, train_loader, optimizer, scheduler, loss_fn, accelerator, prep, ema,
                                 tc.clip_grad, tc.channels_last, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
         metrics, _ = evaluate(eval_model, val_loader, prep, accelerator, task, y_val, loss_fn,
