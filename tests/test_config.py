@@ -13,6 +13,7 @@ def test_defaults_and_overrides_are_typed() -> None:
     assert cfg.train.lr == 0.01 and cfg.train.ema is False
     assert cfg.predict.tta == ("identity", "vflip") and cfg.cv.train_folds == (0, 2)
     assert merge(cfg, ["cv.train_folds=0,7"]).cv.train_folds == (0, 7)
+    assert merge(cfg, ["cv.train_folds=0"]).cv.train_folds == (0,)
     assert cfg.model.name == "resnet34" and cfg.data.task == "auto"
 
 

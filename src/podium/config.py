@@ -203,7 +203,7 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             items = [v.strip() for v in value.split(",") if v.strip()]
             value = items if item_tp is str else [yaml.safe_load(v) for v in items]
         if not isinstance(value, (list, tuple)):
-            raise PodiumError(f"Config key {key} must be a list, got {value!r}.")
+            value = [value]  # a single item (cv.train_folds=0) is a one-item list
         return tuple(_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"unions are not supported in the config ({key})")
