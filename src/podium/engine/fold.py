@@ -6,6 +6,7 @@ so an interrupted run resumes at the next epoch with the same batches (the shuff
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -78,10 +79,12 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     sampler = train_loader.sampler
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
     loss_fn = create_loss(tc.loss, task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes))
-    optimizer = create_optimizer(model, tc, cfg.finetune)
+    # Freezing a randomly initialised backbone would only waste epochs, so training from scratch never freezes.
+    ft = cfg.finetune if cfg.model.pretrained != "none" else dataclasses.replace(cfg.finetune, freeze_epochs=0)
+    optimizer = create_optimizer(model, tc, ft)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
-                                 accelerator.unwrap_model(model), cfg.finetune)
+                                 accelerator.unwrap_model(model), ft)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     eval_model = ema.module if ema is not None else accelerator.unwrap_model(model)
 
@@ -101,7 +104,7 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     for epoch in range(start, tc.epochs):
         sampler.set_epoch(epoch)
         # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
-        bn_hooks = prepare_epoch(accelerator.unwrap_model(model), epoch, cfg.finetune, bn_hooks)
+        bn_hooks = prepare_epoch(accelerator.unwrap_model(model), epoch, ft, bn_hooks)
         stats = train_one_epoch(model, train_loader, optimizer, scheduler, loss_fn, accelerator, prep, ema,
                                 tc.clip_grad, tc.channels_last, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
         metrics, _ = evaluate(eval_model, val_loader, prep, accelerator, task, y_val, loss_fn,
