@@ -55,10 +55,10 @@ def scores(comp: Competition, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def run_podium(comp: Competition, folds: np.ndarray, seed: int, work: Path, extra: tuple[str, ...] = ()) -> dict:
-    cfg = merge(PodiumConfig(), (*extra, f"model.name={ARCH}", "model.pretrained=packaged", f"model.img_size={SIZE}",
+    cfg = merge(PodiumConfig(), (f"model.name={ARCH}", "model.pretrained=packaged", f"model.img_size={SIZE}",
                                  f"train.batch_size={BATCH}", f"train.threads={THREADS}", "train.num_workers=0",
                                  f"train.epochs={PASSES}", f"train.seed={seed}", "cv.folds=2",
-                                 "predict.tta=identity,hflip", f"run.root={work}"))
+                                 "predict.tta=identity,hflip", f"run.root={work}", *extra))
     torch.set_num_threads(THREADS)
     accelerator = make_accelerator(cfg.train)
     run_dir = work / f"podium-seed{seed}"
