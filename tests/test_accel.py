@@ -5,7 +5,6 @@ import torch
 
 from podium.config import TrainConfig
 from podium.engine.accel import (
-    cpu_has_bf16,
     make_accelerator,
     make_loader,
     maybe_compile,
@@ -15,9 +14,9 @@ from podium.engine.accel import (
 from podium.errors import PodiumError
 
 
-def test_auto_precision_on_cpu_follows_native_bf16() -> None:
-    assert resolve_precision("auto", "cpu") == ("bf16" if cpu_has_bf16() else "no")
-    assert resolve_precision("no", "cpu") == "no"
+def test_auto_precision_on_cpu_is_fp32_and_bf16_is_a_switch() -> None:
+    assert resolve_precision("auto", "cpu") == "no"
+    assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("no", "cpu") == "no"
     with pytest.raises(PodiumError, match="fp16 needs a GPU"):
         resolve_precision("fp16", "cpu")
 
@@ -39,7 +38,7 @@ def test_loader_settings() -> None:
 
 def test_cpu_accelerator_precision() -> None:
     acc = make_accelerator(TrainConfig(device="cpu", precision="auto", threads=1))
-    assert acc.mixed_precision == ("bf16" if cpu_has_bf16() else "no")
+    assert acc.mixed_precision == "no"
 
 
 def test_compile_is_in_place_and_optional() -> None:

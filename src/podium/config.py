@@ -113,8 +113,8 @@ class TrainConfig:
     label_smoothing: float = opt(0.1, "Label smoothing for ce and bce.")
     class_weights: str = opt("none", "Class weights in the loss: none or balanced.")
     clip_grad: float = opt(1.0, "Gradient norm clipping; 0 disables.")
-    precision: str = opt("auto", "Mixed precision: auto (bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), "
-                         "no, bf16 or fp16.")
+    precision: str = opt("auto", "Mixed precision: auto (bf16/fp16 on CUDA, fp32 elsewhere), no, bf16 (also on CPU: "
+                         "2.2x for resnet18, slower for EfficientNet-Lite) or fp16.")
     ema: bool = opt(True, "Keep an exponential moving average of the weights; it is evaluated and saved.")
     ema_decay: float = opt(0.998, "EMA decay (with timm's warmup so short runs still average sensibly).")
     channels_last: bool = opt(True, "Use channels_last memory format.")
