@@ -47,7 +47,7 @@ def test_folder_layout_with_accumulation_and_no_ema(folders_dir: Path, tiny: tup
 
 def test_learns_the_generated_classes(tmp_path: Path, tiny: tuple[str, ...]) -> None:
     root = datagen.csv_single(tmp_path / "big", n=150, n_test=3)
-    result = train(root, _cfg(tiny, "train.epochs=4", "train.batch_size=8", "train.lr=0.003", "aug.ops=hflip"))
+    result = train(root, _cfg(tiny, "train.epochs=6", "train.lr=0.003", "train.batch_size=8", "aug.ops=hflip"))
     assert result["cv_score"] >= 0.9, result["overall"]
 
 
