@@ -152,3 +152,15 @@ def test_models_catalog(offline: Path) -> None:
         offline_rows = weight_catalog("*lite*", offline_only=True)
         assert {r["arch"] for r in offline_rows} >= {"tf_efficientnet_lite0"}
         assert all(r["source"] != "none" for r in offline_rows)
+
+
+def test_missing_weights_stop_before_a_run_folder_exists(single_dir, tiny, tmp_path, monkeypatch) -> None:
+    from podium.engine.train import train
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, whatever the machine running the tests can reach
+    cfg = merge(PodiumConfig(), [*tiny, "model.name=convnext_atto", "model.pretrained=auto"])
+    with pytest.raises(PodiumError, match="No pretrained weights for convnext_atto on this machine.*Available offline"):
+        train(single_dir, cfg)
+    with pytest.raises(PodiumError, match="model.pretrained=file needs model.weights_path"):
+        train(single_dir, merge(cfg, ["model.pretrained=file"]))
+    assert not (tmp_path / "runs").exists()

@@ -24,6 +24,7 @@ from podium.engine.report import Reporter
 from podium.errors import PodiumError
 from podium.io import atomic_path, write_csv, write_json, write_text
 from podium.metrics import fit_threshold, per_class, score
+from podium.models.factory import check_model
 from podium.predict.inference import fold_checkpoints, predict_checkpoints, write_test_outputs
 from podium.predict.tta import check_views
 from podium.runs.folder import git_commit, new_run_dir, read_run_info, run_config, write_run_info
@@ -108,6 +109,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     check_views(cfg.predict.tta)
     comp, integ = prepare(data_dir, cfg.data)  # every input error stops here, before a run folder exists
     folds = _folds(comp, integ, cfg, run_dir if resume is not None else None)
+    check_model(cfg.model)  # unknown architecture or no weights: stop before a run folder exists
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
     bad = [f for f in todo if not 0 <= f < cfg.cv.folds]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import timm
@@ -10,7 +11,7 @@ import torch
 from podium.config import ModelConfig
 from podium.errors import PodiumError
 from podium.models.heads import HEADS, init_new_head
-from podium.models.weights import WEIGHT_SOURCES
+from podium.models.weights import WEIGHT_SOURCES, check_weights
 
 
 def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
@@ -21,12 +22,18 @@ def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
     return kwargs
 
 
-def create_model(cfg: ModelConfig, num_classes: int, pretrained: str | None = None) -> torch.nn.Module:
-    """Create ``cfg.name`` with ``num_classes`` outputs, weights from source ``pretrained`` (default: the config's)."""
+def check_model(cfg: ModelConfig) -> None:
+    """Fail now, with the message model creation would give, on an unknown architecture or missing weights."""
     if not timm.is_model(cfg.name):
         close = timm.list_models(f"*{cfg.name.split('.')[0][:12]}*")[:8]
         hint = f" Similar: {', '.join(close)}." if close else ""
         raise PodiumError(f"Unknown timm model {cfg.name!r}.{hint}")
+    check_weights(cfg)
+
+
+def create_model(cfg: ModelConfig, num_classes: int, pretrained: str | None = None) -> torch.nn.Module:
+    """Create ``cfg.name`` with ``num_classes`` outputs, weights from source ``pretrained`` (default: the config's)."""
+    check_model(replace(cfg, pretrained=pretrained or cfg.pretrained))
     name = pretrained or cfg.pretrained
     kwargs = model_kwargs(cfg)
     model = WEIGHT_SOURCES.get(name)(cfg, num_classes, kwargs)

