@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -16,6 +17,16 @@ import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def base_parser(doc: str | None, batch: int = 32) -> argparse.ArgumentParser:
+    """The options every model bench takes: model, size, batch and torch threads."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tf_efficientnet_lite0")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=batch)
+    ap.add_argument("--threads", type=int, default=2)
+    return ap
 
 
 def machine(device: str = "cpu") -> dict[str, Any]:

@@ -10,21 +10,16 @@ Both sides run alternately in one process, after one warm-up epoch each; the rat
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
 
-from bench.common import machine, podium_setup, potato, show, write_results
+from bench.common import base_parser, machine, podium_setup, potato, show, write_results
 from podium.engine.loop import train_one_epoch
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tf_efficientnet_lite0")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = base_parser(__doc__)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--workers", type=int, default=-1, help="loader workers; -1: podium's default")

@@ -7,13 +7,12 @@ the images are loaded once). Target: TTA rate >= 0.9 x (plain rate / 4).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 
-from bench.common import machine, potato, show, write_results
+from bench.common import base_parser, machine, potato, show, write_results
 from podium.config import load_config
 from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
@@ -28,11 +27,7 @@ VIEWS = ("identity", "hflip", "vflip", "hvflip")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tf_efficientnet_lite0")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = base_parser(__doc__, batch=64)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--images", type=int, default=384)

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from bench.common import machine, podium_setup, potato, show, write_results
+from bench.common import base_parser, machine, podium_setup, potato, show, write_results
 from podium.engine.loop import evaluate, train_one_epoch
 
 
@@ -83,11 +83,7 @@ def fastai_epochs(args: argparse.Namespace, workers: int, train: list[str], val:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tf_efficientnet_lite0")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=2)
+    ap = base_parser(__doc__)
     ap.add_argument("--workers", type=int, default=-1, help="loader workers of both; -1: podium's CPU default")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--images", type=int, default=0, help="a subset of potato (80/20 split); 0: all 2,152")
