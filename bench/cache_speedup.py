@@ -40,7 +40,8 @@ class SeedsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        i = key % len(self.paths)  # the sampler's keys are epoch * len + row
         img = cv2.cvtColor(cv2.imread(self.paths[i]), cv2.COLOR_BGR2RGB)
         img = cv2.resize(img, (self.side, self.side), interpolation=cv2.INTER_AREA)
         img = self.transform(image=img)["image"]
@@ -81,7 +82,7 @@ def main() -> None:
         return DataLoader(ds, batch_size=args.batch, sampler=EpochShuffleSampler(len(ds), 0), num_workers=workers,
                           persistent_workers=workers > 0, drop_last=True, collate_fn=collate)
 
-    cached = loader(ImageDataset(paths, targets, create_transform(prep, cfg.aug, train=True), images))
+    cached = loader(ImageDataset(paths, targets, create_transform(prep, cfg.aug, train=True), images, seed=0))
     seeds = loader(SeedsDataset(paths, targets, side, create_transform(prep, cfg.aug, train=True)))
     print(f"{len(paths)} potato images, augmentations {','.join(cfg.aug.ops)} to {prep.size}px, {workers} workers; "
           f"cache (side {side}) built/checked in {build_s:.1f} s", flush=True)

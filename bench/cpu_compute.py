@@ -20,6 +20,7 @@ COMBOS = {  # name: (channels_last, bf16, compile)
     "fp32": (False, False, False),
     "channels_last": (True, False, False),
     "channels_last+bf16": (True, True, False),
+    "channels_last+compile": (True, False, True),
     "channels_last+bf16+compile": (True, True, True),
 }
 

@@ -1,10 +1,24 @@
+import random
+
 import albumentations as A
 import cv2
 import numpy as np
 import pytest
 
 from podium.config import AugConfig
-from podium.data.transforms import AUGMENTATIONS, ColorJitter, ShiftScaleRotate, color_matrix, create_transform
+from podium.data.transforms import (
+    AUGMENTATIONS,
+    ColorJitter,
+    Flip,
+    FusedWarp,
+    RandomResizedCrop,
+    Rotate90,
+    ShiftScaleRotate,
+    color_matrix,
+    create_transform,
+    seed_transform,
+    warp,
+)
 from podium.errors import PodiumError
 from podium.models.preprocessing import Preprocessing
 
@@ -38,21 +52,96 @@ def test_color_hue_changes_colours() -> None:
     assert out[0, 0, 0] < 150 and out[0, 0].max() > 0
 
 
-def test_shift_scale_rotate_identity_and_shape() -> None:
+def test_flips_and_quarter_turns_are_exact() -> None:
     img = photo()
-    t = ShiftScaleRotate(0.1, 0.06, 15, cv2.INTER_LINEAR, p=1.0)
-    np.testing.assert_array_equal(t.apply(img, angle=0, scale=1, dx=0, dy=0), img)
-    out = t(image=img)["image"]
-    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
-    flipped = t.apply(img, angle=180, scale=1, dx=0, dy=0)
+    h, w = img.shape[:2]
+    for op, want in ((Flip(horizontal=True), img[:, ::-1]), (Flip(horizontal=False), img[::-1])):
+        m, oh, ow = op.sample(random.Random(0), h, w)
+        np.testing.assert_array_equal(warp(img, m, (oh, ow), cv2.INTER_LINEAR), want)
+    turns = set()
+    for seed in range(12):
+        k = random.Random(seed).randint(0, 3)
+        m, oh, ow = Rotate90().sample(random.Random(seed), h, w)
+        np.testing.assert_array_equal(warp(img, m, (oh, ow), cv2.INTER_LINEAR), np.rot90(img, k))
+        turns.add(k)
+    assert turns == {0, 1, 2, 3}
+
+
+def test_random_resized_crop_matches_crop_then_resize() -> None:
+    img = photo()
+    op = RandomResizedCrop(32, (0.3, 1.0))
+    for seed in range(8):
+        x0, y0, cw, ch = op.crop(random.Random(seed), *img.shape[:2])
+        assert 0 <= x0 and x0 + cw <= img.shape[1] and 0 <= y0 and y0 + ch <= img.shape[0]
+        m, oh, ow = op.sample(random.Random(seed), *img.shape[:2])
+        got = warp(img, m, (oh, ow), cv2.INTER_LINEAR).astype(int)
+        want = cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (32, 32), interpolation=cv2.INTER_LINEAR).astype(int)
+        assert got.shape == want.shape == (32, 32, 3)
+        assert np.abs(got - want)[2:-2, 2:-2].max() <= 2 and np.abs(got - want).mean() < 1
+
+
+def test_shift_scale_rotate_identity_and_half_turn() -> None:
+    img = photo()
+    h, w = img.shape[:2]
+    np.testing.assert_allclose(ShiftScaleRotate.matrix(h, w, 0, 1, 0, 0), np.eye(3), atol=1e-12)
+    flipped = warp(img, ShiftScaleRotate.matrix(h, w, 180, 1, 0, 0), (h, w), cv2.INTER_LINEAR)
     np.testing.assert_array_equal(flipped, img[::-1, ::-1])
+
+
+def test_fused_warp_equals_the_ops_one_after_the_other() -> None:
+    img = photo()
+    ops = [RandomResizedCrop(32, (0.5, 1.0)), Flip(True, p=1.0), ShiftScaleRotate(0.1, 0.06, 15, p=1.0)]
+    for seed in range(5):
+        rng, seq, (h, w) = random.Random(seed), img, img.shape[:2]
+        for op in ops:
+            m, h, w = op.sample(rng, h, w)
+            seq = warp(seq, m, (h, w), cv2.INTER_LINEAR)
+        fused = FusedWarp(ops, cv2.INTER_LINEAR)
+        fused.py_random = random.Random(seed)
+        params = fused.get_params_dependent_on_data({"shape": img.shape}, {})
+        one = fused.apply(img, **params)
+        assert one.shape == seq.shape == (32, 32, 3)
+        assert np.abs(one.astype(int) - seq.astype(int))[4:-4, 4:-4].mean() < 3  # one interpolation instead of three
+
+
+def test_large_shrinks_are_anti_aliased() -> None:
+    board = ((np.indices((256, 256)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, axis=2)
+    m, h, w = RandomResizedCrop(32, (1.0, 1.0), (1.0, 1.0)).sample(random.Random(0), 256, 256)
+    out = warp(board, m, (h, w), cv2.INTER_LINEAR)
+    assert np.abs(out.astype(int) - 127.5).max() <= 2  # sampling without averaging would give 0s and 255s
 
 
 def test_seeded_pipeline_is_reproducible() -> None:
     img = photo()
-    a = A.Compose([ShiftScaleRotate(0.1, 0.06, 15, cv2.INTER_LINEAR, p=1), ColorJitter(0.2, 0.05, p=1)], seed=3)
-    b = A.Compose([ShiftScaleRotate(0.1, 0.06, 15, cv2.INTER_LINEAR, p=1), ColorJitter(0.2, 0.05, p=1)], seed=3)
-    np.testing.assert_array_equal(a(image=img)["image"], b(image=img)["image"])
+
+    def pipeline(seed: int) -> A.Compose:
+        return A.Compose([FusedWarp([RandomResizedCrop(32, (0.5, 1)), Flip(True), ShiftScaleRotate(0.1, 0.06, 15)],
+                                    cv2.INTER_LINEAR), ColorJitter(0.2, 0.05, p=1)], seed=seed)
+
+    np.testing.assert_array_equal(pipeline(3)(image=img)["image"], pipeline(3)(image=img)["image"])
+    assert not np.array_equal(pipeline(3)(image=img)["image"], pipeline(4)(image=img)["image"])
+
+
+def test_seed_transform_gives_each_op_its_own_stream() -> None:
+    t = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    img = np.arange(16, dtype=np.uint8).reshape(4, 4, 1).repeat(3, axis=2)
+    seen = set()
+    for seed in range(64):
+        seed_transform(t, seed)
+        out = t(image=img)["image"]
+        seen.add((bool(out[0, 0, 0] in (3, 15)), bool(out[0, 0, 0] in (12, 15))))  # (flipped lr, flipped ud)
+    assert seen == {(False, False), (True, False), (False, True), (True, True)}  # set_random_seed gives 2 of these
+    seed_transform(t, 5)
+    a = t(image=img)["image"]
+    seed_transform(t, 5)
+    np.testing.assert_array_equal(t(image=img)["image"], a)
+
+
+def test_consecutive_geometric_ops_are_fused() -> None:
+    t = create_transform(PREP, AugConfig(), train=True)
+    kinds = [type(op).__name__ for op in t.transforms]
+    assert kinds == ["FusedWarp", "ColorJitter"]
+    assert len(t.transforms[0].ops) == 4
 
 
 @pytest.mark.parametrize("train", [True, False])

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import albumentations as A
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
 from podium.data.cache import DecodedImages
 from podium.data.images import read_image
+from podium.data.transforms import seed_transform
 
 
 class ImageDataset(Dataset):
@@ -49,8 +51,8 @@ class ImageDataset(Dataset):
     def augmented(self, key: int) -> tuple[int, np.ndarray]:
         """Row and transformed HxWx3 uint8 image for a sampled ``key`` (a row index, or epoch * len + row)."""
         epoch, row = divmod(key, len(self.paths))
-        if self.seed is not None and hasattr(self.transform, "set_random_seed"):
-            self.transform.set_random_seed((self.seed * 1_000_003 + epoch) * 1_000_003 + row & 0xFFFFFFFF)
+        if self.seed is not None and isinstance(self.transform, A.Compose):
+            seed_transform(self.transform, (self.seed * 1_000_003 + epoch) * 1_000_003 + row & 0xFFFFFFFF)
         return row, self.transform(image=self.image(row))["image"]
 
     def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor, int]:

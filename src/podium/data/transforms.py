@@ -1,12 +1,15 @@
 """Albumentations pipelines built from registered ops: ``create_transform(prep, aug, train)``.
 
 Transforms stop at a uint8 image of the model's size; normalisation happens on the device (see Preprocessing).
+Geometric ops (crop, flips, turns, affine) are matrices: a run of them is drawn op by op and applied as one
+``cv2.warpAffine`` (FusedWarp), so an augmented image costs one interpolation, not one per op.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import albumentations as A
@@ -26,7 +29,7 @@ INTERPOLATION = {
     "lanczos": cv2.INTER_LANCZOS4,
 }
 
-AugOp = Callable[[Preprocessing, AugConfig], A.BasicTransform]
+AugOp = Callable[[Preprocessing, AugConfig], "A.BasicTransform | Warp"]
 AUGMENTATIONS: Registry[AugOp] = Registry("augmentation")
 RESIZES: Registry[Callable[[Preprocessing], list[A.BasicTransform]]] = Registry("resize method")
 
@@ -50,72 +53,239 @@ def crop(prep: Preprocessing) -> list[A.BasicTransform]:
     return [A.SmallestMaxSize(prep.size, interpolation=interpolation(prep)), A.CenterCrop(prep.size, prep.size)]
 
 
+class Warp:
+    """A geometric augmentation as a matrix, so that a run of them costs one ``cv2.warpAffine`` (see FusedWarp).
+
+    ``sample(rng, h, w)`` draws the op's parameters for an h x w input and returns the 3x3 map from input to output
+    pixel coordinates (pixel centres at integers, as in cv2) with the output height and width; the op applies with
+    probability ``p``.
+    """
+
+    p: float = 1.0
+
+    def sample(self, rng: random.Random, h: int, w: int) -> tuple[np.ndarray, int, int]:
+        """This op's matrix and output size for an h x w input."""
+        raise NotImplementedError
+
+
+_EYE = np.eye(3)
+
+
+def _scale(sx: float, sy: float) -> np.ndarray:
+    """Resize by (sx, sy) the way cv2.resize maps pixel centres: ``(x + 0.5) * s - 0.5``."""
+    return np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5], [0, 0, 1]])
+
+
+def _shift(dx: float, dy: float) -> np.ndarray:
+    return np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1.0]])
+
+
+class RandomResizedCrop(Warp):
+    """A crop of ``scale`` of the area with aspect ratio in ``ratio`` (log-uniform), resized to size x size;
+    albumentations' and torchvision's sampling, including the centre-crop fall-back after 10 tries."""
+
+    def __init__(self, size: int, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
+        self.size, self.scale, self.ratio = size, scale, ratio
+
+    def crop(self, rng: random.Random, h: int, w: int) -> tuple[int, int, int, int]:
+        """(x0, y0, width, height) of the crop."""
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        for _ in range(10):
+            area = rng.uniform(*self.scale) * h * w
+            aspect = math.exp(rng.uniform(*log_ratio))
+            cw, ch = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
+            if 0 < cw <= w and 0 < ch <= h:
+                return rng.randint(0, w - cw), rng.randint(0, h - ch), cw, ch
+        cw, ch = w, h
+        if w / h < self.ratio[0]:
+            ch = round(w / self.ratio[0])
+        elif w / h > self.ratio[1]:
+            cw = round(h * self.ratio[1])
+        return (w - cw) // 2, (h - ch) // 2, cw, ch
+
+    def sample(self, rng: random.Random, h: int, w: int) -> tuple[np.ndarray, int, int]:
+        """Crop, then resize to the model's size."""
+        x0, y0, cw, ch = self.crop(rng, h, w)
+        return _scale(self.size / cw, self.size / ch) @ _shift(-x0, -y0), self.size, self.size
+
+
+class Flip(Warp):
+    """A mirror image, left-right (``horizontal``) or top-bottom."""
+
+    def __init__(self, horizontal: bool, p: float = 0.5) -> None:
+        self.horizontal, self.p = horizontal, p
+
+    def sample(self, rng: random.Random, h: int, w: int) -> tuple[np.ndarray, int, int]:
+        """The mirror matrix."""
+        if self.horizontal:
+            return np.array([[-1, 0, w - 1], [0, 1, 0], [0, 0, 1.0]]), h, w
+        return np.array([[1, 0, 0], [0, -1, h - 1], [0, 0, 1.0]]), h, w
+
+
+class Rotate90(Warp):
+    """1, 2 or 3 quarter turns counter-clockwise (``np.rot90``), or none; non-square images swap height and width."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def sample(self, rng: random.Random, h: int, w: int) -> tuple[np.ndarray, int, int]:
+        """k quarter turns, k uniform in 0..3."""
+        m = np.eye(3)
+        for _ in range(rng.randint(0, 3)):
+            m = np.array([[0, 1, 0], [-1, 0, w - 1], [0, 0, 1.0]]) @ m
+            h, w = w, h
+        return m, h, w
+
+
+class ShiftScaleRotate(Warp):
+    """A random rotation (up to ``rotate`` degrees) and zoom (1 +- ``scale``) about the centre, then a shift of up to
+    ``shift`` of the side; borders are reflected."""
+
+    def __init__(self, scale: float, shift: float, rotate: float, p: float = 0.5) -> None:
+        self.scale, self.shift, self.rotate, self.p = scale, shift, rotate, p
+
+    @staticmethod
+    def matrix(h: int, w: int, angle: float, scale: float, dx: float, dy: float) -> np.ndarray:
+        """The 3x3 matrix of one draw (angle in degrees, shifts as fractions of the side)."""
+        m = np.vstack([cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, scale), [0, 0, 1.0]])
+        return _shift(dx * w, dy * h) @ m
+
+    def sample(self, rng: random.Random, h: int, w: int) -> tuple[np.ndarray, int, int]:
+        """Draw the angle, zoom and shift."""
+        angle, scale = rng.uniform(-self.rotate, self.rotate), rng.uniform(1 - self.scale, 1 + self.scale)
+        dx, dy = rng.uniform(-self.shift, self.shift), rng.uniform(-self.shift, self.shift)
+        return self.matrix(h, w, angle, scale, dx, dy), h, w
+
+
+def _box_resize(img: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray | None:
+    """``warp`` for maps made of integer crops, resizes, flips and quarter turns, as slicing, ``cv2.resize`` and
+    flips (cv2.resize is 3-8x faster than warpAffine); None for any other map."""
+    (a00, a01, b0), (a10, a11, b1) = m[:2].tolist()
+    turned = a00 == 0 and a11 == 0  # output x follows input y
+    if not turned and (a01 != 0 or a10 != 0):
+        return None
+    # The output's pixel edges (-0.5 .. side - 0.5) mapped back onto the input must fall on pixel edges too:
+    # out_x = ax * in_u + b0 and out_y = ay * in_v + b1, where (u, v) is (x, y), or (y, x) when turned.
+    h, w = size
+    ax, ay = (a01, a10) if turned else (a00, a11)
+    u0, u1 = sorted(((-0.5 - b0) / ax + 0.5, (w - 0.5 - b0) / ax + 0.5))
+    v0, v1 = sorted(((-0.5 - b1) / ay + 0.5, (h - 0.5 - b1) / ay + 0.5))
+    edges = [round(e) for e in (u0, u1, v0, v1)]
+    if max(abs(e - r) for e, r in zip((u0, u1, v0, v1), edges)) > 1e-6:
+        return None
+    (x0, x1, y0, y1) = (edges[2], edges[3], edges[0], edges[1]) if turned else edges
+    if x0 < 0 or y0 < 0 or x1 > img.shape[1] or y1 > img.shape[0] or x1 <= x0 or y1 <= y0:
+        return None
+    out = img[y0:y1, x0:x1]
+    if turned:
+        out = out.transpose(1, 0, 2)
+    if out.shape[:2] != (h, w):
+        shrink = out.shape[0] * out.shape[1] > 4 * h * w  # INTER_AREA averages, like the anti-aliased warp below
+        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA if shrink else interpolation)
+    code = {(True, True): -1, (True, False): 1, (False, True): 0}.get((ax < 0, ay < 0))
+    return np.ascontiguousarray(out if code is None else cv2.flip(out, code))
+
+
+def warp(img: np.ndarray, m: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    """``img`` mapped by the 3x3 matrix ``m`` onto an image of ``size`` (height, width), reflecting at the borders.
+
+    Crops, resizes, flips and quarter turns are done exactly that way, with the model's interpolation. Anything with
+    a rotation or shear goes through ``cv2.warpAffine``, bilinear (bicubic costs 3x more there; torchvision's
+    RandomAffine is bilinear too). warpAffine samples without averaging, so a map that shrinks by more than 2x first
+    shrinks the image with INTER_AREA (an anti-aliased copy) and warps the rest of the way.
+    """
+    h, w = size
+    if img.shape[:2] == (h, w) and np.array_equal(m, _EYE):
+        return img
+    fast = _box_resize(img, m, size, interpolation)
+    if fast is not None:
+        return fast
+    zoom = math.sqrt(abs(np.linalg.det(m[:2, :2])))
+    if zoom < 0.5:
+        ih, iw = img.shape[:2]
+        nh, nw = max(1, round(ih * zoom)), max(1, round(iw * zoom))
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+        m = m @ np.linalg.inv(_scale(nw / iw, nh / ih))
+    flags = cv2.INTER_NEAREST if interpolation == cv2.INTER_NEAREST else cv2.INTER_LINEAR
+    if img.ndim == 3 and img.shape[2] == 3:  # OpenCV's 4-channel path is vectorised: 1.7x faster with the round trip
+        four = cv2.warpAffine(cv2.cvtColor(img, cv2.COLOR_RGB2RGBA), m[:2], (w, h), flags=flags,
+                              borderMode=cv2.BORDER_REFLECT_101)
+        return cv2.cvtColor(four, cv2.COLOR_RGBA2RGB)
+    return cv2.warpAffine(img, m[:2], (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+
+
+class FusedWarp(A.ImageOnlyTransform):
+    """A run of Warp ops drawn in order and applied as one warpAffine: one interpolation and one pass over the output
+    pixels instead of one per op, which is most of the per-image cost once decoding is cached."""
+
+    def __init__(self, ops: Sequence[Warp], interpolation: int) -> None:
+        super().__init__(p=1.0)
+        self.ops, self.interpolation = list(ops), interpolation
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """Draw every op (each with its probability) and compose their matrices."""
+        h, w = params["shape"][:2]
+        m = np.eye(3)
+        for op in self.ops:
+            if op.p >= 1 or self.py_random.random() < op.p:
+                step, h, w = op.sample(self.py_random, h, w)
+                m = step @ m
+        return {"matrix": m, "size": (h, w)}
+
+    def apply(self, img: np.ndarray, matrix: np.ndarray | None = None, size: tuple[int, int] | None = None,
+              **params: Any) -> np.ndarray:
+        """Warp ``img``."""
+        if matrix is None or size is None:
+            return img
+        return warp(img, matrix, size, self.interpolation)
+
+
 @AUGMENTATIONS.register("random_resized_crop")
-def random_resized_crop(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
+def random_resized_crop(prep: Preprocessing, aug: AugConfig) -> Warp:
     """A random crop of scale_min..1 of the area, resized to the model's size (replaces the plain resize)."""
-    return A.RandomResizedCrop((prep.size, prep.size), scale=(aug.scale_min, 1.0), interpolation=interpolation(prep))
+    return RandomResizedCrop(prep.size, (aug.scale_min, 1.0))
 
 
 @AUGMENTATIONS.register("hflip")
-def hflip(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
+def hflip(prep: Preprocessing, aug: AugConfig) -> Warp:
     """Horizontal flip with probability 0.5."""
-    return A.HorizontalFlip(p=0.5)
+    return Flip(horizontal=True)
 
 
 @AUGMENTATIONS.register("vflip")
-def vflip(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
+def vflip(prep: Preprocessing, aug: AugConfig) -> Warp:
     """Vertical flip with probability 0.5 (for top-down photos, leaves, slides)."""
-    return A.VerticalFlip(p=0.5)
+    return Flip(horizontal=False)
 
 
 @AUGMENTATIONS.register("rotate90")
-def rotate90(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
-    """A random multiple of 90 degrees."""
-    return A.RandomRotate90(p=0.5)
-
-
-class ShiftScaleRotate(A.ImageOnlyTransform):
-    """Random shift, scale and rotation as one ``cv2.warpAffine`` with reflected borders (image-only tasks need no
-    mask or box support, which is what makes albumentations' Affine several times slower per image)."""
-
-    def __init__(self, scale: float, shift: float, rotate: float, interpolation: int, p: float = 0.5) -> None:
-        super().__init__(p=p)
-        self.scale, self.shift, self.rotate, self.interpolation = scale, shift, rotate, interpolation
-
-    def get_params(self) -> dict[str, Any]:
-        """Draw the angle, scale and shift."""
-        r = self.py_random
-        return {"angle": r.uniform(-self.rotate, self.rotate), "scale": r.uniform(1 - self.scale, 1 + self.scale),
-                "dx": r.uniform(-self.shift, self.shift), "dy": r.uniform(-self.shift, self.shift)}
-
-    def apply(self, img: np.ndarray, angle: float = 0.0, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0,
-              **params: Any) -> np.ndarray:
-        """Warp ``img``."""
-        h, w = img.shape[:2]
-        m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle, scale)
-        m[:, 2] += (dx * w, dy * h)
-        return cv2.warpAffine(img, m, (w, h), flags=self.interpolation, borderMode=cv2.BORDER_REFLECT_101)
+def rotate90(prep: Preprocessing, aug: AugConfig) -> Warp:
+    """A random multiple of 90 degrees, half of the time."""
+    return Rotate90(p=0.5)
 
 
 @AUGMENTATIONS.register("affine")
-def affine(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
+def affine(prep: Preprocessing, aug: AugConfig) -> Warp:
     """Small shift (6%), scale (10%) and rotation (aug.rotate degrees) with reflected borders, half of the time."""
-    return ShiftScaleRotate(0.1, 0.06, aug.rotate, interpolation(prep), p=0.5)
+    return ShiftScaleRotate(0.1, 0.06, aug.rotate, p=0.5)
 
 
 _GRAY = np.array([0.299, 0.587, 0.114])
+_GRAY_ROWS = np.outer(np.ones(3), _GRAY)
 _TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_FROM_YIQ = np.linalg.inv(_TO_YIQ)
 
 
 def color_matrix(brightness: float, contrast: float, saturation: float, hue: float, mean_gray: float) -> np.ndarray:
     """The 3x4 matrix of a colour jitter on RGB pixels: saturation (blend with the gray value), hue (rotation about
     the gray axis in YIQ space, by ``hue`` turns), brightness (scale) and contrast (about the image's mean gray)."""
-    sat = saturation * np.eye(3) + (1 - saturation) * np.outer(np.ones(3), _GRAY)
+    sat = saturation * _EYE + (1 - saturation) * _GRAY_ROWS
     c, s = math.cos(2 * math.pi * hue), math.sin(2 * math.pi * hue)
     rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
-    lin = contrast * brightness * (np.linalg.inv(_TO_YIQ) @ rot @ _TO_YIQ @ sat)
-    offset = (1 - contrast) * brightness * mean_gray
-    return np.hstack([lin, np.full((3, 1), offset)]).astype(np.float32)
+    out = np.empty((3, 4), np.float32)
+    out[:, :3] = contrast * brightness * (_FROM_YIQ @ rot @ _TO_YIQ @ sat)
+    out[:, 3] = (1 - contrast) * brightness * mean_gray
+    return out
 
 
 class ColorJitter(A.ImageOnlyTransform):
@@ -152,11 +322,38 @@ def blur(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
     return A.GaussianBlur(blur_limit=(3, 5), p=0.2)
 
 
+def seed_transform(transform: A.Compose, seed: int) -> None:
+    """Seed ``transform`` from ``seed``: all its ops draw, in order, from one pair of generators.
+
+    albumentations' own ``set_random_seed`` gives every op a generator with the same seed, so ops draw the same
+    numbers: two flips with p=0.5 would always flip together, and a crop's size would decide whether the colour jitter
+    applies. One shared stream is also cheaper than one new pair of generators per op and image.
+    """
+    py, gen = random.Random(seed), np.random.default_rng(seed)
+    transform.py_random, transform.random_generator = py, gen
+    for op in transform.transforms:
+        op.py_random, op.random_generator = py, gen
+
+
 def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: bool = False) -> A.Compose:
-    """The training pipeline (``aug`` ops in order) or the evaluation pipeline (the model's resize only)."""
+    """The training pipeline (``aug`` ops in order) or the evaluation pipeline (the model's resize only).
+
+    Consecutive geometric ops (Warp) are fused into one FusedWarp.
+    """
     ops: list[A.BasicTransform] = []
     names = list(aug.ops) if (train and aug is not None) else []
     if "random_resized_crop" not in names:
         ops += RESIZES.get(prep.resize)(prep)
-    ops += [AUGMENTATIONS.get(name)(prep, aug) for name in names]  # type: ignore[arg-type]
+    run: list[Warp] = []
+    for name in names:
+        op = AUGMENTATIONS.get(name)(prep, aug)  # type: ignore[arg-type]
+        if isinstance(op, Warp):
+            run.append(op)
+            continue
+        if run:
+            ops.append(FusedWarp(run, interpolation(prep)))
+            run = []
+        ops.append(op)
+    if run:
+        ops.append(FusedWarp(run, interpolation(prep)))
     return A.Compose(ops)
