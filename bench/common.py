@@ -89,28 +89,17 @@ def potato() -> Path:
     return path
 
 
-def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0, n_val: int = 0
-                 ) -> dict[str, Any]:
-    """What podium's fit_fold builds for fold 0 (5 folds): config, accelerator, model, preprocessing, datasets (with
-    the decoded-image cache as configured), loaders, optimiser, schedule, loss and EMA. ``n_train`` > 0 keeps that
-    many training images (a shorter epoch), ``n_val`` > 0 that many validation images."""
+def fold0(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0, n_val: int = 0
+          ) -> tuple[Any, Any, Any, Any]:
+    """Config, competition and the training and validation rows of fold 0 of 5 (see podium_setup); builds nothing,
+    so a bench can hand the same split to another library before podium sets anything up."""
     import numpy as np
-    from timm.utils import ModelEmaV3
 
     from podium.config import load_config
-    from podium.data.cache import decoded_images
-    from podium.data.dataset import ImageDataset
     from podium.data.folds import make_folds
     from podium.data.ingest import load_competition
-    from podium.data.transforms import create_transform
-    from podium.engine.accel import make_accelerator, make_loader, maybe_compile, num_workers
-    from podium.engine.losses import create_loss
-    from podium.engine.optim import create_optimizer, create_scheduler
-    from podium.models.factory import create_model
-    from podium.models.preprocessing import resolve_preprocessing
 
     cfg = load_config(None, ["cv.folds=5", *overrides])
-    tc = cfg.train
     comp = load_competition(data_dir, cfg.data, check=False)
     folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed)
     train_idx, val_idx = np.flatnonzero(folds != 0), np.flatnonzero(folds == 0)
@@ -118,6 +107,27 @@ def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: i
         train_idx = np.sort(np.random.default_rng(seed).permutation(train_idx)[:n_train])
     if n_val:
         val_idx = np.sort(np.random.default_rng(seed).permutation(val_idx)[:n_val])
+    return cfg, comp, train_idx, val_idx
+
+
+def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0, n_val: int = 0
+                 ) -> dict[str, Any]:
+    """What podium's fit_fold builds for fold 0 (5 folds): config, accelerator, model, preprocessing, datasets (with
+    the decoded-image cache as configured), loaders, optimiser, schedule, loss and EMA. ``n_train`` > 0 keeps that
+    many training images (a shorter epoch), ``n_val`` > 0 that many validation images."""
+    from timm.utils import ModelEmaV3
+
+    from podium.data.cache import decoded_images
+    from podium.data.dataset import ImageDataset
+    from podium.data.transforms import create_transform
+    from podium.engine.accel import make_accelerator, make_loader, maybe_compile, num_workers
+    from podium.engine.losses import create_loss
+    from podium.engine.optim import create_optimizer, create_scheduler
+    from podium.models.factory import create_model
+    from podium.models.preprocessing import resolve_preprocessing
+
+    cfg, comp, train_idx, val_idx = fold0(data_dir, overrides, n_train, seed, n_val)
+    tc = cfg.train
     accelerator = make_accelerator(tc)
     torch.manual_seed(tc.seed)
     model = create_model(cfg.model, len(comp.classes))

@@ -1,8 +1,9 @@
 """Seconds per epoch of podium vs fastai's ``vision_learner(...).fit_one_cycle`` on the same data (potato, 80/20
-split), model (tf_efficientnet_lite0, random init), image size, batch size, loader workers and torch threads, one
-after the other in one process. Each side runs with its own defaults otherwise (podium: decoded-image cache,
-channels_last, bf16 autocast on CPUs with native bf16; fastai: fp32, its default augmentations). An epoch is the
-training pass plus the validation pass. Target: podium <= 0.6x fastai's time per epoch.
+split), model (tf_efficientnet_lite0, random init on both sides), image size, batch size, loader workers and torch
+threads, one after the other in one process: fastai first, because podium's train.cpu_keep_memory changes the C
+library's malloc for the rest of the process. Each side runs with its own defaults otherwise (podium: decoded-image
+cache, channels_last, fused AdamW, malloc keeping freed memory; fastai: fp32, its default augmentations). An epoch is
+the training pass plus the validation pass. Target: podium <= 0.6x fastai's time per epoch.
 
     python -m bench.vs_fastai [--size 128] [--batch 32] [--threads 2] [--epochs 2] [--images 0]
 
@@ -17,13 +18,13 @@ import time
 
 import torch
 
-from bench.common import base_parser, machine, podium_setup, potato, show, write_results
+from bench.common import base_parser, fold0, machine, podium_setup, potato, show, write_results
 from podium.engine.loop import evaluate, train_one_epoch
 
 
 def podium_epochs(args: argparse.Namespace) -> tuple[list[float], float, str, list[str], list[str]]:
     n_val = int(round(args.images * 0.2)) if args.images else 0
-    s = podium_setup(potato(), [f"model.name={args.model}", f"model.img_size={args.size}",
+    s = podium_setup(potato(), [f"model.name={args.model}", "model.pretrained=none", f"model.img_size={args.size}",
                                 f"train.batch_size={args.batch}", f"train.threads={args.threads}",
                                 f"train.num_workers={args.workers}", f"train.epochs={args.epochs}"],
                      n_train=args.images - n_val if args.images else 0, n_val=n_val)
@@ -42,6 +43,14 @@ def podium_epochs(args: argparse.Namespace) -> tuple[list[float], float, str, li
         print(f"podium epoch {e + 1}: {times[-1]:.1f} s, accuracy {metric:.3f}", flush=True)
     how = f"{acc.mixed_precision}, {s['workers']} workers, cache built in {s['cache_s']:.1f} s"
     return times, metric, how, s["train_paths"], s["val_paths"]
+
+
+def split_paths(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The training and validation files podium_epochs will use (fold 0 of podium's folds, same subset)."""
+    n_val = int(round(args.images * 0.2)) if args.images else 0
+    _, comp, train_idx, val_idx = fold0(potato(), [], n_train=args.images - n_val if args.images else 0, n_val=n_val)
+    paths = comp.train["path"].to_numpy()
+    return paths[train_idx].tolist(), paths[val_idx].tolist()
 
 
 def fastai_epochs(args: argparse.Namespace, workers: int, train: list[str], val: list[str]
@@ -92,9 +101,11 @@ def main() -> None:
 
     workers = num_workers(args.workers, "cpu")
     torch.set_num_threads(args.threads)
-    p_times, p_acc, p_how, train, val = podium_epochs(args)
-    torch.set_num_threads(args.threads)
+    train, val = split_paths(args)
     f_times, f_acc = fastai_epochs(args, workers, train, val)
+    torch.set_num_threads(args.threads)
+    p_times, p_acc, p_how, p_train, p_val = podium_epochs(args)
+    assert (p_train, p_val) == (train, val), "both sides must see the same split"
     p, f = statistics.median(p_times), statistics.median(f_times)
     rows = [("podium / fastai seconds per epoch", f"{p / f:.3f} (target <= 0.6)"),
             ("podium s/epoch (median)", f"{p:.1f}  {[round(v, 1) for v in p_times]}  ({p_how})"),

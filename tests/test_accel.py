@@ -1,10 +1,12 @@
 import os
+import platform
 
 import pytest
 import torch
 
 from podium.config import TrainConfig
 from podium.engine.accel import (
+    keep_freed_memory,
     make_accelerator,
     make_loader,
     maybe_compile,
@@ -48,3 +50,19 @@ def test_compile_is_in_place_and_optional() -> None:
     maybe_compile(model, TrainConfig(compile=True))
     assert model._compiled_call_impl is not None
     assert list(model.state_dict()) == ["weight", "bias"]  # checkpoints keep the plain keys
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_keep_freed_memory_stops_page_faults_on_reallocation() -> None:
+    import resource
+
+    assert keep_freed_memory() is True  # glibc accepted every setting
+
+    def faults_of_reallocating() -> int:
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(5):
+            torch.ones(8 << 20, dtype=torch.uint8).sum()  # 8 MiB, freed at once
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+
+    faults_of_reallocating()
+    assert faults_of_reallocating() < 500  # glibc's default maps and zero-fills 2,048 pages per allocation

@@ -47,3 +47,23 @@ def test_losses_smoothing_and_weights() -> None:
     target = torch.tensor([[1.0, 0.0]])
     expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.zeros(1, 2), torch.tensor([[0.9, 0.1]]))
     assert bce(torch.zeros(1, 2), target).item() == pytest.approx(expected.item())
+
+
+def test_adamw_is_fused_on_cpu_and_matches_the_reference_loop() -> None:
+    torch.manual_seed(0)
+    a = torch.nn.Linear(8, 3)
+    b = torch.nn.Linear(8, 3)
+    b.load_state_dict(a.state_dict())
+    cfg = TrainConfig(device="cpu", lr=0.01, weight_decay=0.05)
+    fused = create_optimizer(a, cfg)
+    assert all(g["fused"] for g in fused.param_groups)
+    loop = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]}
+                              for g in create_optimizer(b, cfg).param_groups], lr=0.01, foreach=False)
+    x = torch.randn(16, 8)
+    for opt, model in ((fused, a), (loop, b)):
+        for _ in range(5):
+            model(x).pow(2).mean().backward()
+            opt.step()
+            opt.zero_grad()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)

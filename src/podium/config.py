@@ -122,6 +122,9 @@ class TrainConfig:
     device: str = opt("auto", "Device: auto, cpu, cuda or mps.")
     num_workers: int = opt(-1, "DataLoader workers; -1: chosen from the CPU count.")
     threads: int = opt(0, "Torch CPU threads; 0: torch's default.")
+    cpu_keep_memory: bool = opt(True, "On CPU, have glibc's malloc keep freed memory in the process (as jemalloc "
+                                "does) instead of page-faulting every step's activations back in: ~10% faster "
+                                "steps, higher resident memory.")
     seed: int = opt(42, "Training seed (fold k uses seed + k).")
 
 
