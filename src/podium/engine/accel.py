@@ -7,7 +7,7 @@ import ctypes.util
 import os
 
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState, GradientState
 from torch.utils.data import DataLoader, Dataset
 
@@ -65,8 +65,13 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, 1 << 30) and mallopt(m_top_pad, 64 << 20))
 
 
-def make_accelerator(cfg: TrainConfig) -> Accelerator:
-    """An Accelerator for this config (device, precision, gradient accumulation)."""
+def make_accelerator(cfg: TrainConfig, partly_frozen: bool = False) -> Accelerator:
+    """An Accelerator for this config (device, precision, gradient accumulation).
+
+    ``partly_frozen``: some parameters get no gradient for a while (head-only warm-up epochs). DistributedDataParallel
+    then has to look for unused parameters on every step, or it waits forever for their gradients and fails with
+    "Expected to have finished reduction in the prior iteration".
+    """
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -79,6 +84,7 @@ def make_accelerator(cfg: TrainConfig) -> Accelerator:
     # non_blocking host->GPU copies overlap with compute; they need the pinned memory make_loader asks for on CUDA.
     return Accelerator(cpu=device == "cpu", mixed_precision=resolve_precision(cfg.precision, device),
                        gradient_accumulation_steps=cfg.accum_steps,
+                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=partly_frozen)],
                        dataloader_config=DataLoaderConfiguration(non_blocking=device == "cuda"))
 
 

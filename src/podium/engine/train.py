@@ -18,6 +18,7 @@ from podium.data.folds import check_folds, check_stratifiable, make_folds, read_
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
 from podium.engine.accel import make_accelerator
+from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
 from podium.engine.probe import resolve_auto_batch
 from podium.engine.report import Reporter
@@ -115,7 +116,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     bad = [f for f in todo if not 0 <= f < cfg.cv.folds]
     if bad:
         raise PodiumError(f"cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1}.")
-    accelerator = make_accelerator(cfg.train)
+    accelerator = make_accelerator(cfg.train, effective_finetune(cfg.finetune, cfg.model.pretrained).freeze_epochs > 0)
     if resume is None:
         run_dir = new_run_dir(cfg, data_dir) if accelerator.is_main_process else Path()
         run_dir = Path(broadcast_object_list([str(run_dir)])[0])
