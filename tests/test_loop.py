@@ -40,10 +40,11 @@ PREP = Preprocessing(8, "squash", "bilinear", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25
 VIEWS = ("identity", "hflip", "vflip", "hvflip")
 
 
-def run(model: torch.nn.Module) -> np.ndarray:
+def run(model: torch.nn.Module, views_together: bool | None = True) -> np.ndarray:
+    """Views stacked into one forward pass as on a GPU (None: the device's default, one view per pass on CPU)."""
     acc = make_accelerator(TrainConfig(device="cpu", precision="no", threads=1))
     loader = DataLoader(Pixels(10), batch_size=4)
-    return predict_logits(model, loader, PREP, acc, VIEWS)
+    return predict_logits(model, loader, PREP, acc, VIEWS, views_together=views_together)
 
 
 def test_tta_views_go_through_the_model_together() -> None:
@@ -51,6 +52,13 @@ def test_tta_views_go_through_the_model_together() -> None:
     out = run(model)
     assert out.shape == (10, 5)
     assert model.calls == [16, 16, 8]  # one forward per batch: 4 views x 4 images, then 4 x 2
+
+
+def test_tta_on_cpu_runs_one_view_per_pass_with_the_same_result() -> None:
+    model = Flaky(limit=10_000)
+    out = run(model, views_together=None)
+    assert model.calls == [4] * 8 + [2] * 4  # the batch is loaded once; each view is its own forward pass
+    np.testing.assert_allclose(out, run(Flaky(limit=10_000)), rtol=1e-5, atol=1e-6)
 
 
 def test_tta_splits_views_into_passes_on_out_of_memory() -> None:
