@@ -2,13 +2,14 @@
 
 Both sides: the same stratified 80/20 split (seed 42; multilabel-stratified for multilabel data), the packaged
 ``tf_efficientnet_lite0`` ImageNet weights (podium[offline]), 128 px, batch 32, 2 torch threads, no loader workers,
-and 3 passes over the training images (podium: train.epochs=3 with its default head-only first epoch; fastai: 1 frozen
-+ 2 unfrozen epochs). They run one after the other in this process, per training seed. Printed per seed and as the
-median: validation scores without and with TTA (podium: identity+hflip; fastai: learn.tta()), and wall times (podium:
-fit_fold, i.e. training, per-epoch validation and its final TTA pass; fastai: fine_tune, i.e. training and per-epoch
-validation). Multilabel scores are mean column-wise ROC AUC and sample F1, plus the share of rows with no label
-(fastai decides at 0.5; podium at 0.5 with its never-empty rule, the threshold not being fitted on the validation
-rows). Results go to bench/results/vs_fastai_quality_<dataset>.{json,md}.
+and 3 passes over the training images (podium: train.epochs=3 with its default head-only first epoch; fastai: 1
+frozen + 2 unfrozen epochs). They run one after the other in this process, per training seed, both with glibc malloc
+keeping freed memory (podium's train.cpu_keep_memory is process-wide, so it is set once up front for both sides).
+Printed per seed and as the median: validation scores without and with TTA (podium: identity+hflip; fastai:
+learn.tta()), and wall times (podium: fit_fold, i.e. training, per-epoch validation and its final TTA pass; fastai:
+fine_tune, i.e. training and per-epoch validation). Multilabel scores are mean column-wise ROC AUC and sample F1,
+plus the share of rows with no label (fastai decides at 0.5; podium at 0.5 with its never-empty rule, the threshold
+not being fitted on the validation rows). Results go to bench/results/vs_fastai_quality_<dataset>.{json,md}.
 
     PYTHONPATH=src python bench/vs_fastai_quality.py [--datasets potato,plant-pathology-2021-mini] [--seeds 0,1,2]
 """
@@ -29,7 +30,7 @@ import torch
 from podium.config import PodiumConfig, merge
 from podium.data.folds import make_folds
 from podium.data.ingest import Competition, load_competition
-from podium.engine.accel import make_accelerator
+from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
 from podium.engine.report import Reporter
 from podium.io import write_json, write_text
@@ -153,6 +154,7 @@ def main() -> None:
     ap.add_argument("--podium-only", action="store_true", help="Skip fastai (for tuning podium's recipe).")
     ap.add_argument("--override", action="append", default=[], help="Extra podium override (tuning only).")
     args = ap.parse_args()
+    keep_freed_memory()  # the same allocator for both sides, whichever runs first
     out = Path(args.out)
     for name in args.datasets.split(","):
         comp = load_competition(DATA / name, PodiumConfig().data, check=False)
