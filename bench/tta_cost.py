@@ -1,6 +1,8 @@
 """What 4-view TTA costs: images/second of inference with views identity,hflip,vflip,hvflip vs plain inference,
-both through podium's one prediction path (predict_logits: the views of a batch go through the model together, so
-the images are loaded once). Target: TTA rate >= 0.9 x (plain rate / 4).
+both through podium's one prediction path (predict_logits: the images of a batch are loaded and normalised once for
+all views; on CPU each view is its own forward pass, on GPUs they are stacked into one). Target: TTA rate >= 0.9 x
+(plain rate / 4). Also measured side by side: the views stacked into one forward pass on this device
+(``views_together=True``), the GPU policy.
 
     python -m bench.tta_cost [--model tf_efficientnet_lite0] [--size 128] [--batch 64] [--images 384] [--threads 2]
 """
@@ -51,27 +53,32 @@ def main() -> None:
     workers = num_workers(cfg.train.num_workers, device)
     loader = accelerator.prepare_data_loader(make_loader(ds, args.batch, workers, device))
 
-    def rate(views: tuple[str, ...]) -> float:
+    def rate(views: tuple[str, ...], together: bool | None = None) -> float:
         t0 = time.perf_counter()
-        predict_logits(model, loader, prep, accelerator, views, cfg.train.channels_last)
+        predict_logits(model, loader, prep, accelerator, views, cfg.train.channels_last, views_together=together)
         return len(ds) / (time.perf_counter() - t0)
 
-    rate(VIEWS[:1]), rate(VIEWS)  # warm-up
-    plain, tta = [], []
+    rate(VIEWS[:1]), rate(VIEWS), rate(VIEWS, True)  # warm-up
+    plain, tta, stacked = [], [], []
     for r in range(args.repeats):
         plain.append(rate(VIEWS[:1]))
         tta.append(rate(VIEWS))
-        print(f"repeat {r + 1}: plain {plain[-1]:.1f} img/s, 4-view TTA {tta[-1]:.1f} img/s", flush=True)
-    p, t = statistics.median(plain), statistics.median(tta)
+        stacked.append(rate(VIEWS, True))
+        print(f"repeat {r + 1}: plain {plain[-1]:.1f} img/s, 4-view TTA {tta[-1]:.1f} img/s, views stacked "
+              f"{stacked[-1]:.1f} img/s", flush=True)
+    p, t, st = statistics.median(plain), statistics.median(tta), statistics.median(stacked)
     ratio = t / (p / 4)
     rows = [("TTA rate / (plain rate / 4)", f"{ratio:.3f} (target >= 0.9)"),
             ("plain img/s (median)", f"{p:.1f}  {[round(v, 1) for v in plain]}"),
             ("4-view TTA img/s (median)", f"{t:.1f}  {[round(v, 1) for v in tta]}"),
+            ("views stacked in one pass: img/s, ratio", f"{st:.1f}  {[round(v, 1) for v in stacked]}, "
+                                                        f"{st / (p / 4):.3f}"),
             ("setup", f"{args.model} {args.size}px batch {args.batch}, {device} {accelerator.mixed_precision}, "
                       f"{workers} workers, {len(ds)} images, views {','.join(VIEWS)}")]
     show(rows)
     write_results(f"tta_cost_{device}_{args.model}_{args.size}", {
         "machine": machine(device), "args": vars(args), "ratio": ratio, "plain_img_s": plain, "tta_img_s": tta,
+        "stacked_img_s": stacked,
         "precision": accelerator.mixed_precision}, rows,
         "Inference through predict_logits on cached potato images; medians of repeats, run alternately.")
 
