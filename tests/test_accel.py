@@ -73,9 +73,10 @@ print(before, faults(), kept)
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 def test_keep_freed_memory_stops_page_faults_on_reallocation() -> None:
-    """In a fresh process (the setting is process-wide): glibc's default maps and zero-fills 2,048 pages for every
-    8 MiB allocation; once freed memory is kept, reallocating it costs no page faults."""
+    """In a fresh process (the setting is process-wide): with glibc's defaults every large allocation is mapped and
+    zero-filled afresh (5 x (8 MiB + the 64 MiB int64 copy .sum() makes) = 81,920 faults); once freed memory is
+    kept, reallocating costs none, or now and then one heap growth (14,336 faults seen in 1 of 10 processes)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", FAULTS], capture_output=True, text=True, env=env, timeout=120)
     before, after, kept = out.stdout.split()
-    assert kept == "True" and int(before) > 5 * 2000 and int(after) < 500, out.stdout
+    assert kept == "True" and int(before) > 5 * 2048 and int(after) < int(before) // 4, out.stdout
