@@ -11,7 +11,6 @@ cv2.warpAffine on the 3-channel image vs on a 4-channel copy (OpenCV's vectorise
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -20,13 +19,9 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from bench.common import machine, potato, show, write_results
-from podium.config import load_config
+from bench.common import loader_parser, machine, potato_sample, show, write_results
 from podium.data.cache import decoded_images
-from podium.data.ingest import load_competition
 from podium.data.transforms import create_transform, interpolation, seed_transform
-from podium.models.factory import create_model
-from podium.models.preprocessing import resolve_preprocessing
 
 
 def per_image_us(fn: Callable[[int], object], n: int, repeats: int) -> tuple[float, list[float]]:
@@ -42,17 +37,10 @@ def per_image_us(fn: Callable[[int], object], n: int, repeats: int) -> tuple[flo
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tf_efficientnet_lite0", help="only its preprocessing (size, interpolation)")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--images", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+    args = loader_parser(__doc__, 256).parse_args()
     cv2.setNumThreads(1)
-    cfg = load_config(None, [f"model.name={args.model}", f"model.img_size={args.size}"])
-    comp = load_competition(potato(), cfg.data, check=False)
-    paths = comp.train["path"].to_numpy()[: args.images].tolist()
-    prep = resolve_preprocessing(create_model(cfg.model, 3), cfg.model)
+    cfg, comp, pick, prep = potato_sample(args.model, args.size, args.images, shuffle=False)
+    paths = comp.train["path"].to_numpy()[pick].tolist()
     cache = decoded_images(paths, prep.size, cfg.data)
     images = [cache[i] for i in range(len(paths))]
     a = cfg.aug

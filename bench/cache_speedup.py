@@ -10,7 +10,6 @@ both read the JPEGs from the OS page cache); the ratio is of the medians.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -20,15 +19,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bench.common import machine, potato, show, write_results
-from podium.config import load_config
+from bench.common import loader_parser, machine, potato_sample, show, write_results
 from podium.data.cache import cache_side, decoded_images
 from podium.data.dataset import EpochShuffleSampler, ImageDataset, collate
-from podium.data.ingest import load_competition
 from podium.data.transforms import create_transform
 from podium.engine.accel import num_workers
-from podium.models.factory import create_model
-from podium.models.preprocessing import resolve_preprocessing
 
 
 class SeedsDataset(Dataset):
@@ -57,21 +52,14 @@ def rate(loader: DataLoader, epoch: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="tf_efficientnet_lite0", help="only its preprocessing (size, interpolation)")
-    ap.add_argument("--size", type=int, default=128)
+    ap = loader_parser(__doc__, 1024)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--workers", type=int, default=-1, help="-1: podium's default for the device")
     ap.add_argument("--device", default="cpu", help="only chooses podium's default worker count")
-    ap.add_argument("--images", type=int, default=1024)
-    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    cfg = load_config(None, [f"model.name={args.model}", f"model.img_size={args.size}"])
-    comp = load_competition(potato(), cfg.data, check=False)
-    pick = np.random.default_rng(0).permutation(len(comp.train))[: args.images]
+    cfg, comp, pick, prep = potato_sample(args.model, args.size, args.images)
     paths, targets = comp.train["path"].to_numpy()[pick].tolist(), comp.targets[pick]
-    prep = resolve_preprocessing(create_model(cfg.model, 3), cfg.model)
     t0 = time.perf_counter()
     images = decoded_images(paths, prep.size, cfg.data)
     build_s = time.perf_counter() - t0

@@ -89,6 +89,32 @@ def potato() -> Path:
     return path
 
 
+def loader_parser(doc: str | None, images: int) -> argparse.ArgumentParser:
+    """The options of the loader-only benches: the model (for its preprocessing), size, images and repeats."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="tf_efficientnet_lite0", help="only its preprocessing (size, interpolation)")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--images", type=int, default=images)
+    ap.add_argument("--repeats", type=int, default=3)
+    return ap
+
+
+def potato_sample(model: str, size: int, images: int, shuffle: bool = True) -> tuple[Any, Any, Any, Any]:
+    """Config, competition, ``images`` row indices of potato (shuffled with seed 0, or the first ones) and the
+    model's resolved preprocessing, for the loader-only benches."""
+    import numpy as np
+
+    from podium.config import load_config
+    from podium.data.ingest import load_competition
+    from podium.models.factory import create_model
+    from podium.models.preprocessing import resolve_preprocessing
+
+    cfg = load_config(None, [f"model.name={model}", f"model.img_size={size}"])
+    comp = load_competition(potato(), cfg.data, check=False)
+    order = np.random.default_rng(0).permutation(len(comp.train)) if shuffle else np.arange(len(comp.train))
+    return cfg, comp, order[:images], resolve_preprocessing(create_model(cfg.model, len(comp.classes)), cfg.model)
+
+
 def fold0(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0, n_val: int = 0
           ) -> tuple[Any, Any, Any, Any]:
     """Config, competition and the training and validation rows of fold 0 of 5 (see podium_setup); builds nothing,
