@@ -32,7 +32,7 @@ from podium.data.folds import make_folds
 from podium.data.ingest import Competition, load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
-from podium.engine.report import Reporter
+from podium.report import Reporter
 from podium.io import write_json, write_text
 from podium.metrics import mean_auc, sample_f1
 from podium.models.factory import create_model

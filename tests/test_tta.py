@@ -5,7 +5,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from podium.engine.loop import predict_logits
 from podium.models.preprocessing import Preprocessing
-from podium.predict.tta import VIEWS
+from podium.tta import VIEWS
 
 PREP = Preprocessing(8, "squash", "bilinear", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 

@@ -142,7 +142,7 @@ class CVConfig:
 class PredictConfig:
     """Inference: TTA, thresholds and submission."""
 
-    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views averaged on logits (see podium.predict.tta).")
+    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views averaged on logits (see podium.tta).")
     threshold: float = opt(-1.0, "Multilabel decision threshold; negative: fitted on the OOF predictions.")
     batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.")
 

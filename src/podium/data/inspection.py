@@ -18,7 +18,7 @@ from podium.config import PodiumConfig
 from podium.data.images import read_image
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
-from podium.engine.report import Reporter
+from podium.report import Reporter
 from podium.errors import list_some
 from podium.io import write_json, write_with
 

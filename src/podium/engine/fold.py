@@ -29,7 +29,7 @@ from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import create_loss
 from podium.engine.optim import create_optimizer, create_scheduler
-from podium.engine.report import Reporter
+from podium.report import Reporter
 from podium.io import atomic_path, write_csv, write_json
 from podium.models.factory import create_model
 from podium.models.preprocessing import resolve_preprocessing

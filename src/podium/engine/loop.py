@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from podium.metrics import score
 from podium.models.preprocessing import Preprocessing
-from podium.predict.tta import check_views
+from podium.tta import check_views
 from podium.tasks import Task
 
 

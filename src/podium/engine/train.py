@@ -21,13 +21,13 @@ from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
 from podium.engine.probe import resolve_auto_batch
-from podium.engine.report import Reporter
+from podium.report import Reporter
 from podium.errors import PodiumError
 from podium.io import atomic_path, write_csv, write_json, write_text
 from podium.metrics import fit_threshold, per_class, score
 from podium.models.factory import check_model
 from podium.predict.inference import fold_checkpoints, predict_checkpoints, write_test_outputs
-from podium.predict.tta import check_views
+from podium.tta import check_views
 from podium.runs.folder import git_commit, new_run_dir, read_run_info, run_config, write_run_info
 from podium.runs.log import record_run
 

@@ -13,7 +13,7 @@ from podium.engine.accel import make_accelerator
 from podium.errors import PodiumError, list_some
 from podium.io import write_csv, write_with
 from podium.predict.inference import fold_checkpoints, predict_checkpoints, probability_table, write_test_outputs
-from podium.predict.tta import check_views
+from podium.tta import check_views
 from podium.runs.folder import read_run_info, run_config
 
 
