@@ -33,6 +33,7 @@ from podium.data.ingest import Competition, load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
 from podium.report import Reporter
+from podium.runs.run import Run
 from podium.io import write_json, write_text
 from podium.metrics import mean_auc, sample_f1
 from podium.models.factory import create_model
@@ -64,7 +65,7 @@ def run_podium(comp: Competition, folds: np.ndarray, seed: int, work: Path, extr
     accelerator = make_accelerator(cfg.train)
     run_dir = work / f"podium-seed{seed}"
     t0 = time.perf_counter()
-    result = fit_fold(0, comp, folds, cfg, run_dir, accelerator, Reporter(run_dir / "train.log"))
+    result = fit_fold(0, comp, folds, cfg, Run(run_dir), accelerator, Reporter(run_dir / "train.log"))
     wall = time.perf_counter() - t0
     y = comp.targets[result.val_idx]
     # fit_fold keeps the best epoch's weights for its TTA pass; the no-TTA score is the last epoch's (as fastai's).

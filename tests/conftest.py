@@ -13,6 +13,17 @@ torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each test starts like a new process: Accelerate fixes device and precision once per process (podium itself
+    never resets that; a test of a second run in one process does so without this reset in between)."""
+    yield
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+
+
 @pytest.fixture
 def single_dir(tmp_path: Path) -> Path:
     return datagen.csv_single(tmp_path / "single")

@@ -11,7 +11,6 @@ import torch
 from torch.utils.data import DataLoader
 
 import datagen
-from podium.checkpoint import load_checkpoint
 from podium.config import DataConfig, load_config
 from podium.data.cache import build_cache, cache_side, decoded_images, shrink, store_dir
 from podium.data.dataset import ImageDataset, collate
@@ -122,7 +121,7 @@ def folder_competition(root: Path, per_class: int = 24, size: int = 96) -> Path:
 
 def test_training_results_unchanged_by_cache(tmp_path: Path, tiny: tuple[str, ...],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from podium.engine.train import train
+    from podium.pipeline import train
 
     monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
     data = folder_competition(tmp_path / "data")
@@ -131,10 +130,10 @@ def test_training_results_unchanged_by_cache(tmp_path: Path, tiny: tuple[str, ..
         cfg = load_config(None, [*tiny, "train.epochs=6", "train.lr=0.01", "cv.train_folds=[0]", f"data.cache={cache}",
                                  f"run.name=cache-{cache}"])
         t0 = time.perf_counter()
-        result = train(data, cfg)
-        print(f"cache={cache}: {time.perf_counter() - t0:.1f} s, cv {result['cv_score']:.3f}")
-        scores[cache] = result["cv_score"]
-        preps[cache] = load_checkpoint(Path(result["run_dir"]) / "fold0" / "best.pt")["preprocessing"]
+        run = train(data, cfg)
+        print(f"cache={cache}: {time.perf_counter() - t0:.1f} s, cv {run.metrics['cv_score']:.3f}")
+        scores[cache] = run.metrics["cv_score"]
+        preps[cache] = run.load_best(0).preprocessing
     assert list((tmp_path / "cache" / "images").iterdir()), "the cached run used the cache"
     assert preps[True] == preps[False]
     assert scores[False] > 0.8, "the task is learnable in 6 epochs"

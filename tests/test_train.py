@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import datagen
-from podium.checkpoint import load_checkpoint
 from podium.config import PodiumConfig, merge
-from podium.engine.train import train
+from podium.pipeline import train
+from podium.runs.run import Run
 
 
 def _cfg(tiny: tuple[str, ...], *extra: str) -> PodiumConfig:
@@ -19,40 +19,41 @@ def _cfg(tiny: tuple[str, ...], *extra: str) -> PodiumConfig:
 
 
 def test_multilabel_run_fits_threshold_and_writes_labels(multilabel_dir: Path, tiny: tuple[str, ...]) -> None:
-    result = train(multilabel_dir, _cfg(tiny, "train.epochs=2"))
-    run_dir = Path(result["run_dir"])
-    assert result["metric"] == "mean_auc" and 0.05 <= result["threshold"] <= 0.95
-    sub = pd.read_csv(run_dir / "submission.csv")
+    run = train(multilabel_dir, _cfg(tiny, "train.epochs=2"))
+    threshold = run.decisions["threshold"]
+    assert run.metrics["metric"] == "mean_auc" and 0.05 <= threshold <= 0.95
+    assert run.metrics["decisions"] == run.decisions == json.loads((run.path / "decisions.json").read_text())
+    sub = pd.read_csv(run.submission_path)
     assert list(sub.columns) == ["image", "labels"] and (sub["labels"].str.len() > 0).all()
-    ckpt = load_checkpoint(run_dir / "fold1" / "best.pt")
-    assert ckpt["threshold"] == result["threshold"] and ckpt["task"] == "multilabel"
-    assert ckpt["preprocessing"]["size"] == 32 and len(ckpt["preprocessing"]["mean"]) == 3
+    ckpt = run.load_best(1)  # the decisions are embedded in every fold's checkpoint, through checkpoint.py
+    assert ckpt.decisions == {"threshold": threshold} and ckpt.task == "multilabel"
+    assert ckpt.preprocessing.size == 32 and len(ckpt.preprocessing.mean) == 3
 
 
 def test_onehot_run_writes_probability_columns(onehot_dir: Path, tiny: tuple[str, ...]) -> None:
-    result = train(onehot_dir, _cfg(tiny))
-    sub = pd.read_csv(Path(result["run_dir"]) / "submission.csv")
+    run = train(onehot_dir, _cfg(tiny))
+    sub = pd.read_csv(run.submission_path)
     assert list(sub.columns) == ["image_id", "healthy", "rust", "scab", "spot"]
     assert ((sub.iloc[:, 1:] >= 0) & (sub.iloc[:, 1:] <= 1)).all().all()
 
 
 def test_folder_layout_with_accumulation_and_no_ema(folders_dir: Path, tiny: tuple[str, ...]) -> None:
-    result = train(folders_dir, _cfg(tiny, "train.accum_steps=2", "train.ema=false", "train.batch_size=8",
-                                     "train.class_weights=balanced"))
-    run_dir = Path(result["run_dir"])
-    sub = pd.read_csv(run_dir / "submission.csv")
+    run = train(folders_dir, _cfg(tiny, "train.accum_steps=2", "train.ema=false", "train.batch_size=8",
+                                  "train.class_weights=balanced"))
+    sub = pd.read_csv(run.submission_path)
     assert list(sub.columns) == ["id", "label"] and len(sub) == 5
     assert set(sub["label"]) <= {"early", "healthy", "late"}
 
 
 def test_learns_the_generated_classes(tmp_path: Path, tiny: tuple[str, ...]) -> None:
     root = datagen.csv_single(tmp_path / "big", n=150, n_test=3)
-    result = train(root, _cfg(tiny, "train.epochs=6", "train.lr=0.003", "train.batch_size=8", "aug.ops=hflip"))
-    assert result["cv_score"] >= 0.9, result["overall"]
+    run = train(root, _cfg(tiny, "train.epochs=6", "train.lr=0.003", "train.batch_size=8", "aug.ops=hflip"))
+    assert run.metrics["cv_score"] >= 0.9, run.metrics["overall"]
 
 
 def test_interrupted_run_resumes(single_dir: Path, tiny: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     import podium.engine.fold as fold_module
+    from podium.errors import Interrupted
 
     real, calls = fold_module.train_one_epoch, []
 
@@ -64,38 +65,40 @@ def test_interrupted_run_resumes(single_dir: Path, tiny: tuple[str, ...], monkey
 
     monkeypatch.setattr(fold_module, "train_one_epoch", interrupted)
     cfg = _cfg(tiny, "train.epochs=2", "run.name=resume")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="podium resume"):
         train(single_dir, cfg)
     (run_dir,) = Path(cfg.run.root).glob("resume-*")
     assert (run_dir / "fold0" / "done.json").is_file() and not (run_dir / "fold1" / "done.json").exists()
     assert torch.load(run_dir / "fold1" / "last.pt", weights_only=True)["epoch"] == 1
-    fold0 = (run_dir / "fold0" / "best.pt").stat().st_mtime_ns
+    assert Run.open(run_dir).status == "interrupted" and Run.open(run_dir).info["reason"] == "SIGINT"
+    fold0 = Run.open(run_dir).load_best(0).state_dict
+    fold0_log = (run_dir / "fold0" / "log.csv").read_text()
     folds = pd.read_csv(run_dir / "folds.csv")
 
     monkeypatch.setattr(fold_module, "train_one_epoch", real)
-    result = train(None, resume=run_dir)
-    assert (run_dir / "fold0" / "best.pt").stat().st_mtime_ns == fold0
+    run = train(None, resume=run_dir)
+    assert all(torch.equal(v, run.load_best(0).state_dict[k]) for k, v in fold0.items())  # fold 0 was not retrained
+    assert (run_dir / "fold0" / "log.csv").read_text() == fold0_log
     assert pd.read_csv(run_dir / "folds.csv").equals(folds)
     assert len(pd.read_csv(run_dir / "fold1" / "log.csv")) == 2 and not (run_dir / "fold1" / "last.pt").exists()
     log = (run_dir / "train.log").read_text()
     assert "fold 0: already trained" in log and "fold 1: resuming after epoch 1" in log
-    assert result["oof_rows"] == 48 and (run_dir / "submission.csv").is_file()
-    assert json.loads((run_dir / "run.json").read_text())["status"] == "done"
+    assert run.metrics["oof_rows"] == 48 and run.submission_path.is_file()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "done" and run.status == "done"
 
 
 def test_selected_folds_only(single_dir: Path, tiny: tuple[str, ...]) -> None:
-    result = train(single_dir, _cfg(tiny, "cv.folds=3", "cv.train_folds=[1]"))
-    run_dir = Path(result["run_dir"])
-    assert not (run_dir / "fold0").exists() and (run_dir / "fold1" / "best.pt").is_file()
-    assert result["oof_rows"] == 16
+    run = train(single_dir, _cfg(tiny, "cv.folds=3", "cv.train_folds=[1]"))
+    assert not (run.path / "fold0").exists() and (run.path / "fold1" / "best.pt").is_file()
+    assert run.metrics["oof_rows"] == 16 and len(run.oof) == 16
 
 
 def test_folds_file_is_reused(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
     ids = pd.read_csv(single_dir / "train.csv")["image_id"]
     folds = pd.DataFrame({"id": ids, "fold": np.arange(len(ids)) % 2})
     folds.to_csv(tmp_path / "myfolds.csv", index=False)
-    result = train(single_dir, _cfg(tiny, f"cv.folds_file={tmp_path / 'myfolds.csv'}"))
-    saved = pd.read_csv(Path(result["run_dir"]) / "folds.csv")
+    run = train(single_dir, _cfg(tiny, f"cv.folds_file={tmp_path / 'myfolds.csv'}"))
+    saved = pd.read_csv(run.folds_path)
     assert (saved["fold"].to_numpy() == folds["fold"].to_numpy()).all()
 
 
@@ -103,13 +106,13 @@ def test_folds_file_is_reused(single_dir: Path, tiny: tuple[str, ...], tmp_path:
 def test_demo_reaches_095(tmp_path: Path) -> None:
     from podium.demo import run_demo
 
-    result = run_demo(tmp_path)
-    assert result["cv_score"] >= 0.95
+    run = run_demo(tmp_path)
+    assert run.metrics["cv_score"] >= 0.95
 
 
 def test_training_is_reproducible(single_dir: Path, tiny: tuple[str, ...]) -> None:
     """Same config, same data: the same OOF predictions (augmentations are seeded per sample and epoch)."""
     cfg = _cfg(tiny, "train.epochs=2", "aug.ops=random_resized_crop,hflip,affine,color")
-    a = pd.read_csv(Path(train(single_dir, cfg)["run_dir"]) / "oof.csv")
-    b = pd.read_csv(Path(train(single_dir, cfg)["run_dir"]) / "oof.csv")
+    a = train(single_dir, cfg).oof  # two runs in one process: Accelerate's state is reused, not reset
+    b = train(single_dir, cfg).oof
     assert np.allclose(a.iloc[:, 3:].to_numpy(), b.iloc[:, 3:].to_numpy(), atol=1e-5)

@@ -132,7 +132,7 @@ def test_packaged_for_an_unpackaged_architecture_says_which_exist() -> None:
 
 def test_train_stops_before_training_without_weights(offline: Path, single_dir: Path, tiny: tuple[str, ...],
                                                      tmp_path: Path) -> None:
-    from podium.engine.train import train
+    from podium.pipeline import train
 
     cfg = merge(PodiumConfig(), (*tiny, "model.pretrained=auto"))
     with pytest.raises(PodiumError, match="No pretrained weights for test_resnet"):
@@ -155,7 +155,7 @@ def test_models_catalog(offline: Path) -> None:
 
 
 def test_missing_weights_stop_before_a_run_folder_exists(single_dir, tiny, tmp_path, monkeypatch) -> None:
-    from podium.engine.train import train
+    from podium.pipeline import train
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, whatever the machine running the tests can reach
     cfg = merge(PodiumConfig(), [*tiny, "model.name=convnext_atto", "model.pretrained=auto"])

@@ -1,11 +1,20 @@
-"""Checkpoints that carry everything inference needs: weights, resolved config, classes, task, preprocessing and
-threshold. They hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``."""
+"""The two files a fold writes, as typed records read and written only here.
+
+``Checkpoint`` (``best.pt``) carries everything inference needs: weights, the resolved config, classes, task,
+preprocessing and the run's decisions (thresholds, cut points, ...). ``ResumeState`` (``last.pt``) carries everything
+an exact resume needs: model, EMA, optimiser, scheduler, gradient scaler, every random generator and the epoch.
+Both hold only tensors and plain Python values, so they load with ``torch.load(weights_only=True)``: a checkpoint
+from elsewhere cannot run code.
+"""
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from podium.config import PodiumConfig, from_dict, to_dict
@@ -14,42 +23,145 @@ from podium.io import atomic_path
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing
 
-FORMAT = "podium-checkpoint-1"
+FORMAT = "podium-checkpoint-2"
+READABLE = ("podium-checkpoint-1", FORMAT)  # version 1 kept a bare "threshold" instead of "decisions"
+STATE_FORMAT = "podium-resume-2"
 
 
-def save_checkpoint(path: str | Path, state_dict: dict[str, torch.Tensor], cfg: PodiumConfig, classes: list[str],
-                    task: str, prep: Preprocessing, **extra: Any) -> Path:
-    """Write a self-describing checkpoint atomically."""
-    ckpt = {
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained fold's model and everything needed to use it."""
+
+    state_dict: dict[str, torch.Tensor]
+    config: PodiumConfig
+    classes: tuple[str, ...]
+    task: str
+    preprocessing: Preprocessing
+    fold: int = 0
+    epoch: int = 0
+    metric: str = ""
+    score: float = float("nan")
+    decisions: dict[str, Any] = field(default_factory=dict)
+
+    def with_decisions(self, decisions: dict[str, Any]) -> Checkpoint:
+        """The same checkpoint carrying the run's decisions."""
+        return replace(self, decisions=dict(decisions))
+
+    def build_model(self) -> torch.nn.Module:
+        """Rebuild exactly the trained model (architecture, head, weights), in eval mode, on the CPU."""
+        model = create_model(self.config.model, len(self.classes), pretrained="none")
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
+    """Write ``ckpt`` atomically."""
+    payload = {
         "format": FORMAT,
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-        "config": to_dict(cfg),
-        "classes": list(classes),
-        "task": task,
-        "preprocessing": prep.to_dict(),
-        **extra,
+        "state_dict": {k: v.detach().cpu() for k, v in ckpt.state_dict.items()},
+        "config": to_dict(ckpt.config),
+        "classes": list(ckpt.classes),
+        "task": ckpt.task,
+        "preprocessing": ckpt.preprocessing.to_dict(),
+        "fold": ckpt.fold, "epoch": ckpt.epoch, "metric": ckpt.metric, "score": float(ckpt.score),
+        "decisions": dict(ckpt.decisions),
     }
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    _save(path, payload)
     return Path(path)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely (no pickled code) and check that it is one of podium's."""
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint safely (no pickled code), or raise one clear PodiumError naming the file."""
+    d = _load(path, READABLE, "podium checkpoint")
+    decisions = d.get("decisions", {"threshold": d["threshold"]} if "threshold" in d else {})
+    return Checkpoint(d["state_dict"], from_dict(d["config"]), tuple(d["classes"]), str(d["task"]),
+                      Preprocessing.from_dict(d["preprocessing"]), int(d.get("fold", 0)), int(d.get("epoch", 0)),
+                      str(d.get("metric", "")), float(d.get("score", float("nan"))), dict(decisions))
+
+
+# ------------------------------------------------------------------------------------------------------ resume state
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """A fold's training state after ``epoch`` completed epochs: resuming from it replays the remaining epochs
+    exactly as an uninterrupted run would (same batches, augmentations, dropout masks and optimiser state)."""
+
+    epoch: int
+    best: float
+    best_epoch: int
+    rows: list[dict[str, Any]]
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)
+    scaler: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, Any] = field(default_factory=dict)
+
+
+def save_state(path: str | Path, state: ResumeState) -> Path:
+    """Write a resume state atomically."""
+    _save(path, {"format": STATE_FORMAT, **{f.name: getattr(state, f.name) for f in fields(state)}})
+    return Path(path)
+
+
+def load_state(path: str | Path) -> ResumeState:
+    """Read a resume state, or raise one clear PodiumError naming the file (missing, damaged or foreign)."""
+    d = _load(path, (STATE_FORMAT,), "podium resume state")
+    d.pop("format")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise PodiumError(f"No checkpoint at {path}.") from None
-    except Exception as e:  # noqa: BLE001 - a damaged file can fail in many ways
-        raise PodiumError(f"Checkpoint {path} cannot be read ({type(e).__name__}); it may be incomplete.") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise PodiumError(f"{path} is not a podium checkpoint.")
-    return ckpt
+        return ResumeState(**d)
+    except TypeError:
+        raise PodiumError(f"{path} is not a podium resume state of this version.") from None
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[torch.nn.Module, Preprocessing, PodiumConfig]:
-    """Rebuild exactly the trained model (architecture, head, weights) and its preprocessing."""
-    cfg = from_dict(ckpt["config"])
-    model = create_model(cfg.model, len(ckpt["classes"]), pretrained="none")
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), Preprocessing.from_dict(ckpt["preprocessing"]), cfg
+def rng_state() -> dict[str, Any]:
+    """Every random generator a training step may draw from (Python, NumPy, torch CPU and CUDA), as plain values.
+
+    Augmentations and shuffles are seeded per (seed, epoch, row) and need none of this; dropout, stochastic depth and
+    batch-level augmentations draw from torch's global generator, which a resumed process must continue.
+    """
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(mt), gauss], "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
+                                                            int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what ``rng_state`` captured (missing parts are left alone)."""
+    if "python" in state:
+        version, mt, gauss = state["python"]
+        random.setstate((version, tuple(mt), gauss))
+    if "numpy" in state:
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if "torch" in state:
+        torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------------------------------------- files
+
+
+def _save(path: str | Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _load(path: str | Path, formats: tuple[str, ...], what: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise PodiumError(f"No {what} at {path}.")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a damaged or hostile file can fail in many ways
+        reason = "it is empty" if path.stat().st_size == 0 else f"{type(e).__name__}; it may be incomplete or unsafe"
+        raise PodiumError(f"{path} cannot be read as a {what} ({reason}).") from None
+    if not isinstance(d, dict) or d.get("format") not in formats:
+        raise PodiumError(f"{path} is not a {what}.")
+    return d

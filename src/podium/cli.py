@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from podium.config import help_text, load_config
-from podium.errors import PodiumError
+from podium.errors import Interrupted, PodiumError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
@@ -34,9 +36,9 @@ def train(
     skip_bad: SkipBad = False,
 ) -> None:
     """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
-    from podium.engine.train import train as run
+    from podium.api import train as run
 
-    run(data_dir, load_config(config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])]))
+    run(data_dir, config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
 
 
 @app.command(epilog=OPTIONS_HELP)
@@ -56,9 +58,9 @@ def inspect(
 @app.command()
 def resume(run_dir: Annotated[Path, typer.Argument(help="Run folder of an interrupted run.")]) -> None:
     """Continue an interrupted run where it stopped (finished folds are kept, an unfinished one resumes)."""
-    from podium.engine.train import train as run
+    from podium.api import resume as run
 
-    run(None, resume=run_dir)
+    run(run_dir)
 
 
 @app.command()
@@ -80,9 +82,9 @@ def predict(
 @app.command()
 def runs(root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs")) -> None:
     """The experiment log, one row per run, best CV score first."""
-    from podium.runs.log import list_runs
+    from podium.runs.run import experiment_log
 
-    rows = list_runs(root)
+    rows = experiment_log(root)
     if not rows:
         Console().print(f"No runs recorded in {root}.")
         return
@@ -145,21 +147,28 @@ def demo(
     """Build a digits competition folder (scikit-learn's scans), train 3 folds on CPU and write the submission."""
     from podium.demo import run_demo
 
-    result = run_demo(workdir, tuple(overrides or []))
-    Console().print(f"demo CV {result['metric']}: {result['cv_score']:.4f}; run folder {result['run_dir']}")
+    run = run_demo(workdir, tuple(overrides or []))
+    Console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
 
 
 def main() -> None:
-    """Console-script entry point: user errors become one red line and exit status 2."""
+    """Console-script entry point: user errors become one red line and exit status 2; an interrupted run exits
+    128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) after saying how to resume it."""
     try:
-        app()
+        app(standalone_mode=False)
     except PodiumError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")  # escaped: file names and lists may hold [brackets]
         sys.exit(2)
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/yellow]: finished folds and the last epoch are saved; "
-                  "continue with `podium resume RUN_DIR`.")
-        sys.exit(130)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and our SIGTERM) into Abort
+        stop = e.__cause__ if isinstance(e.__cause__, Interrupted) else Interrupted(None, signal.SIGINT)
+        if stop.run_path is None:  # a run reports its own interruption; before one exists, say it here
+            err.print(f"[yellow]{escape(str(stop))}[/yellow]; nothing was written")
+        sys.exit(128 + stop.signum)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ ship with scikit-learn, so nothing is downloaded), trained with 3 folds on CPU a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -13,8 +12,9 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from podium.config import PodiumConfig, merge
-from podium.engine.train import train
 from podium.io import write_csv
+from podium.pipeline import train
+from podium.runs.run import Run
 
 DEMO_OVERRIDES = (
     "model.name=resnet18",
@@ -55,7 +55,7 @@ def demo_config(base: PodiumConfig | None = None, overrides: tuple[str, ...] = (
     return merge(base or PodiumConfig(), (*DEMO_OVERRIDES, *overrides))
 
 
-def run_demo(workdir: str | Path = "podium-demo", overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_demo(workdir: str | Path = "podium-demo", overrides: tuple[str, ...] = ()) -> Run:
     """Build the demo folder under ``workdir`` and train on it; runs go to ``workdir/runs``."""
     workdir = Path(workdir).expanduser().resolve()
     data = build_demo(workdir / "digits")

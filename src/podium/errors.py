@@ -6,6 +6,9 @@ message on one line and exits with status 2; everything else is a bug and keeps 
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 
 class PodiumError(Exception):
     """An error in the user's input, with a message that names the file or row and says how to fix it."""
@@ -16,3 +19,12 @@ def list_some(items: list[str] | tuple[str, ...], limit: int = 10) -> str:
     items = [str(i) for i in items]
     shown = ", ".join(items[:limit])
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM; what it finished is saved and ``podium resume`` continues it."""
+
+    def __init__(self, run_path: Path | None, signum: int) -> None:
+        self.run_path, self.signum = run_path, signum
+        where = f"; continue with `podium resume {run_path}`" if run_path else ""
+        super().__init__(f"interrupted by {signal.Signals(signum).name}: finished folds and epochs are saved{where}")

@@ -18,9 +18,9 @@ from podium.config import PodiumConfig
 from podium.data.images import read_image
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
-from podium.report import Reporter
 from podium.errors import list_some
 from podium.io import write_json, write_with
+from podium.report import Reporter
 
 THUMB = 112
 PER_CLASS = 6

@@ -49,8 +49,9 @@ def squash(prep: Preprocessing) -> list[A.BasicTransform]:
 
 @RESIZES.register("crop")
 def crop(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Resize the short side to size, then take the centre square."""
-    return [A.SmallestMaxSize(prep.size, interpolation=interpolation(prep)), A.CenterCrop(prep.size, prep.size)]
+    """Resize the short side to size / crop_pct (timm's evaluation crop), then take the centre size x size square."""
+    short = max(prep.size, math.floor(prep.size / prep.crop_pct))
+    return [A.SmallestMaxSize(short, interpolation=interpolation(prep)), A.CenterCrop(prep.size, prep.size)]
 
 
 class Warp:

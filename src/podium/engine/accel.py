@@ -8,7 +8,6 @@ import os
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.state import AcceleratorState, GradientState
 from torch.utils.data import DataLoader, Dataset
 
 from podium.config import TrainConfig
@@ -77,15 +76,25 @@ def make_accelerator(cfg: TrainConfig, partly_frozen: bool = False) -> Accelerat
         torch.set_num_threads(cfg.threads)
     if device == "cpu" and cfg.cpu_keep_memory:
         keep_freed_memory()
-    # Accelerate keeps process-wide state; a library that trains several runs in one process must start it afresh.
-    if "LOCAL_RANK" not in os.environ and "RANK" not in os.environ:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-    # non_blocking host->GPU copies overlap with compute; they need the pinned memory make_loader asks for on CUDA.
-    return Accelerator(cpu=device == "cpu", mixed_precision=resolve_precision(cfg.precision, device),
-                       gradient_accumulation_steps=cfg.accum_steps,
-                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=partly_frozen)],
-                       dataloader_config=DataLoaderConfiguration(non_blocking=device == "cuda"))
+    precision = resolve_precision(cfg.precision, device)
+    # Accelerate keeps the device and precision process-wide (its public contract: one setting per process), so a
+    # second run in the same process (a notebook, a sweep) reuses them; gradient accumulation is per Accelerator.
+    try:
+        accelerator = Accelerator(
+            cpu=device == "cpu", mixed_precision=precision, gradient_accumulation_steps=cfg.accum_steps,
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=partly_frozen)],
+            # non_blocking host->GPU copies overlap with compute; they need the pinned memory make_loader asks for.
+            dataloader_config=DataLoaderConfiguration(non_blocking=device == "cuda"))
+    except ValueError as e:
+        if "already been initialized" not in str(e):
+            raise
+        raise PodiumError(f"This Python process already trained with another device or precision than "
+                          f"train.device={cfg.device} train.precision={cfg.precision}; Accelerate fixes both once per "
+                          "process. Restart the kernel (or run another process) to change them.") from None
+    if accelerator.device.type != device:
+        raise PodiumError(f"This Python process already runs on {accelerator.device.type}, not {device}; Accelerate "
+                          "fixes the device once per process. Restart the kernel to change train.device.")
+    return accelerator
 
 
 def maybe_compile(model: torch.nn.Module, cfg: TrainConfig) -> None:
@@ -123,4 +132,7 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, sh
         prefetch_factor=4 if workers > 0 else None,
         drop_last=train and len(dataset) > batch_size,  # a batch of one breaks BatchNorm
         collate_fn=collate,
+        # Its own generator: starting an epoch's iterator would otherwise draw from torch's global generator, which
+        # dropout also draws from, so a resumed fold would see other dropout masks than an uninterrupted one.
+        generator=torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed),
     )

@@ -1,15 +1,18 @@
 """``fit_fold``: train one fold, keep its best epoch (EMA weights), and write its out-of-fold predictions.
 
-A fold folder is complete once ``done.json`` exists; until then ``last.pt`` holds the state after the latest epoch,
-so an interrupted run resumes at the next epoch with the same batches (the shuffle depends on seed and epoch only).
+It reads top to bottom: ``build_fold`` (model, loaders, optimiser, schedule, EMA), ``resume_fold`` (the state after
+the latest finished epoch, if any), ``run_epoch`` for each remaining epoch, ``finish_fold`` (OOF with TTA). Every
+file goes through the run's owner (``Run``); a fold is finished once ``done.json`` exists.
+
+A resumed fold replays exactly what an uninterrupted one does: shuffles and augmentations are keyed by (seed, epoch,
+row), the loaders have their own generators, and ``last.pt`` restores model, EMA, optimiser, schedule, gradient
+scaler and the global random generators (dropout, stochastic depth) as they were at the end of the epoch.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -18,7 +21,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from timm.utils import ModelEmaV3
 
-from podium.checkpoint import load_checkpoint, save_checkpoint
+from podium.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.config import PodiumConfig
 from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
@@ -27,22 +30,55 @@ from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, maybe_compile, num_workers
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
-from podium.engine.losses import create_loss
+from podium.engine.losses import LossFn, create_loss
 from podium.engine.optim import create_optimizer, create_scheduler
-from podium.report import Reporter
-from podium.io import atomic_path, write_csv, write_json
+from podium.errors import PodiumError
 from podium.models.factory import create_model
-from podium.models.preprocessing import resolve_preprocessing
+from podium.models.preprocessing import Preprocessing, resolve_preprocessing
+from podium.report import Reporter
+from podium.runs.run import Run
 
 
 @dataclass(frozen=True)
 class FoldResult:
-    """A finished fold: its validation rows, their OOF probabilities (with TTA) and its scores."""
+    """A finished fold: its validation rows, their OOF probabilities (with TTA), its scores and preprocessing."""
 
     fold: int
     val_idx: np.ndarray
     probs: np.ndarray
     summary: dict
+
+
+@dataclass
+class FoldParts:
+    """Everything one fold trains with, built once per process."""
+
+    fold: int
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: ModelEmaV3 | None
+    train_loader: torch.utils.data.DataLoader
+    val_loader: torch.utils.data.DataLoader
+    loss_fn: LossFn
+    prep: Preprocessing
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    bn_hooks: list = field(default_factory=list)
+
+    def eval_model(self, accelerator: Accelerator) -> torch.nn.Module:
+        """The weights that are evaluated and saved: the EMA when there is one."""
+        return self.ema.module if self.ema is not None else accelerator.unwrap_model(self.model)
+
+
+@dataclass
+class Progress:
+    """How far a fold got: epochs finished, the best selection key so far and its epoch, the epoch log rows."""
+
+    epoch: int = 0
+    best: float = -math.inf
+    best_epoch: int = 0
+    rows: list[dict] = field(default_factory=list)
 
 
 def selection_key(metrics: dict[str, float], primary: str) -> float:
@@ -51,21 +87,27 @@ def selection_key(metrics: dict[str, float], primary: str) -> float:
     return -metrics["val_loss"] if math.isnan(value) else value
 
 
-def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig, run_dir: Path,
+def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig, run: Run,
              accelerator: Accelerator, reporter: Reporter) -> FoldResult:
     """Train fold ``fold`` (or read it back if it is already done) and return its OOF predictions."""
-    fold_dir = run_dir / f"fold{fold}"
     val_idx = np.flatnonzero(folds == fold)
-    train_idx = np.flatnonzero(folds != fold)
-    if (fold_dir / "done.json").is_file():
-        summary = json.loads((fold_dir / "done.json").read_text())
-        oof = pd.read_csv(fold_dir / "oof.csv", dtype={"id": str})
+    summary = run.fold_summary(fold)
+    if summary is not None:
         reporter.print(f"fold {fold}: already trained (best epoch {summary['best_epoch']}), skipped")
-        return FoldResult(fold, val_idx, oof[list(comp.classes)].to_numpy(), summary)
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    tc, task, classes = cfg.train, comp.task, list(comp.classes)
-    set_seed(tc.seed + fold)
+        return FoldResult(fold, val_idx, run.fold_oof(fold)[list(comp.classes)].to_numpy(), summary)
+    parts = build_fold(fold, comp, folds, cfg, accelerator)
+    progress = resume_fold(parts, run, accelerator, reporter)
+    for epoch in range(progress.epoch, cfg.train.epochs):
+        run_epoch(parts, epoch, progress, comp, cfg, run, accelerator, reporter)
+    return finish_fold(parts, progress, comp, cfg, run, accelerator, reporter)
 
+
+def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
+               accelerator: Accelerator) -> FoldParts:
+    """Model, data loaders, loss, optimiser, schedule and EMA for ``fold``, prepared by Accelerate."""
+    tc, classes = cfg.train, list(comp.classes)
+    set_seed(tc.seed + fold)  # the new head's initialisation, then the state that epoch 0 starts from
+    val_idx, train_idx = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
     model = create_model(cfg.model, len(classes))
     prep = resolve_preprocessing(model, cfg.model)
     if tc.channels_last:
@@ -79,77 +121,97 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
                           None if images is None else images.take(val_idx))
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold)
-    sampler = train_loader.sampler
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
-    loss_fn = create_loss(tc.loss, task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes))
+    loss_fn = create_loss(tc.loss, comp.task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes))
     ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
     optimizer = create_optimizer(model, tc, ft)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
     scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
                                  accelerator.unwrap_model(model), ft)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
-    eval_model = ema.module if ema is not None else accelerator.unwrap_model(model)
     maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
+    return FoldParts(fold, model, optimizer, scheduler, ema, train_loader, val_loader, loss_fn, prep, train_idx,
+                     val_idx)
 
-    start, best, best_epoch, rows = 0, -math.inf, 0, []
-    last_path, best_path = fold_dir / "last.pt", fold_dir / "best.pt"
-    if last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        accelerator.unwrap_model(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        start, best, best_epoch, rows = state["epoch"], state["best"], state["best_epoch"], state["rows"]
-        reporter.print(f"fold {fold}: resuming after epoch {start}")
 
-    y_val, bn_hooks = targets[val_idx], []
-    for epoch in range(start, tc.epochs):
-        sampler.set_epoch(epoch)
-        # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
-        bn_hooks = prepare_epoch(accelerator.unwrap_model(model), epoch, ft, bn_hooks)
-        stats = train_one_epoch(model, train_loader, optimizer, scheduler, loss_fn, accelerator, prep, ema,
-                                tc.clip_grad, tc.channels_last, f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
-        metrics, _ = evaluate(eval_model, val_loader, prep, accelerator, task, y_val, loss_fn,
-                              channels_last=tc.channels_last)
-        key = selection_key(metrics, task.primary)
-        improved = best_epoch == 0 or key > best  # NaN (a diverged loss) never beats a number
-        rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved})
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        reporter.print(f"fold {fold} epoch {epoch + 1}/{tc.epochs}  train_loss {stats['train_loss']:.4f}  {shown}  "
-                       f"{stats['images_per_s']:.0f} img/s{'  *' if improved else ''}")
-        if accelerator.is_main_process:
-            write_csv(fold_dir / "log.csv", pd.DataFrame(rows))
-            if improved:
-                best, best_epoch = key, epoch + 1
-                save_checkpoint(best_path, eval_model.state_dict(), cfg, classes, task.name, prep, fold=fold,
-                                epoch=epoch + 1, metric=task.primary, score=metrics[task.primary], threshold=0.5)
-            state = {"model": accelerator.unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "ema": ema.state_dict() if ema is not None else {},
-                     "epoch": epoch + 1, "best": best, "best_epoch": best_epoch, "rows": rows}
-            with atomic_path(last_path) as tmp:
-                torch.save(state, tmp)
-        else:
-            best, best_epoch = (key, epoch + 1) if improved else (best, best_epoch)
-        accelerator.wait_for_everyone()
+def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: Reporter) -> Progress:
+    """Load the fold's state after its latest finished epoch; a fresh Progress when there is none (or it is
+    damaged: the fold then restarts from its first epoch, which an uninterrupted run would have done too)."""
+    try:
+        state = run.load_state(parts.fold)
+    except PodiumError as e:
+        reporter.print(f"[yellow]warning:[/yellow] {e} Fold {parts.fold} restarts from its first epoch.")
+        return Progress()
+    if state is None:
+        return Progress()
+    accelerator.unwrap_model(parts.model).load_state_dict(state.model)
+    parts.optimizer.load_state_dict(state.optimizer)
+    parts.scheduler.load_state_dict(state.scheduler)
+    if parts.ema is not None:
+        parts.ema.load_state_dict(state.ema)
+    if accelerator.scaler is not None and state.scaler:
+        accelerator.scaler.load_state_dict(state.scaler)
+    set_rng_state(state.rng)
+    reporter.print(f"fold {parts.fold}: resuming after epoch {state.epoch}")
+    return Progress(state.epoch, state.best, state.best_epoch, list(state.rows))
 
-    # The OOF predictions come from the best epoch's weights with the same TTA as the test predictions, so that
-    # thresholds and blend weights fitted on them transfer to the test set.
-    eval_model.load_state_dict(load_checkpoint(best_path)["state_dict"])
-    tta_metrics, probs = evaluate(eval_model, val_loader, prep, accelerator, task, y_val, loss_fn,
-                                  views=cfg.predict.tta, channels_last=tc.channels_last)
-    best_row = rows[best_epoch - 1]
-    summary = {"fold": fold, "best_epoch": best_epoch, "metric": task.primary, "score": best_row[task.primary],
-               "score_tta": tta_metrics[task.primary], "train_rows": int(len(train_idx)), "val_rows": int(len(val_idx)),
-               "train_s": float(sum(r["train_s"] for r in rows))}
-    if accelerator.is_main_process:
-        oof = pd.DataFrame(probs, columns=classes)
-        oof.insert(0, "id", comp.train["id"].to_numpy()[val_idx])
-        write_csv(fold_dir / "oof.csv", oof)
-        write_json(fold_dir / "done.json", summary)
-        last_path.unlink(missing_ok=True)
-    reporter.print(f"fold {fold}: best epoch {best_epoch}  {task.primary} {summary['score']:.4f}  "
+
+def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competition, cfg: PodiumConfig, run: Run,
+              accelerator: Accelerator, reporter: Reporter) -> None:
+    """Train and validate one epoch; log it, keep the best weights and save the state to resume from."""
+    tc, task, fold = cfg.train, comp.task, parts.fold
+    # The prepared loader restarts its own epoch counter at 0 in a new process: it must be told the epoch, or a
+    # resumed epoch would draw epoch 0's shuffle and augmentation keys.
+    parts.train_loader.set_epoch(epoch)
+    # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
+    parts.bn_hooks = prepare_epoch(accelerator.unwrap_model(parts.model), epoch,
+                                   effective_finetune(cfg.finetune, cfg.model.pretrained), parts.bn_hooks)
+    stats = train_one_epoch(parts.model, parts.train_loader, parts.optimizer, parts.scheduler, parts.loss_fn,
+                            accelerator, parts.prep, parts.ema, tc.clip_grad, tc.channels_last,
+                            f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
+    eval_model = parts.eval_model(accelerator)
+    metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
+                          parts.loss_fn, channels_last=tc.channels_last)
+    key = selection_key(metrics, task.primary)
+    improved = progress.best_epoch == 0 or key > progress.best  # NaN (a diverged loss) never beats a number
+    progress.rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved})
+    progress.epoch = epoch + 1
+    shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+    reporter.print(f"fold {fold} epoch {epoch + 1}/{tc.epochs}  train_loss {stats['train_loss']:.4f}  {shown}  "
+                   f"{stats['images_per_s']:.0f} img/s{'  *' if improved else ''}")
+    run.write_fold_log(fold, progress.rows)
+    if improved:
+        progress.best, progress.best_epoch = key, epoch + 1
+        run.save_best(fold, Checkpoint(eval_model.state_dict(), cfg, comp.classes, task.name, parts.prep, fold,
+                                       epoch + 1, task.primary, metrics[task.primary]))
+    run.save_state(fold, ResumeState(
+        epoch + 1, progress.best, progress.best_epoch, progress.rows,
+        model=accelerator.unwrap_model(parts.model).state_dict(), optimizer=parts.optimizer.state_dict(),
+        scheduler=parts.scheduler.state_dict(), ema=parts.ema.state_dict() if parts.ema is not None else {},
+        scaler=accelerator.scaler.state_dict() if accelerator.scaler is not None else {}, rng=rng_state()))
+    accelerator.wait_for_everyone()
+
+
+def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: PodiumConfig, run: Run,
+                accelerator: Accelerator, reporter: Reporter) -> FoldResult:
+    """OOF probabilities of the best epoch's weights, with the same TTA as the test predictions (so that thresholds
+    and blend weights fitted on them transfer to the test set); the fold's summary; the fold marked done."""
+    task, fold = comp.task, parts.fold
+    eval_model = parts.eval_model(accelerator)
+    eval_model.load_state_dict(run.load_best(fold).state_dict)
+    tta_metrics, probs = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task,
+                                  comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
+                                  channels_last=cfg.train.channels_last)
+    best_row = progress.rows[progress.best_epoch - 1]
+    summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
+               "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
+               "train_rows": int(len(parts.train_idx)), "val_rows": int(len(parts.val_idx)),
+               "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size}
+    oof = pd.DataFrame(probs, columns=list(comp.classes))
+    oof.insert(0, "id", comp.train["id"].to_numpy()[parts.val_idx])
+    run.finish_fold(fold, oof, summary)
+    reporter.print(f"fold {fold}: best epoch {progress.best_epoch}  {task.primary} {summary['score']:.4f}  "
                    f"with TTA {summary['score_tta']:.4f}")
     accelerator.wait_for_everyone()
     accelerator.free_memory()
-    return FoldResult(fold, val_idx, probs, summary)
+    return FoldResult(fold, parts.val_idx, probs, summary)

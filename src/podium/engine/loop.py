@@ -15,8 +15,8 @@ from torch.utils.data import DataLoader
 
 from podium.metrics import score
 from podium.models.preprocessing import Preprocessing
-from podium.tta import check_views
 from podium.tasks import Task
+from podium.tta import check_views
 
 
 def progress_bar(enabled: bool) -> Progress:

@@ -17,13 +17,18 @@ from podium.config import ModelConfig
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """How raw images become model inputs."""
+    """How raw images become model inputs.
+
+    ``crop_pct`` is timm's evaluation crop: the ``crop`` resize scales the short side to ``size / crop_pct`` and
+    takes the centre ``size`` square, as the model's pretrained evaluation did.
+    """
 
     size: int
     resize: str
     interpolation: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    crop_pct: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for a checkpoint."""
@@ -34,7 +39,8 @@ class Preprocessing:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
         """Inverse of ``to_dict``."""
-        return cls(int(d["size"]), str(d["resize"]), str(d["interpolation"]), tuple(d["mean"]), tuple(d["std"]))
+        return cls(int(d["size"]), str(d["resize"]), str(d["interpolation"]), tuple(d["mean"]), tuple(d["std"]),
+                   float(d.get("crop_pct", 1.0)))
 
     def normalize(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
         """uint8 NCHW batch on any device -> normalised float32 batch on the same device."""
@@ -56,4 +62,5 @@ def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig) -> Preproces
         interpolation=str(data_cfg.get("interpolation", "bilinear")),
         mean=tuple(float(v) for v in data_cfg["mean"]),
         std=tuple(float(v) for v in data_cfg["std"]),
+        crop_pct=float(data_cfg.get("crop_pct") or 1.0),
     )

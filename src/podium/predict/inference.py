@@ -11,63 +11,58 @@ import pandas as pd
 import torch
 from accelerate import Accelerator
 
-from podium.checkpoint import load_checkpoint, model_from_checkpoint
+from podium.checkpoint import Checkpoint
 from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, num_workers
 from podium.engine.loop import predict_logits
 from podium.errors import PodiumError
-from podium.io import write_csv
+from podium.runs.run import Run
 from podium.submission import SubmissionFormat, default_format, write_submission
 from podium.tasks import Task, decode_multilabel, get_task
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """Averaged probabilities for ``ids`` with what is needed to decode them."""
+    """Averaged probabilities for ``ids`` with what is needed to decode them (the run's decisions)."""
 
     ids: list[str]
     probs: np.ndarray
     task: Task
     classes: list[str]
-    threshold: float
+    decisions: dict
+
+    @property
+    def threshold(self) -> float:
+        """The multilabel decision threshold (0.5 when the run fitted none)."""
+        return float(self.decisions.get("threshold", 0.5))
 
 
-def fold_checkpoints(run_dir: Path) -> list[Path]:
-    """The best checkpoint of every finished fold of a run."""
-    paths = sorted(Path(run_dir).glob("fold*/best.pt"), key=lambda p: int(p.parent.name[4:]))
-    if not paths:
-        raise PodiumError(f"{run_dir} has no trained fold (fold*/best.pt); train it first.")
-    return paths
-
-
-def predict_checkpoints(checkpoints: list[Path], ids: list[str], paths: list[str], accelerator: Accelerator,
+def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: list[str], accelerator: Accelerator,
                         views: tuple[str, ...] | None = None, batch_size: int = 0, workers: int = -1) -> Prediction:
-    """Average the class probabilities of ``checkpoints`` on the images at ``paths``, each with TTA ``views``
-    (default: the views the checkpoint was trained to use)."""
-    total: np.ndarray | None = None
-    first: dict | None = None
+    """Average the class probabilities of ``checkpoints`` on the images at ``paths``, each with its own
+    preprocessing and TTA ``views`` (default: the views the checkpoint was trained to use)."""
+    if not checkpoints:
+        raise PodiumError("No checkpoint to predict with.")
+    first, total = checkpoints[0], None
     device = accelerator.device.type
-    for path in checkpoints:
-        ckpt = load_checkpoint(path)
-        if first is None:
-            first = ckpt
-        elif (ckpt["classes"], ckpt["task"]) != (first["classes"], first["task"]):
-            raise PodiumError(f"{path} predicts other classes than {checkpoints[0]}; they cannot be averaged.")
-        model, prep, cfg = model_from_checkpoint(ckpt)
-        model = model.to(accelerator.device)
+    for ckpt in checkpoints:
+        if (ckpt.classes, ckpt.task) != (first.classes, first.task):
+            raise PodiumError(f"Fold {ckpt.fold} predicts other classes than fold {first.fold}; they cannot be "
+                              "averaged.")
+        cfg, prep = ckpt.config, ckpt.preprocessing
+        model = ckpt.build_model().to(accelerator.device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.size, cfg.data))
         bs = batch_size or cfg.predict.batch_size or 2 * cfg.train.batch_size
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
         logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last)
-        probs = get_task(ckpt["task"]).probabilities(logits)
+        probs = get_task(ckpt.task).probabilities(logits)
         total = probs if total is None else total + probs
-    assert first is not None and total is not None
-    return Prediction(list(ids), total / len(checkpoints), get_task(first["task"]), list(first["classes"]),
-                      float(first.get("threshold", 0.5)))
+    return Prediction(list(ids), total / len(checkpoints), get_task(first.task), list(first.classes),
+                      dict(first.decisions))
 
 
 def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:
@@ -83,10 +78,10 @@ def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:
     return df
 
 
-def write_test_outputs(run_dir: Path, pred: Prediction, fmt: SubmissionFormat | None) -> Path:
+def write_test_outputs(run: Run, pred: Prediction, fmt: SubmissionFormat | None) -> Path:
     """``test_predictions.csv`` (probabilities) and a validated ``submission.csv`` in the sample's format."""
-    write_csv(run_dir / "test_predictions.csv", probability_table(pred))
+    run.write_test_predictions(probability_table(pred))
     fmt = fmt or default_format(pred.task, pred.classes, pred.ids)
-    out = run_dir / "submission.csv"
-    write_submission(out, fmt, pred.ids, pred.probs, pred.classes, pred.threshold)
-    return out
+    if run.writer:
+        write_submission(run.submission_path, fmt, pred.ids, pred.probs, pred.classes, pred.threshold)
+    return run.submission_path

@@ -12,9 +12,9 @@ from podium.data.ingest import load_competition
 from podium.engine.accel import make_accelerator
 from podium.errors import PodiumError, list_some
 from podium.io import write_csv, write_with
-from podium.predict.inference import fold_checkpoints, predict_checkpoints, probability_table, write_test_outputs
+from podium.predict.inference import predict_checkpoints, probability_table, write_test_outputs
+from podium.runs.run import Run
 from podium.tta import check_views
-from podium.runs.folder import read_run_info, run_config
 
 
 def list_images(folder: Path) -> tuple[list[str], list[str]]:
@@ -27,20 +27,21 @@ def list_images(folder: Path) -> tuple[list[str], list[str]]:
     return [p.relative_to(folder).as_posix() for p in paths], [str(p) for p in paths]
 
 
-def predict_run(run_dir: str | Path, images: str | Path | None = None, out: str | Path | None = None,
+def predict_run(run: str | Path | Run, images: str | Path | None = None, out: str | Path | None = None,
                 tta: tuple[str, ...] | None = None, device: str = "auto") -> Path:
-    """Predict with every fold of ``run_dir`` (TTA, fold average).
+    """Predict with every fold of ``run`` (TTA, fold average).
 
     Without ``images``: the competition's test set -> ``test_predictions.csv`` and a validated ``submission.csv``.
     With ``images``: every image below that folder -> a CSV of ids, labels and class probabilities.
     """
-    run_dir = Path(run_dir).expanduser().resolve()
-    info, cfg = read_run_info(run_dir), run_config(run_dir)
-    checkpoints = fold_checkpoints(run_dir)
+    run = run if isinstance(run, Run) else Run.open(run)
+    cfg = run.config
+    checkpoints = run.checkpoints()
     if tta:
         check_views(tta)
     accelerator = make_accelerator(TrainConfig(device=device, precision=cfg.train.precision,
                                                threads=cfg.train.threads))
+    run = Run(run.path, writer=accelerator.is_main_process)
     if images is not None:
         folder = Path(images).expanduser().resolve()
         ids, paths = list_images(folder)
@@ -49,11 +50,11 @@ def predict_run(run_dir: str | Path, images: str | Path | None = None, out: str 
             raise PodiumError(f"{len(bad)} image(s) cannot be read: "
                               f"{list_some([f'{os.path.relpath(p, folder)} ({w})' for p, w in bad.items()])}.")
         pred = predict_checkpoints(checkpoints, ids, paths, accelerator, tta)
-        target = Path(out) if out else run_dir / f"predictions-{folder.name}.csv"
+        target = Path(out) if out else run.path / f"predictions-{folder.name}.csv"
         if accelerator.is_main_process:
             write_csv(target, probability_table(pred))
         return target
-    data_dir = Path(info["data_dir"])
+    data_dir = run.data_dir
     if not data_dir.is_dir():
         raise PodiumError(f"The run's data folder {data_dir} is gone; pass --images DIR to predict other images.")
     comp = load_competition(data_dir, cfg.data, check=False)
@@ -61,10 +62,8 @@ def predict_run(run_dir: str | Path, images: str | Path | None = None, out: str 
         raise PodiumError(f"{data_dir} has no test images (sample_submission.csv, test.csv or a test folder); "
                           "pass --images DIR to predict a folder of images.")
     pred = predict_checkpoints(checkpoints, comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator, tta)
-    if not accelerator.is_main_process:
-        return run_dir / "submission.csv"
-    sub = write_test_outputs(run_dir, pred, comp.submission)
-    if out:
+    sub = write_test_outputs(run, pred, comp.submission)
+    if out and accelerator.is_main_process:
         write_with(out, lambda tmp: shutil.copyfile(sub, tmp))
         return Path(out)
     return sub

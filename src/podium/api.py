@@ -1,0 +1,76 @@
+"""The Python API, for notebooks and scripts; the command line calls the same functions.
+
+    import podium
+    run = podium.train("data/", model={"name": "resnet18", "img_size": 128}, train={"epochs": 3})
+    run.metrics["cv_score"], run.oof.head(), run.submission_path
+    podium.predict(run, images="more_images/")      # a DataFrame of labels and probabilities
+    run = podium.load("runs/data-resnet18-20261123-101500")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
+from podium.errors import PodiumError
+from podium.runs.run import Run
+
+
+def make_config(config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
+                **sections: dict[str, Any]) -> PodiumConfig:
+    """A checked config from a YAML path, a PodiumConfig or a nested dict, then ``sections`` (e.g.
+    ``train={"epochs": 3}``), then dotted ``overrides`` (e.g. ``["train.epochs=3"]``)."""
+    if isinstance(config, PodiumConfig):
+        base = config
+    elif isinstance(config, dict):
+        base = from_dict(config)
+    else:
+        base = load_config(config)
+    if sections:
+        raw = to_dict(base)
+        for name, values in sections.items():
+            if name not in raw:
+                raise PodiumError(f"Unknown config section {name!r}; sections are {', '.join(raw)}.")
+            if not isinstance(values, dict):
+                raise PodiumError(f"Config section {name} must be a dict of keys, got {values!r}.")
+            raw[name] = {**raw[name], **values}
+        base = from_dict(raw)
+    return merge(base, list(overrides))
+
+
+def train(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
+          overrides: list[str] | tuple[str, ...] = (), **sections: dict[str, Any]) -> Run:
+    """Train K folds on ``data_dir``: OOF metrics and decisions, test predictions and a validated submission.
+
+    ``config``: a YAML file, a PodiumConfig or a dict; ``sections``: ``model={...}``, ``train={...}``, ...;
+    ``overrides``: dotted ``section.key=value`` strings. Returns the finished Run.
+    """
+    from podium.pipeline import train as run_pipeline
+
+    return run_pipeline(data_dir, make_config(config, overrides, **sections))
+
+
+def resume(run: str | Path | Run) -> Run:
+    """Continue an interrupted run where it stopped; returns the finished Run."""
+    from podium.pipeline import train as run_pipeline
+
+    return run_pipeline(None, resume=run)
+
+
+def predict(run: str | Path | Run, images: str | Path | None = None, out: str | Path | None = None,
+            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto") -> pd.DataFrame:
+    """Predict with every fold of ``run``: the competition's test set (writes test_predictions.csv and the validated
+    submission.csv, returned as a DataFrame) or, with ``images``, every image below that folder (ids, labels and
+    class probabilities, also written to the run folder or ``out``)."""
+    from podium.predict.run import predict_run
+
+    path = predict_run(run, images, out, tuple(tta) if tta else None, device)
+    return pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
+
+
+def load(run_dir: str | Path) -> Run:
+    """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
+    return Run.open(run_dir)

@@ -1,0 +1,195 @@
+"""``train``: a whole run, top to bottom.
+
+    plan_run      config and registries are checked at load; here: the data folder (ingest + integrity checks),
+                  the folds, the model and its weights, the batch size: every mistake in the user's input stops
+                  here, before a run folder or a log row exists
+    open_run      the run folder (new, or the one being resumed) and its experiment-log row
+    fit_fold      each fold (engine.fold), resumable after any interruption
+    score_oof     oof.csv, the decisions fitted on it (decisions.json, embedded in the checkpoints), metrics.json
+    predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv
+
+``lifecycle`` marks the run interrupted (Ctrl-C, SIGTERM) or failed (with its reason) when it does not finish.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from accelerate import Accelerator
+from accelerate.utils import broadcast_object_list
+
+from podium.config import PodiumConfig
+from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
+from podium.data.ingest import Competition
+from podium.data.integrity import Integrity, integrity_line, prepare
+from podium.engine.accel import make_accelerator
+from podium.engine.finetune import effective_finetune
+from podium.engine.fold import FoldResult, fit_fold
+from podium.engine.probe import resolve_auto_batch
+from podium.errors import PodiumError
+from podium.metrics import fit_threshold, per_class, score
+from podium.models.factory import check_model
+from podium.predict.inference import predict_checkpoints, write_test_outputs
+from podium.report import Reporter
+from podium.runs.lifecycle import lifecycle
+from podium.runs.run import Run
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run that has passed every check: its config, data, folds and the folds to train."""
+
+    cfg: PodiumConfig
+    data_dir: Path
+    comp: Competition
+    integ: Integrity
+    folds: np.ndarray
+    todo: list[int]
+    notes: tuple[str, ...]
+    resume: Run | None
+
+
+def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: str | Path | Run | None = None
+          ) -> Run:
+    """Train a K-fold run on ``data_dir`` with ``cfg`` (or resume the run folder ``resume``); return the Run."""
+    t0 = time.time()
+    plan = plan_run(data_dir, cfg, resume)
+    accelerator = make_accelerator(plan.cfg.train, effective_finetune(plan.cfg.finetune,
+                                                                     plan.cfg.model.pretrained).freeze_epochs > 0)
+    run = open_run(plan, accelerator)
+    reporter = Reporter(run.log_path, accelerator.is_main_process)
+    with lifecycle(run, reporter):
+        describe(plan, run, accelerator, reporter)
+        results = [fit_fold(k, plan.comp, plan.folds, plan.cfg, run, accelerator, reporter) for k in plan.todo]
+        metrics = score_oof(plan, run, results, accelerator)
+        reporter.print(f"CV {metrics['metric']}: {metrics['cv_score']:.4f} (without TTA "
+                       f"{metrics['cv_score_no_tta']:.4f})  overall: "
+                       f"{', '.join(f'{k} {v:.4f}' for k, v in metrics['overall'].items())}")
+        predict_test(plan, run, accelerator, reporter)
+        wall = time.time() - t0
+        run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
+        reporter.print(f"done in {wall:.0f} s")
+    return run
+
+
+def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str | Path | Run | None) -> Plan:
+    """Check everything that depends on the user's input, before anything is written."""
+    run = None
+    if resume is not None:
+        run = resume if isinstance(resume, Run) else Run.open(resume)
+        cfg, data_dir = run.config, run.data_dir
+        if not data_dir.is_dir():
+            raise PodiumError(f"The run's data folder {data_dir} is gone; it is needed to resume {run.path}.")
+    elif data_dir is None or cfg is None:
+        raise PodiumError("train needs a data folder and a config (or a run folder to resume).")
+    data_dir = Path(data_dir).expanduser().resolve()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
+    comp, integ = prepare(data_dir, cfg.data)
+    folds = plan_folds(comp, integ, cfg, run)
+    check_model(cfg.model)  # unknown architecture or no weights available here
+    cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
+    todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
+    return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run)
+
+
+def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run | None) -> np.ndarray:
+    """The run's folds: read back when resuming, from cv.folds_file, or computed (stratified, group-aware).
+
+    Every duplicate cluster and user group must sit in one fold, whichever way the folds were made.
+    """
+    ids = comp.train["id"].tolist()
+    if run is not None and run.folds_path.is_file():
+        folds, source = read_folds(run.folds_path, ids, cfg.cv.folds), str(run.folds_path)
+    elif cfg.cv.folds_file:
+        folds, source = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds), cfg.cv.folds_file
+    else:
+        check_stratifiable(comp.targets, comp.task, comp.classes, ids)
+        folds, source = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups), "the folds"
+    check_folds(folds, integ.groups, ids, source)
+    return folds
+
+
+def open_run(plan: Plan, accelerator: Accelerator) -> Run:
+    """The run folder: created on the main process and shared with the others, or the one being resumed; marked
+    running in run.json and the experiment log, with its config and folds written."""
+    if plan.resume is not None:
+        run = Run(plan.resume.path, writer=accelerator.is_main_process)
+    else:
+        path = str(Run.create(plan.cfg, plan.data_dir).path) if accelerator.is_main_process else ""
+        run = Run(broadcast_object_list([path])[0], writer=accelerator.is_main_process)
+    comp = plan.comp
+    run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
+                                        "metric": comp.task.primary})
+    run.write_folds(pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()}))
+    run.write_duplicates(plan.integ.duplicates)
+    accelerator.wait_for_everyone()
+    return run
+
+
+def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
+    """The run's opening lines: folder, data, device, and what the checks found."""
+    comp = plan.comp
+    counts = comp.targets.sum(axis=0) if comp.task.multilabel else np.bincount(comp.targets,
+                                                                               minlength=len(comp.classes))
+    per_class_counts = ", ".join(f"{c}: {n}" for c, n in zip(comp.classes, counts))
+    reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
+                   f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
+                   f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
+                   f"precision {accelerator.mixed_precision}")
+    for note in plan.notes:
+        reporter.print(note)
+    reporter.print(integrity_line(plan.integ))
+
+
+def fit_decisions(plan: Plan, y: np.ndarray, probs: np.ndarray) -> dict:
+    """The run's decision rule, fitted on the OOF predictions (the multilabel threshold unless one is given)."""
+    threshold = plan.cfg.predict.threshold
+    if plan.comp.task.multilabel and threshold < 0:
+        threshold = fit_threshold(y, probs)
+    return {"threshold": 0.5 if threshold < 0 else float(threshold)}
+
+
+def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Accelerator) -> dict:
+    """Assemble oof.csv keyed by id, fit the decisions on it, and score everything into metrics.json."""
+    comp, task = plan.comp, plan.comp.task
+    idx = np.concatenate([r.val_idx for r in results])
+    probs = np.concatenate([r.probs for r in results])
+    fold_of = np.concatenate([np.full(len(r.val_idx), r.fold) for r in results])
+    order = np.argsort(idx)
+    idx, probs, fold_of = idx[order], probs[order], fold_of[order]
+    y = comp.targets[idx]
+    oof = pd.DataFrame(probs, columns=list(comp.classes))
+    oof.insert(0, "label", [comp.label_strings()[i] for i in idx])
+    oof.insert(0, "fold", fold_of)
+    oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
+    run.write_oof(oof)
+    decisions = fit_decisions(plan, y, probs)
+    run.write_decisions(decisions)
+    overall = score(task, y, probs, decisions["threshold"])
+    metrics = {
+        "task": task.name, "metric": task.primary, "cv_score": overall[task.primary],
+        "cv_score_no_tta": float(np.mean([r.summary["score"] for r in results])),
+        "threshold": decisions["threshold"], "decisions": decisions, "tta": list(plan.cfg.predict.tta),
+        "oof_rows": int(len(idx)), "overall": overall,
+        "per_class": per_class(task, y, probs, list(comp.classes), decisions["threshold"]),
+        "per_fold": [r.summary for r in results],
+    }
+    run.write_metrics(metrics)
+    accelerator.wait_for_everyone()  # the other processes read the checkpoints with their decisions next
+    return metrics
+
+
+def predict_test(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
+    """Fold-averaged test predictions (TTA as configured) and the submission, when the data has a test set."""
+    comp = plan.comp
+    if comp.test is None:
+        return
+    pred = predict_checkpoints(run.checkpoints(), comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator)
+    sub = write_test_outputs(run, pred, comp.submission)
+    reporter.print(f"submission: {sub} ({len(pred.ids)} rows, validated"
+                   f"{' against ' + comp.sample_path.name if comp.sample_path else ''})")

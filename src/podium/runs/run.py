@@ -1,0 +1,338 @@
+"""``Run``: the one owner of a run folder. Nothing else knows its layout; training writes through it, and prediction,
+resume, ensembling and reporting read through it.
+
+```
+<runs root>/<name>-<timestamp>/
+  run.json                 what the run is and its status (running, done, interrupted, failed) with the reason
+  config.yaml              the resolved config
+  folds.csv                id, fold, label: computed once, reused on resume
+  duplicates.csv           duplicate clusters found by the integrity check (when any)
+  fold{k}/best.pt          Checkpoint of the fold's best epoch (EMA weights), with the run's decisions once known
+  fold{k}/last.pt          ResumeState after the latest finished epoch (deleted when the fold is done)
+  fold{k}/log.csv          one row per epoch
+  fold{k}/oof.csv          the fold's out-of-fold probabilities; fold{k}/done.json marks the fold finished
+  oof.csv                  out-of-fold probabilities of every finished fold, keyed by id
+  decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
+  metrics.json             overall, per-class and per-fold scores
+  test_predictions.csv     probabilities per test id;  submission.csv: in the sample's format, validated
+  train.log                the console output
+```
+
+Only the main process writes (``writer``): every write method is a no-op elsewhere, so callers never check ranks.
+The experiment log row lives in ``podium.db`` beside the run folder, whatever the current directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from podium.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
+from podium.config import PodiumConfig, config_hash, dump_yaml, load_config
+from podium.errors import PodiumError
+from podium.io import write_csv, write_json, write_text
+from podium.runs.log import list_runs, record_run
+
+STATUSES = ("running", "done", "interrupted", "failed")
+
+
+class Run:
+    """A run folder: its files, its status and its experiment-log row."""
+
+    def __init__(self, path: str | Path, writer: bool = True) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.writer = writer
+
+    # ------------------------------------------------------------------------------------------------ open / create
+
+    @classmethod
+    def create(cls, cfg: PodiumConfig, data_dir: Path) -> Run:
+        """A fresh, unique folder ``<run.root>/<name>-<timestamp>`` (call on the main process only)."""
+        name = cfg.run.name or f"{data_dir.name}-{cfg.model.name}"
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        root = Path(cfg.run.root).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            raise PodiumError(f"run.root={cfg.run.root} is a file; give a folder for the run folders.")
+        path, k = root / f"{name}-{stamp}", 2
+        while path.exists():
+            path, k = root / f"{name}-{stamp}-{k}", k + 1
+        path.mkdir(parents=True)
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | Path, writer: bool = True) -> Run:
+        """An existing run folder (it must hold run.json and config.yaml)."""
+        run = cls(path, writer)
+        if not run.path.is_dir():
+            raise PodiumError(f"Run folder {path} does not exist.")
+        if not (run.path / "run.json").is_file() or not (run.path / "config.yaml").is_file():
+            raise PodiumError(f"{path} is not a podium run folder (no run.json or config.yaml).")
+        return run
+
+    def __repr__(self) -> str:
+        score = self.metrics.get("cv_score") if (self.path / "metrics.json").is_file() else None
+        shown = "" if score is None else f", cv {self.metrics['metric']} {score:.4f}"
+        return f"Run({str(self.path)!r}, {self.status}{shown})"
+
+    # ------------------------------------------------------------------------------------------------------ layout
+
+    @property
+    def runs_root(self) -> Path:
+        """The runs root holding this folder and the experiment log."""
+        return self.path.parent
+
+    def fold_dir(self, fold: int) -> Path:
+        """The folder of fold ``fold``."""
+        return self.path / f"fold{fold}"
+
+    @property
+    def submission_path(self) -> Path:
+        """Where the validated submission is (once the run has predicted its test set)."""
+        return self.path / "submission.csv"
+
+    @property
+    def test_predictions_path(self) -> Path:
+        """Per-class test probabilities."""
+        return self.path / "test_predictions.csv"
+
+    @property
+    def log_path(self) -> Path:
+        """The console log of the run."""
+        return self.path / "train.log"
+
+    # ------------------------------------------------------------------------------------------------- run record
+
+    @property
+    def config(self) -> PodiumConfig:
+        """The resolved config the run was trained with."""
+        return load_config(self.path / "config.yaml")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """run.json: data folder, layout, task, classes, status, times."""
+        return _read_json(self.path / "run.json")
+
+    @property
+    def status(self) -> str:
+        """The run's status; a run marked running whose process is gone (killed) reads as interrupted."""
+        info = self.info
+        status = info.get("status", "running")
+        if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+            return "interrupted"
+        return status
+
+    @property
+    def data_dir(self) -> Path:
+        """The data folder the run was trained on."""
+        return Path(self.info["data_dir"])
+
+    def start(self, cfg: PodiumConfig, data_dir: Path, summary: dict[str, Any]) -> None:
+        """Write config.yaml and run.json and add (or update) the experiment-log row, status running."""
+        if not self.writer:
+            return
+        write_text(self.path / "config.yaml", dump_yaml(cfg))
+        started = self._info_or_empty().get("started") or time.strftime("%Y-%m-%d %H:%M:%S")
+        self._update_info({"data_dir": str(data_dir), **summary, "started": started, "status": "running",
+                           "reason": "", "pid": os.getpid(), "host": socket.gethostname()})
+        self.record(name=self.path.name, started=started, status="running", data_dir=str(data_dir),
+                    task=summary.get("task"), model=cfg.model.name, folds=cfg.cv.folds, epochs=cfg.train.epochs,
+                    metric=summary.get("metric"), config_hash=config_hash(cfg), git_commit=git_commit(Path.cwd()))
+
+    def set_status(self, status: str, reason: str = "", **extra: Any) -> None:
+        """Mark the run ``status`` (with a one-line ``reason``) in run.json and in the experiment log."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        if not self.writer:
+            return
+        self._update_info({"status": status, "reason": reason, **extra})
+        self.record(status=status, **{k: v for k, v in extra.items() if k in ("cv_score", "wall_s", "img_size")})
+
+    def record(self, **row: Any) -> None:
+        """Insert or update this run's row of the experiment log."""
+        if self.writer:
+            record_run(self.runs_root, {"run_dir": str(self.path), **row})
+
+    # ------------------------------------------------------------------------------------------------ run outputs
+
+    def write_folds(self, folds: pd.DataFrame) -> None:
+        """folds.csv (id, fold, label)."""
+        self._csv("folds.csv", folds)
+
+    @property
+    def folds_path(self) -> Path:
+        """folds.csv, once written."""
+        return self.path / "folds.csv"
+
+    def write_duplicates(self, clusters: pd.DataFrame) -> None:
+        """duplicates.csv: every duplicate cluster found by the integrity checks (nothing when there is none)."""
+        if len(clusters):
+            self._csv("duplicates.csv", clusters)
+
+    def write_oof(self, oof: pd.DataFrame) -> None:
+        """oof.csv: id, fold, label and one probability column per class."""
+        self._csv("oof.csv", oof)
+
+    @property
+    def oof(self) -> pd.DataFrame:
+        """The out-of-fold predictions keyed by id."""
+        return _read_csv(self.path / "oof.csv", "out-of-fold predictions (oof.csv); the run has not finished")
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        """metrics.json."""
+        if self.writer:
+            write_json(self.path / "metrics.json", metrics)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """metrics.json: CV score, overall, per-class and per-fold metrics."""
+        return _read_json(self.path / "metrics.json", "metrics (metrics.json); the run has not finished")
+
+    def write_decisions(self, decisions: dict[str, Any]) -> None:
+        """decisions.json, and the same decisions embedded in every fold checkpoint (each one carries its rule)."""
+        if not self.writer:
+            return
+        write_json(self.path / "decisions.json", decisions)
+        for fold in self.folds_done():
+            ckpt = self.load_best(fold)
+            if ckpt.decisions != decisions:
+                self.save_best(fold, ckpt.with_decisions(decisions))
+
+    @property
+    def decisions(self) -> dict[str, Any]:
+        """decisions.json (empty before the run has fitted any)."""
+        path = self.path / "decisions.json"
+        return _read_json(path) if path.is_file() else {}
+
+    def write_test_predictions(self, table: pd.DataFrame) -> Path:
+        """test_predictions.csv."""
+        return self._csv("test_predictions.csv", table)
+
+    # ------------------------------------------------------------------------------------------------------ folds
+
+    def folds_done(self) -> list[int]:
+        """Finished folds, in order."""
+        done = [int(p.parent.name[4:]) for p in self.path.glob("fold*/done.json") if p.parent.name[4:].isdigit()]
+        return sorted(done)
+
+    def fold_summary(self, fold: int) -> dict[str, Any] | None:
+        """The summary of a finished fold, or None while it is not finished."""
+        path = self.fold_dir(fold) / "done.json"
+        return _read_json(path) if path.is_file() else None
+
+    def fold_oof(self, fold: int) -> pd.DataFrame:
+        """A finished fold's out-of-fold probabilities."""
+        return _read_csv(self.fold_dir(fold) / "oof.csv", f"fold {fold}'s predictions")
+
+    def save_best(self, fold: int, ckpt: Checkpoint) -> None:
+        """fold{k}/best.pt."""
+        if self.writer:
+            save_checkpoint(self.fold_dir(fold) / "best.pt", ckpt)
+
+    def load_best(self, fold: int) -> Checkpoint:
+        """fold{k}/best.pt."""
+        return load_checkpoint(self.fold_dir(fold) / "best.pt")
+
+    def checkpoints(self) -> list[Checkpoint]:
+        """The best checkpoint of every finished fold (at least one)."""
+        folds = self.folds_done() or sorted(int(p.parent.name[4:]) for p in self.path.glob("fold*/best.pt"))
+        if not folds:
+            raise PodiumError(f"{self.path} has no trained fold yet; train it (or `podium resume` it) first.")
+        return [self.load_best(k) for k in folds]
+
+    def save_state(self, fold: int, state: ResumeState) -> None:
+        """fold{k}/last.pt, the state after the latest finished epoch."""
+        if self.writer:
+            save_state(self.fold_dir(fold) / "last.pt", state)
+
+    def load_state(self, fold: int) -> ResumeState | None:
+        """The fold's resume state; None when there is none. A damaged one raises PodiumError naming the file."""
+        path = self.fold_dir(fold) / "last.pt"
+        return load_state(path) if path.exists() else None
+
+    def write_fold_log(self, fold: int, rows: list[dict[str, Any]]) -> None:
+        """fold{k}/log.csv, one row per epoch."""
+        self._csv(f"fold{fold}/log.csv", pd.DataFrame(rows))
+
+    def finish_fold(self, fold: int, oof: pd.DataFrame, summary: dict[str, Any]) -> None:
+        """Write the fold's OOF predictions, mark it done and drop its resume state."""
+        if not self.writer:
+            return
+        self._csv(f"fold{fold}/oof.csv", oof)
+        write_json(self.fold_dir(fold) / "done.json", summary)
+        (self.fold_dir(fold) / "last.pt").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------------------------------------------ files
+
+    def _csv(self, name: str, df: pd.DataFrame) -> Path:
+        path = self.path / name
+        if self.writer:
+            write_csv(path, df)
+        return path
+
+    def _info_or_empty(self) -> dict[str, Any]:
+        path = self.path / "run.json"
+        return _read_json(path) if path.is_file() else {}
+
+    def _update_info(self, values: dict[str, Any]) -> None:
+        write_json(self.path / "run.json", {**self._info_or_empty(), **values})
+
+
+def experiment_log(root: str | Path) -> list[dict[str, Any]]:
+    """The experiment log's rows, best CV first; a row still 'running' whose process is gone (killed outright) is
+    corrected to 'interrupted' on the way."""
+    rows = list_runs(root)
+    for row in rows:
+        if row["status"] == "running" and (Path(row["run_dir"]) / "run.json").is_file():
+            status = Run(row["run_dir"]).status
+            if status != "running":
+                record_run(root, {"run_dir": row["run_dir"], "status": status})
+                row["status"] = status
+    return rows
+
+
+def _read_json(path: Path, what: str = "") -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PodiumError(f"No {what or path.name} in {path.parent}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PodiumError(f"{path} is damaged ({e}); it is not valid JSON.") from None
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise PodiumError(f"No {what} at {path}.")
+    return pd.read_csv(path, dtype={"id": str})
+
+
+def _alive(pid: Any) -> bool:
+    """Whether process ``pid`` runs on this machine (a run's process killed with SIGKILL leaves 'running' behind)."""
+    if not isinstance(pid, int):
+        return True  # unknown: trust the record
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def git_commit(where: Path) -> str | None:
+    """The commit of the git checkout at ``where`` (with '+dirty' for local changes), or None outside git."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=where, capture_output=True, text=True,
+                               timeout=5)
+        return sha.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
