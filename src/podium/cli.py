@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -155,20 +153,12 @@ def main() -> None:
     """Console-script entry point: user errors become one red line and exit status 2; an interrupted run exits
     128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) after saying how to resume it."""
     try:
-        app(standalone_mode=False)
+        app()
     except PodiumError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")  # escaped: file names and lists may hold [brackets]
         sys.exit(2)
-    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and our SIGTERM) into Abort
-        stop = e.__cause__ if isinstance(e.__cause__, Interrupted) else Interrupted(None, signal.SIGINT)
-        if stop.run_path is None:  # a run reports its own interruption; before one exists, say it here
-            err.print(f"[yellow]{escape(str(stop))}[/yellow]; nothing was written")
-        sys.exit(128 + stop.signum)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    except Interrupted as e:  # the run has marked itself interrupted and printed how to resume
+        sys.exit(128 + e.signum)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,12 @@ def list_some(items: list[str] | tuple[str, ...], limit: int = 10) -> str:
     return shown + (f" (and {len(items) - limit} more)" if len(items) > limit else "")
 
 
-class Interrupted(KeyboardInterrupt):
-    """A run stopped by SIGINT (Ctrl-C) or SIGTERM; what it finished is saved and ``podium resume`` continues it."""
+class Interrupted(BaseException):
+    """A run stopped by SIGINT (Ctrl-C) or SIGTERM; what it finished is saved and ``podium resume`` continues it.
+
+    A BaseException like KeyboardInterrupt (``except Exception`` does not swallow it), but not a KeyboardInterrupt:
+    the command-line framework would turn that into a bare exit code before podium's exit status is set.
+    """
 
     def __init__(self, run_path: Path | None, signum: int) -> None:
         self.run_path, self.signum = run_path, signum

@@ -30,7 +30,7 @@ def lifecycle(run: Run, reporter: Reporter) -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _raise_interrupted) if main_thread else None
     try:
         yield
-    except KeyboardInterrupt as e:
+    except (KeyboardInterrupt, Interrupted) as e:
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         stopped = Interrupted(run.path, signum)
         run.set_status("interrupted", reason=signal.Signals(signum).name)
