@@ -20,12 +20,13 @@ from podium.tta import check_views
 
 
 def progress_bar(enabled: bool) -> Progress:
-    """A rich progress bar with loss and throughput fields (shown on terminals only; logs get one line per epoch)."""
+    """A rich progress bar with loss and throughput fields, shown on terminals and in Jupyter (rich renders it as a
+    live widget there); redirected output and logs get one line per epoch instead."""
     console = Console()
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"),
-        disable=not (enabled and console.is_terminal), transient=True, console=console,
+        disable=not (enabled and (console.is_terminal or console.is_jupyter)), transient=True, console=console,
     )
 
 

@@ -1,0 +1,50 @@
+"""The Python API: what a notebook does, on the same library functions as the command line."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import podium
+from podium.errors import PodiumError
+
+
+def test_train_predict_load_in_one_process(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    run = podium.train(single_dir, overrides=tiny, train={"epochs": 1}, run={"name": "api"})
+    assert isinstance(run, podium.Run) and run.status == "done" and run.path.name.startswith("api-")
+    assert run.metrics["metric"] == "accuracy" and 0 <= run.metrics["cv_score"] <= 1
+    assert isinstance(run.oof, pd.DataFrame) and len(run.oof) == 48 and run.oof["id"].is_unique
+    assert run.submission_path.is_file() and "cv accuracy" in repr(run)
+
+    table = podium.predict(run, images=single_dir / "test_images")
+    assert list(table.columns) == ["id", "label", "cat", "dog", "fox"] and len(table) == 12
+    sub = podium.predict(run.path)  # the test set again, by path: the same submission
+    assert sub.equals(pd.read_csv(run.submission_path, dtype=str, keep_default_na=False))
+
+    again = podium.load(run.path)
+    assert again.config == run.config and again.metrics == run.metrics and len(again.checkpoints()) == 2
+
+
+def test_config_from_dicts_yaml_and_overrides(tmp_path: Path) -> None:
+    (tmp_path / "cfg.yaml").write_text("model: {name: resnet18}\ntrain: {epochs: 4}\n")
+    cfg = podium.make_config(tmp_path / "cfg.yaml", ["train.lr=0.01"], train={"epochs": 7, "batch_size": 16})
+    assert (cfg.model.name, cfg.train.epochs, cfg.train.batch_size, cfg.train.lr) == ("resnet18", 7, 16, 0.01)
+    assert podium.make_config({"cv": {"folds": 3}}).cv.folds == 3
+    with pytest.raises(PodiumError, match="Unknown config section 'trian'"):
+        podium.make_config(trian={"epochs": 1})
+    with pytest.raises(PodiumError, match="Unknown config key train.epoch"):
+        podium.make_config(train={"epoch": 1})
+
+
+def test_load_rejects_what_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(PodiumError, match="does not exist"):
+        podium.load(tmp_path / "nothing")
+    with pytest.raises(PodiumError, match="not a podium run folder"):
+        podium.load(tmp_path)
+
+
+def test_a_second_run_in_one_process_with_another_precision_is_one_clear_error(single_dir: Path,
+                                                                                tiny: tuple[str, ...]) -> None:
+    podium.train(single_dir, overrides=tiny)
+    with pytest.raises(PodiumError, match="Restart the kernel"):
+        podium.train(single_dir, overrides=[*tiny, "train.precision=bf16"])
