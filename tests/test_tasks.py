@@ -20,11 +20,12 @@ def test_each_task_names_registered_metrics() -> None:
     from podium.data.folds import STRATIFIERS
     from podium.engine.losses import LOSSES
     from podium.metrics import METRICS
+    from podium.submission import FORMATS
 
     for name in TASKS:
         task = get_task(name)
         assert task.primary in task.metrics and all(m in METRICS for m in task.metrics)
-        assert task.stratify in STRATIFIERS and task.loss in LOSSES
+        assert task.stratify in STRATIFIERS and task.loss in LOSSES and all(f in FORMATS for f in task.submissions)
 
 
 # ------------------------------------------------------------------------------------------ what each task owns
