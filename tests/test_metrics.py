@@ -47,3 +47,15 @@ def test_per_class_report() -> None:
     p = np.eye(3)[[0, 1, 2, 2]] * 0.9 + 0.05
     rep = per_class(get_task("multiclass"), y, p, ["a", "b", "c"])
     assert rep["a"]["recall"] == 1.0 and rep["b"]["recall"] == 0.5 and rep["b"]["support"] == 2
+
+
+def test_metrics_read_the_tasks_decisions() -> None:
+    task = get_task("multilabel")
+    y = np.array([[1, 0], [0, 1], [1, 1]])
+    p = np.array([[0.6, 0.2], [0.3, 0.4], [0.7, 0.45]])
+    low = score(task, y, p, 0.5, decisions={"threshold": 0.35})["sample_f1"]
+    assert low == score(task, y, p, 0.35)["sample_f1"] and low > score(task, y, p, 0.5)["sample_f1"]
+    rep = per_class(task, y, p, ["a", "b"], decisions=task.fit_decisions(y, p, 0.35))
+    assert rep["b"]["recall"] == 1.0 and per_class(task, y, p, ["a", "b"], 0.5)["b"]["recall"] == 0.5
+    single = get_task("ordinal")
+    assert per_class(single, np.array([0, 1]), np.eye(2), ["0", "1"], decisions={})["1"]["f1"] == 1.0

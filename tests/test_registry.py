@@ -16,3 +16,12 @@ def test_register_get_and_errors() -> None:
         reg.get("rond")
     with pytest.raises(KeyError):
         reg.register("round")(round_widget)
+
+
+def test_unregister() -> None:
+    reg: Registry = Registry("widget")
+    reg.register("square")(str)
+    assert reg.unregister("square") is str and "square" not in reg and reg.names() == []
+    reg.register("square")(int)  # the name is free again
+    with pytest.raises(KeyError):
+        reg.unregister("circle")

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -5,7 +6,16 @@ import pandas as pd
 import pytest
 
 from podium.errors import PodiumError
-from podium.submission import SubmissionFormat, infer_format, make_submission, validate_submission, write_submission
+from podium.submission import (
+    FORMATS,
+    SubmissionFormat,
+    SubmissionKind,
+    default_format,
+    infer_format,
+    make_submission,
+    validate_submission,
+    write_submission,
+)
 from podium.tasks import get_task
 
 CLASSES = ["a", "b", "c"]
@@ -77,3 +87,95 @@ def test_validator_checks_probabilities(tmp_path: Path) -> None:
     path.write_text("id,a,b,c\nx,0.2,1.5,0.1\n")
     with pytest.raises(PodiumError, match="probabilities"):
         validate_submission(path, SubmissionFormat("id", ("id", "a", "b", "c"), "probs", ("x",)), CLASSES)
+
+
+# ------------------------------------------------------------------------------------- what each format owns
+
+IDS = ["x", "y", "z"]
+ML = np.array([[0.9, 0.8, 0.1], [0.1, 0.2, 0.3], [0.6, 0.1, 0.7]])
+
+
+@pytest.mark.parametrize(
+    ("task", "sample", "classes", "probs", "kind", "text"),
+    [
+        ("multiclass", {"label": "a"}, CLASSES, P, "label", "id,label\nx,a\ny,c\nz,b\n"),
+        ("ordinal", {"grade": "0"}, ["0", "1", "2"], P, "label", "id,grade\nx,0\ny,2\nz,1\n"),
+        ("multilabel", {"labels": "a"}, CLASSES, ML, "labels", "id,labels\nx,a b\ny,c\nz,a c\n"),
+        ("binary", {"target": "0.5"}, ["0", "1"], P[:, :2], "prob", "id,target\nx,0.2\ny,0.3\nz,0.5\n"),
+        ("binary", {"target": "cat"}, ["cat", "dog"], P[:, :2], "label", "id,target\nx,cat\ny,dog\nz,dog\n"),
+        ("multiclass", {"b": 0, "a": 0, "c": 0}, CLASSES, P, "probs",
+         "id,b,a,c\nx,0.2,0.7,0.1\ny,0.3,0.1,0.6\nz,0.5,0.2,0.3\n"),
+        ("multilabel", {"c": 0, "a": 0, "b": 0}, CLASSES, ML, "probs",
+         "id,c,a,b\nx,0.1,0.9,0.8\ny,0.3,0.1,0.2\nz,0.7,0.6,0.1\n"),
+    ],
+)
+def test_each_format_writes_and_validates_its_own_file(tmp_path: Path, task: str, sample: dict, classes: list[str],
+                                                       probs: np.ndarray, kind: str, text: str) -> None:
+    fmt = infer_format(pd.DataFrame({"id": IDS, **sample}), "id", get_task(task), classes, "sample.csv")
+    assert fmt.kind == kind
+    path = tmp_path / "s.csv"
+    write_submission(path, fmt, IDS, probs, classes, 0.5)  # validates the file it wrote
+    assert path.read_text() == text
+    validate_submission(path, fmt, classes)
+
+
+@pytest.mark.parametrize(
+    ("kind", "columns", "row", "message"),
+    [
+        ("label", ("id", "label"), "x,d", "unknown label\\(s\\) d"),
+        ("labels", ("id", "labels"), "x,a d", "unknown label\\(s\\) d"),
+        ("prob", ("id", "target"), "x,1.2", "probabilities in \\[0, 1\\]"),
+        ("prob", ("id", "target"), "x,b", "probabilities in \\[0, 1\\]"),
+        ("probs", ("id", "a", "b", "c"), "x,0.2,-0.1,0.9", "column 'b' must hold probabilities"),
+    ],
+)
+def test_each_format_validator_catches_a_bad_value(tmp_path: Path, kind: str, columns: tuple[str, ...], row: str,
+                                                   message: str) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text(",".join(columns) + "\n" + row + "\n")
+    with pytest.raises(PodiumError, match=message):
+        validate_submission(path, SubmissionFormat("id", columns, kind, ("x",)), CLASSES)
+
+
+def test_default_format_is_the_tasks_first_that_needs_no_sample() -> None:
+    assert default_format(get_task("multiclass"), CLASSES, IDS).columns == ("id", "label")
+    assert default_format(get_task("binary"), ["0", "1"], IDS).kind == "label"
+    fmt = default_format(get_task("multilabel"), CLASSES, IDS, id_col="image")
+    assert (fmt.kind, fmt.columns, fmt.ids) == ("labels", ("image", "labels"), tuple(IDS))
+
+
+def test_sample_with_only_the_id_column() -> None:
+    with pytest.raises(PodiumError, match="only the id column"):
+        infer_format(pd.DataFrame({"id": IDS}), "id", get_task("multiclass"), CLASSES, "sample.csv")
+
+
+def _write_ranked(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
+    return {fmt.columns[1]: [" ".join(classes[i] for i in row) for row in np.argsort(-p, axis=1)]}
+
+
+def _validate_ranked(values: pd.Series, col: str, classes: list[str], where: str) -> None:
+    if any(sorted(v.split()) != sorted(classes) for v in values):
+        raise PodiumError(f"{where}: column {col!r} must rank every class.")
+
+
+def _matches_ranked(sample: pd.DataFrame, values: list[str], task, classes: list[str], name: str) -> bool:
+    return len(values) == 1 and values[0] == "ranking"
+
+
+def test_a_new_format_registers_without_touching_other_modules(tmp_path: Path) -> None:
+    FORMATS.register("ranked")(SubmissionKind(_write_ranked, _validate_ranked, _matches_ranked))
+    try:
+        task = dataclasses.replace(get_task("multiclass"), submissions=("probs", "ranked", "label"))
+        fmt = infer_format(pd.DataFrame({"id": IDS, "ranking": "a b c"}), "id", task, CLASSES, "sample.csv")
+        assert fmt.kind == "ranked"
+        df = write_submission(tmp_path / "s.csv", fmt, IDS, P, CLASSES, 0.5)
+        assert df["ranking"].tolist() == ["a b c", "c b a", "b c a"]
+        (tmp_path / "bad.csv").write_text("id,ranking\nx,a b\ny,a b c\nz,a b c\n")
+        with pytest.raises(PodiumError, match="must rank every class"):
+            validate_submission(tmp_path / "bad.csv", fmt, CLASSES)
+        # a sample the new format does not claim falls through to the next of the task's formats
+        other = infer_format(pd.DataFrame({"id": IDS, "label": "a"}), "id", task, CLASSES, "sample.csv")
+        assert other.kind == "label"
+    finally:
+        FORMATS.unregister("ranked")
+    assert "ranked" not in FORMATS

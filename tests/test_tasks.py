@@ -1,6 +1,11 @@
-import numpy as np
+import dataclasses
+from pathlib import Path
 
-from podium.tasks import TASKS, get_task
+import numpy as np
+import pytest
+
+from podium.errors import PodiumError
+from podium.tasks import TASKS, SingleLabelTask, decode_multilabel, detect_task, get_task
 
 
 def test_probabilities() -> None:
@@ -12,8 +17,130 @@ def test_probabilities() -> None:
 
 
 def test_each_task_names_registered_metrics() -> None:
+    from podium.data.folds import STRATIFIERS
+    from podium.engine.losses import LOSSES
     from podium.metrics import METRICS
+    from podium.submission import FORMATS
 
     for name in TASKS:
         task = get_task(name)
         assert task.primary in task.metrics and all(m in METRICS for m in task.metrics)
+        assert task.stratify in STRATIFIERS and task.loss in LOSSES and all(f in FORMATS for f in task.submissions)
+
+
+# ------------------------------------------------------------------------------------------ what each task owns
+
+C3 = ("a", "b", "c")
+
+
+def test_single_label_tasks_decide_nothing_and_decode_the_argmax() -> None:
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
+    for name in ("multiclass", "ordinal"):
+        task = get_task(name)
+        assert task.fit_decisions(np.array([0, 2, 1]), p, -1.0) == {}
+        assert task.fit_decisions(np.array([0, 2, 1]), p, 0.3) == {}
+        assert task.decode(p, {}, C3) == ["a", "c", "b"]
+        assert task.decode(p, {"threshold": 0.05}, C3) == ["a", "c", "b"]  # a threshold does not matter
+        assert task.predict(p, {}).tolist() == [0, 2, 1]
+
+
+def test_ordinal_decodes_grades() -> None:
+    grades = ("0", "1", "2", "3", "4")
+    p = np.eye(5)[[4, 0, 2, 2]] * 0.8 + 0.04
+    task = get_task("ordinal")
+    assert task.decode(p, {}, grades) == ["4", "0", "2", "2"]
+    assert task.label_strings(np.array([3, 1]), grades) == ["3", "1"]
+    assert task.counts(np.array([3, 1, 3]), 5).tolist() == [0, 1, 0, 2, 0]
+    assert not task.auto and task.primary == "qwk"
+
+
+def test_binary_decodes_and_counts() -> None:
+    task = get_task("binary")
+    p = np.array([[0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
+    assert task.decode(p, task.fit_decisions(np.array([0, 1, 0]), p, -1.0), ("neg", "pos")) == ["neg", "pos", "neg"]
+    y = np.array([0, 0, 0, 1])
+    assert task.counts(y, 2).tolist() == [3, 1] and task.label_strings(y, ("neg", "pos")) == ["neg"] * 3 + ["pos"]
+    assert task.onehot(y, 2).tolist() == [[1, 0], [1, 0], [1, 0], [0, 1]]
+    assert np.allclose(task.balanced_weights(y, 2), [4 / 6, 4 / 2])
+
+
+def test_multilabel_fits_or_keeps_the_threshold() -> None:
+    from podium.metrics import fit_threshold
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((120, 4)) < 0.3).astype(int)
+    p = np.clip(y * 0.3 + rng.random((120, 4)) * 0.5, 0, 1)
+    task = get_task("multilabel")
+    assert task.fit_decisions(y, p, -1.0) == {"threshold": fit_threshold(y, p)}
+    assert task.fit_decisions(y, p, 0.35) == {"threshold": 0.35}
+
+
+def test_multilabel_decodes_space_joined_rows_never_empty() -> None:
+    task = get_task("multilabel")
+    p = np.array([[0.9, 0.8, 0.1], [0.1, 0.2, 0.3], [0.6, 0.1, 0.7], [0.01, 0.02, 0.0]])
+    assert task.decode(p, {"threshold": 0.5}, C3) == ["a b", "c", "a c", "b"]
+    assert all(task.decode(p, {"threshold": 0.99}, C3))  # the most likely class where none passes
+    assert task.decode(p, {}, C3) == task.decode(p, {"threshold": 0.5}, C3)  # default threshold 0.5
+    assert (task.predict(p, {"threshold": 0.5}) == decode_multilabel(p, 0.5)).all()
+
+
+def test_multilabel_targets_strings_counts_and_weights() -> None:
+    task = get_task("multilabel")
+    y = np.array([[1, 1, 0], [0, 0, 1], [0, 0, 0], [1, 0, 1]])
+    assert task.label_strings(y, C3) == ["a b", "c", "", "a c"]
+    assert task.counts(y, 3).tolist() == [2, 1, 2]
+    assert task.onehot(y, 3) is not None and (task.onehot(y, 3) == y).all()
+    assert np.allclose(task.balanced_weights(y, 3), [1.0, 3.0, 1.0])
+
+
+def test_tasks_read_raw_labels_and_detection_is_a_lookup() -> None:
+    single, multi = [["a"], ["b"], ["c"], ["a"]], [["a", "b"], ["c"], ["a"]]
+    assert detect_task(single, C3).name == "multiclass"
+    assert detect_task([["x"], ["y"]], ("x", "y")).name == "binary"
+    assert detect_task(multi, C3).name == "multilabel"
+    assert get_task("multiclass").from_labels(single, C3).tolist() == [0, 1, 2, 0]
+    assert get_task("multilabel").from_labels(multi, C3).tolist() == [[1, 1, 0], [0, 0, 1], [1, 0, 0]]
+    assert get_task("multilabel").from_labels(single, C3).sum(axis=1).tolist() == [1, 1, 1, 1]
+    with pytest.raises(PodiumError, match="data.task=ordinal needs one label per row, but rows 2"):
+        get_task("ordinal").from_labels(multi, C3)
+    with pytest.raises(PodiumError, match="data.task=binary but there are 3 classes"):
+        get_task("binary").from_labels(single, C3)
+    with pytest.raises(PodiumError, match="single class"):
+        get_task("multiclass").from_labels([["a"], ["a"]], ("a",))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpectedGrade(SingleLabelTask):
+    """An ordinal task decoded by the rounded expected grade instead of the most likely one."""
+
+    def predict(self, probs: np.ndarray, decisions: dict) -> np.ndarray:
+        return np.rint(probs @ np.arange(probs.shape[1])).astype(np.int64)
+
+
+def test_a_new_task_variant_works_through_every_module(tmp_path: Path) -> None:
+    import datagen
+    from podium.config import DataConfig
+    from podium.data.folds import make_folds
+    from podium.data.ingest import load_competition
+    from podium.metrics import per_class, score
+    from podium.submission import default_format, write_submission
+
+    task = ExpectedGrade("expected_grade", "ce", ("qwk", "accuracy"), "qwk", "class", ("probs", "label"), auto=False)
+    TASKS.register(task.name)(task)
+    try:
+        root = datagen.folders(tmp_path / "g", per_class=6, classes=("0", "1", "2"))
+        comp = load_competition(root, DataConfig(task="expected_grade"), check=False)
+        assert comp.task is task and comp.label_strings()[:1] == ["0"]
+        folds = make_folds(comp.targets, comp.task, 3, 0)
+        assert sorted(set(folds.tolist())) == [0, 1, 2]
+        p = np.tile([[0.45, 0.1, 0.45]], (len(comp.targets), 1))  # argmax 0, expected grade 1
+        assert task.decode(p[:1], {}, comp.classes) == ["1"]
+        assert per_class(task, comp.targets, p, list(comp.classes))["1"]["recall"] == 1.0
+        assert set(score(task, comp.targets, p)) == {"qwk", "accuracy"}
+        fmt = default_format(task, list(comp.classes), ["x"])
+        assert write_submission(tmp_path / "s.csv", fmt, ["x"], p[:1], list(comp.classes), 0.5)["label"].tolist() \
+            == ["0"]  # the label format writes the argmax; a task-specific decoder would be a format of its own
+        assert detect_task([["a"], ["b"], ["c"]], C3).name == "multiclass"  # auto=False: never guessed
+    finally:
+        TASKS.unregister(task.name)
+    assert "expected_grade" not in TASKS

@@ -164,3 +164,46 @@ def test_missing_weights_stop_before_a_run_folder_exists(single_dir, tiny, tmp_p
     with pytest.raises(PodiumError, match="model.pretrained=file needs model.weights_path"):
         train(single_dir, merge(cfg, ["model.pretrained=file"]))
     assert not (tmp_path / "runs").exists()
+
+
+def test_catalog_asks_the_sources_in_auto_order(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from podium.models.catalog import weight_catalog
+
+    def source(arch: str):
+        return {r["arch"]: r["source"] for r in weight_catalog("*efficientnet_lite*")}[arch]
+
+    assert source("efficientnet_lite0") == "none"
+    cache_src, hub_src = weights.WEIGHT_SOURCES.get("cache"), weights.WEIGHT_SOURCES.get("hub")
+    monkeypatch.setattr(cache_src, "catalog", lambda archs, offline=False: {a: "cache" for a in archs
+                                                                            if a == "efficientnet_lite0"})
+    assert source("efficientnet_lite0") == "cache" and cache_src.origin("efficientnet_lite0") == "cache"
+    monkeypatch.setattr(hub_src, "catalog", lambda archs, offline=False: {a: "hub (cached)" for a in archs})
+    assert source("efficientnet_lite0") == "hub (cached)"  # hub comes before the cache in AUTO_ORDER
+    found = weights.weight_origins(["efficientnet_lite0", "efficientnet_lite1"], order=("cache", "hub"))
+    assert found == {"efficientnet_lite0": "cache", "efficientnet_lite1": "hub (cached)"}
+
+
+def test_catalog_cache_origin_and_offline_rows(offline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from podium.models.catalog import weight_catalog
+
+    offline.mkdir(parents=True, exist_ok=True)
+    (offline / "resnet18.safetensors").write_bytes(b"")
+    assert weights.WEIGHT_SOURCES.get("cache").origin("resnet18") == "cache"
+    assert weights.WEIGHT_SOURCES.get("hub").origin("resnet18") is None  # offline fixture: no hub
+    monkeypatch.setattr(weights, "hub_reachable", lambda timeout=3.0: True)
+    assert weights.WEIGHT_SOURCES.get("hub").origin("resnet18") == "hub"
+    assert weights.WEIGHT_SOURCES.get("hub").origin("resnet18", offline=True) is None
+    rows = {r["arch"]: r["source"] for r in weight_catalog("resnet1*")}
+    assert rows["resnet18"] == "hub"
+    # usable without the hub: the cached file, even while the hub answers
+    assert {r["arch"]: r["source"] for r in weight_catalog("resnet1*", offline_only=True)} == {"resnet18": "cache"}
+
+
+def test_sources_own_their_checks_and_pretrained_flag(offline: Path) -> None:
+    assert not weights.WEIGHT_SOURCES.get("none").pretrained and weights.WEIGHT_SOURCES.get("hub").pretrained
+    with pytest.raises(PodiumError, match="needs model.weights_path"):
+        weights.WEIGHT_SOURCES.get("file").check(model_cfg("model.pretrained=file"))
+    with pytest.raises(PodiumError, match="No pretrained weights for test_resnet"):
+        weights.check_weights(model_cfg("model.name=test_resnet", "model.pretrained=auto"))
+    weights.check_weights(model_cfg("model.name=test_resnet", "model.pretrained=none"))
+    assert weights.WEIGHT_SOURCES.get("auto").probe("test_resnet", model_cfg()) is None

@@ -6,7 +6,8 @@ Targets are class indices (N,) for single-label tasks and a 0/1 matrix (N, C) fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -59,23 +60,27 @@ def mean_auc(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
 
 @METRICS.register("sample_f1")
 def sample_f1(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Mean over rows of the F1 of the decoded label set (Plant Pathology 2021's metric)."""
+    """Mean over rows of the F1 of the label set decoded at ``threshold`` (Plant Pathology 2021's metric)."""
     pred = decode_multilabel(p, threshold)
     return float(skm.f1_score(y, pred, average="samples", zero_division=0))
 
 
-def score(task: Task, y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """All of the task's metrics."""
+def score(task: Task, y: np.ndarray, p: np.ndarray, threshold: float = 0.5,
+          decisions: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """All of the task's metrics; a ``threshold`` in ``decisions`` (``Task.fit_decisions``) overrides ``threshold``."""
+    threshold = float((decisions or {}).get("threshold", threshold))
     return {name: METRICS.get(name)(y, p, threshold) for name in task.metrics}
 
 
-def per_class(task: Task, y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5) -> dict:
-    """One-vs-rest ROC AUC, precision, recall, F1 and support for each class."""
-    if task.multilabel:
-        truth, pred = y, decode_multilabel(p, threshold)
-    else:
-        truth = np.eye(len(classes), dtype=np.int64)[y]
-        pred = np.eye(len(classes), dtype=np.int64)[p.argmax(axis=1)]
+def per_class(task: Task, y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5,
+              decisions: Mapping[str, Any] | None = None) -> dict:
+    """One-vs-rest ROC AUC, precision, recall, F1 and support for each class, of the task's decoded predictions.
+
+    The predictions are decoded with ``decisions`` (``Task.fit_decisions``), or else at ``threshold``.
+    """
+    decisions = {"threshold": threshold, **(decisions or {})}
+    truth = task.onehot(y, len(classes))
+    pred = task.onehot(task.predict(p, decisions), len(classes))
     out = {}
     for c, name in enumerate(classes):
         t = truth[:, c]

@@ -31,6 +31,10 @@ class Registry(Generic[T]):
 
         return wrap
 
+    def unregister(self, name: str) -> T:
+        """Remove and return the item registered as ``name`` (e.g. a variant a test registered for a while)."""
+        return self._items.pop(name)
+
     def get(self, name: str) -> T:
         """Return the item registered as ``name``, or raise a PodiumError listing the choices."""
         if name not in self._items:

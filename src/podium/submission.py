@@ -1,7 +1,7 @@
 """Submission files that match ``sample_submission.csv`` exactly, and a validator that proves they do.
 
-A format is inferred from the sample's columns and the task; each format is a registered writer that turns
-probabilities into the sample's value columns.
+A format is inferred from the sample's columns and the task; each format is a registered ``SubmissionKind`` that
+recognises its samples, turns probabilities into the sample's value columns and validates the written columns.
 """
 
 from __future__ import annotations
@@ -31,62 +31,125 @@ class SubmissionFormat:
 
 # A writer maps (probabilities, classes, threshold, format) to the value columns of the submission.
 Writer = Callable[[np.ndarray, list[str], float, SubmissionFormat], dict[str, list]]
-WRITERS: Registry[Writer] = Registry("submission format")
+# A validator checks one written value column (read back as strings, none empty): (values, column, classes, where).
+Validator = Callable[[pd.Series, str, list[str], str], None]
+# A matcher says whether a sample is in this format for the task: (sample, its value column names, task, classes,
+# the sample's name) -> bool. It may raise a PodiumError when the columns are meant for it but do not fit.
+Matcher = Callable[[pd.DataFrame, list[str], Task, list[str], str], bool]
 
 
-@WRITERS.register("label")
-def _label(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
-    return {fmt.columns[1]: [classes[i] for i in p.argmax(axis=1)]}
+@dataclass(frozen=True)
+class SubmissionKind:
+    """A registered submission format: its writer, the validator of a written value column, and its rule for
+    recognising a sample. ``default_column`` names its single value column when there is no sample (None: it needs
+    a sample). Which formats a task can be written in, and in which order a sample is matched, the task says
+    (``Task.submissions``)."""
+
+    write: Writer
+    validate: Validator
+    matches: Matcher
+    default_column: str | None = None
 
 
-@WRITERS.register("labels")
-def _labels(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
-    rows = decode_multilabel(p, threshold)
-    return {fmt.columns[1]: [" ".join(c for c, on in zip(classes, row) if on) for row in rows]}
-
-
-@WRITERS.register("prob")
-def _prob(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
-    return {fmt.columns[1]: p[:, -1].tolist()}
-
-
-@WRITERS.register("probs")
-def _probs(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
-    index = {c: i for i, c in enumerate(classes)}
-    return {col: p[:, index[col]].tolist() for col in fmt.columns[1:]}
+FORMATS: Registry[SubmissionKind] = Registry("submission format")
 
 
 def _is_number(values: pd.Series) -> bool:
     return bool(pd.to_numeric(values, errors="coerce").notna().all()) and len(values) > 0
 
 
-def infer_format(sample: pd.DataFrame, id_col: str, task: Task, classes: list[str], name: str) -> SubmissionFormat:
-    """Work out the submission format from the sample's columns and the task, or explain why it does not fit."""
-    cols = [str(c) for c in sample.columns]
-    values = [c for c in cols if c != id_col]
-    ids = tuple(sample[id_col].astype(str))
+def _probabilities(values: pd.Series, col: str, classes: list[str], where: str) -> None:
+    x = pd.to_numeric(values, errors="coerce")
+    if x.isna().any() or (x < 0).any() or (x > 1).any():
+        raise PodiumError(f"{where}: column {col!r} must hold probabilities in [0, 1].")
+
+
+def _unknown(bad: list[str], col: str, where: str) -> None:
+    if bad:
+        raise PodiumError(f"{where}: column {col!r} holds unknown label(s) {list_some(sorted(set(bad)))}.")
+
+
+def _one_label(values: pd.Series, col: str, classes: list[str], where: str) -> None:
+    known = set(classes)
+    _unknown([v for v in values if v not in known], col, where)
+
+
+def _label_set(values: pd.Series, col: str, classes: list[str], where: str) -> None:
+    known = set(classes)
+    _unknown([t for v in values for t in v.split() if t not in known], col, where)
+
+
+def _one_column(sample: pd.DataFrame, values: list[str], task: Task, classes: list[str], name: str) -> bool:
+    return len(values) == 1
+
+
+def _class_columns(sample: pd.DataFrame, values: list[str], task: Task, classes: list[str], name: str) -> bool:
     if len(values) > 1 or set(values) == set(classes):
         if set(values) != set(classes):
             raise PodiumError(
                 f"{name} has value columns {list_some(values)} but the classes are {list_some(classes)}; "
                 "rename the columns or set data.label_cols so that they match."
             )
-        return SubmissionFormat(id_col, tuple(cols), "probs", ids)
+        return True
+    return False
+
+
+def _numeric_column(sample: pd.DataFrame, values: list[str], task: Task, classes: list[str], name: str) -> bool:
+    return len(values) == 1 and _is_number(sample[values[0]])
+
+
+def _write_probs(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
+    index = {c: i for i, c in enumerate(classes)}
+    return {col: p[:, index[col]].tolist() for col in fmt.columns[1:]}
+
+
+def _write_prob(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
+    return {fmt.columns[1]: p[:, -1].tolist()}
+
+
+def _write_label(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
+    return {fmt.columns[1]: [classes[i] for i in p.argmax(axis=1)]}
+
+
+def _write_labels(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
+    rows = decode_multilabel(p, threshold)
+    return {fmt.columns[1]: [" ".join(c for c, on in zip(classes, row) if on) for row in rows]}
+
+
+# one probability column per class, named like the classes, in the sample's column order
+FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_columns))
+# one numeric column: the probability of the positive (last) class, as Kaggle scores binary tasks on ROC AUC
+FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column))
+# one column: the most likely class
+FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label"))
+# one column: the space-separated classes at or above the threshold, never none
+FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels"))
+
+
+def infer_format(sample: pd.DataFrame, id_col: str, task: Task, classes: list[str], name: str) -> SubmissionFormat:
+    """Work out the submission format from the sample's columns and the task, or explain why it does not fit.
+
+    The task's submission formats are asked in its order; the first one that recognises the sample is taken.
+    """
+    cols = [str(c) for c in sample.columns]
+    values = [c for c in cols if c != id_col]
+    ids = tuple(sample[id_col].astype(str))
     if not values:
         raise PodiumError(f"{name} has only the id column {id_col!r}; it needs a label column too.")
-    if task.multilabel:
-        kind = "labels"
-    elif task.name == "binary" and _is_number(sample[values[0]]):
-        kind = "prob"  # a numeric binary target is scored on probabilities (ROC AUC, log loss) on Kaggle
-    else:
-        kind = "label"
-    return SubmissionFormat(id_col, tuple(cols), kind, ids)
+    for kind in task.submissions:
+        if FORMATS.get(kind).matches(sample, values, task, classes, name):
+            return SubmissionFormat(id_col, tuple(cols), kind, ids)
+    raise PodiumError(f"{name} has value columns {list_some(values)}, which fit none of the {task.name} task's "
+                      f"submission formats ({', '.join(task.submissions)}).")
 
 
 def default_format(task: Task, classes: list[str], ids: list[str], id_col: str = "id") -> SubmissionFormat:
-    """The format used when there is no sample: id plus label(s), then one probability column per class."""
-    kind = "labels" if task.multilabel else "label"
-    return SubmissionFormat(id_col, (id_col, kind), kind, tuple(ids))
+    """The format used when there is no sample: id plus the task's first format that needs no sample."""
+    for kind in task.submissions:
+        column = FORMATS.get(kind).default_column
+        if column is not None:
+            return SubmissionFormat(id_col, (id_col, column), kind, tuple(ids))
+    raise PodiumError(f"The {task.name} task has no submission format that can be written without a sample.")
 
 
 def make_submission(fmt: SubmissionFormat, ids: list[str], probs: np.ndarray, classes: list[str],
@@ -97,7 +160,7 @@ def make_submission(fmt: SubmissionFormat, ids: list[str], probs: np.ndarray, cl
     if missing:
         raise PodiumError(f"No prediction for sample submission ids {list_some(missing)}.")
     order = np.array([pos[i] for i in fmt.ids], dtype=np.int64)
-    values = WRITERS.get(fmt.kind)(probs[order], classes, threshold, fmt)
+    values = FORMATS.get(fmt.kind).write(probs[order], classes, threshold, fmt)
     df = pd.DataFrame({fmt.id_col: list(fmt.ids), **values})
     return df[list(fmt.columns)]
 
@@ -114,20 +177,11 @@ def validate_submission(path: str | Path, fmt: SubmissionFormat, classes: list[s
     if len(wrong):
         raise PodiumError(f"{where}: row {wrong[0] + 2} has id {df[fmt.id_col].iloc[wrong[0]]!r}, "
                           f"the sample has {fmt.ids[wrong[0]]!r} there.")
-    known = set(classes)
     for col in fmt.columns[1:]:
         values = df[col]
         if (values == "").any():
             raise PodiumError(f"{where}: column {col!r} is empty in row {int(np.flatnonzero(values == '')[0]) + 2}.")
-        if fmt.kind in ("prob", "probs"):
-            x = pd.to_numeric(values, errors="coerce")
-            if x.isna().any() or (x < 0).any() or (x > 1).any():
-                raise PodiumError(f"{where}: column {col!r} must hold probabilities in [0, 1].")
-        elif fmt.kind in ("label", "labels"):
-            tokens = values.str.split() if fmt.kind == "labels" else values.map(lambda v: [v])
-            bad = [t for row in tokens for t in row if t not in known]
-            if bad:
-                raise PodiumError(f"{where}: column {col!r} holds unknown label(s) {list_some(sorted(set(bad)))}.")
+        FORMATS.get(fmt.kind).validate(values, col, classes, where)
 
 
 def write_submission(path: str | Path, fmt: SubmissionFormat, ids: list[str], probs: np.ndarray,

@@ -7,7 +7,7 @@ validation image in the training folds would inflate the CV score.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +16,13 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from podium.errors import PodiumError, list_some
+from podium.registry import Registry
 from podium.tasks import Task
 
 
 def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """Fold index (0..k-1) of each row: stratified (multilabel-stratified for multilabel) and, with ``groups``, every
-    group in one fold.
+    """Fold index (0..k-1) of each row: stratified by the task's stratifier and, with ``groups``, every group in one
+    fold.
 
     A class with fewer than k images lands in as many folds as it has images; a class with a single image cannot be
     validated and is an error (see ``check_stratifiable``).
@@ -37,18 +38,37 @@ def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.nd
     with warnings.catch_warnings():
         # sklearn warns when a class has fewer than k members; those rows still get folds, in fewer of them.
         warnings.simplefilter("ignore", UserWarning)
-        if n_groups == n:  # no groups: the plain splitters, so folds match runs made before groups existed
-            splitter = (MultilabelStratifiedKFold if task.multilabel else StratifiedKFold)(
-                n_splits=k, shuffle=True, random_state=seed)
-            return _assign(splitter.split(np.zeros((n, 1)), targets), n)
-        if task.multilabel:
-            # stratify the groups by their aggregated labels (any member carrying a label), then map back to rows
-            agg = np.zeros((n_groups, targets.shape[1]), dtype=np.int64)
-            np.maximum.at(agg, groups, targets)
-            splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-            return _assign(splitter.split(np.zeros((n_groups, 1)), agg), n_groups)[groups]
-        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        return _assign(splitter.split(np.zeros((n, 1)), targets, groups), n)
+        return STRATIFIERS.get(task.stratify)(targets, k, seed, groups, n_groups)
+
+
+# A stratifier maps (targets, k, seed, group index per row, group count) to the fold of each row; a task names its own.
+Stratifier = Callable[[np.ndarray, int, int, np.ndarray, int], np.ndarray]
+STRATIFIERS: Registry[Stratifier] = Registry("stratifier")
+
+
+@STRATIFIERS.register("class")
+def by_class(targets: np.ndarray, k: int, seed: int, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Class-index targets: StratifiedKFold, or StratifiedGroupKFold when rows form groups."""
+    n = len(targets)
+    if n_groups == n:  # no groups: the plain splitter, so folds match runs made before groups existed
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        return _assign(splitter.split(np.zeros((n, 1)), targets), n)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return _assign(splitter.split(np.zeros((n, 1)), targets, groups), n)
+
+
+@STRATIFIERS.register("iterative")
+def iterative(targets: np.ndarray, k: int, seed: int, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """0/1 label matrices: iterative multilabel stratification (of the groups' aggregated labels when rows form
+    groups)."""
+    n = len(targets)
+    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    if n_groups == n:
+        return _assign(splitter.split(np.zeros((n, 1)), targets), n)
+    # stratify the groups by their aggregated labels (any member carrying a label), then map back to rows
+    agg = np.zeros((n_groups, targets.shape[1]), dtype=np.int64)
+    np.maximum.at(agg, groups, targets)
+    return _assign(splitter.split(np.zeros((n_groups, 1)), agg), n_groups)[groups]
 
 
 def _assign(splits: Iterator[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:

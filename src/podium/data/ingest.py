@@ -21,7 +21,7 @@ from podium.data.images import is_image
 from podium.errors import PodiumError, list_some
 from podium.registry import Registry
 from podium.submission import SubmissionFormat, infer_format
-from podium.tasks import TASKS, Task, get_task
+from podium.tasks import TASKS, Task, detect_task, get_task
 
 ID_CANDIDATES = ("image_id", "image", "id", "id_code", "image_name", "filename", "file_name", "file", "name", "img")
 TRAIN_DIRS = ("train_images", "images", "train", "train_imgs", ".")
@@ -36,7 +36,6 @@ class RawLabels:
     lists: list[list[str]] | None = None
     onehot: np.ndarray | None = None
     columns: tuple[str, ...] = ()
-    multi: bool = False  # whether the source could hold several labels per row
 
 
 @dataclass(frozen=True)
@@ -54,10 +53,8 @@ class Competition:
     sample_path: Path | None = None
 
     def label_strings(self) -> list[str]:
-        """Human-readable label of each training row (space-joined for multilabel)."""
-        if self.task.multilabel:
-            return [" ".join(c for c, on in zip(self.classes, row) if on) for row in self.targets]
-        return [self.classes[i] for i in self.targets]
+        """Human-readable label of each training row (space-joined where a row holds several)."""
+        return self.task.label_strings(self.targets, self.classes)
 
 
 @dataclass(frozen=True)
@@ -192,8 +189,7 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
         sep = cfg.label_sep
         lists = [v.split(sep) if sep.strip() else v.split() for v in col]
         lists = [[t.strip() for t in labels if t.strip()] for labels in lists]
-        multi = any(len(labels) > 1 for labels in lists)
-        return frame, RawLabels(lists=lists, multi=multi)
+        return frame, RawLabels(lists=lists)
     bad = [c for c in label_cols if not set(df[c].str.strip()) <= _ZERO_ONE]
     if bad:
         example = df[bad[0]][~df[bad[0]].str.strip().isin(_ZERO_ONE)]
@@ -203,7 +199,7 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
             f"{example.iloc[0]!r}). Set data.label_cols=... and data.ignore_cols=... to say which columns are labels."
         )
     onehot = np.stack([df[c].str.strip().astype(float).to_numpy() for c in label_cols], axis=1).astype(np.int64)
-    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols), multi=True)
+    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols))
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -257,46 +253,17 @@ LAYOUTS.register("folders")(Layout(_folders_detect, _folders_read))
 # ------------------------------------------------------------------------------------------------------ assembly
 
 
-def _targets(raw: RawLabels, task_name: str) -> tuple[Task, tuple[str, ...], np.ndarray]:
-    """Classes, task and target array from raw labels, honouring a task set in the config."""
+def _targets(raw: RawLabels, configured: str) -> tuple[Task, tuple[str, ...], np.ndarray]:
+    """Task, classes and target array from raw labels: the configured task, or with ``auto`` the detected one."""
     if raw.onehot is not None:
         classes = raw.columns
-        single = bool((raw.onehot.sum(axis=1) == 1).all())
-        if single and task_name != "multilabel":
-            lists = [[classes[i]] for i in raw.onehot.argmax(axis=1)]
-            return _single(lists, task_name, classes)
-        return _multi(raw.onehot, classes, task_name)
-    assert raw.lists is not None
-    if raw.multi or task_name == "multilabel":
-        classes = tuple(_natural_sorted({t for labels in raw.lists for t in labels}))
-        index = {c: i for i, c in enumerate(classes)}
-        y = np.zeros((len(raw.lists), len(classes)), dtype=np.int64)
-        for r, labels in enumerate(raw.lists):
-            y[r, [index[t] for t in labels]] = 1
-        return _multi(y, classes, task_name)
-    return _single(raw.lists, task_name, None)
-
-
-def _single(lists: list[list[str]], task_name: str, order: tuple[str, ...] | None
-            ) -> tuple[Task, tuple[str, ...], np.ndarray]:
-    labels = [labels[0] for labels in lists]
-    classes = order or tuple(_natural_sorted(set(labels)))
-    if len(set(labels)) < 2:
-        raise PodiumError(f"The training labels hold a single class ({labels[0]!r}); at least two are needed.")
-    guessed = "binary" if len(classes) == 2 else "multiclass"
-    name = guessed if task_name == "auto" else task_name
-    if name == "binary" and len(classes) != 2:
-        raise PodiumError(f"data.task=binary but there are {len(classes)} classes: {list_some(list(classes))}.")
-    index = {c: i for i, c in enumerate(classes)}
-    return get_task(name), classes, np.array([index[v] for v in labels], dtype=np.int64)
-
-
-def _multi(y: np.ndarray, classes: tuple[str, ...], task_name: str) -> tuple[Task, tuple[str, ...], np.ndarray]:
-    if task_name not in ("auto", "multilabel"):
-        rows = np.flatnonzero(y.sum(axis=1) != 1)
-        raise PodiumError(f"data.task={task_name} needs one label per row, but rows {list_some(list(rows + 2))} "
-                          "have several or none.")
-    return get_task("multilabel"), classes, y
+        lists = [[classes[i] for i in np.flatnonzero(row)] for row in raw.onehot]
+    else:
+        assert raw.lists is not None
+        lists = raw.lists
+        classes = tuple(_natural_sorted({t for labels in lists for t in labels}))
+    task = detect_task(lists, classes) if configured == "auto" else get_task(configured)
+    return task, classes, task.from_labels(lists, classes)
 
 
 def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.DataFrame | None, Path | None]:

@@ -47,9 +47,7 @@ def summarize(comp: Competition, integ: Integrity, near_distance: int) -> dict[s
         "classes": list(comp.classes),
         "train_images": len(comp.train),
         "test_images": 0 if comp.test is None else len(comp.test),
-        "class_counts": dict(zip(comp.classes, np.asarray(comp.targets.sum(axis=0) if comp.task.multilabel
-                                                          else np.bincount(comp.targets, minlength=len(comp.classes))
-                                                          ).tolist())),
+        "class_counts": dict(zip(comp.classes, comp.task.counts(comp.targets, len(comp.classes)).tolist())),
         "label_combinations": _counts(comp.label_strings()),
         "bad_files": integ.dropped_bad,
         "near_distance": near_distance,
@@ -75,8 +73,9 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
     rng = np.random.default_rng(seed)
     label_w = 160
     rows = []
+    onehot = comp.task.onehot(comp.targets, len(comp.classes))
     for c, name in enumerate(comp.classes):
-        members = np.flatnonzero(comp.targets[:, c] > 0 if comp.task.multilabel else comp.targets == c)
+        members = np.flatnonzero(onehot[:, c])
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
         row = np.full((THUMB, label_w + per_class * THUMB, 3), 255, np.uint8)
         cv2.putText(row, str(name)[:18], (6, THUMB // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
@@ -99,7 +98,7 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
     reporter.print(f"[bold]{escape(s['data_dir'])}[/bold]: {s['layout']} layout, {s['task']} task, {s['train_images']} "
                    f"training and {s['test_images']} test images, checked in {seconds:.1f} s")
     reporter.print(escape("classes: " + ", ".join(f"{c} {n}" for c, n in s["class_counts"].items())))
-    if s["task"] == "multilabel":
+    if set(s["label_combinations"]) - set(s["class_counts"]):  # rows with several (or no) labels
         reporter.print(escape("label combinations: " + ", ".join(
             f"{c or '(none)'} {n}" for c, n in list(s["label_combinations"].items())[:12])))
     if "image_sizes" in s:

@@ -47,12 +47,8 @@ def no_weights(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray 
 
 @CLASS_WEIGHTS.register("balanced")
 def balanced(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None:
-    """Inverse-frequency weights (n / (C * count)); for multilabel, BCE positive weights neg/pos capped at 10."""
-    if task.multilabel:
-        pos = targets.sum(axis=0).clip(min=1)
-        return np.minimum((len(targets) - pos) / pos, 10.0)
-    counts = np.bincount(targets, minlength=num_classes).clip(min=1)
-    return len(targets) / (num_classes * counts)
+    """The task's own balanced weights (``Task.balanced_weights``): inverse frequency, or BCE positive weights."""
+    return task.balanced_weights(targets, num_classes)
 
 
 def create_loss(name: str, task: Task, smoothing: float, class_weights: str, targets: np.ndarray,

