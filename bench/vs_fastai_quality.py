@@ -32,11 +32,11 @@ from podium.data.folds import make_folds
 from podium.data.ingest import Competition, load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
-from podium.report import Reporter
-from podium.runs.run import Run
 from podium.io import write_json, write_text
 from podium.metrics import mean_auc, sample_f1
 from podium.models.factory import create_model
+from podium.report import Reporter
+from podium.runs.run import Run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ARCH, SIZE, BATCH, THREADS, PASSES = "tf_efficientnet_lite0", 128, 32, 2, 3

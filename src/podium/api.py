@@ -65,7 +65,7 @@ def predict(run: str | Path | Run, images: str | Path | None = None, out: str | 
     """Predict with every fold of ``run``: the competition's test set (writes test_predictions.csv and the validated
     submission.csv, returned as a DataFrame) or, with ``images``, every image below that folder (ids, labels and
     class probabilities, also written to the run folder or ``out``)."""
-    from podium.predict.run import predict_run
+    from podium.inference.run import predict_run
 
     path = predict_run(run, images, out, tuple(tta) if tta else None, device)
     return pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)

@@ -70,7 +70,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
-    from podium.predict.run import predict_run
+    from podium.inference.run import predict_run
 
     views = tuple(v.strip() for v in tta.split(",") if v.strip()) if tta else None
     path = predict_run(run_dir, images, out, views, device)

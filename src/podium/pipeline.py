@@ -31,9 +31,9 @@ from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
 from podium.engine.probe import resolve_auto_batch
 from podium.errors import PodiumError
-from podium.metrics import fit_threshold, per_class, score
+from podium.inference.ensemble import predict_checkpoints, write_test_outputs
+from podium.metrics import per_class, score
 from podium.models.factory import check_model
-from podium.predict.inference import predict_checkpoints, write_test_outputs
 from podium.report import Reporter
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
@@ -134,8 +134,7 @@ def open_run(plan: Plan, accelerator: Accelerator) -> Run:
 def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
     """The run's opening lines: folder, data, device, and what the checks found."""
     comp = plan.comp
-    counts = comp.targets.sum(axis=0) if comp.task.multilabel else np.bincount(comp.targets,
-                                                                               minlength=len(comp.classes))
+    counts = comp.task.counts(comp.targets, len(comp.classes))
     per_class_counts = ", ".join(f"{c}: {n}" for c, n in zip(comp.classes, counts))
     reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
@@ -144,14 +143,6 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     for note in plan.notes:
         reporter.print(note)
     reporter.print(integrity_line(plan.integ))
-
-
-def fit_decisions(plan: Plan, y: np.ndarray, probs: np.ndarray) -> dict:
-    """The run's decision rule, fitted on the OOF predictions (the multilabel threshold unless one is given)."""
-    threshold = plan.cfg.predict.threshold
-    if plan.comp.task.multilabel and threshold < 0:
-        threshold = fit_threshold(y, probs)
-    return {"threshold": 0.5 if threshold < 0 else float(threshold)}
 
 
 def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Accelerator) -> dict:
@@ -168,15 +159,15 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)
-    decisions = fit_decisions(plan, y, probs)
+    decisions = task.fit_decisions(y, probs, plan.cfg.predict.threshold)  # e.g. the multilabel threshold
     run.write_decisions(decisions)
-    overall = score(task, y, probs, decisions["threshold"])
+    overall = score(task, y, probs, decisions=decisions)
     metrics = {
         "task": task.name, "metric": task.primary, "cv_score": overall[task.primary],
         "cv_score_no_tta": float(np.mean([r.summary["score"] for r in results])),
-        "threshold": decisions["threshold"], "decisions": decisions, "tta": list(plan.cfg.predict.tta),
+        "threshold": decisions.get("threshold"), "decisions": decisions, "tta": list(plan.cfg.predict.tta),
         "oof_rows": int(len(idx)), "overall": overall,
-        "per_class": per_class(task, y, probs, list(comp.classes), decisions["threshold"]),
+        "per_class": per_class(task, y, probs, list(comp.classes), decisions=decisions),
         "per_fold": [r.summary for r in results],
     }
     run.write_metrics(metrics)

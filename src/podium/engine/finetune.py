@@ -11,6 +11,7 @@ import torch
 from torch.utils.hooks import RemovableHandle
 
 from podium.config import FinetuneConfig
+from podium.models.weights import WEIGHT_SOURCES
 from podium.registry import Registry
 
 BnPolicy = Callable[[int, FinetuneConfig], bool]
@@ -95,6 +96,6 @@ def prepare_epoch(model: torch.nn.Module, epoch: int, ft: FinetuneConfig,
 def effective_finetune(ft: FinetuneConfig, pretrained: str) -> FinetuneConfig:
     """The recipe that applies: a randomly initialised backbone (``model.pretrained=none``) has nothing to preserve,
     so it is neither frozen nor given a smaller learning rate, and its BatchNorm layers train normally."""
-    if pretrained != "none":
+    if WEIGHT_SOURCES.get(pretrained).pretrained:
         return ft
     return replace(ft, freeze_epochs=0, backbone_lr=1.0, layer_decay=0.0, bn="train")

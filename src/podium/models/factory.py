@@ -38,6 +38,6 @@ def create_model(cfg: ModelConfig, num_classes: int, pretrained: str | None = No
     kwargs = model_kwargs(cfg)
     model = WEIGHT_SOURCES.get(name)(cfg, num_classes, kwargs)
     fresh_head = num_classes != model.pretrained_cfg.get("num_classes") or "global_pool" in kwargs
-    if name != "none" and fresh_head:
+    if WEIGHT_SOURCES.get(name).pretrained and fresh_head:
         init_new_head(model)
     return model

@@ -20,7 +20,7 @@ from podium.engine.loop import predict_logits
 from podium.errors import PodiumError
 from podium.runs.run import Run
 from podium.submission import SubmissionFormat, default_format, write_submission
-from podium.tasks import Task, decode_multilabel, get_task
+from podium.tasks import Task, get_task
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,9 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
 
 def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:
     """ids, decoded label(s) and one probability column per class."""
-    if pred.task.multilabel:
-        rows = decode_multilabel(pred.probs, pred.threshold)
-        labels = [" ".join(c for c, on in zip(pred.classes, row) if on) for row in rows]
-    else:
-        labels = [pred.classes[i] for i in pred.probs.argmax(axis=1)]
+    labels = pred.task.decode(pred.probs, pred.decisions, pred.classes)
     df = pd.DataFrame(pred.probs, columns=pred.classes)
-    df.insert(0, "labels" if pred.task.multilabel else "label", labels)
+    df.insert(0, default_format(pred.task, pred.classes, pred.ids).columns[1], labels)
     df.insert(0, id_col, pred.ids)
     return df
 

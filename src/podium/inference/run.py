@@ -11,8 +11,8 @@ from podium.data.images import check_images, is_image
 from podium.data.ingest import load_competition
 from podium.engine.accel import make_accelerator
 from podium.errors import PodiumError, list_some
+from podium.inference.ensemble import predict_checkpoints, probability_table, write_test_outputs
 from podium.io import write_csv, write_with
-from podium.predict.inference import predict_checkpoints, probability_table, write_test_outputs
 from podium.runs.run import Run
 from podium.tta import check_views
 

@@ -1,1 +1,0 @@
-"""Prediction: TTA views, fold ensembles from checkpoints, and the prediction commands."""
