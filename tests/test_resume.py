@@ -58,6 +58,16 @@ def kill_mid_epoch(proc: subprocess.Popen, last: Path, epochs_done: int, seconds
     proc.send_signal(sig)
 
 
+def run_folder(proc: subprocess.Popen, root: Path, name: str) -> Path:
+    """The folder of the run ``name`` that ``proc`` is creating under ``root``, once it exists."""
+    deadline = time.time() + 300
+    while not list(root.glob(f"{name}-*")):
+        assert time.time() < deadline and proc.poll() is None, "the run folder never appeared"
+        time.sleep(0.02)
+    (path,) = root.glob(f"{name}-*")
+    return path
+
+
 def comparable(run: Path) -> dict:
     """Everything a run decided and predicted, without wall-clock numbers."""
     metrics = json.loads((run / "metrics.json").read_text())
@@ -82,11 +92,7 @@ def test_killed_twice_mid_epoch_resumes_to_identical_results(tmp_path: Path) -> 
     epoch_s = float(pd.read_csv(plain / "fold0" / "log.csv")["train_s"].median())
 
     proc = start("train", str(data), *SETTINGS, "run.name=killed", cwd=tmp_path)
-    deadline = time.time() + 300
-    while not list((tmp_path / "runs").glob("killed-*")):
-        assert time.time() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    (killed,) = (tmp_path / "runs").glob("killed-*")
+    killed = run_folder(proc, tmp_path / "runs", "killed")
     kill_mid_epoch(proc, killed / "fold0" / "last.pt", 1, epoch_s / 2, signal.SIGKILL)
     code, _ = finish(proc)
     assert code == -signal.SIGKILL
@@ -111,11 +117,7 @@ def test_killed_twice_mid_epoch_resumes_to_identical_results(tmp_path: Path) -> 
 def test_ctrl_c_marks_the_run_interrupted_and_says_how_to_resume(tmp_path: Path) -> None:
     data = datagen.csv_single(tmp_path / "data", n=160, n_test=6)
     proc = start("train", str(data), *SETTINGS, "run.name=ctrlc", cwd=tmp_path)
-    deadline = time.time() + 300
-    while not list((tmp_path / "runs").glob("ctrlc-*")):
-        assert time.time() < deadline and proc.poll() is None
-        time.sleep(0.02)
-    (run,) = (tmp_path / "runs").glob("ctrlc-*")
+    run = run_folder(proc, tmp_path / "runs", "ctrlc")
     kill_mid_epoch(proc, run / "fold0" / "last.pt", 1, 0.05, signal.SIGINT)
     code, log = finish(proc)
     assert code == 130 and f"continue with `podium resume {run}`" in log and "Traceback" not in log, log
