@@ -1,8 +1,16 @@
+import dataclasses
+import os
+import subprocess
+import sys
+import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from podium.config import PodiumConfig, config_hash, dump_yaml, help_text, load_config, merge
+import datagen
+from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict, help_text, load_config, merge, to_dict
+from podium.config_checks import BOUNDS, choice_names, range_text
 from podium.errors import PodiumError
 
 
@@ -12,7 +20,7 @@ def test_defaults_and_overrides_are_typed() -> None:
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
     assert cfg.train.lr == 0.01 and cfg.train.ema is False
     assert cfg.predict.tta == ("identity", "vflip") and cfg.cv.train_folds == (0, 2)
-    assert merge(cfg, ["cv.train_folds=0,7"]).cv.train_folds == (0, 7)
+    assert merge(cfg, ["cv.train_folds=0,3"]).cv.train_folds == (0, 3)
     assert merge(cfg, ["cv.train_folds=0"]).cv.train_folds == (0,)
     assert cfg.model.name == "resnet34" and cfg.data.task == "auto"
 
@@ -92,3 +100,232 @@ def test_atomic_writes_leave_normal_permissions(tmp_path: Path) -> None:
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask and path.read_text() == "hi"
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+# ------------------------------------------------------------------------------------- values checked at load time
+
+def _fields() -> list[tuple[str, dataclasses.Field, Any]]:
+    """(section.key, field, type) of every leaf field."""
+    out = []
+    for group in dataclasses.fields(PodiumConfig):
+        cls = typing.get_type_hints(PodiumConfig)[group.name]
+        hints = typing.get_type_hints(cls)
+        out += [(f"{group.name}.{f.name}", f, hints[f.name]) for f in dataclasses.fields(cls)]
+    return out
+
+
+CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
+    "data.layout": ("podium.data.ingest:LAYOUTS", ("auto",)),
+    "data.task": ("podium.tasks:TASKS", ("auto",)),
+    "data.conflicts": ("podium.data.integrity:CONFLICT_POLICIES", ()),
+    "model.pretrained": ("podium.models.weights:WEIGHT_SOURCES", ()),
+    "model.head": ("podium.models.heads:HEADS", ()),
+    "model.resize": ("podium.data.transforms:RESIZES", ()),
+    "finetune.bn": ("podium.engine.finetune:BN_MODES", ()),
+    "aug.ops": ("podium.data.transforms:AUGMENTATIONS", ()),
+    "train.loss": ("podium.engine.losses:LOSSES", ("auto",)),
+    "train.class_weights": ("podium.engine.losses:CLASS_WEIGHTS", ()),
+    "train.precision": (("auto", "no", "bf16", "fp16"), ()),
+    "train.device": (("auto", "cpu", "cuda", "mps"), ()),
+    "predict.tta": ("podium.tta:VIEWS", ()),
+}
+
+
+def test_choice_keys_declare_their_registry() -> None:
+    declared = {key: (f.metadata["choices"], f.metadata["reserved"]) for key, f, _ in _fields()
+                if f.metadata["choices"] is not None}
+    assert declared == CHOICE_KEYS
+
+
+def test_config_does_not_import_the_registries() -> None:
+    """The registry modules import podium.config, so podium.config names them lazily and imports none of them."""
+    code = ("import sys, podium.config; mods = {p.split(':')[0] for p in sys.argv[1:]}; "
+            "print(sorted(mods & set(sys.modules)))")
+    paths = [p for p, _ in CHOICE_KEYS.values() if isinstance(p, str)]
+    out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "value", "kind", "suggestion"),
+    [
+        ("data.layout=csvs", "data.layout", "csvs", "layout", "csv"),
+        ("data.task=multiclas", "data.task", "multiclas", "task", "multiclass"),
+        ("data.conflicts=dorp", "data.conflicts", "dorp", "conflict policy", "drop"),
+        ("model.pretrained=hubb", "model.pretrained", "hubb", "weight source", "hub"),
+        ("model.head=lnear", "model.head", "lnear", "head", "linear"),
+        ("model.resize=sqush", "model.resize", "sqush", "resize method", "squash"),
+        ("finetune.bn=froze", "finetune.bn", "froze", "BatchNorm mode", "frozen_eval"),
+        ("aug.ops=hflip,vfilp", "aug.ops[1]", "vfilp", "augmentation", "vflip"),
+        ("train.loss=bcee", "train.loss", "bcee", "loss", "bce"),
+        ("train.class_weights=balance", "train.class_weights", "balance", "class weighting", "balanced"),
+        ("train.precision=BF16", "train.precision", "BF16", "precision", "bf16"),
+        ("train.device=cdua", "train.device", "cdua", "device", "cuda"),
+        ("predict.tta=identity,hflp", "predict.tta[1]", "hflp", "TTA view", "hflip"),
+    ],
+)
+def test_unknown_names_are_one_line_with_did_you_mean(override: str, key: str, value: str, kind: str,
+                                                       suggestion: str) -> None:
+    with pytest.raises(PodiumError) as e:
+        load_config(None, [override])
+    msg = str(e.value)
+    assert msg.startswith(f"Config key {key}: unknown {kind} {value!r}; choose from ") and "\n" not in msg
+    assert msg.endswith(f"Did you mean {suggestion!r}?")
+    assert f" {suggestion}," in msg or f" {suggestion}." in msg  # the choices are listed
+
+
+def test_no_did_you_mean_when_nothing_is_close() -> None:
+    with pytest.raises(PodiumError) as e:
+        load_config(None, ["train.loss=focal"])
+    assert str(e.value) == "Config key train.loss: unknown loss 'focal'; choose from auto, ce, bce."
+
+
+@pytest.mark.parametrize("key", sorted(CHOICE_KEYS))
+def test_every_registered_name_and_reserved_word_is_accepted(key: str) -> None:
+    names = choice_names(next(f.metadata for k, f, _ in _fields() if k == key), key)
+    assert names is not None
+    for name in names[1]:
+        section, field = key.split(".")
+        cfg = load_config(None, [f"{key}={name}", "train.epochs=2"])
+        value = getattr(getattr(cfg, section), field)
+        assert value == ((name,) if isinstance(value, tuple) else name)
+
+
+NUMBER_FIELDS = [(key, f) for key, f, tp in _fields() if tp in (int, float, tuple[int, ...])]
+
+
+def test_every_number_declares_a_range() -> None:
+    assert len(NUMBER_FIELDS) == 30
+    assert [key for key, f in NUMBER_FIELDS if not any(b in f.metadata for b in BOUNDS)] == []
+
+
+def _outside(f: dataclasses.Field, is_int: bool) -> list[Any]:
+    """Values just outside each declared bound."""
+    step = 1 if is_int else 1e-3
+    meta = f.metadata
+    return [v for v in (meta.get("gt"), None if "ge" not in meta else meta["ge"] - step, meta.get("lt"),
+                        None if "le" not in meta else meta["le"] + step) if v is not None]
+
+
+@pytest.mark.parametrize(("key", "f"), NUMBER_FIELDS, ids=[k for k, _ in NUMBER_FIELDS])
+def test_numbers_out_of_range_fail_and_defaults_pass(key: str, f: dataclasses.Field) -> None:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    is_int = isinstance(default, int) or isinstance(default, tuple)
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+    load_config(None, [f"{key}={shown}"])  # the default is inside the range
+    outside = _outside(f, is_int)
+    assert outside
+    for value in outside:
+        item = f"{key}[0]" if isinstance(default, tuple) else key
+        with pytest.raises(PodiumError) as e:
+            load_config(None, [f"{key}={value}"])
+        shown_value = repr(float(value) if not is_int else int(value))
+        assert str(e.value) == f"Config key {item} must be {range_text(f.metadata)}, got {shown_value}."
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=-1", "Config key train.lr must be > 0, got -1.0."),
+        ("train.accum_steps=0", "Config key train.accum_steps must be >= 1, got 0."),
+        ("train.batch_size=-4", "Config key train.batch_size must be >= 0, got -4."),
+        ("model.img_size=-32", "Config key model.img_size must be 0 or in [16, 4096], got -32."),
+        ("train.label_smoothing=2", "Config key train.label_smoothing must be in [0, 1), got 2.0."),
+        ("train.epochs=0", "Config key train.epochs must be >= 1, got 0."),
+        ("train.lr=.nan", "Config key train.lr must be a finite number, got nan."),
+        ("train.lr=1e400", "Config key train.lr must be a finite number, got inf."),
+    ],
+)
+def test_reported_bad_numbers(override: str, message: str) -> None:
+    with pytest.raises(PodiumError) as e:
+        load_config(None, [override])
+    assert str(e.value) == message
+
+
+def test_special_values_and_exponents() -> None:
+    cfg = load_config(None, ["model.img_size=0", "train.batch_size=auto", "predict.threshold=-1", "train.lr=3e-4",
+                             "train.num_workers=-1", "data.near_distance=16"])
+    assert (cfg.model.img_size, cfg.train.batch_size, cfg.predict.threshold) == (0, 0, -1.0)
+    assert cfg.train.lr == 3e-4 and cfg.data.near_distance == 16
+    assert load_config(None, ["model.img_size=16"]).model.img_size == 16
+
+
+def test_freeze_epochs_below_epochs_when_pretrained() -> None:
+    with pytest.raises(PodiumError, match=r"^Config key finetune\.freeze_epochs must be < train\.epochs \(2\) with "
+                                          r"pretrained weights \(model\.pretrained=auto\), got 2"):
+        load_config(None, ["train.epochs=2", "finetune.freeze_epochs=2"])
+    load_config(None, ["train.epochs=2", "finetune.freeze_epochs=1"])
+    load_config(None, ["train.epochs=1", "finetune.freeze_epochs=0"])
+    load_config(None, ["train.epochs=1", "model.pretrained=none"])  # from scratch nothing is frozen
+
+
+def test_train_folds_within_folds() -> None:
+    with pytest.raises(PodiumError, match=r"^Config key cv\.train_folds has folds \[3\] outside 0\.\.2 \(cv\.folds=3"):
+        load_config(None, ["cv.folds=3", "cv.train_folds=0,3"])
+    with pytest.raises(PodiumError, match=r"^Config key cv\.train_folds\[1\] must be >= 0, got -1\.$"):
+        load_config(None, ["cv.train_folds=0,-1"])
+    assert load_config(None, ["cv.folds=3", "cv.train_folds=2"]).cv.train_folds == (2,)
+
+
+def test_yaml_and_overrides_are_checked_together(tmp_path: Path) -> None:
+    path = tmp_path / "cfg.yaml"
+    path.write_text("train:\n  lr: -1\n  epochs: 1\nmodel:\n  head: lnear\n")
+    with pytest.raises(PodiumError, match="model.head: unknown head 'lnear'"):  # sections in PodiumConfig's order
+        load_config(path)
+    with pytest.raises(PodiumError, match="train.lr must be > 0"):
+        load_config(path, ["model.head=linear"])
+    cfg = load_config(path, ["train.lr=0.01", "model.head=linear", "finetune.freeze_epochs=0"])
+    assert (cfg.train.lr, cfg.model.head, cfg.train.epochs) == (0.01, "linear", 1)
+
+
+def test_from_dict_checks_values_but_not_relations() -> None:
+    """Checkpoints are read with from_dict: a name or number out of bounds fails, a relation between keys does not
+    (a config that trained keeps loading for inference)."""
+    raw = to_dict(PodiumConfig())
+    raw["train"]["epochs"], raw["finetune"]["freeze_epochs"] = 1, 1
+    assert from_dict(raw).train.epochs == 1
+    raw["model"]["head"] = "lnear"
+    with pytest.raises(PodiumError, match="Config key model.head: unknown head 'lnear'"):
+        from_dict(raw)
+
+
+def test_help_lists_registry_choices_and_ranges() -> None:
+    lines = {line.split("=", 1)[0].strip(): line for line in help_text().splitlines() if line.startswith("  ")}
+    assert "[choices: random_resized_crop, hflip, vflip, rotate90, affine, color, blur" in lines["aug.ops"]
+    assert "[choices: auto, csv, folders]" in lines["data.layout"]
+    assert "[choices: auto, ce, bce]" in lines["train.loss"]
+    assert "[choices: auto, no, bf16, fp16]" in lines["train.precision"]
+    assert "[range: > 0]" in lines["train.lr"] and "[range: in [0, 1)]" in lines["train.label_smoothing"]
+    assert "[range: 0 or in [16, 4096]]" in lines["model.img_size"]
+    for key, f, _ in _fields():
+        if f.metadata["choices"] is not None:
+            assert "[choices: " in lines[key], key
+        if any(b in f.metadata for b in BOUNDS):
+            assert "[range: " in lines[key], key
+
+
+# ------------------------------------------------------------------------------------------------ end to end (CLI)
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ("aug.ops=hfilp", ["aug.ops[0]", "'hfilp'", "Did you mean 'hflip'?"]),
+        ("finetune.bn=froze", ["finetune.bn", "'froze'", "Did you mean 'frozen_eval'?"]),
+        ("train.lr=-1", ["train.lr must be > 0, got -1.0"]),
+        ("cv.folds=20", ["cv.folds=20", "has 16", "cv.folds=16 or fewer"]),
+    ],
+)
+def test_cli_bad_config_stops_before_the_run_folder(bad: str, expected: list[str], tmp_path: Path) -> None:
+    data = datagen.csv_single(tmp_path / "data", n_test=3)  # 48 images, 16 per class
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PODIUM_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.pathsep.join(sys.path),
+           "NO_ALBUMENTATIONS_UPDATE": "1"}
+    cmd = [sys.executable, "-m", "podium", "train", str(data), *datagen.TINY, bad, f"run.root={runs}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert not runs.exists() or not any(runs.iterdir())  # no run folder and no podium.db

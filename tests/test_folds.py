@@ -120,3 +120,56 @@ def test_read_folds_checks_ids(tmp_path: Path) -> None:
         read_folds(path, ["a", "b", "c", "e"], 2)
     with pytest.raises(PodiumError, match="cv.folds=3"):
         read_folds(path, ["a", "b", "c", "d"], 3)
+
+
+# ------------------------------------------------------------------------------- more folds than the data allows
+
+def _fold_error(*args: object, **kw: object) -> str:
+    with pytest.raises(PodiumError) as e:
+        make_folds(*args, **kw)  # type: ignore[arg-type]
+    assert "\n" not in str(e.value)
+    return str(e.value)
+
+
+def test_too_many_folds_single_label_names_the_largest_class() -> None:
+    task, classes = get_task("multiclass"), ("cat", "dog", "fox")
+    y = np.repeat([0, 1, 2], 16)  # every class has 16: sklearn would raise a ValueError for K=20
+    msg = _fold_error(y, task, 20, 0, classes=classes)
+    assert msg == ("cv.folds=20 is too many: a stratified split needs a class with at least 20 images, and the "
+                   "largest, 'cat', has 16 (like every class); use cv.folds=16 or fewer.")
+    msg = _fold_error(np.r_[np.zeros(16, int), np.ones(12, int), np.full(5, 2)], task, 20, 0, classes=classes)
+    assert "the largest, 'cat', has 16 (the smallest, 'fox', 5); use cv.folds=16 or fewer." in msg
+    assert "class 0, has 16" in _fold_error(y, task, 20, 0)  # without names (the engine passes none today)
+    assert len(set(make_folds(y, task, 16, 0).tolist())) == 16  # the largest usable K works
+    # a class smaller than K is allowed (it sits in fewer folds) as long as one class has K images
+    assert len(set(make_folds(np.r_[np.zeros(20, int), np.ones(16, int)], task, 20, 0).tolist())) == 20
+
+
+def test_too_many_folds_multilabel_and_groups() -> None:
+    ml, classes = get_task("multilabel"), ("a", "b", "c", "d")
+    y = np.eye(4, dtype=int)[np.arange(24) % 4]
+    y[:8, 1] = 1  # label b on 10 images, the others on 6
+    msg = _fold_error(y, ml, 30, 0, classes=classes)
+    assert msg.startswith("cv.folds=30 is too many: there are only 24 training images")
+    assert "the rarest label, 'a', is on 6 images; use cv.folds=24 or fewer." in msg
+    groups = np.arange(24) // 3  # 8 groups
+    msg = _fold_error(y, ml, 10, 0, groups, classes=classes)
+    assert "only 8 groups (duplicate clusters and data.group_col)" in msg and msg.endswith("cv.folds=8 or fewer.")
+    assert set(make_folds(y, ml, 8, 0, groups).tolist()) == set(range(8))
+    mc = get_task("multiclass")
+    labels = np.arange(24) % 3
+    assert _fold_error(labels, mc, 10, 0, groups).endswith("use cv.folds=8 or fewer.")
+    assert _fold_error(labels, mc, 9, 0, np.zeros(24)).endswith("this data cannot be split into folds.")
+    assert set(make_folds(labels, mc, 8, 0, groups).tolist()) == set(range(8))
+
+
+def test_check_stratifiable_takes_the_fold_count() -> None:
+    task, classes = get_task("binary"), ("no", "yes")
+    y = np.repeat([0, 1], 6)
+    ids = [f"i{i}" for i in range(12)]
+    check_stratifiable(y, task, classes, ids)  # the old call: no fold count, no check of it
+    check_stratifiable(y, task, classes, ids, k=6)
+    with pytest.raises(PodiumError, match=r"^cv\.folds=7 is too many: .* the largest, 'no', has 6 \(like every"):
+        check_stratifiable(y, task, classes, ids, k=7)
+    with pytest.raises(PodiumError, match=r"only 3 groups"):
+        check_stratifiable(y, task, classes, ids, k=4, groups=np.arange(12) % 3)

@@ -116,3 +116,14 @@ def test_training_is_reproducible(single_dir: Path, tiny: tuple[str, ...]) -> No
     a = train(single_dir, cfg).oof  # two runs in one process: Accelerate's state is reused, not reset
     b = train(single_dir, cfg).oof
     assert np.allclose(a.iloc[:, 3:].to_numpy(), b.iloc[:, 3:].to_numpy(), atol=1e-5)
+
+
+def test_a_loss_that_does_not_fit_the_task_stops_before_a_run_folder(single_dir: Path, multilabel_dir: Path,
+                                                                    tiny: tuple[str, ...], tmp_path: Path) -> None:
+    from podium.errors import PodiumError
+
+    with pytest.raises(PodiumError, match="train.loss=bce does not fit the multiclass task"):
+        train(single_dir, _cfg(tiny, "train.loss=bce"))
+    with pytest.raises(PodiumError, match="train.loss=ce does not fit the multilabel task"):
+        train(multilabel_dir, _cfg(tiny, "train.loss=ce"))
+    assert not (tmp_path / "runs").exists()

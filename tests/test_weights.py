@@ -134,7 +134,7 @@ def test_train_stops_before_training_without_weights(offline: Path, single_dir: 
                                                      tmp_path: Path) -> None:
     from podium.pipeline import train
 
-    cfg = merge(PodiumConfig(), (*tiny, "model.pretrained=auto"))
+    cfg = merge(PodiumConfig(), (*tiny, "model.pretrained=auto", "finetune.freeze_epochs=0"))
     with pytest.raises(PodiumError, match="No pretrained weights for test_resnet"):
         train(single_dir, cfg)
     assert not list((tmp_path / "runs").rglob("log.csv"))  # no epoch ran
@@ -158,7 +158,8 @@ def test_missing_weights_stop_before_a_run_folder_exists(single_dir, tiny, tmp_p
     from podium.pipeline import train
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, whatever the machine running the tests can reach
-    cfg = merge(PodiumConfig(), [*tiny, "model.name=convnext_atto", "model.pretrained=auto"])
+    cfg = merge(PodiumConfig(), [*tiny, "model.name=convnext_atto", "model.pretrained=auto",
+                                 "finetune.freeze_epochs=0"])
     with pytest.raises(PodiumError, match="No pretrained weights for convnext_atto on this machine.*Available offline"):
         train(single_dir, cfg)
     with pytest.raises(PodiumError, match="model.pretrained=file needs model.weights_path"):

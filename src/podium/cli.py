@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -20,13 +22,23 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an err
 
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides, section.key=value.",
                                                           show_default=False)]
-OPTIONS_HELP = "Config options (section.key=default):\n\n\b\n" + help_text()
+
+
+class ConfigHelpCommand(typer.core.TyperCommand):
+    """A command whose help ends with every config key, its default, choices and range. Built only when help is
+    shown: the choices come from the registries, whose modules import torch."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Append the config options to the help."""
+        self.epilog = "Config options (section.key=default):\n\n\b\n" + help_text()
+        super().format_epilog(ctx, formatter)
+
 
 
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Drop unreadable training images (data.skip_bad=true).")]
 
 
-@app.command(epilog=OPTIONS_HELP)
+@app.command(cls=ConfigHelpCommand)
 def train(
     data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
     overrides: Overrides = None,
@@ -39,7 +51,7 @@ def train(
     run(data_dir, config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
 
 
-@app.command(epilog=OPTIONS_HELP)
+@app.command(cls=ConfigHelpCommand)
 def inspect(
     data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
     overrides: Overrides = None,

@@ -1,7 +1,9 @@
 """The run configuration: one frozen dataclass tree, filled from YAML first and dotted CLI overrides second.
 
-Unknown keys and wrong types are errors that name the key. The resolved tree is saved in every run folder and in every
-checkpoint, so inference rebuilds exactly what was trained.
+Unknown keys, wrong types, unknown registry names and numbers out of range are one-line errors that name the key, raised
+when the config is loaded (before any run folder exists); each field declares what it accepts (``opt``, checked by
+podium.config_checks). The resolved tree is saved in every run folder and in every checkpoint, so inference rebuilds
+exactly what was trained.
 """
 
 from __future__ import annotations
@@ -18,24 +20,34 @@ from typing import Any
 
 import yaml
 
+from podium.config_checks import check_field, check_relations, describe
 from podium.errors import PodiumError
 
 
-def opt(default: Any, help: str, **words: Any) -> Any:  # noqa: A002 - mirrors argparse's vocabulary
-    """A config field with a default and the help text shown by ``podium train --help``.
+def opt(default: Any, help: str, *, choices: str | tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
+        reserved: tuple[str, ...] = (), also: tuple[float, ...] = (), gt: float | None = None, ge: float | None = None,
+        lt: float | None = None, le: float | None = None, **words: Any) -> Any:
+    """A config field with a default, the help text shown by ``podium train --help`` and what values it accepts.
 
-    ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets ``train.batch_size=auto`` be
-    written for an int field (which then holds 0).
+    ``choices`` names a registry lazily (``"podium.data.transforms:AUGMENTATIONS"``, imported only when a value is
+    checked) or lists fixed names; ``reserved`` adds words resolved by the code (``auto``). ``gt``/``ge``/``lt``/``le``
+    bound a number and ``also`` lists values allowed outside the bounds. Tuple fields apply both to every item (see
+    podium.config_checks). ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets
+    ``train.batch_size=auto`` be written for an int field (which then holds 0).
     """
-    return field(default=default, metadata={"help": help, "words": words})
+    bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
+    meta = {"help": help, "words": words, "choices": choices, "reserved": reserved, "also": also, **bounds}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images and labels are and how to read them."""
 
-    layout: str = opt("auto", "Dataset layout: auto, csv or folders.")
-    task: str = opt("auto", "Task: auto, binary, multiclass, multilabel or ordinal (ordinal is never guessed).")
+    layout: str = opt("auto", "Dataset layout; auto: detected from the files.",
+                      choices="podium.data.ingest:LAYOUTS", reserved=("auto",))
+    task: str = opt("auto", "Task; auto: guessed from the labels (ordinal is never guessed: name it).",
+                    choices="podium.tasks:TASKS", reserved=("auto",))
     train_csv: str = opt("train.csv", "Training CSV, relative to the data folder (csv layout).")
     id_col: str = opt("", "Id column of the CSVs; empty: guessed (image, image_id, id, ...).")
     label_cols: tuple[str, ...] = opt((), "Label column(s); empty: every column but the id and ignored ones.")
@@ -48,13 +60,13 @@ class DataConfig:
     check_images: bool = opt(True, "Check every image once before training (decode, size, hashes, duplicates); "
                                    "stop on unreadable ones. Results are cached by file size and mtime.")
     skip_bad: bool = opt(False, "Drop unreadable training images (listed in the report) instead of stopping.")
-    near_distance: int = opt(3, "Near duplicates: largest pHash Hamming distance (of 64 bits, at most 16); 0: "
-                                "identical pHash only.")
-    conflicts: str = opt("keep", "Duplicate clusters whose labels disagree: keep (all rows, one fold), drop (their "
-                                 "rows) or majority (one row with the majority label; ties drop the cluster).")
+    near_distance: int = opt(3, "Near duplicates: largest pHash Hamming distance (of 64 bits); 0: identical pHash "
+                                "only.", ge=0, le=16)
+    conflicts: str = opt("keep", "What happens to duplicate clusters whose labels disagree; keep: all their rows, in "
+                                 "one fold.", choices="podium.data.integrity:CONFLICT_POLICIES")
     group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
     cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
-    cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).")
+    cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).", ge=1)
     cache_dir: str = opt("", "Root of the decoded-image cache; empty: $PODIUM_CACHE or ~/.cache/podium.")
 
 
@@ -63,25 +75,29 @@ class ModelConfig:
     """The network and the preprocessing it owns."""
 
     name: str = opt("tf_efficientnet_lite0", "Any timm architecture name (see `podium models`).")
-    pretrained: str = opt("auto", "Weight source: auto (hub, else cached, else packaged; never random), hub, file, "
-                          "cache, packaged or none (train from scratch).")
+    pretrained: str = opt("auto", "Where the pretrained weights come from; auto: hub, else cached, else packaged "
+                          "(never random); none: train from scratch.", choices="podium.models.weights:WEIGHT_SOURCES")
     weights_path: str = opt("", "Weights file or folder for pretrained=file.")
-    head: str = opt("linear", "Classifier head: linear, dropout (dropout + linear) or catavgmax (avg+max pooling).")
-    img_size: int = opt(0, "Square input side in pixels; 0: the model's pretrained_cfg input size.")
-    resize: str = opt("squash", "How an image is brought to img_size at evaluation: squash or crop.")
-    drop_rate: float = opt(0.0, "Dropout before the classifier.")
-    drop_path_rate: float = opt(0.0, "Stochastic depth rate (models that support it).")
+    head: str = opt("linear", "Classifier head on the backbone's features.", choices="podium.models.heads:HEADS")
+    img_size: int = opt(0, "Square input side in pixels; 0: the model's pretrained_cfg input size.", also=(0,), ge=16,
+                        le=4096)
+    resize: str = opt("squash", "How an image is brought to img_size at evaluation.",
+                      choices="podium.data.transforms:RESIZES")
+    drop_rate: float = opt(0.0, "Dropout before the classifier.", ge=0, lt=1)
+    drop_path_rate: float = opt(0.0, "Stochastic depth rate (models that support it).", ge=0, lt=1)
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     """How pretrained weights are fine-tuned: head-only warm-up, discriminative learning rates, BatchNorm mode."""
 
-    freeze_epochs: int = opt(1, "Head-only epochs with the backbone frozen (part of train.epochs), then all layers.")
-    backbone_lr: float = opt(0.5, "Backbone learning rate as a fraction of train.lr (discriminative learning rates).")
-    layer_decay: float = opt(0.0, "timm's layer-wise LR decay (e.g. 0.75) instead of backbone_lr; 0: off.")
-    bn: str = opt("train", "BatchNorm mode: train, frozen_eval (eval while the backbone is frozen) or eval (always "
-                  "the pretrained statistics).")
+    freeze_epochs: int = opt(1, "Head-only epochs with the backbone frozen (part of train.epochs, so fewer than "
+                             "it with pretrained weights), then all layers.", ge=0)
+    backbone_lr: float = opt(0.5, "Backbone learning rate as a fraction of train.lr (discriminative learning rates).",
+                             gt=0, le=1)
+    layer_decay: float = opt(0.0, "timm's layer-wise LR decay (e.g. 0.75) instead of backbone_lr; 0: off.", ge=0, lt=1)
+    bn: str = opt("train", "BatchNorm mode of the backbone; frozen_eval: eval while the backbone is frozen.",
+                  choices="podium.engine.finetune:BN_MODES")
 
 
 @dataclass(frozen=True)
@@ -89,52 +105,58 @@ class AugConfig:
     """Training augmentations, each a registered op applied in order (see podium.data.transforms)."""
 
     ops: tuple[str, ...] = opt(
-        ("random_resized_crop", "hflip", "vflip", "affine", "color"), "Augmentation ops applied in training."
+        ("random_resized_crop", "hflip", "vflip", "affine", "color"), "Augmentation ops applied in training.",
+        choices="podium.data.transforms:AUGMENTATIONS",
     )
-    scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.")
-    rotate: float = opt(15.0, "Largest rotation in degrees for affine.")
-    strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.")
+    scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.", gt=0, le=1)
+    rotate: float = opt(15.0, "Largest rotation in degrees for affine.", ge=0, le=180)
+    strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.", ge=0, le=1)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """The optimisation loop."""
 
-    epochs: int = opt(10, "Epochs per fold.")
+    epochs: int = opt(10, "Epochs per fold.", ge=1)
     batch_size: int = opt(32, "Images per optimiser step per device (before accumulation); auto (stored as 0): the "
-                          "largest that fits on the GPU, with accum_steps set to keep train.effective_batch.", auto=0)
-    effective_batch: int = opt(32, "Images per optimiser update that batch_size=auto keeps (via accum_steps).")
-    accum_steps: int = opt(1, "Gradient accumulation steps; effective batch = batch_size x accum_steps x devices.")
-    lr: float = opt(1e-3, "Peak learning rate of AdamW.")
-    weight_decay: float = opt(0.05, "AdamW weight decay (not applied to norms and biases).")
-    warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then cosine decay stepped per update.")
-    min_lr_ratio: float = opt(0.01, "Final learning rate as a fraction of lr.")
-    loss: str = opt("auto", "Loss: auto (ce for single-label tasks, bce for multilabel), ce or bce.")
-    label_smoothing: float = opt(0.1, "Label smoothing for ce and bce.")
-    class_weights: str = opt("none", "Class weights in the loss: none or balanced.")
-    clip_grad: float = opt(1.0, "Gradient norm clipping; 0 disables.")
-    precision: str = opt("auto", "Mixed precision: auto (bf16/fp16 on CUDA, fp32 elsewhere), no, bf16 (also on CPU: "
-                         "2.2x for resnet18, slower for EfficientNet-Lite) or fp16.")
+                          "largest that fits on the GPU, with accum_steps set to keep train.effective_batch.", ge=0,
+                          auto=0)
+    effective_batch: int = opt(32, "Images per optimiser update that batch_size=auto keeps (via accum_steps).", ge=1)
+    accum_steps: int = opt(1, "Gradient accumulation steps; effective batch = batch_size x accum_steps x devices.",
+                           ge=1)
+    lr: float = opt(1e-3, "Peak learning rate of AdamW.", gt=0)
+    weight_decay: float = opt(0.05, "AdamW weight decay (not applied to norms and biases).", ge=0)
+    warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then cosine decay stepped per update.", ge=0)
+    min_lr_ratio: float = opt(0.01, "Final learning rate as a fraction of lr.", ge=0, le=1)
+    loss: str = opt("auto", "Loss; auto: the task's own (cross-entropy for single-label tasks, binary cross-entropy "
+                    "for multilabel).", choices="podium.engine.losses:LOSSES", reserved=("auto",))
+    label_smoothing: float = opt(0.1, "Label smoothing for ce and bce.", ge=0, lt=1)
+    class_weights: str = opt("none", "Class weighting of the loss; none: every class counts the same.",
+                             choices="podium.engine.losses:CLASS_WEIGHTS")
+    clip_grad: float = opt(1.0, "Gradient norm clipping; 0 disables.", ge=0)
+    precision: str = opt("auto", "Mixed precision; auto: bf16 (or fp16) on CUDA, fp32 elsewhere; no: fp32; bf16 also "
+                         "on CPU (2.2x for resnet18, slower for EfficientNet-Lite).",
+                         choices=("auto", "no", "bf16", "fp16"))
     ema: bool = opt(True, "Keep an exponential moving average of the weights; it is evaluated and saved.")
-    ema_decay: float = opt(0.998, "EMA decay (with timm's warmup so short runs still average sensibly).")
+    ema_decay: float = opt(0.998, "EMA decay (with timm's warmup so short runs still average sensibly).", gt=0, lt=1)
     channels_last: bool = opt(True, "Use channels_last memory format.")
     compile: bool = opt(False, "torch.compile the model for training (slow to start; pays off on long runs).")
-    device: str = opt("auto", "Device: auto, cpu, cuda or mps.")
-    num_workers: int = opt(-1, "DataLoader workers; -1: chosen from the CPU count.")
-    threads: int = opt(0, "Torch CPU threads; 0: torch's default.")
+    device: str = opt("auto", "Device; auto: cuda, else mps, else cpu.", choices=("auto", "cpu", "cuda", "mps"))
+    num_workers: int = opt(-1, "DataLoader workers; -1: chosen from the CPU count.", ge=-1)
+    threads: int = opt(0, "Torch CPU threads; 0: torch's default.", ge=0)
     cpu_keep_memory: bool = opt(True, "On CPU, have glibc's malloc keep freed memory in the process (as jemalloc "
                                 "does) instead of page-faulting every step's activations back in: ~10% faster "
                                 "steps, higher resident memory.")
-    seed: int = opt(42, "Training seed (fold k uses seed + k).")
+    seed: int = opt(42, "Training seed (fold k uses seed + k).", ge=0, le=2**31 - 1)
 
 
 @dataclass(frozen=True)
 class CVConfig:
     """Cross-validation folds."""
 
-    folds: int = opt(5, "Number of folds K.")
-    seed: int = opt(42, "Seed of the fold split.")
-    train_folds: tuple[int, ...] = opt((), "Folds to train (0-based); empty: all.")
+    folds: int = opt(5, "Number of folds K (at most the images of the largest class, and of groups).", ge=2)
+    seed: int = opt(42, "Seed of the fold split.", ge=0, le=2**31 - 1)
+    train_folds: tuple[int, ...] = opt((), "Folds to train (0-based, below cv.folds); empty: all.", ge=0)
     folds_file: str = opt("", "Reuse the folds of this folds.csv (id,fold) instead of computing them.")
 
 
@@ -142,9 +164,9 @@ class CVConfig:
 class PredictConfig:
     """Inference: TTA, thresholds and submission."""
 
-    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views averaged on logits (see podium.tta).")
-    threshold: float = opt(-1.0, "Multilabel decision threshold; negative: fitted on the OOF predictions.")
-    batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.")
+    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views averaged on logits.", choices="podium.tta:VIEWS")
+    threshold: float = opt(-1.0, "Multilabel decision threshold; negative: fitted on the OOF predictions.", le=1)
+    batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.", ge=0)
 
 
 @dataclass(frozen=True)
@@ -173,7 +195,12 @@ class PodiumConfig:
 
 
 def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -> Any:
-    """Build a config dataclass from a nested dict, rejecting unknown keys and values of the wrong type."""
+    """Build a config dataclass from a nested dict, rejecting unknown keys, values of the wrong type, unknown registry
+    names and numbers out of range (each field's declared rules, see podium.config_checks).
+
+    Relations between keys are checked by ``load_config`` and ``merge``, not here: a checkpoint's config is read with
+    this function, and a config that trained once keeps loading for inference.
+    """
     if not isinstance(raw, dict):
         raise PodiumError(f"Config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {raw!r}.")
     hints = typing.get_type_hints(cls)
@@ -191,10 +218,12 @@ def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
             values[f.name] = from_dict(raw[f.name] or {}, tp, f"{prefix}{f.name}.")
-        elif isinstance(raw[f.name], str) and raw[f.name] in f.metadata.get("words", {}):
+            continue
+        if isinstance(raw[f.name], str) and raw[f.name] in f.metadata.get("words", {}):
             values[f.name] = f.metadata["words"][raw[f.name]]
         else:
             values[f.name] = _check_type(raw[f.name], tp, f"{prefix}{f.name}")
+        check_field(values[f.name], f.metadata, f"{prefix}{f.name}")
     return cls(**values)
 
 
@@ -210,6 +239,11 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
         return tuple(_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (typing.Union, types.UnionType):
         raise TypeError(f"unions are not supported in the config ({key})")
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -255,7 +289,10 @@ def _field_type(path: list[str]) -> Any:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PodiumConfig:
-    """Read a YAML config (optional), apply ``section.key=value`` overrides and return the frozen tree."""
+    """Read a YAML config (optional), apply ``section.key=value`` overrides and return the frozen tree.
+
+    The YAML and the overrides are checked together, once: an override may fix a value of the file.
+    """
     raw: dict[str, Any] = {}
     if path:
         p = Path(path)
@@ -267,12 +304,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             raise PodiumError(f"Config file {p} is not valid YAML: {e}") from None
         if not isinstance(raw, dict):
             raise PodiumError(f"Config file {p} must hold a mapping of sections (data:, model:, train: ...).")
-    return merge(from_dict(raw), overrides)
+    return _build(_override(raw, overrides))
 
 
 def merge(cfg: PodiumConfig, overrides: list[str] | tuple[str, ...]) -> PodiumConfig:
-    """Apply dotted overrides to a config, returning a new frozen config."""
-    raw = to_dict(cfg)
+    """Apply dotted overrides to a config, returning a new frozen config (checked like ``load_config``'s)."""
+    return _build(_override(to_dict(cfg), overrides))
+
+
+def _override(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``raw`` with each ``section.key=value`` set, the value read as YAML unless the field is a string."""
     for item in overrides:
         path, text = parse_override(item)
         tp = _field_type(path)
@@ -283,8 +324,18 @@ def merge(cfg: PodiumConfig, overrides: list[str] | tuple[str, ...]) -> PodiumCo
                 value = yaml.safe_load(text) if text.strip() else ""
             except yaml.YAMLError:
                 value = text
-        raw[path[0]][path[1]] = value
-    return from_dict(raw)
+        section = raw.get(path[0]) or {}
+        raw[path[0]] = section
+        if not isinstance(section, dict):
+            raise PodiumError(f"Config section {path[0]} must be a mapping, got {section!r}.")
+        section[path[1]] = value
+    return raw
+
+
+def _build(raw: dict[str, Any]) -> PodiumConfig:
+    cfg = from_dict(raw)
+    check_relations(cfg)
+    return cfg
 
 
 def dump_yaml(cfg: PodiumConfig) -> str:
@@ -300,7 +351,10 @@ def config_hash(cfg: PodiumConfig) -> str:
 
 
 def help_text() -> str:
-    """Every option group and key with its default and help text, for ``podium train --help``."""
+    """Every option group and key with its default, help text and accepted values, for ``podium train --help``.
+
+    Choices come from the registries themselves, imported here.
+    """
     lines = []
     hints = typing.get_type_hints(PodiumConfig)
     for group in fields(PodiumConfig):
@@ -309,5 +363,6 @@ def help_text() -> str:
         for f in fields(cls):
             default = f.default
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else repr(default)
-            lines.append(f"  {group.name}.{f.name}={shown}  {f.metadata.get('help', '')}")
+            key = f"{group.name}.{f.name}"
+            lines.append(f"  {key}={shown}  {f.metadata.get('help', '')}{describe(f.metadata, key)}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
@@ -29,6 +30,7 @@ from podium.data.integrity import Integrity, integrity_line, prepare
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
+from podium.engine.losses import create_loss
 from podium.engine.probe import resolve_auto_batch
 from podium.errors import PodiumError
 from podium.inference.ensemble import predict_checkpoints, write_test_outputs
@@ -90,11 +92,25 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
+    check_loss(comp, cfg)
     folds = plan_folds(comp, integ, cfg, run)
     check_model(cfg.model)  # unknown architecture or no weights available here
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
     return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run)
+
+
+def check_loss(comp: Competition, cfg: PodiumConfig) -> None:
+    """The configured loss must fit the task's targets (``train.loss=bce`` on a single-label task, say): tried on a
+    dummy batch of the task's own targets, so every registered loss is judged the same way."""
+    targets = comp.targets[:2]
+    try:
+        loss_fn = create_loss(cfg.train.loss, comp.task, cfg.train.label_smoothing, cfg.train.class_weights,
+                              comp.targets, len(comp.classes))
+        loss_fn(torch.zeros(len(targets), len(comp.classes)), torch.as_tensor(targets))
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise PodiumError(f"train.loss={cfg.train.loss} does not fit the {comp.task.name} task's targets "
+                          f"({str(e).splitlines()[0]}); use train.loss=auto.") from None
 
 
 def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run | None) -> np.ndarray:
@@ -108,8 +124,9 @@ def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run 
     elif cfg.cv.folds_file:
         folds, source = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds), cfg.cv.folds_file
     else:
-        check_stratifiable(comp.targets, comp.task, comp.classes, ids)
-        folds, source = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups), "the folds"
+        check_stratifiable(comp.targets, comp.task, comp.classes, ids, k=cfg.cv.folds, groups=integ.groups)
+        folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups, classes=comp.classes)
+        source = "the folds"
     check_folds(folds, integ.groups, ids, source)
     return folds
 

@@ -20,25 +20,28 @@ from podium.registry import Registry
 from podium.tasks import Task
 
 
-def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.ndarray | None = None,
+               classes: tuple[str, ...] = ()) -> np.ndarray:
     """Fold index (0..k-1) of each row: stratified by the task's stratifier and, with ``groups``, every group in one
     fold.
 
     A class with fewer than k images lands in as many folds as it has images; a class with a single image cannot be
-    validated and is an error (see ``check_stratifiable``).
+    validated and is an error (see ``check_stratifiable``). A ``k`` the data cannot be split into is a one-line error
+    naming the limit (see ``check_fold_count``; ``classes`` names the classes in it).
     """
     n = len(targets)
-    if k < 2 or k > n:
-        raise PodiumError(f"cv.folds must be between 2 and the number of images ({n}); got {k}.")
+    check_fold_count(targets, task, k, groups, classes)
     groups = np.arange(n) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
     n_groups = int(groups.max()) + 1
-    if k > n_groups:
-        raise PodiumError(f"cv.folds={k} but the images form only {n_groups} groups (duplicate clusters and "
-                          "data.group_col); lower cv.folds.")
     with warnings.catch_warnings():
         # sklearn warns when a class has fewer than k members; those rows still get folds, in fewer of them.
         warnings.simplefilter("ignore", UserWarning)
-        return STRATIFIERS.get(task.stratify)(targets, k, seed, groups, n_groups)
+        folds = STRATIFIERS.get(task.stratify)(targets, k, seed, groups, n_groups)
+    empty = np.flatnonzero(np.bincount(folds[folds >= 0], minlength=k) == 0).tolist()
+    if empty:  # not seen with these splitters; a guard, so that no fold trains without validation images
+        raise PodiumError(f"cv.folds={k} left fold(s) {empty} without validation images ({n} images, {n_groups} "
+                          "groups); lower cv.folds.")
+    return folds
 
 
 # A stratifier maps (targets, k, seed, group index per row, group count) to the fold of each row; a task names its own.
@@ -78,16 +81,63 @@ def _assign(splits: Iterator[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarr
     return folds
 
 
-def check_stratifiable(targets: np.ndarray, task: Task, classes: tuple[str, ...], ids: list[str]) -> None:
-    """Stop when a single-label class has one image only: whichever fold validates it, no fold can learn it."""
-    if task.multilabel:
-        return
-    counts = np.bincount(targets, minlength=len(classes))
-    lonely = [f"{classes[c]!r} (image {ids[int(np.flatnonzero(targets == c)[0])]})"
-              for c in np.flatnonzero(counts == 1)]
-    if lonely:
-        raise PodiumError(f"{len(lonely)} class(es) have a single training image, which cannot be both trained on and "
-                          f"validated: {list_some(lonely)}. Add images of that class, or remove or relabel that row.")
+def _name(classes: tuple[str, ...], c: int, what: str) -> str:
+    return repr(classes[c]) if c < len(classes) else f"{what} {c}"  # the engine may not pass the class names
+
+
+def check_fold_count(targets: np.ndarray, task: Task, k: int, groups: np.ndarray | None = None,
+                     classes: tuple[str, ...] = ()) -> None:
+    """Raise one line when the data cannot be split into ``k`` stratified folds, naming the limit and the largest
+    usable K.
+
+    The limits: the images; the groups (duplicate clusters and data.group_col each stay in one fold); for a
+    single-label task, the largest class (a stratified split needs one class with at least k images; smaller classes
+    then sit in fewer folds, as documented in ``make_folds``). A multilabel split is limited by images and groups only
+    (a label on fewer than k images is missing from some validation folds); its rarest label is named for context.
+    """
+    if k < 2:
+        raise PodiumError(f"cv.folds must be at least 2, got {k}.")
+    targets = np.asarray(targets)
+    n = len(targets)
+    n_groups = n if groups is None else len(np.unique(np.asarray(groups)))
+    limits = [(n, f"there are only {n} training images (cv.folds must be between 2 and the number of images)"),
+              (n_groups, f"the images form only {n_groups} groups (duplicate clusters and data.group_col), each kept "
+                         "in one fold")]
+    context = ""
+    if n and task.multilabel:
+        counts = targets.sum(axis=0)
+        rare = int(np.argmin(counts))
+        context = f"; the rarest label, {_name(classes, rare, 'label')}, is on {int(counts[rare])} images"
+    elif n:
+        counts = np.bincount(targets)
+        big, small = int(np.argmax(counts)), int(np.argmin(np.where(counts > 0, counts, n + 1)))
+        most, least = int(counts[big]), int(counts[small])
+        others = "like every class" if most == least else f"the smallest, {_name(classes, small, 'class')}, {least}"
+        limits.append((most, f"a stratified split needs a class with at least {k} images, and the largest, "
+                             f"{_name(classes, big, 'class')}, has {most} ({others})"))
+    bad = [why for limit, why in limits if k > limit]
+    if bad:
+        usable = min(limit for limit, _ in limits)
+        advice = f"use cv.folds={usable} or fewer" if usable >= 2 else "this data cannot be split into folds"
+        raise PodiumError(f"cv.folds={k} is too many: {bad[0]}{context}; {advice}.")
+
+
+def check_stratifiable(targets: np.ndarray, task: Task, classes: tuple[str, ...], ids: list[str], k: int = 0,
+                       groups: np.ndarray | None = None) -> None:
+    """Stop when a single-label class has one image only: whichever fold validates it, no fold can learn it.
+
+    With ``k`` (cv.folds), also stop when the data cannot be split into k folds (see ``check_fold_count``).
+    """
+    if not task.multilabel:
+        counts = np.bincount(targets, minlength=len(classes))
+        lonely = [f"{classes[c]!r} (image {ids[int(np.flatnonzero(targets == c)[0])]})"
+                  for c in np.flatnonzero(counts == 1)]
+        if lonely:
+            raise PodiumError(f"{len(lonely)} class(es) have a single training image, which cannot be both trained on "
+                              f"and validated: {list_some(lonely)}. Add images of that class, or remove or relabel "
+                              "that row.")
+    if k:
+        check_fold_count(targets, task, k, groups, classes)
 
 
 def check_folds(folds: np.ndarray, groups: np.ndarray, ids: list[str], what: str = "folds") -> None:

@@ -33,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from podium.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
-from podium.config import PodiumConfig, config_hash, dump_yaml, load_config
+from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.errors import PodiumError
 from podium.io import write_csv, write_json, write_text
 from podium.runs.log import list_runs, record_run
@@ -111,8 +112,13 @@ class Run:
 
     @property
     def config(self) -> PodiumConfig:
-        """The resolved config the run was trained with."""
-        return load_config(self.path / "config.yaml")
+        """The resolved config the run was trained with (each value checked, as in a checkpoint; relations between
+        keys are not re-checked, so a run made under older rules still resumes and predicts)."""
+        try:
+            raw = yaml.safe_load((self.path / "config.yaml").read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise PodiumError(f"{self.path / 'config.yaml'} is damaged: {e}") from None
+        return from_dict(raw or {})
 
     @property
     def info(self) -> dict[str, Any]:
