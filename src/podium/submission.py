@@ -105,7 +105,8 @@ def _class_columns(sample: pd.DataFrame, values: list[str], task: Task, classes:
         if set(values) != set(classes):
             raise PodiumError(
                 f"{name} has value columns {list_some(values)} but the classes are {list_some(classes)}; "
-                "rename the columns or set data.label_cols so that they match."
+                "rename the columns or set data.label_cols so that they match (other columns are kept as the sample "
+                "has them only when they hold no numbers, like Usage)."
             )
         return True
     return False
@@ -185,7 +186,7 @@ def infer_format(sample: pd.DataFrame, id_col: str, task: Task, classes: list[st
             return SubmissionFormat(id_col, tuple(cols), kind, ids, *values_kept, names)
     raise PodiumError(f"{name} has value columns {list_some(values)}, which fit none of the {task.name} task's "
                       f"submission formats ({', '.join(task.submissions)}); columns other than the classes are kept "
-                      "as the sample has them only when they hold no numbers (like Usage).")
+                      "as the sample has them only when they hold no numbers, like Usage.")
 
 
 def default_format(task: Task, classes: list[str], ids: list[str], id_col: str = "id") -> SubmissionFormat:

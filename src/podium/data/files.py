@@ -109,8 +109,8 @@ class FolderIndex:
     def near_miss(self, name: str) -> str:
         """`` (did you mean 'x.PNG'?)`` naming the closest file names, or an empty string."""
         same = self.folded.get(name.lower(), [])
-        close = [os.path.basename(p) for p in same] or (
-            difflib.get_close_matches(name, list(self.names)[:NEAR_MISS_LIMIT], n=1, cutoff=0.75))
+        files = sorted({os.path.basename(p) for p in self.names.values()})[:NEAR_MISS_LIMIT]
+        close = sorted(os.path.basename(p) for p in same) or difflib.get_close_matches(name, files, n=1, cutoff=0.75)
         return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
