@@ -95,6 +95,7 @@ def test_class_folders_with_mac_metadata_gifs_and_junk_train_and_inspect_lists_w
         _apple_double(d, root)
     (root / "train" / "late" / "notes.txt").write_text("taken on a Tuesday")
     (root / "train" / "late" / "Thumbs.db").write_bytes(b"\x00" * 10)
+    datagen.write_image(root / "train" / "late" / ".thumbnails" / "small.png", np.zeros((8, 8, 3), np.uint8))
     comp = load_competition(root, DataConfig())
     assert len(comp.train) == 18 and comp.classes == ("early", "healthy", "late") and len(comp.test) == 3
     runs = tmp_path / "runs"

@@ -56,8 +56,8 @@ def check_name(path: str, root: Path) -> str:
 def walk_images(folder: Path, root: Path) -> Iterator[str]:
     """Every image under ``folder``, sorted, skipping hidden and ``__MACOSX`` folders and ignored files; stops on a
     file name that is not UTF-8 (``check_name``)."""
-    for dirpath, dirs, files in sorted(os.walk(folder)):
-        dirs[:] = [d for d in dirs if not skipped_dir(d)]
+    for dirpath, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
         for f in sorted(files):
             if is_image(f):
                 yield check_name(os.path.join(dirpath, f), root)
