@@ -197,7 +197,7 @@ def _folders_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]
                 ids.append(Path(p).relative_to(root).as_posix())
                 paths.append(p)
                 lists.append([check_name(d.name, root)])
-    names = sorted({labels[0] for labels in lists}, key=str.lower)
+    names = sorted({labels[0] for labels in lists}, key=lambda n: (n.lower(), n))
     clash = [f"{a!r} and {b!r}" for a, b in zip(names, names[1:]) if a.lower() == b.lower()]
     if clash:
         raise PodiumError(f"Class folders {clash[0]} under {root} differ only in case, so they would be two classes; "

@@ -52,14 +52,17 @@ def decode_csv(data: bytes, path: Path, encoding: str = "auto") -> str:
 
 
 def sniff_separator(text: str) -> str:
-    """The delimiter of a CSV: the one of ``, ; TAB |`` that csv.Sniffer finds in the first lines, else a comma."""
-    sample = "\n".join(text.splitlines()[:SNIFF_LINES])
+    """The delimiter of a CSV: of ``, ; TAB |``, the one its header line holds, or the one csv.Sniffer finds in the
+    first lines among those the header holds; a comma when the header holds none (a one-column file)."""
+    lines = text.lstrip("\ufeff").splitlines()
+    header = lines[0] if lines else ""
+    candidates = "".join(c for c in (SEPARATORS.get(n) for n in SEPARATORS) if c in header)
+    if len(candidates) <= 1:
+        return candidates or ","
     try:
-        sep = csv.Sniffer().sniff(sample, delimiters="".join(SEPARATORS.get(n) for n in SEPARATORS)).delimiter
-    except csv.Error:  # one column (no delimiter at all) or no consistent one
-        return ","
-    header = next(csv.reader(io.StringIO(sample), delimiter=sep), [])
-    return sep if len(header) > 1 else ","
+        return csv.Sniffer().sniff("\n".join(lines[:SNIFF_LINES]), delimiters=candidates).delimiter
+    except csv.Error:  # no delimiter is used consistently: the first candidate in the header
+        return min(candidates, key=header.index)
 
 
 def read_table(path: Path, encoding: str = "auto", sep: str = "auto") -> pd.DataFrame:
