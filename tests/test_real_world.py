@@ -287,3 +287,21 @@ def test_utf16_bom_detection_does_not_need_the_key(tmp_path: Path) -> None:
     root = datagen.csv_single(tmp_path / "b", n=12)
     (root / "train.csv").write_bytes(codecs.BOM_UTF8 + (root / "train.csv").read_bytes())
     assert load_competition(root, DataConfig(check_images=False)).train["id"].iloc[0] == "img000"
+
+
+def test_ignored_files_in_a_csv_layout_are_counted_by_kind(tmp_path: Path) -> None:
+    from podium.data.files import ignored_files
+
+    root = datagen.csv_single(tmp_path / "c", n=12)
+    images = root / "train_images"
+    (images / "extra.png").write_bytes((images / "img000.png").read_bytes())  # an image no CSV row names
+    with open(os.path.join(os.fsencode(images), b"caf\xe9.png"), "wb") as f:
+        f.write(b"x")
+    (images / "._img001.png").write_bytes(b"\x00\x05\x16\x07")
+    comp = load_competition(root, DataConfig(check_images=False))  # unused odd names do not stop training
+    used = comp.train["path"].tolist() + comp.test["path"].tolist()
+    assert ignored_files(root, used) == {
+        "unlisted_image": {"count": 1, "examples": ["train_images/extra.png"]},
+        "non_utf8_name": {"count": 1, "examples": ["train_images/caf\\xe9.png"]},
+        "appledouble": {"count": 1, "examples": ["train_images/._img001.png"]},
+    }
