@@ -17,7 +17,8 @@ import pandas as pd
 
 from podium.config import DataConfig
 from podium.data.checks import check_files
-from podium.data.files import check_name, has_images, is_image, resolve_images, skipped_dir, walk_images
+from podium.data.files import check_name, has_images, resolve_images, skipped_dir, walk_images
+from podium.data.images import is_image
 from podium.data.tables import read_table
 from podium.errors import PodiumError, list_some
 from podium.registry import Registry
@@ -196,7 +197,7 @@ def _folders_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]
             for p in walk_images(d, root):
                 ids.append(Path(p).relative_to(root).as_posix())
                 paths.append(p)
-                lists.append([check_name(d.name, root)])
+                lists.append([d.name])  # a name that is not UTF-8 stopped walk_images already
     names = sorted({labels[0] for labels in lists}, key=lambda n: (n.lower(), n))
     clash = [f"{a!r} and {b!r}" for a, b in zip(names, names[1:]) if a.lower() == b.lower()]
     if clash:
