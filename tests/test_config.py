@@ -117,6 +117,8 @@ def _fields() -> list[tuple[str, dataclasses.Field, Any]]:
 CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "data.layout": ("podium.data.ingest:LAYOUTS", ("auto",)),
     "data.task": ("podium.tasks:TASKS", ("auto",)),
+    "data.csv_sep": ("podium.data.tables:SEPARATORS", ("auto",)),
+    "data.csv_encoding": ("podium.data.tables:ENCODINGS", ("auto",)),
     "data.conflicts": ("podium.data.integrity:CONFLICT_POLICIES", ()),
     "model.pretrained": ("podium.models.weights:WEIGHT_SOURCES", ()),
     "model.head": ("podium.models.heads:HEADS", ()),

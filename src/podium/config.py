@@ -53,6 +53,14 @@ class DataConfig:
     label_cols: tuple[str, ...] = opt((), "Label column(s); empty: every column but the id and ignored ones.")
     ignore_cols: tuple[str, ...] = opt((), "CSV columns that are neither id nor label (metadata).")
     label_sep: str = opt(" ", "Separator of several labels in one cell (multilabel CSVs).")
+    csv_sep: str = opt("auto", "Delimiter of train.csv, test.csv and the sample submission; auto: sniffed from their "
+                       "first lines.", choices="podium.data.tables:SEPARATORS", reserved=("auto",))
+    csv_encoding: str = opt("auto", "Text encoding of the CSVs; auto: UTF-8 (with or without a byte-order mark) or "
+                            "UTF-16; a file in another encoding stops and names this key.",
+                            choices="podium.data.tables:ENCODINGS", reserved=("auto",))
+    class_order: tuple[str, ...] = opt((), "The classes in this order (required for ordinal grades that are not "
+                                       "numbers); empty: numeric labels by value, others alphabetically, 0/1 "
+                                       "columns as the CSV has them.")
     image_dir: str = opt("", "Folder of the training images; empty: train_images/, images/, train/ or the root.")
     test_dir: str = opt("", "Folder of the test images; empty: test_images/, test/, images/ or the root.")
     sample_submission: str = opt("sample_submission.csv", "Sample submission CSV, relative to the data folder.")
