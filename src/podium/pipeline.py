@@ -3,7 +3,8 @@
     plan_run      config and registries are checked at load; here: the data folder (ingest + integrity checks),
                   the folds, the model and its weights, the batch size: every mistake in the user's input stops
                   here, before a run folder or a log row exists
-    open_run      the run folder (new, or the one being resumed) and its experiment-log row
+    open_run      the run folder (new, or the one being resumed)
+    start_run     run.json and the experiment-log row (running), config.yaml, folds.csv
     fit_fold      each fold (engine.fold), resumable after any interruption
     score_oof     oof.csv, the decisions fitted on it (decisions.json, embedded in the checkpoints), metrics.json
     predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv
@@ -34,6 +35,7 @@ from podium.engine.losses import create_loss
 from podium.engine.probe import resolve_auto_batch
 from podium.errors import PodiumError
 from podium.inference.ensemble import predict_checkpoints, write_test_outputs
+from podium.io import check_folder
 from podium.metrics import per_class, score
 from podium.models.factory import check_model
 from podium.report import Reporter
@@ -65,6 +67,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     run = open_run(plan, accelerator)
     reporter = Reporter(run.log_path, accelerator.is_main_process)
     with lifecycle(run, reporter):
+        start_run(plan, run, accelerator)
         describe(plan, run, accelerator, reporter)
         results = [fit_fold(k, plan.comp, plan.folds, plan.cfg, run, accelerator, reporter) for k in plan.todo]
         metrics = score_oof(plan, run, results, accelerator)
@@ -88,6 +91,8 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
             raise PodiumError(f"The run's data folder {data_dir} is gone; it is needed to resume {run.path}.")
     elif data_dir is None or cfg is None:
         raise PodiumError("train needs a data folder and a config (or a run folder to resume).")
+    else:
+        check_folder(cfg.run.root, "run.root")  # a file there: say so now, not after checking every image
     data_dir = Path(data_dir).expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
@@ -132,20 +137,22 @@ def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run 
 
 
 def open_run(plan: Plan, accelerator: Accelerator) -> Run:
-    """The run folder: created on the main process and shared with the others, or the one being resumed; marked
-    running in run.json and the experiment log, with its config and folds written."""
+    """The run folder: created on the main process and shared with the others, or the one being resumed."""
     if plan.resume is not None:
-        run = Run(plan.resume.path, writer=accelerator.is_main_process)
-    else:
-        path = str(Run.create(plan.cfg, plan.data_dir).path) if accelerator.is_main_process else ""
-        run = Run(broadcast_object_list([path])[0], writer=accelerator.is_main_process)
+        return Run(plan.resume.path, writer=accelerator.is_main_process)
+    path = str(Run.create(plan.cfg, plan.data_dir).path) if accelerator.is_main_process else ""
+    return Run(broadcast_object_list([path])[0], writer=accelerator.is_main_process)
+
+
+def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
+    """Mark the run running in run.json and the experiment log, and write its config, folds and duplicates (inside
+    the lifecycle, so a failure here marks the run failed)."""
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary})
     run.write_folds(pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()}))
     run.write_duplicates(plan.integ.duplicates)
     accelerator.wait_for_everyone()
-    return run
 
 
 def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
