@@ -24,6 +24,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from podium.config import PodiumConfig
+from podium.data.dataset import SAMPLERS
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
@@ -93,6 +94,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
     check_loss(comp, cfg)
+    SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
     folds = plan_folds(comp, integ, cfg, run)
     check_model(cfg.model)  # unknown architecture or no weights available here
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
@@ -106,7 +108,7 @@ def check_loss(comp: Competition, cfg: PodiumConfig) -> None:
     targets = comp.targets[:2]
     try:
         loss_fn = create_loss(cfg.train.loss, comp.task, cfg.train.label_smoothing, cfg.train.class_weights,
-                              comp.targets, len(comp.classes))
+                              comp.targets, len(comp.classes), gamma=cfg.train.focal_gamma)
         loss_fn(torch.zeros(len(targets), len(comp.classes)), torch.as_tensor(targets))
     except (RuntimeError, ValueError, IndexError) as e:
         raise PodiumError(f"train.loss={cfg.train.loss} does not fit the {comp.task.name} task's targets "

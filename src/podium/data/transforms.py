@@ -323,6 +323,13 @@ def blur(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
     return A.GaussianBlur(blur_limit=(3, 5), p=0.2)
 
 
+@AUGMENTATIONS.register("gridmask")
+def gridmask(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
+    """GridMask: a regular grid of square holes (aug.gridmask_ratio of each cell), randomly offset, half of the time
+    (albumentations' GridDropout)."""
+    return A.GridDropout(ratio=aug.gridmask_ratio, random_offset=True, p=0.5)
+
+
 def seed_transform(transform: A.Compose, seed: int) -> None:
     """Seed ``transform`` from ``seed``: all its ops draw, in order, from one pair of generators.
 
