@@ -163,3 +163,33 @@ def test_recipe_mistakes_stop_at_load_or_plan(multilabel_dir: Path, tiny: tuple[
     with pytest.raises(PodiumError, match="single-label"):
         train(multilabel_dir, merge(PodiumConfig(), [*tiny, "train.sampler=balanced"]))
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_pipeline_saved_with_albumentations_trains(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    import albumentations as A
+
+    from podium.pipeline import train
+
+    A.save(A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=0.5)]), str(tmp_path / "aug.yaml"),
+           data_format="yaml")
+    run = train(single_dir, merge(PodiumConfig(), [*tiny, f"aug.pipeline={tmp_path / 'aug.yaml'}"]))
+    assert run.status == "done"
+    A.save(A.Compose([A.Normalize()]), str(tmp_path / "norm.json"))
+    (tmp_path / "junk.yaml").write_text("not: [an, albumentations, pipeline")
+    for name, match in (("norm.json", "contains Normalize"), ("junk.yaml", "not an albumentations pipeline"),
+                        ("missing.yaml", "no such file")):
+        with pytest.raises(PodiumError, match=match):
+            train(single_dir, merge(PodiumConfig(), [*tiny, f"aug.pipeline={tmp_path / name}"]))
+    assert len(list((tmp_path / "runs").iterdir())) == 2  # the first run and its podium.db: the others stopped first
+
+
+def test_preview_writes_a_grid_with_mixed_labels(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    import cv2
+
+    import podium
+
+    plain = podium.preview(single_dir, overrides=tiny, out=tmp_path / "plain.png")
+    mixed = podium.preview(single_dir, overrides=[*tiny, "aug.batch=mixup"], out=tmp_path / "mixed.png")
+    a, b = cv2.imread(str(plain)), cv2.imread(str(mixed))
+    assert a.shape == b.shape and a.shape[0] == 3 * (128 + 30) and a.shape[1] == 8 * 128  # a row per class
+    assert not np.array_equal(a, b)

@@ -111,6 +111,8 @@ class AugConfig:
     scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.", gt=0, le=1)
     rotate: float = opt(15.0, "Largest rotation in degrees for affine.", ge=0, le=180)
     strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.", ge=0, le=1)
+    pipeline: str = opt("", "An albumentations pipeline saved with A.save (YAML or JSON) used for training instead "
+                        "of aug.ops (the model's resize is appended; no Normalize or ToTensorV2 in it).")
     gridmask_ratio: float = opt(0.5, "gridmask: fraction of each grid cell that is dropped.", gt=0, lt=1)
     batch: tuple[str, ...] = opt((), "Batch augmentations mixing pairs of images and their labels (timm's Mixup); "
                                  "with several, each batch uses one, switched at random.",

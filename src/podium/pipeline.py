@@ -28,6 +28,7 @@ from podium.data.dataset import SAMPLERS
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
+from podium.data.transforms import load_pipeline
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
@@ -95,6 +96,8 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     comp, integ = prepare(data_dir, cfg.data)
     check_loss(comp, cfg)
     SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
+    if cfg.aug.pipeline:
+        load_pipeline(cfg.aug.pipeline)  # a missing or unusable file stops here
     folds = plan_folds(comp, integ, cfg, run)
     check_model(cfg.model)  # unknown architecture or no weights available here
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
