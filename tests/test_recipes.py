@@ -193,3 +193,30 @@ def test_preview_writes_a_grid_with_mixed_labels(single_dir: Path, tiny: tuple[s
     a, b = cv2.imread(str(plain)), cv2.imread(str(mixed))
     assert a.shape == b.shape and a.shape[0] == 3 * (128 + 30) and a.shape[1] == 8 * 128  # a row per class
     assert not np.array_equal(a, b)
+
+
+def test_extra_data_trains_only_and_duplicates_of_the_competition_are_dropped(tmp_path: Path,
+                                                                               tiny: tuple[str, ...]) -> None:
+    import shutil
+
+    import datagen
+    from podium.pipeline import train
+
+    comp = datagen.csv_single(tmp_path / "comp", n=48, n_test=6)
+    extra = datagen.folders(tmp_path / "extra2019", per_class=6, classes=("cat", "dog", "wolf"), seed=5)
+    # one extra image is a copy of a competition test image, another of a training image: both must go
+    shutil.copy(comp / "test_images" / "t000.png", extra / "train" / "cat" / "copy_of_test.png")
+    first = sorted((comp / "train_images").iterdir())[0]
+    shutil.copy(first, extra / "train" / "dog" / "copy_of_train.png")
+
+    with pytest.raises(PodiumError, match="labels that are not classes of the competition: wolf"):
+        train(comp, merge(PodiumConfig(), [*tiny, f"data.extra={extra}"]))
+    run = train(comp, merge(PodiumConfig(), [*tiny, f"data.extra={extra}", "data.extra_label_map=wolf=fox"]))
+    folds = pd.read_csv(run.folds_path)
+    extra_rows = folds[folds["source"] == "extra2019"]
+    assert len(extra_rows) == 18 and (extra_rows["fold"] == -1).all()  # 6 x 3 classes; the two copies dropped
+    assert not extra_rows["id"].str.contains("copy_of").any()
+    assert set(folds.loc[folds["source"] == "train", "fold"]) == {0, 1}
+    oof = run.oof
+    assert len(oof) == 48 and set(oof["source"]) == {"train"}  # extra rows never in the OOF predictions
+    assert "2 data.extra image(s) duplicating competition images dropped" in run.log_path.read_text()

@@ -64,6 +64,9 @@ class DataConfig:
                                 "only.", ge=0, le=16)
     conflicts: str = opt("keep", "What happens to duplicate clusters whose labels disagree; keep: all their rows, in "
                                  "one fold.", choices="podium.data.integrity:CONFLICT_POLICIES")
+    extra: tuple[str, ...] = opt((), "Other labelled folders (any layout) added to the training rows, train-only: "
+                                 "never validated or scored; their duplicates of competition images are dropped.")
+    extra_label_map: tuple[str, ...] = opt((), "Renames for data.extra labels, old=new (e.g. cbb=bacterial_blight).")
     group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
     cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
     cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).", ge=1)

@@ -25,6 +25,7 @@ from accelerate.utils import broadcast_object_list
 
 from podium.config import PodiumConfig
 from podium.data.dataset import SAMPLERS
+from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
@@ -124,13 +125,19 @@ def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run 
     Every duplicate cluster and user group must sit in one fold, whichever way the folds were made.
     """
     ids = comp.train["id"].tolist()
+    main = is_main(comp)  # data.extra rows train in every fold and validate in none (fold -1)
     if run is not None and run.folds_path.is_file():
         folds, source = read_folds(run.folds_path, ids, cfg.cv.folds), str(run.folds_path)
     elif cfg.cv.folds_file:
-        folds, source = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds), cfg.cv.folds_file
+        folds = np.full(len(ids), -1, dtype=np.int64)  # the user's file covers the competition's own rows
+        folds[main] = read_folds(cfg.cv.folds_file, [i for i, m in zip(ids, main) if m], cfg.cv.folds)
+        source = cfg.cv.folds_file
     else:
-        check_stratifiable(comp.targets, comp.task, comp.classes, ids, k=cfg.cv.folds, groups=integ.groups)
-        folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups, classes=comp.classes)
+        targets, groups = comp.targets[main], integ.groups[main]
+        check_stratifiable(targets, comp.task, comp.classes, [i for i, m in zip(ids, main) if m], k=cfg.cv.folds,
+                           groups=groups)
+        folds = np.full(len(ids), -1, dtype=np.int64)
+        folds[main] = make_folds(targets, comp.task, cfg.cv.folds, cfg.cv.seed, groups, classes=comp.classes)
         source = "the folds"
     check_folds(folds, integ.groups, ids, source)
     return folds
@@ -147,7 +154,10 @@ def open_run(plan: Plan, accelerator: Accelerator) -> Run:
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary})
-    run.write_folds(pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()}))
+    folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
+    if "source" in comp.train.columns:  # data.extra: where each row comes from
+        folds["source"] = comp.train["source"].to_numpy()
+    run.write_folds(folds)
     run.write_duplicates(plan.integ.duplicates)
     accelerator.wait_for_everyone()
     return run
@@ -162,6 +172,11 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
+    main = is_main(comp)
+    if not main.all():
+        sources = comp.train["source"][~main].value_counts()
+        reporter.print(f"data.extra: {int((~main).sum())} train-only images ("
+                       f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
     for note in plan.notes:
         reporter.print(note)
     reporter.print(integrity_line(plan.integ))
@@ -178,6 +193,8 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     y = comp.targets[idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
     oof.insert(0, "label", [comp.label_strings()[i] for i in idx])
+    if "source" in comp.train.columns:
+        oof.insert(0, "source", comp.train["source"].to_numpy()[idx])
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)
