@@ -25,9 +25,12 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from podium.config import PodiumConfig
+from podium.data.dataset import SAMPLERS
+from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
+from podium.data.transforms import load_pipeline
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
@@ -98,6 +101,9 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
     check_loss(comp, cfg)
+    SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
+    if cfg.aug.pipeline:
+        load_pipeline(cfg.aug.pipeline)  # a missing or unusable file stops here
     folds = plan_folds(comp, integ, cfg, run)
     check_model(cfg.model)  # unknown architecture or no weights available here
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
@@ -111,7 +117,7 @@ def check_loss(comp: Competition, cfg: PodiumConfig) -> None:
     targets = comp.targets[:2]
     try:
         loss_fn = create_loss(cfg.train.loss, comp.task, cfg.train.label_smoothing, cfg.train.class_weights,
-                              comp.targets, len(comp.classes))
+                              comp.targets, len(comp.classes), gamma=cfg.train.focal_gamma)
         loss_fn(torch.zeros(len(targets), len(comp.classes)), torch.as_tensor(targets))
     except (RuntimeError, ValueError, IndexError) as e:
         raise PodiumError(f"train.loss={cfg.train.loss} does not fit the {comp.task.name} task's targets "
@@ -124,13 +130,19 @@ def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run 
     Every duplicate cluster and user group must sit in one fold, whichever way the folds were made.
     """
     ids = comp.train["id"].tolist()
+    main = is_main(comp)  # data.extra rows train in every fold and validate in none (fold -1)
     if run is not None and run.folds_path.is_file():
         folds, source = read_folds(run.folds_path, ids, cfg.cv.folds), str(run.folds_path)
     elif cfg.cv.folds_file:
-        folds, source = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds), cfg.cv.folds_file
+        folds = np.full(len(ids), -1, dtype=np.int64)  # the user's file covers the competition's own rows
+        folds[main] = read_folds(cfg.cv.folds_file, [i for i, m in zip(ids, main) if m], cfg.cv.folds)
+        source = cfg.cv.folds_file
     else:
-        check_stratifiable(comp.targets, comp.task, comp.classes, ids, k=cfg.cv.folds, groups=integ.groups)
-        folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups, classes=comp.classes)
+        targets, groups = comp.targets[main], integ.groups[main]
+        check_stratifiable(targets, comp.task, comp.classes, [i for i, m in zip(ids, main) if m], k=cfg.cv.folds,
+                           groups=groups)
+        folds = np.full(len(ids), -1, dtype=np.int64)
+        folds[main] = make_folds(targets, comp.task, cfg.cv.folds, cfg.cv.seed, groups, classes=comp.classes)
         source = "the folds"
     check_folds(folds, integ.groups, ids, source)
     return folds
@@ -150,7 +162,10 @@ def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary})
-    run.write_folds(pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()}))
+    folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
+    if "source" in comp.train.columns:  # data.extra: where each row comes from
+        folds["source"] = comp.train["source"].to_numpy()
+    run.write_folds(folds)
     run.write_duplicates(plan.integ.duplicates)
     accelerator.wait_for_everyone()
 
@@ -164,6 +179,11 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
+    main = is_main(comp)
+    if not main.all():
+        sources = comp.train["source"][~main].value_counts()
+        reporter.print(f"data.extra: {int((~main).sum())} train-only images ("
+                       f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
     for note in plan.notes:
         reporter.print(note)
     reporter.print(integrity_line(plan.integ))
@@ -180,6 +200,8 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     y = comp.targets[idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
     oof.insert(0, "label", [comp.label_strings()[i] for i in idx])
+    if "source" in comp.train.columns:
+        oof.insert(0, "source", comp.train["source"].to_numpy()[idx])
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)
