@@ -160,7 +160,7 @@ def test_config_does_not_import_the_registries() -> None:
         ("data.conflicts=dorp", "data.conflicts", "dorp", "conflict policy", "drop"),
         ("model.pretrained=hubb", "model.pretrained", "hubb", "weight source", "hub"),
         ("model.head=lnear", "model.head", "lnear", "head", "linear"),
-        ("model.resize=sqush", "model.resize", "sqush", "resize method", "squash"),
+        ("model.resize=squahs", "model.resize", "squahs", "resize method", "squash"),
         ("finetune.bn=froze", "finetune.bn", "froze", "BatchNorm mode", "frozen_eval"),
         ("aug.ops=hflip,vfilp", "aug.ops[1]", "vfilp", "augmentation", "vflip"),
         ("train.loss=bcee", "train.loss", "bcee", "loss", "bce"),
