@@ -22,5 +22,6 @@ class Reporter:
             return
         self.console.print(message)
         if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {Console().render_str(message).plain}\n")
