@@ -74,3 +74,18 @@ def predict(run: str | Path | Run, images: str | Path | None = None, out: str | 
 def load(run_dir: str | Path) -> Run:
     """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
     return Run.open(run_dir)
+
+
+def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None = None,
+             where: list[str] | tuple[str, ...] = (), blend: str = "weights", root: str | Path = "runs",
+             name: str = "", device: str = "auto") -> Run:
+    """Blend finished runs of one data folder into an ensemble folder (OOF, metrics, decisions, validated submission).
+
+    ``members``: run folders (or Runs), or ``top=K`` best runs of the experiment log in ``root`` (``data``: of that
+    data folder; ``where``: ``["model.img_size=160"]``). ``blend``: mean, logit_mean, rank_mean or weights (fitted on
+    the OOF predictions; ``metrics["cv_score"]`` is the honest, cross-fitted score). Returns the ensemble folder.
+    """
+    from podium.ensembling import ensemble as run_ensemble
+
+    paths = [m.path if isinstance(m, Run) else m for m in members]
+    return run_ensemble(paths, top, data, where, blend, root, name, device)

@@ -161,6 +161,40 @@ def demo(
     Console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
 
 
+@app.command()
+def ensemble(
+    members: Annotated[Optional[list[Path]], typer.Argument(help="Run folders to blend (or use --top).",
+                                                            show_default=False)] = None,
+    top: Annotated[int, typer.Option(help="Blend the K best finished runs of the experiment log instead.")] = 0,
+    data: Annotated[Optional[Path], typer.Option(help="With --top: runs of this data folder only.")] = None,
+    where: Annotated[Optional[list[str]], typer.Option(help="With --top: runs whose config has key=value "
+                                                            "(repeatable), e.g. model.img_size=160.")] = None,
+    blend: Annotated[str, typer.Option(help="Blend: weights (fitted on the OOF predictions for the task's metric) or "
+                                            "an equal-weight one such as mean; an unknown name lists them all.")] = "weights",
+    root: Annotated[Path, typer.Option(help="Runs root holding podium.db (for --top).")] = Path("runs"),
+    name: Annotated[str, typer.Option(help="Name of the ensemble folder (default: ensemble-<data>-<blend>).")] = "",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps (members without saved test predictions).")]
+    = "auto",
+) -> None:
+    """Blend finished runs of one data folder on their shared folds: honest (cross-fitted) OOF score, refitted
+    decisions, blended test predictions and a validated submission.csv in a new ensemble folder."""
+    from podium.ensembling import ensemble as run
+
+    ens = run(members or [], top, data, where or [], blend, root, name, device)
+    show_ensemble(ens.metrics, ens.path)
+
+
+def show_ensemble(metrics: dict, path: Path) -> None:
+    """The members' weights and scores, and the blend's honest and in-sample scores."""
+    table = Table("member", "weight", f"cv {metrics['metric']}")
+    for r in metrics["members"]:
+        table.add_row(r["name"], f"{r['weight']:.3f}", f"{r['cv_score']:.4f}")
+    table.add_row(f"blend ({metrics['blend']}), honest", "", f"{metrics['cv_score']:.4f}")
+    table.add_row(f"blend ({metrics['blend']}), in-sample", "", f"{metrics['cv_score_in_sample']:.4f}")
+    Console(width=160).print(table)
+    Console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
+
+
 def main() -> None:
     """Console-script entry point: user errors become one red line and exit status 2; an interrupted run exits
     128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) after saying how to resume it."""
