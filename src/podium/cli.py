@@ -170,7 +170,8 @@ def ensemble(
     where: Annotated[Optional[list[str]], typer.Option(help="With --top: runs whose config has key=value "
                                                             "(repeatable), e.g. model.img_size=160.")] = None,
     blend: Annotated[str, typer.Option(help="Blend: weights (fitted on the OOF predictions for the task's metric) or "
-                                            "an equal-weight one such as mean; an unknown name lists them all.")] = "weights",
+                                            "an equal-weight one such as mean; an unknown name lists them all.")]
+    = "weights",
     root: Annotated[Path, typer.Option(help="Runs root holding podium.db (for --top).")] = Path("runs"),
     name: Annotated[str, typer.Option(help="Name of the ensemble folder (default: ensemble-<data>-<blend>).")] = "",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps (members without saved test predictions).")]

@@ -31,8 +31,8 @@ from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, maybe_compile, num_workers
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
-from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.losses import LossFn, create_loss
+from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.errors import PodiumError
 from podium.models.factory import create_model
