@@ -89,3 +89,15 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
 
     paths = [m.path if isinstance(m, Run) else m for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
+
+
+def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
+          config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
+          name: str = "", jobs: int = 1, **sections: dict[str, Any]) -> pd.DataFrame:
+    """Train every combination of the ``grid`` axes (``["model.name=a,b", "model.img_size=128,160"]``) on top of the
+    config, each an ordinary run; finished combinations of an earlier call are skipped and an interrupted one
+    resumes. ``jobs`` > 1 runs combinations in parallel processes sharing the CPU cores. Returns the sweep table
+    (also ``<run.root>/sweeps/<name>/sweep.csv``)."""
+    from podium.sweeps import plan_sweep, run_sweep
+
+    return run_sweep(plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs))

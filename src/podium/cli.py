@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from podium.config import help_text, load_config
 from podium.errors import Interrupted, PodiumError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
@@ -194,6 +197,44 @@ def show_ensemble(metrics: dict, path: Path) -> None:
     table.add_row(f"blend ({metrics['blend']}), in-sample", "", f"{metrics['cv_score_in_sample']:.4f}")
     Console(width=160).print(table)
     Console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
+
+
+@app.command(cls=ConfigHelpCommand)
+def sweep(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    overrides: Overrides = None,
+    grid: Annotated[Optional[list[str]], typer.Option(help="An axis: section.key=v1,v2 (repeatable; every "
+                                                           "combination of the axes is one run).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    jobs: Annotated[int, typer.Option(help="Combinations run at once, in separate processes sharing the CPU cores "
+                                           "(train.threads = cores // jobs); keep 1 on a single GPU.")] = 1,
+    name: Annotated[str, typer.Option(help="Sweep name (default: <data folder>-<hash of the config and axes>); "
+                                           "the same command continues the same sweep.")] = "",
+) -> None:
+    """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
+    <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
+    one resumes, a failed one is retried."""
+    from podium.sweeps import plan_sweep, run_sweep
+
+    plan = plan_sweep(data_dir, load_config(config, overrides or []), grid or [], name, jobs)
+    show_sweep(run_sweep(plan), list(plan.axes), plan.folder)
+
+
+def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
+    """The sweep table, one row per combination."""
+    def num(v: object, fmt: str) -> str:
+        return "" if v is None or v != v else format(v, fmt)
+
+    metric = next((m for m in table["metric"] if m), "score")
+    out = Table(*axes, f"cv {metric}", "no TTA", "s/epoch", "peak MiB", "params", "wall", "status")
+    for _, r in table.iterrows():
+        params = "" if r["params"] is None or r["params"] != r["params"] else f"{r['params'] / 1e6:.2f}M"
+        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
+        out.add_row(*[str(r[a]) for a in axes], num(r["cv_score"], ".4f"), num(r["cv_score_no_tta"], ".4f"),
+                    num(r["epoch_s"], ".1f"), num(r["peak_mem_mb"], ".0f"), params, num(r["wall_s"], ".0f"),
+                    escape(status))
+    Console(width=200).print(out)
+    Console().print(f"sweep table: {folder / 'sweep.csv'}")
 
 
 def main() -> None:
