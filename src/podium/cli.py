@@ -93,23 +93,51 @@ def predict(
 
 
 @app.command()
-def runs(root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs")) -> None:
-    """The experiment log, one row per run, best CV score first."""
-    from podium.runs.run import experiment_log
+def runs(
+    root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs"),
+    data: Annotated[Optional[Path], typer.Option(help="Only the runs of this data folder.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only the runs of this task.")] = None,
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Two run folders: the config keys that differ "
+                                                                      "and their metrics side by side.")] = None,
+) -> None:
+    """The experiment log, one table per data folder and task (best CV first, the metric named), or two runs
+    compared."""
+    from podium.runs.board import compare as compare_runs
+    from podium.runs.board import leaderboard
 
-    rows = experiment_log(root)
-    if not rows:
-        Console().print(f"No runs recorded in {root}.")
+    if compare:
+        show_comparison(compare_runs(*compare), compare)
         return
-    table = Table("name", "started", "status", "task", "model", "size", "folds", "epochs", "metric", "cv", "wall",
-                  "config", "commit")
-    for r in rows:
-        score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
-        wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
-        table.add_row(r["name"], r["started"], r["status"], r["task"], r["model"], str(r["img_size"] or ""),
-                      str(r["folds"]), str(r["epochs"]), r["metric"], score, wall, r["config_hash"],
-                      r["git_commit"] or "")
-    Console(width=200).print(table)
+    groups = leaderboard(root, data, task)
+    if not groups:
+        Console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
+        return
+    for g in groups:
+        table = Table("name", "started", "status", "model", "size", "folds", "epochs", f"cv {g['metric']}", "wall",
+                      "config", "commit", title=f"{g['data_dir']} ({g['task']} task, cv = {g['metric']})")
+        for r in g["rows"]:
+            score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
+            wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
+            table.add_row(r["name"], r["started"], r["status"], r["model"], str(r["img_size"] or ""),
+                          str(r["folds"]), str(r["epochs"]), score, wall, r["config_hash"], r["git_commit"] or "")
+        Console(width=200).print(table)
+
+
+def show_comparison(diff: dict, paths: tuple[Path, Path]) -> None:
+    """Differing config keys, then the numbers, of two runs side by side."""
+    def text(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+    a, b = (p.resolve().name for p in paths)
+    table = Table("config key", a, b, title="config keys that differ")
+    for key, va, vb in diff["config"] or [("(none)", "", "")]:
+        table.add_row(key, escape(text(va)), escape(text(vb)))
+    numbers = Table("", a, b, title="metrics")
+    for key, va, vb in diff["numbers"]:
+        numbers.add_row(key, escape(text(va)), escape(text(vb)))
+    console = Console(width=200)
+    console.print(table)
+    console.print(numbers)
 
 
 @app.command()
