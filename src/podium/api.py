@@ -101,3 +101,15 @@ def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
     from podium.sweeps import plan_sweep, run_sweep
 
     return run_sweep(plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs))
+
+
+def search(data_dir: str | Path, space: str | Path, trials: int, config: str | Path | PodiumConfig | dict | None = None,
+           overrides: list[str] | tuple[str, ...] = (), storage: str = "", study: str = "",
+           **sections: dict[str, Any]) -> dict[str, Any]:
+    """Optuna search over the YAML ``space`` (``section.key: {type, low, high, log, choices}``) on top of the config,
+    each trial a run, until the study holds ``trials`` finished trials; ``storage``: an Optuna RDB URL (default:
+    SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists).
+    Returns the best trial: number, value, params, run_dir, metric."""
+    from podium.tuning import search as run_search
+
+    return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study)

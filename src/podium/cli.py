@@ -265,6 +265,31 @@ def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
     Console().print(f"sweep table: {folder / 'sweep.csv'}")
 
 
+@app.command(cls=ConfigHelpCommand)
+def search(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    space: Annotated[Path, typer.Option(help="YAML search space: section.key: {type: float|int|categorical, low, "
+                                             "high, log, step, choices}.", show_default=False)],
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold (all processes together).")]
+    = 20,
+    storage: Annotated[str, typer.Option(help="Optuna storage URL (e.g. postgresql://...) shared by several "
+                                              "machines; default: SQLite optuna.db in the runs root.")] = "",
+    study: Annotated[str, typer.Option(help="Study name; an existing study is continued (default: <data>-search).")]
+    = "",
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+) -> None:
+    """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
+    each trial an ordinary run; print the best trial as a ready `podium train` command."""
+    from podium.tuning import search as run
+    from podium.tuning import train_command
+
+    best = run(data_dir, load_config(config, overrides or []), space, trials, storage, study)
+    Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
+                    f"{best['value']:.4f}, run {best['run_dir']}")
+    Console(soft_wrap=True).print(escape(train_command(data_dir, config, overrides or [], best["params"])))
+
+
 def main() -> None:
     """Console-script entry point: user errors become one red line and exit status 2; an interrupted run exits
     128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) after saying how to resume it."""
