@@ -3,7 +3,6 @@ bad input refused in one line with nothing written."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,6 @@ from podium.data.ingest import load_competition
 from podium.runs.run import Run, experiment_log
 from podium.submission import validate_submission
 from podium.tasks import get_task
-
-
-def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
-    """Run the command line in this process; (exit status, stderr)."""
-    from podium.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["podium", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +89,7 @@ def test_top_k_from_the_log_of_one_data_folder(runs: dict[str, Path]) -> None:
 
 
 def test_bad_members_exit_2_in_one_line_and_write_nothing(runs: dict[str, Path], tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                          cli) -> None:
     before = sorted(p.name for p in runs["root"].iterdir())
     cases = {
         "other folds": ([str(runs["a"]), str(runs["seed"])], f"{runs['seed'].name} has other folds"),
@@ -117,10 +101,10 @@ def test_bad_members_exit_2_in_one_line_and_write_nothing(runs: dict[str, Path],
         "bad where": (["--top", "2", "--root", str(runs["root"]), "--where", "model.size=3"], "model.size"),
     }
     for what, (args, message) in cases.items():
-        code, err = cli(capsys, monkeypatch, "ensemble", *args)
+        code, err = cli("ensemble", *args)
         assert code == 2, what
         assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1, (what, err)
-    assert "id " in cli(capsys, monkeypatch, "ensemble", str(runs["a"]), str(runs["seed"]))[1]
+    assert "id " in cli("ensemble", str(runs["a"]), str(runs["seed"]))[1]
     assert sorted(p.name for p in runs["root"].iterdir()) == before
 
 

@@ -3,7 +3,6 @@ and skipped, an interrupted sweep continued by running it again, and bad axes re
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,19 +12,6 @@ import podium
 import podium.pipeline
 from podium.errors import Interrupted
 from podium.runs.run import Run
-
-
-def cli(capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str]:
-    from podium.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["podium", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    return code, capsys.readouterr().err
 
 
 def test_failing_combination_is_recorded_and_the_sweep_goes_on(single_dir: Path, tiny: tuple[str, ...],
@@ -48,7 +34,7 @@ def test_interrupted_sweep_continues_where_it_stopped(single_dir: Path, tiny: tu
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     real = podium.pipeline.fit_fold
 
-    def stop_in_second_fold_1(fold: int, comp, folds, cfg, *args, **kwargs):  # noqa: ANN001, ANN202
+    def stop_in_second_fold_1(fold: int, comp, folds, cfg, *args, **kwargs):
         if cfg.train.lr == 0.002 and fold == 1:
             raise KeyboardInterrupt
         return real(fold, comp, folds, cfg, *args, **kwargs)
@@ -72,7 +58,7 @@ def test_interrupted_sweep_continues_where_it_stopped(single_dir: Path, tiny: tu
 
 
 def test_bad_axes_exit_2_before_anything_runs(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+                                              cli) -> None:
     cases = {
         "model.nme=a,b": "Unknown config key model.nme",
         "model.img_size=": "empty value",
@@ -82,9 +68,9 @@ def test_bad_axes_exit_2_before_anything_runs(single_dir: Path, tiny: tuple[str,
         "run.name=a,b": "cannot be swept",
     }
     for axis, message in cases.items():
-        code, err = cli(capsys, monkeypatch, "sweep", str(single_dir), "--grid", axis, *tiny)
+        code, err = cli("sweep", str(single_dir), "--grid", axis, *tiny)
         assert code == 2 and err.startswith("error:") and message in err, (axis, err)
         assert len(err.strip().splitlines()) == 1
-    code, err = cli(capsys, monkeypatch, "sweep", str(single_dir), *tiny)
+    code, err = cli("sweep", str(single_dir), *tiny)
     assert code == 2 and "at least one --grid" in err
     assert not (tmp_path / "runs").exists()

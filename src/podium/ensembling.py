@@ -63,6 +63,8 @@ def choose_members(members: list[str | Path] | tuple[str | Path, ...], top: int,
     """The member runs: the folders given, or the best ``top`` finished runs of one data folder in the log."""
     if members and top:
         raise PodiumError("Name the member runs or use --top K, not both.")
+    if (data is not None or where) and not top:
+        raise PodiumError("--data and --where choose runs from the experiment log; use them with --top K.")
     if members:
         runs = [open_member(p) for p in members]
     elif top:
