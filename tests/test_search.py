@@ -61,3 +61,17 @@ def test_two_processes_share_one_sqlite_study(single_dir: Path, tiny: tuple[str,
     run_dirs = [t.user_attrs["run_dir"] for t in trials]
     assert len(set(run_dirs)) == len(trials) and all(Path(d, "metrics.json").is_file() for d in run_dirs)
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both processes ran trials of the one study
+
+
+def test_a_pruned_trial_stops_after_its_first_epoch(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    from podium.runs.run import Run
+    from podium.tuning import Param, objective
+
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
+    trial = study.ask()
+    base = load_config(None, [*tiny, "train.epochs=2", "finetune.freeze_epochs=0"])
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1 of fold 0"):
+        objective(trial, single_dir, base, [Param("train.lr", "float", 1e-3, 1e-2)], "accuracy", "p")
+    (run_dir,) = (tmp_path / "runs").glob("p-t0-*")
+    run = Run(run_dir)
+    assert run.status == "failed" and "TrialPruned" in run.info["reason"] and not run.folds_done()
