@@ -10,6 +10,8 @@ Reported: every run's OOF mean AUC and sample F1, the blend's honest OOF score (
 in-sample score, and the gain of the honest score over the best single run; plus the equal-weight mean of the same
 three members for reference.
 
+``--part report`` trains nothing: it ensembles and reports the finished runs of an earlier, interrupted call.
+
 ``--part throughput`` measures the parallel throughput of item 6: the same two short runs (lite0, 2 folds x 1 epoch
 on 600 images) as ``podium sweep --jobs 1`` (in sequence, torch's default threads) and ``--jobs 2`` (two processes,
 one thread each); throughput ratio = sequential wall / parallel wall.
@@ -59,9 +61,13 @@ def sweep_and_ensemble(work: Path, args: argparse.Namespace) -> dict:
               f"train.threads={args.threads}", "train.num_workers=0", "predict.tta=identity,hflip",
               f"run.root={work / 'runs'}"]
     t0 = time.time()
-    table = podium.sweep(data, [f"model.name={BACKBONES}", "model.resize=squash,crop"], overrides=common,
-                         name="pp2021")
+    if args.part == "report":  # the finished runs of an earlier (possibly interrupted) call, nothing trained
+        table = pd.read_csv(work / "runs" / "sweeps" / "pp2021" / "sweep.csv")
+    else:
+        table = podium.sweep(data, [f"model.name={BACKBONES}", "model.resize=squash,crop"], overrides=common,
+                             name="pp2021")
     sweep_s = time.time() - t0
+    table = table[table["status"] == "done"]
     runs = []
     for _, r in table.iterrows():
         m = podium.load(work / "runs" / r["run"]).metrics
@@ -71,12 +77,14 @@ def sweep_and_ensemble(work: Path, args: argparse.Namespace) -> dict:
                      "peak_mem_mb": r["peak_mem_mb"], "params": int(r["params"]), "wall_s": r["wall_s"],
                      "status": r["status"]})
     t1 = time.time()
-    ens = podium.ensemble(top=3, data=data, root=work / "runs", blend="weights", name="top3-weights")
+    top = min(3, len(runs))
+    ens = podium.ensemble(top=top, data=data, root=work / "runs", blend="weights", name=f"top{top}-weights")
     ensemble_s = time.time() - t1
-    mean = podium.ensemble(top=3, data=data, root=work / "runs", blend="mean", name="top3-mean").metrics
+    mean = podium.ensemble(top=top, data=data, root=work / "runs", blend="mean", name=f"top{top}-mean").metrics
     m = ens.metrics
     best = max(runs, key=lambda r: r["mean_auc"])
-    return {"train_rows": int(len(pd.read_csv(data / "train.csv"))), "test_rows": args.test_rows,
+    return {"runs_done": f"{len(runs)} of 6", "top": top,
+            "train_rows": int(len(pd.read_csv(data / "train.csv"))), "test_rows": args.test_rows,
             "epochs": args.epochs, "sweep_s": sweep_s, "ensemble_s": ensemble_s, "runs": runs,
             "members": [{"name": r["name"], "weight": r["weight"], "mean_auc": r["overall"]["mean_auc"],
                          "sample_f1": r["overall"]["sample_f1"]} for r in m["members"]],
@@ -103,7 +111,8 @@ def throughput(work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("sweep", "throughput", "all"), default="all")
+    ap.add_argument("--part", choices=("sweep", "throughput", "all", "report"), default="all",
+                    help="report: ensemble and report the finished runs of an earlier call, training nothing")
     ap.add_argument("--train-rows", type=int, default=600)
     ap.add_argument("--test-rows", type=int, default=100)
     ap.add_argument("--epochs", type=int, default=2)
@@ -116,19 +125,19 @@ def main() -> None:
     result: dict = {"machine": machine(), "note": "measured while other engineers' tests ran on the same 2 cores"}
     rows: list[tuple[str, str]] = []
     tmp = args.work / f"rows{args.train_rows}-test{args.test_rows}-epochs{args.epochs}"
-    if args.part in ("sweep", "all"):
+    if args.part in ("sweep", "all", "report"):
         r = result["sweep"] = sweep_and_ensemble(tmp / "sweep", args)
         for run in r["runs"]:
             rows.append((f"{run['model']} {run['resize']}: OOF mean AUC / sample F1",
                          f"{run['mean_auc']:.4f} / {run['sample_f1']:.4f} ({run['epoch_s']:.1f} s/epoch, "
                          f"{run['peak_mem_mb']:.0f} MiB, {run['params'] / 1e6:.2f}M params)"))
-        rows += [("top-3 weights", ", ".join(f"{m['name'].split('-', 1)[1].rsplit('-', 2)[0]} {m['weight']:.2f}"
-                                              for m in r["members"])),
+        weights = ", ".join(f"{m['name'].split('-', 1)[1].rsplit('-', 2)[0]} {m['weight']:.2f}" for m in r["members"])
+        rows += [("runs finished", r["runs_done"]), (f"top-{r['top']} weights", weights),
                  ("blend honest (cross-fitted) mean AUC / sample F1",
                   f"{r['blend']['honest']['mean_auc']:.4f} / {r['blend']['honest']['sample_f1']:.4f}"),
                  ("blend in-sample mean AUC / sample F1",
                   f"{r['blend']['in_sample']['mean_auc']:.4f} / {r['blend']['in_sample']['sample_f1']:.4f}"),
-                 ("equal-weight mean of the top 3, mean AUC", f"{r['mean_blend']['honest']['mean_auc']:.4f}"),
+                 (f"equal-weight mean of the top {r['top']}, mean AUC", f"{r['mean_blend']['honest']['mean_auc']:.4f}"),
                  ("best single run mean AUC", f"{r['best_single']['mean_auc']:.4f} ({r['best_single']['run']})"),
                  ("gain of the honest blend over the best run", f"{r['gain_mean_auc']:+.4f}"),
                  ("sweep wall / ensemble wall", f"{r['sweep_s']:.0f} s / {r['ensemble_s']:.0f} s")]
@@ -139,7 +148,7 @@ def main() -> None:
                  ("the same two in parallel (--jobs 2, 1 thread each)", f"{t['parallel_s']:.0f} s"),
                  ("throughput ratio parallel / sequential", f"{t['ratio']:.2f}x")]
     show(rows)
-    name = "sweep_ensemble" if args.part == "all" else f"sweep_ensemble_{args.part}"
+    name = "sweep_ensemble" if args.part in ("all", "report") else f"sweep_ensemble_{args.part}"
     write_results(name, result, rows, note=__doc__.split("\n\n")[1].replace("\n", " ") + " Measured while other "
                   "engineers' tests were running on the same 2 cores: quality numbers are unaffected, seconds are.")
 
