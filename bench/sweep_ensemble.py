@@ -13,7 +13,7 @@ three members for reference.
 ``--part report`` trains nothing: it ensembles and reports the finished runs of an earlier, interrupted call.
 
 ``--part throughput`` measures the parallel throughput of item 6: the same two short runs (lite0, 2 folds x 1 epoch
-on 600 images) as ``podium sweep --jobs 1`` (in sequence, torch's default threads) and ``--jobs 2`` (two processes,
+on 240 images) as ``podium sweep --jobs 1`` (in sequence, torch's default threads) and ``--jobs 2`` (two processes,
 one thread each); throughput ratio = sequential wall / parallel wall.
 
     flock /tmp/podium-bench.lock env PYTHONPATH=src python -m bench.sweep_ensemble [--part sweep|throughput|all]
@@ -97,7 +97,7 @@ def sweep_and_ensemble(work: Path, args: argparse.Namespace) -> dict:
 
 
 def throughput(work: Path) -> dict:
-    data = subset(work / "pp2021-600", 600, 20)
+    data = subset(work / "pp2021-240", 240, 20)
     common = ["model.name=tf_efficientnet_lite0", "model.img_size=128", "train.epochs=1", "finetune.freeze_epochs=0",
               "cv.folds=2", "train.num_workers=0", "predict.tta=identity", f"run.root={work / 'runs'}"]
     walls = {}
