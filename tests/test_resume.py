@@ -73,7 +73,8 @@ def comparable(run: Path) -> dict:
     """Everything a run decided and predicted, without wall-clock numbers."""
     metrics = json.loads((run / "metrics.json").read_text())
     for fold in metrics["per_fold"]:
-        fold.pop("train_s")
+        for measured in ("train_s", "epoch_s", "peak_mem_mb"):  # wall clock and memory: measurements, not decisions
+            fold.pop(measured)
     logs = {k: pd.read_csv(run / f"fold{k}" / "log.csv").drop(columns=list(TIMING)).to_dict("list") for k in (0, 1)}
     return {"oof": (run / "oof.csv").read_text(), "submission": (run / "submission.csv").read_text(),
             "metrics": metrics, "logs": logs, "decisions": (run / "decisions.json").read_text()}

@@ -84,3 +84,42 @@ def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | Non
 def load(run_dir: str | Path) -> Run:
     """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
     return Run.open(run_dir)
+
+
+def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None = None,
+             where: list[str] | tuple[str, ...] = (), blend: str = "weights", root: str | Path = "runs",
+             name: str = "", device: str = "auto") -> Run:
+    """Blend finished runs of one data folder into an ensemble folder (OOF, metrics, decisions, validated submission).
+
+    ``members``: run folders (or Runs), or ``top=K`` best runs of the experiment log in ``root`` (``data``: of that
+    data folder; ``where``: ``["model.img_size=160"]``). ``blend``: mean, logit_mean, rank_mean or weights (fitted on
+    the OOF predictions; ``metrics["cv_score"]`` is the honest, cross-fitted score). Returns the ensemble folder.
+    """
+    from podium.ensembling import ensemble as run_ensemble
+
+    paths = [m.path if isinstance(m, Run) else m for m in members]
+    return run_ensemble(paths, top, data, where, blend, root, name, device)
+
+
+def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
+          config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
+          name: str = "", jobs: int = 1, **sections: dict[str, Any]) -> pd.DataFrame:
+    """Train every combination of the ``grid`` axes (``["model.name=a,b", "model.img_size=128,160"]``) on top of the
+    config, each an ordinary run; finished combinations of an earlier call are skipped and an interrupted one
+    resumes. ``jobs`` > 1 runs combinations in parallel processes sharing the CPU cores. Returns the sweep table
+    (also ``<run.root>/sweeps/<name>/sweep.csv``)."""
+    from podium.sweeps import plan_sweep, run_sweep
+
+    return run_sweep(plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs))
+
+
+def search(data_dir: str | Path, space: str | Path, trials: int, config: str | Path | PodiumConfig | dict | None = None,
+           overrides: list[str] | tuple[str, ...] = (), storage: str = "", study: str = "",
+           **sections: dict[str, Any]) -> dict[str, Any]:
+    """Optuna search over the YAML ``space`` (``section.key: {type, low, high, log, choices}``) on top of the config,
+    each trial a run, until the study holds ``trials`` finished trials; ``storage``: an Optuna RDB URL (default:
+    SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists).
+    Returns the best trial: number, value, params, run_dir, metric."""
+    from podium.tuning import search as run_search
+
+    return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study)

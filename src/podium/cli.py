@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from podium.config import help_text, load_config
 from podium.errors import Interrupted, PodiumError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
@@ -103,23 +106,51 @@ def predict(
 
 
 @app.command()
-def runs(root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs")) -> None:
-    """The experiment log, one row per run, best CV score first."""
-    from podium.runs.run import experiment_log
+def runs(
+    root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs"),
+    data: Annotated[Optional[Path], typer.Option(help="Only the runs of this data folder.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Only the runs of this task.")] = None,
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Two run folders: the config keys that differ "
+                                                                      "and their metrics side by side.")] = None,
+) -> None:
+    """The experiment log, one table per data folder and task (best CV first, the metric named), or two runs
+    compared."""
+    from podium.runs.board import compare as compare_runs
+    from podium.runs.board import leaderboard
 
-    rows = experiment_log(root)
-    if not rows:
-        Console().print(f"No runs recorded in {root}.")
+    if compare:
+        show_comparison(compare_runs(*compare), compare)
         return
-    table = Table("name", "started", "status", "task", "model", "size", "folds", "epochs", "metric", "cv", "wall",
-                  "config", "commit")
-    for r in rows:
-        score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
-        wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
-        table.add_row(r["name"], r["started"], r["status"], r["task"], r["model"], str(r["img_size"] or ""),
-                      str(r["folds"]), str(r["epochs"]), r["metric"], score, wall, r["config_hash"],
-                      r["git_commit"] or "")
-    Console(width=200).print(table)
+    groups = leaderboard(root, data, task)
+    if not groups:
+        Console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
+        return
+    for g in groups:
+        table = Table("name", "started", "status", "model", "size", "folds", "epochs", f"cv {g['metric']}", "wall",
+                      "config", "commit", title=f"{g['data_dir']} ({g['task']} task, cv = {g['metric']})")
+        for r in g["rows"]:
+            score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
+            wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
+            table.add_row(r["name"], r["started"], r["status"], r["model"], str(r["img_size"] or ""),
+                          str(r["folds"]), str(r["epochs"]), score, wall, r["config_hash"], r["git_commit"] or "")
+        Console(width=200).print(table)
+
+
+def show_comparison(diff: dict, paths: tuple[Path, Path]) -> None:
+    """Differing config keys, then the numbers, of two runs side by side."""
+    def text(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+    a, b = (p.resolve().name for p in paths)
+    table = Table("config key", a, b, title="config keys that differ")
+    for key, va, vb in diff["config"] or [("(none)", "", "")]:
+        table.add_row(key, escape(text(va)), escape(text(vb)))
+    numbers = Table("", a, b, title="metrics")
+    for key, va, vb in diff["numbers"]:
+        numbers.add_row(key, escape(text(va)), escape(text(vb)))
+    console = Console(width=200)
+    console.print(table)
+    console.print(numbers)
 
 
 @app.command()
@@ -172,6 +203,104 @@ def demo(
 
     run = run_demo(workdir, tuple(overrides or []))
     Console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
+
+
+@app.command()
+def ensemble(
+    members: Annotated[Optional[list[Path]], typer.Argument(help="Run folders to blend (or use --top).",
+                                                            show_default=False)] = None,
+    top: Annotated[int, typer.Option(help="Blend the K best finished runs of the experiment log instead.")] = 0,
+    data: Annotated[Optional[Path], typer.Option(help="With --top: runs of this data folder only.")] = None,
+    where: Annotated[Optional[list[str]], typer.Option(help="With --top: runs whose config has key=value "
+                                                            "(repeatable), e.g. model.img_size=160.")] = None,
+    blend: Annotated[str, typer.Option(help="Blend: weights (fitted on the OOF predictions for the task's metric) or "
+                                            "an equal-weight one such as mean; an unknown name lists them all.")]
+    = "weights",
+    root: Annotated[Path, typer.Option(help="Runs root holding podium.db (for --top).")] = Path("runs"),
+    name: Annotated[str, typer.Option(help="Name of the ensemble folder (default: ensemble-<data>-<blend>).")] = "",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps (members without saved test predictions).")]
+    = "auto",
+) -> None:
+    """Blend finished runs of one data folder on their shared folds: honest (cross-fitted) OOF score, refitted
+    decisions, blended test predictions and a validated submission.csv in a new ensemble folder."""
+    from podium.ensembling import ensemble as run
+
+    ens = run(members or [], top, data, where or [], blend, root, name, device)
+    show_ensemble(ens.metrics, ens.path)
+
+
+def show_ensemble(metrics: dict, path: Path) -> None:
+    """The members' weights and scores, and the blend's honest and in-sample scores."""
+    table = Table("member", "weight", f"cv {metrics['metric']}")
+    for r in metrics["members"]:
+        table.add_row(r["name"], f"{r['weight']:.3f}", f"{r['cv_score']:.4f}")
+    table.add_row(f"blend ({metrics['blend']}), honest", "", f"{metrics['cv_score']:.4f}")
+    table.add_row(f"blend ({metrics['blend']}), in-sample", "", f"{metrics['cv_score_in_sample']:.4f}")
+    Console(width=160).print(table)
+    Console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
+
+
+@app.command(cls=ConfigHelpCommand)
+def sweep(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    overrides: Overrides = None,
+    grid: Annotated[Optional[list[str]], typer.Option(help="An axis: section.key=v1,v2 (repeatable; every "
+                                                           "combination of the axes is one run).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    jobs: Annotated[int, typer.Option(help="Combinations run at once, in separate processes sharing the CPU cores "
+                                           "(train.threads = cores // jobs); keep 1 on a single GPU.")] = 1,
+    name: Annotated[str, typer.Option(help="Sweep name (default: <data folder>-<hash of the config and axes>); "
+                                           "the same command continues the same sweep.")] = "",
+) -> None:
+    """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
+    <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
+    one resumes, a failed one is retried."""
+    from podium.sweeps import plan_sweep, run_sweep
+
+    plan = plan_sweep(data_dir, load_config(config, overrides or []), grid or [], name, jobs)
+    show_sweep(run_sweep(plan), list(plan.axes), plan.folder)
+
+
+def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
+    """The sweep table, one row per combination."""
+    def num(v: object, fmt: str) -> str:
+        return "" if v is None or v != v else format(v, fmt)
+
+    metric = next((m for m in table["metric"] if m), "score")
+    out = Table(*axes, f"cv {metric}", "no TTA", "s/epoch", "peak MiB", "params", "wall", "status")
+    for _, r in table.iterrows():
+        params = "" if r["params"] is None or r["params"] != r["params"] else f"{r['params'] / 1e6:.2f}M"
+        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
+        out.add_row(*[str(r[a]) for a in axes], num(r["cv_score"], ".4f"), num(r["cv_score_no_tta"], ".4f"),
+                    num(r["epoch_s"], ".1f"), num(r["peak_mem_mb"], ".0f"), params, num(r["wall_s"], ".0f"),
+                    escape(status))
+    Console(width=200).print(out)
+    Console().print(f"sweep table: {folder / 'sweep.csv'}")
+
+
+@app.command(cls=ConfigHelpCommand)
+def search(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    space: Annotated[Path, typer.Option(help="YAML search space: section.key: {type: float|int|categorical, low, "
+                                             "high, log, step, choices}.", show_default=False)],
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold (all processes together).")]
+    = 20,
+    storage: Annotated[str, typer.Option(help="Optuna storage URL (e.g. postgresql://...) shared by several "
+                                              "machines; default: SQLite optuna.db in the runs root.")] = "",
+    study: Annotated[str, typer.Option(help="Study name; an existing study is continued (default: <data>-search).")]
+    = "",
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+) -> None:
+    """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
+    each trial an ordinary run; print the best trial as a ready `podium train` command."""
+    from podium.tuning import search as run
+    from podium.tuning import train_command
+
+    best = run(data_dir, load_config(config, overrides or []), space, trials, storage, study)
+    Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
+                    f"{best['value']:.4f}, run {best['run_dir']}")
+    Console(soft_wrap=True).print(escape(train_command(data_dir, config, overrides or [], best["params"])))
 
 
 def main() -> None:

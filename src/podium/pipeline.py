@@ -33,7 +33,7 @@ from podium.data.integrity import Integrity, integrity_line, prepare
 from podium.data.transforms import load_pipeline
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
-from podium.engine.fold import FoldResult, fit_fold
+from podium.engine.fold import EpochHook, FoldResult, fit_fold
 from podium.engine.losses import create_loss
 from podium.engine.probe import resolve_auto_batch
 from podium.errors import PodiumError
@@ -60,9 +60,12 @@ class Plan:
     resume: Run | None
 
 
-def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: str | Path | Run | None = None
-          ) -> Run:
-    """Train a K-fold run on ``data_dir`` with ``cfg`` (or resume the run folder ``resume``); return the Run."""
+def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: str | Path | Run | None = None,
+          *, on_epoch: EpochHook | None = None) -> Run:
+    """Train a K-fold run on ``data_dir`` with ``cfg`` (or resume the run folder ``resume``); return the Run.
+
+    ``on_epoch(fold, row)`` is called after every trained epoch with its log row (a search prunes trials with it).
+    """
     t0 = time.time()
     plan = plan_run(data_dir, cfg, resume)
     accelerator = make_accelerator(plan.cfg.train, effective_finetune(plan.cfg.finetune,
@@ -72,7 +75,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     with lifecycle(run, reporter):
         start_run(plan, run, accelerator)
         describe(plan, run, accelerator, reporter)
-        results = [fit_fold(k, plan.comp, plan.folds, plan.cfg, run, accelerator, reporter) for k in plan.todo]
+        results = [fit_fold(k, plan.comp, plan.folds, plan.cfg, run, accelerator, reporter, on_epoch=on_epoch)
+                   for k in plan.todo]
         metrics = score_oof(plan, run, results, accelerator)
         reporter.print(f"CV {metrics['metric']}: {metrics['cv_score']:.4f} (without TTA "
                        f"{metrics['cv_score_no_tta']:.4f})  overall: "

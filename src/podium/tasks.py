@@ -48,6 +48,10 @@ class Task:
         """Per-class probabilities (N, C) from logits."""
         raise NotImplementedError
 
+    def logits(self, probs: np.ndarray) -> np.ndarray:
+        """Logits that ``probabilities`` maps back to ``probs`` (blends average runs on this scale)."""
+        raise NotImplementedError
+
     def accepts(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> bool:
         """Whether labels of this shape (label strings per row, over ``classes``) suit the task (auto-detection)."""
         raise NotImplementedError
@@ -102,6 +106,10 @@ class SingleLabelTask(Task):
         """Softmax over the classes."""
         return _softmax(logits)
 
+    def logits(self, probs: np.ndarray) -> np.ndarray:
+        """Log-probabilities (softmax of them gives ``probs`` back)."""
+        return np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0))
+
     def accepts(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> bool:
         """One label per row, and the class count the task needs (if any)."""
         return all(len(labels) == 1 for labels in lists) and self.num_classes in (None, len(classes))
@@ -151,6 +159,11 @@ class MultiLabelTask(Task):
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """A sigmoid per class."""
         return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+    def logits(self, probs: np.ndarray) -> np.ndarray:
+        """The inverse sigmoid of each probability."""
+        p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1 - 1e-12)
+        return np.log(p / (1 - p))
 
     def accepts(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> bool:
         """Every shape: several, one or no labels per row."""

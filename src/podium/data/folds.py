@@ -28,6 +28,10 @@ def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.nd
     A class with fewer than k images lands in as many folds as it has images; a class with a single image cannot be
     validated and is an error (see ``check_stratifiable``). A ``k`` the data cannot be split into is a one-line error
     naming the limit (see ``check_fold_count``; ``classes`` names the classes in it).
+
+    The folds depend on nothing else (no global random state): runs of the same data with the same fold settings
+    (k, seed, groups, duplicate policy) get identical folds, so their OOF predictions can be blended row by row
+    (``podium ensemble`` checks that its members' folds.csv files agree).
     """
     n = len(targets)
     check_fold_count(targets, task, k, groups, classes)

@@ -12,6 +12,7 @@ scaler and the global random generators (dropout, stochastic depth) as they were
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,7 @@ from podium.engine.batch_aug import SoftTargetMixup, create_batch_aug
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import LossFn, create_loss
+from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.errors import PodiumError
 from podium.models.factory import create_model
@@ -89,18 +91,27 @@ def selection_key(metrics: dict[str, float], primary: str) -> float:
     return -metrics["val_loss"] if math.isnan(value) else value
 
 
+# Called after each epoch of a fold with (fold, that epoch's log row: epoch, losses, validation metrics); it may
+# raise to stop the run (a search pruning a trial).
+EpochHook = Callable[[int, dict], None]
+
+
 def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig, run: Run,
-             accelerator: Accelerator, reporter: Reporter) -> FoldResult:
-    """Train fold ``fold`` (or read it back if it is already done) and return its OOF predictions."""
+             accelerator: Accelerator, reporter: Reporter, *, on_epoch: EpochHook | None = None) -> FoldResult:
+    """Train fold ``fold`` (or read it back if it is already done) and return its OOF predictions; ``on_epoch`` is
+    called after every epoch this call trains."""
     val_idx = np.flatnonzero(folds == fold)
     summary = run.fold_summary(fold)
     if summary is not None:
         reporter.print(f"fold {fold}: already trained (best epoch {summary['best_epoch']}), skipped")
         return FoldResult(fold, val_idx, run.fold_oof(fold)[list(comp.classes)].to_numpy(), summary)
+    reset_peak(accelerator.device.type)
     parts = build_fold(fold, comp, folds, cfg, accelerator)
     progress = resume_fold(parts, run, accelerator, reporter)
     for epoch in range(progress.epoch, cfg.train.epochs):
         run_epoch(parts, epoch, progress, comp, cfg, run, accelerator, reporter)
+        if on_epoch is not None:
+            on_epoch(fold, dict(progress.rows[-1]))
     return finish_fold(parts, progress, comp, cfg, run, accelerator, reporter)
 
 
@@ -212,7 +223,9 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
                "train_rows": int(len(parts.train_idx)), "val_rows": int(len(parts.val_idx)),
-               "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size}
+               "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size,
+               "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])),
+               "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model)}
     oof = pd.DataFrame(probs, columns=list(comp.classes))
     oof.insert(0, "id", comp.train["id"].to_numpy()[parts.val_idx])
     run.finish_fold(fold, oof, summary)

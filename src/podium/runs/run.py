@@ -56,14 +56,7 @@ class Run:
     @classmethod
     def create(cls, cfg: PodiumConfig, data_dir: Path) -> Run:
         """A fresh, unique folder ``<run.root>/<name>-<timestamp>`` (call on the main process only)."""
-        name = cfg.run.name or f"{data_dir.name}-{cfg.model.name}"
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        root = check_folder(cfg.run.root, "run.root")
-        path, k = root / f"{name}-{stamp}", 2
-        while path.exists():
-            path, k = root / f"{name}-{stamp}-{k}", k + 1
-        path.mkdir(parents=True)
-        return cls(path)
+        return cls(new_folder(cfg.run.root, cfg.run.name or f"{data_dir.name}-{cfg.model.name}"))
 
     @classmethod
     def open(cls, path: str | Path, writer: bool = True) -> Run:
@@ -218,6 +211,16 @@ class Run:
         """test_predictions.csv."""
         return self._csv("test_predictions.csv", table)
 
+    @property
+    def test_predictions(self) -> pd.DataFrame:
+        """test_predictions.csv: id, decoded label(s) and one probability column per class."""
+        return _read_csv(self.test_predictions_path, "test predictions (test_predictions.csv)")
+
+    @property
+    def folds_table(self) -> pd.DataFrame:
+        """folds.csv: id, fold, label."""
+        return _read_csv(self.folds_path, "folds (folds.csv)")
+
     # ------------------------------------------------------------------------------------------------------ folds
 
     def folds_done(self) -> list[int]:
@@ -286,6 +289,17 @@ class Run:
 
     def _update_info(self, values: dict[str, Any]) -> None:
         write_json(self.path / "run.json", {**self._info_or_empty(), **values})
+
+
+def new_folder(root: str | Path, name: str) -> Path:
+    """Create and return a fresh, unique folder ``<root>/<name>-<timestamp>`` (a run's or an ensemble's)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = check_folder(root, "run.root")  # also a file further up the path
+    path, k = base / f"{name}-{stamp}", 2
+    while path.exists():
+        path, k = base / f"{name}-{stamp}-{k}", k + 1
+    path.mkdir(parents=True)
+    return path
 
 
 def experiment_log(root: str | Path) -> list[dict[str, Any]]:

@@ -1,0 +1,75 @@
+"""``Ensemble``: the owner of an ensemble folder, a run-like folder made by ``podium ensemble`` from several runs.
+
+```
+<runs root>/<name>-<timestamp>/
+  run.json                 kind "ensemble", data folder, task, classes, metric, status
+  members.json             the blend, each member's run folder and weight, the weights fitted per fold
+  folds.csv                the members' shared folds
+  oof.csv                  the blend's honest out-of-fold probabilities (fitted weights: cross-fitted fold-wise)
+  decisions.json           decisions refitted on the blended OOF predictions (e.g. the multilabel threshold)
+  metrics.json             each member's score, the blend's honest and in-sample scores
+  test_predictions.csv     blended test probabilities;  submission.csv: in the sample's format, validated
+```
+
+It is a ``Run`` without a config or checkpoints: it writes through ``Run``'s writers, and its experiment-log row
+(model ``ensemble:<blend>``) ranks with the runs of its data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from podium.errors import PodiumError
+from podium.io import write_json
+from podium.runs.run import Run, _read_json, new_folder
+
+MEMBERS = "members.json"
+
+
+class Ensemble(Run):
+    """An ensemble folder: its members and weights, and the outputs a run has (OOF, metrics, submission)."""
+
+    @classmethod
+    def new(cls, root: str | Path, name: str) -> Ensemble:
+        """A fresh folder ``<root>/<name>-<timestamp>``."""
+        return cls(new_folder(root, name))
+
+    @classmethod
+    def open(cls, path: str | Path, writer: bool = True) -> Ensemble:
+        """An existing ensemble folder (it must hold run.json and members.json)."""
+        ens = cls(path, writer)
+        if not is_ensemble(ens.path):
+            raise PodiumError(f"{path} is not a podium ensemble folder (no run.json or {MEMBERS}).")
+        return ens
+
+    @property
+    def members(self) -> dict[str, Any]:
+        """members.json: the blend, the members (run folder, name, weight) and the per-fold weights."""
+        return _read_json(self.path / MEMBERS)
+
+    def start_ensemble(self, data_dir: Path, summary: dict[str, Any], members: dict[str, Any]) -> None:
+        """Write run.json (status running) and members.json; the log row is added by ``finish_ensemble``."""
+        if not self.writer:
+            return
+        write_json(self.path / MEMBERS, members)
+        self._update_info({"kind": "ensemble", "data_dir": str(data_dir), **summary,
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running", "reason": "",
+                           "pid": os.getpid(), "host": socket.gethostname()})
+
+    def finish_ensemble(self, cv_score: float, wall_s: float, folds: int) -> None:
+        """Mark the ensemble done and add its row to the experiment log."""
+        info = self.info
+        self._update_info({"status": "done", "cv_score": cv_score, "wall_s": wall_s})
+        self.record(name=self.path.name, started=info["started"], status="done", data_dir=info["data_dir"],
+                    task=info.get("task"), model=f"ensemble:{info.get('blend')}", folds=folds,
+                    metric=info.get("metric"), cv_score=cv_score, wall_s=wall_s)
+
+
+def is_ensemble(path: str | Path) -> bool:
+    """Whether ``path`` is an ensemble folder."""
+    path = Path(path)
+    return (path / "run.json").is_file() and (path / MEMBERS).is_file()
