@@ -37,6 +37,7 @@ from podium.inference.ensemble import predict_checkpoints, write_test_outputs
 from podium.metrics import per_class, score
 from podium.models.factory import check_model
 from podium.report import Reporter
+from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
 
@@ -75,6 +76,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         wall = time.time() - t0
         run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
         reporter.print(f"done in {wall:.0f} s")
+        if accelerator.is_main_process:
+            report_after_training(run, reporter)
     return run
 
 
@@ -141,7 +144,8 @@ def open_run(plan: Plan, accelerator: Accelerator) -> Run:
         run = Run(broadcast_object_list([path])[0], writer=accelerator.is_main_process)
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
-                                        "metric": comp.task.primary})
+                                        "metric": comp.task.primary, "device": str(accelerator.device),
+                                        "precision": accelerator.mixed_precision})
     run.write_folds(pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()}))
     run.write_duplicates(plan.integ.duplicates)
     accelerator.wait_for_everyone()

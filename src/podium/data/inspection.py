@@ -20,6 +20,7 @@ from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
 from podium.errors import list_some
 from podium.io import write_json, write_with
+from podium.progress import track
 from podium.report import Reporter
 
 THUMB = 112
@@ -74,7 +75,7 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
     label_w = 160
     rows = []
     onehot = comp.task.onehot(comp.targets, len(comp.classes))
-    for c, name in enumerate(comp.classes):
+    for c, name in track(list(enumerate(comp.classes)), len(comp.classes), "contact sheet"):
         members = np.flatnonzero(onehot[:, c])
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
         row = np.full((THUMB, label_w + per_class * THUMB, 3), 255, np.uint8)

@@ -169,9 +169,10 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
     stats = train_one_epoch(parts.model, parts.train_loader, parts.optimizer, parts.scheduler, parts.loss_fn,
                             accelerator, parts.prep, parts.ema, tc.clip_grad, tc.channels_last,
                             f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
+    run.write_lr(fold, epoch + 1, stats.pop("lrs"))  # the schedule actually used, per optimiser update
     eval_model = parts.eval_model(accelerator)
     metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
-                          parts.loss_fn, channels_last=tc.channels_last)
+                          parts.loss_fn, channels_last=tc.channels_last, description=f"fold {fold} validate")
     key = selection_key(metrics, task.primary)
     improved = progress.best_epoch == 0 or key > progress.best  # NaN (a diverged loss) never beats a number
     progress.rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved})
@@ -201,7 +202,7 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     eval_model.load_state_dict(run.load_best(fold).state_dict)
     tta_metrics, probs = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task,
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
-                                  channels_last=cfg.train.channels_last)
+                                  channels_last=cfg.train.channels_last, description=f"fold {fold} OOF")
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
