@@ -5,6 +5,7 @@
     run.metrics["cv_score"], run.oof.head(), run.submission_path
     podium.predict(run, images="more_images/")      # a DataFrame of labels and probabilities
     run = podium.load("runs/data-resnet18-20261123-101500")
+    podium.report(run)                               # (re)writes run.report_path, report.html
 """
 
 from __future__ import annotations
@@ -74,3 +75,11 @@ def predict(run: str | Path | Run, images: str | Path | None = None, out: str | 
 def load(run_dir: str | Path) -> Run:
     """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
     return Run.open(run_dir)
+
+
+def report(run: str | Path | Run) -> Path:
+    """(Re)write the run folder's self-contained ``report.html`` from the folder alone (no retraining); returns its
+    path (``run.report_path``)."""
+    from podium.reporting import build_report
+
+    return build_report(run)

@@ -90,6 +90,15 @@ def predict(
 
 
 @app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train.")]) -> None:
+    """(Re)write RUN_DIR/report.html from the run folder alone: data, augmentations, learning rate, curves, OOF
+    metrics, top losses, Grad-CAM, config and provenance."""
+    from podium.api import report as build
+
+    Console().print(f"wrote {build(run_dir)}")
+
+
+@app.command()
 def runs(root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs")) -> None:
     """The experiment log, one row per run, best CV score first."""
     from podium.runs.run import experiment_log

@@ -36,12 +36,13 @@ class CamTarget:
 def _stage_output(model: torch.nn.Module, layer: torch.nn.Module, size: int) -> torch.Tensor:
     """The output of ``layer`` on a dummy image (to tell a feature map from tokens)."""
     seen: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    handle, training = layer.register_forward_hook(lambda _m, _i, out: seen.append(out)), model.training
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
+            model.eval()(torch.zeros(1, 3, size, size))
     finally:
         handle.remove()
+        model.train(training)
     out = seen[-1]
     return out[0] if isinstance(out, (tuple, list)) else out
 

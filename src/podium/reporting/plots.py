@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from sklearn.metrics import confusion_matrix as sk_confusion  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
@@ -143,17 +144,41 @@ def threshold_curve(thresholds: np.ndarray, scores: np.ndarray, chosen: float, m
     return fig
 
 
-def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], cols: int = 6, title: str = "",
-               colors: Sequence[str] | None = None, thumb: float = 1.6) -> Figure:
-    """HxWx3 uint8 RGB images in a grid, each with a caption (coloured by ``colors`` when given)."""
+def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], cols: int = 6,
+               colors: Sequence[str] | None = None, thumb: int = 160) -> Image.Image:
+    """HxWx3 uint8 RGB images in a grid of ``thumb``-pixel tiles, each under its caption (lines split at newlines,
+    coloured by ``colors`` when given). Drawn with Pillow: a grid of dozens of images in milliseconds."""
+    font = ImageFont.load_default(size=12)
+    lines = max((len(c.split("\n")) for c in captions), default=1)
+    cap_h, pad = 15 * lines + 4, 6
     rows = max(1, -(-len(images) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * thumb, rows * (thumb + 0.45)), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < len(images):
-            ax.imshow(images[k])
-            ax.set_title(captions[k], fontsize=7, color=(colors[k] if colors else "black"))
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    sheet = Image.new("RGB", (cols * (thumb + pad) + pad, rows * (thumb + cap_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (image, caption) in enumerate(zip(images, captions)):
+        r, c = divmod(k, cols)
+        x, y = pad + c * (thumb + pad), pad + r * (thumb + cap_h + pad)
+        for j, line in enumerate(caption.split("\n")):
+            draw.text((x, y + 15 * j), _fit(draw, line, font, thumb), fill=(colors[k] if colors else "black"),
+                      font=font)
+        tile = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+        scale = thumb / max(tile.size)  # small images are enlarged too, so every tile has the same size
+        tile = tile.resize((max(1, round(tile.width * scale)), max(1, round(tile.height * scale))),
+                           Image.Resampling.NEAREST if scale > 2 else Image.Resampling.LANCZOS)
+        sheet.paste(tile, (x + (thumb - tile.width) // 2, y + cap_h + (thumb - tile.height) // 2))
+    return sheet
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, width: int) -> str:
+    """``text`` shortened with an ellipsis to fit ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def grid_png(images: Sequence[np.ndarray], captions: Sequence[str], **kwargs: object) -> bytes:
+    """``image_grid`` as PNG bytes."""
+    buf = io.BytesIO()
+    image_grid(images, captions, **kwargs).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

@@ -138,7 +138,7 @@ def _duplicates(inp: Inputs, clusters: int = 6) -> str:
                     images.append(inp.image(r["id"]))
                     captions.append(f"cluster {r['cluster']}: {r['id']}\n{r.get('label', '')}")
         if images:
-            out.append(img(plots.to_png(plots.image_grid(images, captions, cols=6)), "duplicate clusters"))
+            out.append(img(plots.grid_png(images, captions, cols=6), "duplicate clusters"))
     return "".join(out)
 
 
@@ -163,7 +163,7 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
             captions.append(f"epoch {e + 1} draw")
     ops = ", ".join(inp.cfg.aug.ops) or "none"
     return (f"<p>{prep.size} px, resize {prep.resize}; augmentations: {ops}.</p>"
-            + img(plots.to_png(plots.image_grid(grid, captions, cols=views + 1)), "augmentation preview"))
+            + img(plots.grid_png(grid, captions, cols=views + 1, thumb=150), "augmentation preview"))
 
 
 def training(inp: Inputs) -> str:
@@ -239,8 +239,7 @@ def top_losses(inp: Inputs, count: int = 18) -> str:
     captions = [_caption(inp, r, truth, probs, pred)[0] for r in order]
     return ("<p>Out-of-fold images with the highest loss: true label, predicted label, and the probability of the "
             "most wrongly scored class.</p>"
-            + img(plots.to_png(plots.image_grid(images, captions, cols=6, colors=["#b22222"] * len(images),
-                                                thumb=1.8)), "top losses"))
+            + img(plots.grid_png(images, captions, cols=6, colors=["#b22222"] * len(images)), "top losses"))
 
 
 def gradcam(inp: Inputs, errors: int = 8, per_class: int = 2, max_classes: int = 8) -> str:
@@ -276,7 +275,7 @@ def gradcam(inp: Inputs, errors: int = 8, per_class: int = 2, max_classes: int =
         return note("No OOF image to explain.")
     return (f"<p>Grad-CAM ({len(images)} images: up to {errors} top errors in red, up to {per_class} confident "
             f"correct images per class in green), computed on the fold model that predicted each image.</p>"
-            + img(plots.to_png(plots.image_grid(images, captions, cols=6, colors=colors, thumb=1.8)), "Grad-CAM"))
+            + img(plots.grid_png(images, captions, cols=6, colors=colors), "Grad-CAM"))
 
 
 def config(inp: Inputs) -> str:
