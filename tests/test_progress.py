@@ -42,5 +42,6 @@ def test_a_run_without_a_terminal_prints_progress_lines(single_dir: Path, tiny: 
     monkeypatch.setenv("PODIUM_PROGRESS_SECONDS", "0")  # a line per step: the tiny run is faster than 5 s
     train(single_dir, merge(PodiumConfig(), list(tiny)))
     out = capsys.readouterr().out
-    for step in ("check images: ", "cache 40 px: ", "fold 0 validate: ", "fold 1 OOF: ", "predict fold 1: "):
+    for step in ("check images: ", "cache 40 px: ", "fold 0 epoch 1/1: ", "fold 0 validate: ", "fold 1 OOF: ",
+                 "predict fold 1: "):
         assert step in out, step

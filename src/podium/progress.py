@@ -74,12 +74,48 @@ def _line(description: str, done: int, total: int | None, seconds: float) -> str
     return f"{description}: {done} {seconds:.0f} s"
 
 
-def progress_bar(enabled: bool) -> Progress:
-    """The training bar, with loss and throughput fields, on terminals and in Jupyter; redirected output and logs
-    get one line per epoch from the reporter instead."""
+class LineProgress:
+    """The training bar's interface (``add_task``, ``update``) for non-interactive output: a line every
+    ``line_seconds()`` with the step count, elapsed time, loss and throughput."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.console, self.enabled, self.every = console, enabled, line_seconds()
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int | None = None, **fields: float) -> int:
+        """A new task; returns its id."""
+        now = time.monotonic()
+        self.tasks[len(self.tasks)] = {"description": description, "total": total, "done": 0, "t0": now,
+                                       "last": now, **fields}
+        return len(self.tasks) - 1
+
+    def update(self, task_id: int, advance: int = 1, **fields: float) -> None:
+        """Advance the task; print a line when the interval has passed."""
+        t = self.tasks[task_id]
+        t["done"] += advance
+        t.update(fields)
+        now = time.monotonic()
+        if self.enabled and now - t["last"] >= self.every:
+            t["last"] = now
+            extra = f"  loss {t['loss']:.4f}  {t['ips']:.0f} img/s" if "loss" in t else ""
+            self.console.print(_line(t["description"], t["done"], t["total"], now - t["t0"]) + extra,
+                               highlight=False, soft_wrap=True)
+
+
+def progress_bar(enabled: bool) -> Progress | LineProgress:
+    """The training bar, with loss and throughput fields, on terminals and in Jupyter; elsewhere a plain line every
+    few seconds (the reporter adds one line per epoch)."""
     console = Console()
+    if not interactive(console):
+        return LineProgress(console, enabled)
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"),
-        disable=not (enabled and interactive(console)), transient=True, console=console,
+        disable=not enabled, transient=True, console=console,
     )
