@@ -328,12 +328,10 @@ def seed_transform(transform: A.Compose, seed: int) -> None:
 
     albumentations' own ``set_random_seed`` gives every op a generator with the same seed, so ops draw the same
     numbers: two flips with p=0.5 would always flip together, and a crop's size would decide whether the colour jitter
-    applies. One shared stream is also cheaper than one new pair of generators per op and image.
+    applies. ``Compose.set_random_state`` hands one pair of generators to every op (no internals overwritten); one
+    shared stream is also cheaper than one new pair of generators per op and image.
     """
-    py, gen = random.Random(seed), np.random.default_rng(seed)
-    transform.py_random, transform.random_generator = py, gen
-    for op in transform.transforms:
-        op.py_random, op.random_generator = py, gen
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))  # public API, shared by every op
 
 
 def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: bool = False) -> A.Compose:
