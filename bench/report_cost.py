@@ -3,7 +3,7 @@ from its folder (matplotlib, Grad-CAM and chromium-free), in the same process, a
 Also screenshots the page in headless Chromium (when on PATH) for the README.
 
     flock /tmp/podium-bench.lock env PYTHONPATH=src python -m bench.report_cost [--data potato] [--folds 2]
-        [--epochs 2] [--shot docs/images/report_potato.png]
+        [--epochs 2] [--shot docs/images/report_potato.png] [section.key=value ...]
 
 Writes bench/results/report_cost_<data>.{json,md}.
 """
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--shot", default="")
     ap.add_argument("--shot-height", type=int, default=5200)
+    ap.add_argument("overrides", nargs="*", help="more config overrides, e.g. finetune.freeze_epochs=0")
     args = ap.parse_args()
 
     import podium
@@ -59,7 +60,7 @@ def main() -> None:
         t0 = time.perf_counter()
         run = podium.train(DATA / args.data, overrides=[
             f"model.name={args.model}", f"model.img_size={args.size}", f"cv.folds={args.folds}",
-            f"train.epochs={args.epochs}", "train.threads=2", f"run.root={tmp}", "run.report=false"])
+            f"train.epochs={args.epochs}", "train.threads=2", f"run.root={tmp}", "run.report=false", *args.overrides])
         wall = time.perf_counter() - t0
         t1 = time.perf_counter()
         path = build_report(run)

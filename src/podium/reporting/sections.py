@@ -76,6 +76,11 @@ def gather(run: Run) -> Inputs:
     return Inputs(run, cfg, info, task, classes, oof, paths, why)
 
 
+def short(image_id: object) -> str:
+    """An id as a caption shows it: its last path part (folder layouts use the relative path as the id)."""
+    return str(image_id).replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def _images_or_note(inp: Inputs) -> str:
     return note(inp.paths_note) if inp.paths is None else ""
 
@@ -136,7 +141,7 @@ def _duplicates(inp: Inputs, clusters: int = 6) -> str:
             for _, r in g.head(3).iterrows():
                 if str(r["id"]) in inp.paths:
                     images.append(inp.image(r["id"]))
-                    captions.append(f"cluster {r['cluster']}: {r['id']}\n{r.get('label', '')}")
+                    captions.append(f"cluster {r['cluster']}: {short(r['id'])}\n{r.get('label', '')}")
         if images:
             out.append(img(plots.grid_png(images, captions, cols=6), "duplicate clusters"))
     return "".join(out)
@@ -157,7 +162,7 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
     grid, captions = [], []
     for r, image_id in enumerate(ids):
         grid.append(eval_ds.augmented(r)[1])
-        captions.append(f"{image_id}\n(evaluation view)")
+        captions.append(f"{short(image_id)}\n(evaluation view)")
         for e in range(views):
             grid.append(train_ds.augmented(e * len(paths) + r)[1])
             captions.append(f"epoch {e + 1} draw")
@@ -224,7 +229,7 @@ def _caption(inp: Inputs, r: int, truth: np.ndarray, probs: np.ndarray, pred: li
     """A top-loss caption and the class to explain: the most wrongly scored class of the row."""
     worst = int(np.abs(truth[r] - probs[r]).argmax()) if inp.task.multilabel else int(probs[r].argmax())
     label = inp.oof["label"].iloc[r]
-    return f"{inp.oof['id'].iloc[r]}\ntrue {label or '(none)'}\npred {pred[r]}\n" \
+    return f"{short(inp.oof['id'].iloc[r])}\ntrue {label or '(none)'}\npred {pred[r]}\n" \
            f"p({inp.classes[worst]}) = {probs[r, worst]:.2f}", worst
 
 
@@ -265,7 +270,7 @@ def gradcam(inp: Inputs, errors: int = 8, per_class: int = 2, max_classes: int =
             ckpt = inp.checkpoint(int(fold))
             images += grad_cam(ckpt.build_model(), ckpt.preprocessing,
                                [inp.image(inp.oof["id"].iloc[r]) for r in group["row"]], group["cls"].tolist())
-            captions += [f"{k}: {inp.oof['id'].iloc[r]}\ntrue {inp.oof['label'].iloc[r] or '(none)'}\n"
+            captions += [f"{k}: {short(inp.oof['id'].iloc[r])}\ntrue {inp.oof['label'].iloc[r] or '(none)'}\n"
                          f"CAM for {inp.classes[c]} (p {probs[r, c]:.2f})"
                          for r, c, k in zip(group["row"], group["cls"], group["kind"])]
             colors += ["#b22222" if k == "error" else "#1a7f37" for k in group["kind"]]
