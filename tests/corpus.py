@@ -3,14 +3,39 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 import datagen
+from podium.cli import main
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+            ) -> tuple[int, str, str]:
+    """Run the console entry point (``podium ...``) in-process; return exit status, stdout and stderr."""
+    monkeypatch.setattr(sys, "argv", ["podium", *args])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    return int(e.value.code or 0), out.out, out.err
+
+
+def assert_one_error(code: int, err: str, expected: list[str], tmp_path: Path, runs: Path) -> None:
+    """Exit status 2, one ``error:`` line holding every expected text, no traceback, no run folder, no temp file."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    for text in expected:
+        assert text in lines[0], lines[0]
+    assert not runs.exists() or not any(runs.iterdir())  # stopped before any run folder was made
+    assert not list(tmp_path.rglob("*.tmp"))  # and left no half-written file anywhere
 
 
 def add_duplicates(root: Path, copies: dict[str, tuple[str, str]], near: bool = False, folder: str = "train_images",

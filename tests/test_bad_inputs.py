@@ -4,7 +4,6 @@ naming the file or row (never a traceback), before any run folder is made. Odd b
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,22 +12,12 @@ import pytest
 
 import corpus
 import datagen
-from podium.cli import main
+from corpus import assert_one_error, run_cli
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-            ) -> tuple[int, str, str]:
-    """Run the console entry point (``podium ...``) in-process; return exit status, stdout and stderr."""
-    monkeypatch.setattr(sys, "argv", ["podium", *args])
-    with pytest.raises(SystemExit) as e:
-        main()
-    out = capsys.readouterr()
-    return int(e.value.code or 0), out.out, out.err
 
 
 def _edit_csv(path: Path, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
@@ -130,14 +119,7 @@ def test_bad_input_gives_one_clear_line(breaker: Callable[[Path], None] | None, 
     runs = tmp_path / "runs"
     extra = [a.replace("MY_FOLDS", str(root / "my_folds.csv")) for a in extra]
     code, _, err = run_cli(["train", str(root), *datagen.TINY, f"run.root={runs}", *extra], capsys, monkeypatch)
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert code == 2, err
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for text in expected:
-        assert text in lines[0], lines[0]
-    assert not runs.exists() or not any(runs.iterdir())  # stopped before any run folder was made
-    assert not list(tmp_path.rglob("*.tmp"))  # and left no half-written file anywhere
+    assert_one_error(code, err, expected, tmp_path, runs)
 
 
 def test_skip_bad_and_odd_colour_modes_train_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str],

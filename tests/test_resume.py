@@ -25,6 +25,7 @@ from podium.runs.run import Run
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 SETTINGS = (*datagen.TINY, "train.epochs=3", "train.batch_size=8", "train.num_workers=1", "model.drop_rate=0.3",
+            "aug.batch=mixup,cutmix", "train.sampler=sqrt",
             "aug.ops=random_resized_crop,hflip,color")
 TIMING = ("train_s", "images_per_s")  # wall-clock columns, the only ones allowed to differ
 

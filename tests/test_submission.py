@@ -179,3 +179,40 @@ def test_a_new_format_registers_without_touching_other_modules(tmp_path: Path) -
     finally:
         FORMATS.unregister("ranked")
     assert "ranked" not in FORMATS
+
+
+@pytest.mark.parametrize("task", ["multiclass", "binary"])
+def test_usage_column_is_kept_as_the_sample_has_it(tmp_path: Path, task: str) -> None:
+    """Kaggle's id,<values>,Usage samples: the Usage cells are written back unchanged, in the sample's column order."""
+    classes = CLASSES if task == "multiclass" else ["0", "1"]
+    probs = P if task == "multiclass" else P[:, :2] / P[:, :2].sum(1, keepdims=True)
+    usage = ["Public", "Private", ""]
+    for values in ({"Usage": usage, "label": "a"}, {c: 0.5 for c in classes} | {"Usage": usage},
+                   {"target": 0.5, "Usage": usage}):
+        sample = pd.DataFrame({"id": ["x", "y", "z"], **values})
+        try:
+            fmt = infer_format(sample, "id", get_task(task), classes, "sample.csv")
+        except PodiumError:
+            assert task == "multiclass" and "target" in values  # a numeric column is no multiclass format
+            continue
+        df = write_submission(tmp_path / "s.csv", fmt, ["x", "y", "z"], probs, classes, 0.5)
+        assert list(df.columns) == list(sample.columns) and df["Usage"].tolist() == usage
+        (tmp_path / "s.csv").write_text((tmp_path / "s.csv").read_text().replace("Private", "private"))
+        with pytest.raises(PodiumError, match="column 'Usage' row 3 holds 'private', the sample has 'Private'"):
+            validate_submission(tmp_path / "s.csv", fmt, classes)
+
+
+@pytest.mark.parametrize(("classes", "sample_label", "written"), [
+    (["0.0", "1.0", "2.0"], "0", ["0", "2", "1"]),  # float labels in train.csv, integers in the sample
+    (["0", "1", "2"], "0.0", ["0.0", "2.0", "1.0"]),  # and the other way round
+    (["0.0", "1.0", "2.0"], "0.0", ["0.0", "2.0", "1.0"]),
+    (["0.5", "1.0", "2.0"], "0", ["0.5", "2.0", "1.0"]),  # not integral: written as trained
+    (["a", "b", "c"], "0", ["a", "c", "b"]),
+])
+def test_labels_are_spelled_as_the_sample_spells_them(tmp_path: Path, classes: list[str], sample_label: str,
+                                                       written: list[str]) -> None:
+    sample = pd.DataFrame({"id": ["x", "y", "z"], "label": sample_label})
+    fmt = infer_format(sample, "id", get_task("multiclass"), classes, "sample.csv")
+    df = write_submission(tmp_path / "s.csv", fmt, ["x", "y", "z"], P, classes, 0.5)
+    assert df["label"].tolist() == written
+    assert pd.read_csv(tmp_path / "s.csv", dtype=str)["label"].tolist() == written

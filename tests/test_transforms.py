@@ -155,12 +155,21 @@ def test_pipelines_end_at_model_size_uint8(train: bool) -> None:
 PREP24 = Preprocessing(24, "squash", "bicubic", (0.5,) * 3, (0.2,) * 3)
 
 
-@pytest.mark.parametrize("resize", ["squash", "crop"])
+@pytest.mark.parametrize("resize", ["squash", "squish", "crop", "pad"])
 def test_eval_transform_gives_model_size_uint8(resize: str) -> None:
     img = np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)
     prep = Preprocessing(24, resize, "bicubic", (0.5,) * 3, (0.2,) * 3)
     out = create_transform(prep)(image=img)["image"]
     assert out.shape == (24, 24, 3) and out.dtype == np.uint8
+
+
+def test_pad_keeps_the_whole_image_and_pads_with_the_mean_colour() -> None:
+    img = np.full((20, 40, 3), 255, np.uint8)  # wide white image
+    prep = Preprocessing(24, "pad", "bilinear", (0.5, 0.25, 0.0), (0.2,) * 3)
+    out = create_transform(prep)(image=img)["image"]
+    assert out.shape == (24, 24, 3)
+    assert (out[12] == 255).all()  # the middle rows: the image, full width
+    assert tuple(out[0, 0]) == (128, 64, 0)  # the padding: the model's mean colour, 0 after normalisation
 
 
 def test_every_augmentation_keeps_shape_and_dtype() -> None:

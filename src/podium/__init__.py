@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "load", "make_config", "predict", "report", "resume", "train"]
+__all__ = ["Run", "load", "make_config", "predict", "preview", "report", "resume", "train"]
 
 
 def __getattr__(name: str) -> Any:

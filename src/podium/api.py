@@ -72,6 +72,16 @@ def predict(run: str | Path | Run, images: str | Path | None = None, out: str | 
     return pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
 
 
+def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
+            overrides: list[str] | tuple[str, ...] = (), out: str | Path | None = None, **sections: dict[str, Any]
+            ) -> Path:
+    """A PNG grid of augmented training images per class, batch augmentation included, as the model will see them;
+    returns its path."""
+    from podium.gallery import preview as write_preview
+
+    return write_preview(data_dir, make_config(config, overrides, **sections), out)
+
+
 def load(run_dir: str | Path) -> Run:
     """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
     return Run.open(run_dir)

@@ -65,6 +65,19 @@ def inspect(
     inspect_data(data_dir, load_config(config, overrides or []), out)
 
 
+@app.command(cls=ConfigHelpCommand)
+def preview(
+    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    overrides: Overrides = None,
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output PNG (default: <run.root>/preview-<data>.png).")] = None,
+) -> None:
+    """Write a PNG grid of augmented training images per class (batch augmentation and mixed labels included)."""
+    from podium.api import preview as run
+
+    Console().print(f"wrote {run(data_dir, config, overrides or [], out)}")
+
+
 @app.command()
 def resume(run_dir: Annotated[Path, typer.Argument(help="Run folder of an interrupted run.")]) -> None:
     """Continue an interrupted run where it stopped (finished folds are kept, an unfinished one resumes)."""

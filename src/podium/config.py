@@ -53,6 +53,14 @@ class DataConfig:
     label_cols: tuple[str, ...] = opt((), "Label column(s); empty: every column but the id and ignored ones.")
     ignore_cols: tuple[str, ...] = opt((), "CSV columns that are neither id nor label (metadata).")
     label_sep: str = opt(" ", "Separator of several labels in one cell (multilabel CSVs).")
+    csv_sep: str = opt("auto", "Delimiter of train.csv, test.csv and the sample submission; auto: sniffed from their "
+                       "first lines.", choices="podium.data.tables:SEPARATORS", reserved=("auto",))
+    csv_encoding: str = opt("auto", "Text encoding of the CSVs; auto: UTF-8 (with or without a byte-order mark) or "
+                            "UTF-16; a file in another encoding stops and names this key.",
+                            choices="podium.data.tables:ENCODINGS", reserved=("auto",))
+    class_order: tuple[str, ...] = opt((), "The classes in this order (required for ordinal grades that are not "
+                                       "numbers); empty: numeric labels by value, others alphabetically, 0/1 "
+                                       "columns as the CSV has them.")
     image_dir: str = opt("", "Folder of the training images; empty: train_images/, images/, train/ or the root.")
     test_dir: str = opt("", "Folder of the test images; empty: test_images/, test/, images/ or the root.")
     sample_submission: str = opt("sample_submission.csv", "Sample submission CSV, relative to the data folder.")
@@ -64,6 +72,9 @@ class DataConfig:
                                 "only.", ge=0, le=16)
     conflicts: str = opt("keep", "What happens to duplicate clusters whose labels disagree; keep: all their rows, in "
                                  "one fold.", choices="podium.data.integrity:CONFLICT_POLICIES")
+    extra: tuple[str, ...] = opt((), "Other labelled folders (any layout) added to the training rows, train-only: "
+                                 "never validated or scored; their duplicates of competition images are dropped.")
+    extra_label_map: tuple[str, ...] = opt((), "Renames for data.extra labels, old=new (e.g. cbb=bacterial_blight).")
     group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
     cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
     cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).", ge=1)
@@ -111,6 +122,19 @@ class AugConfig:
     scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.", gt=0, le=1)
     rotate: float = opt(15.0, "Largest rotation in degrees for affine.", ge=0, le=180)
     strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.", ge=0, le=1)
+    pipeline: str = opt("", "An albumentations pipeline saved with A.save (YAML or JSON) used for training instead "
+                        "of aug.ops (the model's resize is appended; no Normalize or ToTensorV2 in it).")
+    gridmask_ratio: float = opt(0.5, "gridmask: fraction of each grid cell that is dropped.", gt=0, lt=1)
+    batch: tuple[str, ...] = opt((), "Batch augmentations mixing pairs of images and their labels (timm's Mixup); "
+                                 "with several, each batch uses one, switched at random.",
+                                 choices="podium.engine.batch_aug:BATCH_AUGS")
+    mixup_alpha: float = opt(0.4, "mixup: Beta(alpha, alpha) distribution of the mixing weight.", gt=0)
+    cutmix_alpha: float = opt(1.0, "cutmix: Beta(alpha, alpha) distribution of the pasted area.", gt=0)
+    batch_prob: float = opt(1.0, "Probability that a batch is mixed at all.", gt=0, le=1)
+    switch_prob: float = opt(0.5, "With mixup and cutmix both on: probability of cutmix for a mixed batch.", ge=0,
+                             le=1)
+    batch_off_epochs: int = opt(0, "Train the last N epochs without batch augmentation (clean labels at the end).",
+                                ge=0)
 
 
 @dataclass(frozen=True)
@@ -124,13 +148,21 @@ class TrainConfig:
     effective_batch: int = opt(32, "Images per optimiser update that batch_size=auto keeps (via accum_steps).", ge=1)
     accum_steps: int = opt(1, "Gradient accumulation steps; effective batch = batch_size x accum_steps x devices.",
                            ge=1)
-    lr: float = opt(1e-3, "Peak learning rate of AdamW.", gt=0)
-    weight_decay: float = opt(0.05, "AdamW weight decay (not applied to norms and biases).", ge=0)
-    warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then cosine decay stepped per update.", ge=0)
+    optimizer: str = opt("adamw", "Optimiser, through timm's create_optimizer_v2.",
+                         choices="podium.engine.optim:OPTIMIZERS")
+    lr: float = opt(1e-3, "Peak learning rate.", gt=0)
+    weight_decay: float = opt(0.05, "Weight decay (not applied to norms and biases).", ge=0)
+    schedule: str = opt("cosine", "Learning-rate schedule over optimiser updates, after the warmup.",
+                        choices="podium.engine.optim:SCHEDULES")
+    warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then the schedule, stepped per update.", ge=0)
     min_lr_ratio: float = opt(0.01, "Final learning rate as a fraction of lr.", ge=0, le=1)
     loss: str = opt("auto", "Loss; auto: the task's own (cross-entropy for single-label tasks, binary cross-entropy "
                     "for multilabel).", choices="podium.engine.losses:LOSSES", reserved=("auto",))
-    label_smoothing: float = opt(0.1, "Label smoothing for ce and bce.", ge=0, lt=1)
+    label_smoothing: float = opt(0.1, "Label smoothing for ce, bce and focal.", ge=0, lt=1)
+    focal_gamma: float = opt(2.0, "Focusing parameter of the focal loss (0: plain cross-entropy).", ge=0)
+    sampler: str = opt("shuffle", "How training batches draw images: every image once per epoch (shuffle), or with "
+                       "replacement by class frequency (single-label tasks).",
+                       choices="podium.data.dataset:SAMPLERS")
     class_weights: str = opt("none", "Class weighting of the loss; none: every class counts the same.",
                              choices="podium.engine.losses:CLASS_WEIGHTS")
     clip_grad: float = opt(1.0, "Gradient norm clipping; 0 disables.", ge=0)
@@ -164,7 +196,10 @@ class CVConfig:
 class PredictConfig:
     """Inference: TTA, thresholds and submission."""
 
-    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views averaged on logits.", choices="podium.tta:VIEWS")
+    tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views (or named sets of views) averaged on logits.",
+                               choices="podium.tta:VIEWS")
+    scales: tuple[float, ...] = opt((1.0,), "Multi-scale TTA: every view also at these multiples of the input size.",
+                                    gt=0, le=4)
     threshold: float = opt(-1.0, "Multilabel decision threshold; negative: fitted on the OOF predictions.", le=1)
     batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.", ge=0)
 

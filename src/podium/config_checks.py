@@ -119,6 +119,9 @@ def check_relations(cfg: Any) -> None:
     if bad:
         raise PodiumError(f"Config key cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1} "
                           f"(cv.folds={cfg.cv.folds}).")
+    if cfg.aug.batch and cfg.train.batch_size % 2:
+        raise PodiumError(f"Config key train.batch_size must be even with aug.batch={','.join(cfg.aug.batch)} (images "
+                          f"are mixed in pairs), got {cfg.train.batch_size}.")
     ft, epochs = cfg.finetune, cfg.train.epochs
     if cfg.model.pretrained != "none" and ft.freeze_epochs >= epochs:
         raise PodiumError(f"Config key finetune.freeze_epochs must be < train.epochs ({epochs}) with pretrained "

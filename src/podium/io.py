@@ -12,6 +12,19 @@ from typing import Any
 
 import pandas as pd
 
+from podium.errors import PodiumError
+
+
+def check_folder(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` resolved, or a one-line error when it or a folder above it is a file (so it cannot be a folder)."""
+    path = Path(path).expanduser().resolve()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise PodiumError(f"{what}={path}: {p} is a file; give a folder.")
+            break
+    return path
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:

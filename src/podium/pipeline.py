@@ -3,7 +3,8 @@
     plan_run      config and registries are checked at load; here: the data folder (ingest + integrity checks),
                   the folds, the model and its weights, the batch size: every mistake in the user's input stops
                   here, before a run folder or a log row exists
-    open_run      the run folder (new, or the one being resumed) and its experiment-log row
+    open_run      the run folder (new, or the one being resumed)
+    start_run     run.json and the experiment-log row (running), config.yaml, folds.csv
     fit_fold      each fold (engine.fold), resumable after any interruption
     score_oof     oof.csv, the decisions fitted on it (decisions.json, embedded in the checkpoints), metrics.json
     predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv
@@ -24,9 +25,12 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from podium.config import PodiumConfig
+from podium.data.dataset import SAMPLERS
+from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
+from podium.data.transforms import load_pipeline
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import FoldResult, fit_fold
@@ -34,6 +38,7 @@ from podium.engine.losses import create_loss
 from podium.engine.probe import resolve_auto_batch
 from podium.errors import PodiumError
 from podium.inference.ensemble import predict_checkpoints, write_test_outputs
+from podium.io import check_folder
 from podium.metrics import per_class, score
 from podium.models.factory import check_model
 from podium.report import Reporter
@@ -66,6 +71,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
     run = open_run(plan, accelerator)
     reporter = Reporter(run.log_path, accelerator.is_main_process)
     with lifecycle(run, reporter):
+        start_run(plan, run, accelerator)
         describe(plan, run, accelerator, reporter)
         results = [fit_fold(k, plan.comp, plan.folds, plan.cfg, run, accelerator, reporter) for k in plan.todo]
         metrics = score_oof(plan, run, results, accelerator)
@@ -91,11 +97,16 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
             raise PodiumError(f"The run's data folder {data_dir} is gone; it is needed to resume {run.path}.")
     elif data_dir is None or cfg is None:
         raise PodiumError("train needs a data folder and a config (or a run folder to resume).")
+    else:
+        check_folder(cfg.run.root, "run.root")  # a file there: say so now, not after checking every image
     data_dir = Path(data_dir).expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
     check_loss(comp, cfg)
+    SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
+    if cfg.aug.pipeline:
+        load_pipeline(cfg.aug.pipeline)  # a missing or unusable file stops here
     folds = plan_folds(comp, integ, cfg, run)
     check_model(cfg.model)  # unknown architecture or no weights available here
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
@@ -109,7 +120,7 @@ def check_loss(comp: Competition, cfg: PodiumConfig) -> None:
     targets = comp.targets[:2]
     try:
         loss_fn = create_loss(cfg.train.loss, comp.task, cfg.train.label_smoothing, cfg.train.class_weights,
-                              comp.targets, len(comp.classes))
+                              comp.targets, len(comp.classes), gamma=cfg.train.focal_gamma)
         loss_fn(torch.zeros(len(targets), len(comp.classes)), torch.as_tensor(targets))
     except (RuntimeError, ValueError, IndexError) as e:
         raise PodiumError(f"train.loss={cfg.train.loss} does not fit the {comp.task.name} task's targets "
@@ -122,34 +133,45 @@ def plan_folds(comp: Competition, integ: Integrity, cfg: PodiumConfig, run: Run 
     Every duplicate cluster and user group must sit in one fold, whichever way the folds were made.
     """
     ids = comp.train["id"].tolist()
+    main = is_main(comp)  # data.extra rows train in every fold and validate in none (fold -1)
     if run is not None and run.folds_path.is_file():
         folds, source = read_folds(run.folds_path, ids, cfg.cv.folds), str(run.folds_path)
     elif cfg.cv.folds_file:
-        folds, source = read_folds(cfg.cv.folds_file, ids, cfg.cv.folds), cfg.cv.folds_file
+        folds = np.full(len(ids), -1, dtype=np.int64)  # the user's file covers the competition's own rows
+        folds[main] = read_folds(cfg.cv.folds_file, [i for i, m in zip(ids, main) if m], cfg.cv.folds)
+        source = cfg.cv.folds_file
     else:
-        check_stratifiable(comp.targets, comp.task, comp.classes, ids, k=cfg.cv.folds, groups=integ.groups)
-        folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed, integ.groups, classes=comp.classes)
+        targets, groups = comp.targets[main], integ.groups[main]
+        check_stratifiable(targets, comp.task, comp.classes, [i for i, m in zip(ids, main) if m], k=cfg.cv.folds,
+                           groups=groups)
+        folds = np.full(len(ids), -1, dtype=np.int64)
+        folds[main] = make_folds(targets, comp.task, cfg.cv.folds, cfg.cv.seed, groups, classes=comp.classes)
         source = "the folds"
     check_folds(folds, integ.groups, ids, source)
     return folds
 
 
 def open_run(plan: Plan, accelerator: Accelerator) -> Run:
-    """The run folder: created on the main process and shared with the others, or the one being resumed; marked
-    running in run.json and the experiment log, with its config and folds written."""
+    """The run folder: created on the main process and shared with the others, or the one being resumed."""
     if plan.resume is not None:
-        run = Run(plan.resume.path, writer=accelerator.is_main_process)
-    else:
-        path = str(Run.create(plan.cfg, plan.data_dir).path) if accelerator.is_main_process else ""
-        run = Run(broadcast_object_list([path])[0], writer=accelerator.is_main_process)
+        return Run(plan.resume.path, writer=accelerator.is_main_process)
+    path = str(Run.create(plan.cfg, plan.data_dir).path) if accelerator.is_main_process else ""
+    return Run(broadcast_object_list([path])[0], writer=accelerator.is_main_process)
+
+
+def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
+    """Mark the run running in run.json and the experiment log, and write its config, folds and duplicates (inside
+    the lifecycle, so a failure here marks the run failed)."""
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary, "device": str(accelerator.device),
                                         "precision": accelerator.mixed_precision})
-    run.write_folds(pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()}))
+    folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
+    if "source" in comp.train.columns:  # data.extra: where each row comes from
+        folds["source"] = comp.train["source"].to_numpy()
+    run.write_folds(folds)
     run.write_duplicates(plan.integ.duplicates)
     accelerator.wait_for_everyone()
-    return run
 
 
 def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
@@ -161,6 +183,11 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
+    main = is_main(comp)
+    if not main.all():
+        sources = comp.train["source"][~main].value_counts()
+        reporter.print(f"data.extra: {int((~main).sum())} train-only images ("
+                       f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
     for note in plan.notes:
         reporter.print(note)
     reporter.print(integrity_line(plan.integ))
@@ -177,6 +204,8 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     y = comp.targets[idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
     oof.insert(0, "label", [comp.label_strings()[i] for i in idx])
+    if "source" in comp.train.columns:
+        oof.insert(0, "source", comp.train["source"].to_numpy()[idx])
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)

@@ -2,6 +2,8 @@
 
 A format is inferred from the sample's columns and the task; each format is a registered ``SubmissionKind`` that
 recognises its samples, turns probabilities into the sample's value columns and validates the written columns.
+Columns of the sample that no format writes and that hold no numbers (Kaggle's ``Usage``: Public/Private) are kept
+as the sample has them. Labels are spelled as the sample spells them (``2`` for a class read as ``2.0``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,25 @@ from podium.tasks import Task, decode_multilabel
 
 @dataclass(frozen=True)
 class SubmissionFormat:
-    """What the submission must look like: its id column, its columns in order, the kind of values, and the ids."""
+    """What the submission must look like: its id column, its columns in order, the kind of values, and the ids.
+
+    ``values`` are the columns the format writes (empty: every column after the id), ``kept`` the other columns with
+    the sample's values, written unchanged, and ``names`` the class names as the sample writes labels (empty: the
+    classes themselves).
+    """
 
     id_col: str
     columns: tuple[str, ...]
     kind: str
     ids: tuple[str, ...] = ()
+    values: tuple[str, ...] = ()
+    kept: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    names: tuple[str, ...] = ()
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        """The columns the format writes."""
+        return self.values or self.columns[1:]
 
 
 # A writer maps (probabilities, classes, threshold, format) to the value columns of the submission.
@@ -34,7 +49,8 @@ Writer = Callable[[np.ndarray, list[str], float, SubmissionFormat], dict[str, li
 # A validator checks one written value column (read back as strings, none empty): (values, column, classes, where).
 Validator = Callable[[pd.Series, str, list[str], str], None]
 # A matcher says whether a sample is in this format for the task: (sample, its value column names, task, classes,
-# the sample's name) -> bool. It may raise a PodiumError when the columns are meant for it but do not fit.
+# the sample's name) -> bool. It may raise a PodiumError when the columns are meant for it but do not fit. The value
+# columns are the sample's columns but the id and the kept ones (see ``infer_format``).
 Matcher = Callable[[pd.DataFrame, list[str], Task, list[str], str], bool]
 
 
@@ -42,13 +58,14 @@ Matcher = Callable[[pd.DataFrame, list[str], Task, list[str], str], bool]
 class SubmissionKind:
     """A registered submission format: its writer, the validator of a written value column, and its rule for
     recognising a sample. ``default_column`` names its single value column when there is no sample (None: it needs
-    a sample). Which formats a task can be written in, and in which order a sample is matched, the task says
-    (``Task.submissions``)."""
+    a sample); ``labels`` says whether it writes class names (spelled as the sample spells them). Which formats a
+    task can be written in, and in which order a sample is matched, the task says (``Task.submissions``)."""
 
     write: Writer
     validate: Validator
     matches: Matcher
     default_column: str | None = None
+    labels: bool = False
 
 
 FORMATS: Registry[SubmissionKind] = Registry("submission format")
@@ -88,7 +105,8 @@ def _class_columns(sample: pd.DataFrame, values: list[str], task: Task, classes:
         if set(values) != set(classes):
             raise PodiumError(
                 f"{name} has value columns {list_some(values)} but the classes are {list_some(classes)}; "
-                "rename the columns or set data.label_cols so that they match."
+                "rename the columns or set data.label_cols so that they match (other columns are kept as the sample "
+                "has them only when they hold no numbers, like Usage)."
             )
         return True
     return False
@@ -100,20 +118,20 @@ def _numeric_column(sample: pd.DataFrame, values: list[str], task: Task, classes
 
 def _write_probs(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
     index = {c: i for i, c in enumerate(classes)}
-    return {col: p[:, index[col]].tolist() for col in fmt.columns[1:]}
+    return {col: p[:, index[col]].tolist() for col in fmt.value_columns}
 
 
 def _write_prob(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
-    return {fmt.columns[1]: p[:, -1].tolist()}
+    return {fmt.value_columns[0]: p[:, -1].tolist()}
 
 
 def _write_label(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
-    return {fmt.columns[1]: [classes[i] for i in p.argmax(axis=1)]}
+    return {fmt.value_columns[0]: [classes[i] for i in p.argmax(axis=1)]}
 
 
 def _write_labels(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
     rows = decode_multilabel(p, threshold)
-    return {fmt.columns[1]: [" ".join(c for c, on in zip(classes, row) if on) for row in rows]}
+    return {fmt.value_columns[0]: [" ".join(c for c, on in zip(classes, row) if on) for row in rows]}
 
 
 # one probability column per class, named like the classes, in the sample's column order
@@ -121,26 +139,54 @@ FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_co
 # one numeric column: the probability of the positive (last) class, as Kaggle scores binary tasks on ROC AUC
 FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column))
 # one column: the most likely class
-FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label"))
+FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label", labels=True))
 # one column: the space-separated classes at or above the threshold, never none
-FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels"))
+FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels", labels=True))
+
+# sample columns put last, so that a one-column format takes the column before them (Kaggle ships id,label,Usage)
+KEPT_NAMES = ("usage",)
+
+
+def _keepable(sample: pd.DataFrame, col: str, classes: list[str]) -> bool:
+    """A column that is no class and holds no numbers (Usage: Public/Private) is kept as the sample has it."""
+    return col not in classes and not pd.to_numeric(sample[col], errors="coerce").notna().any()
+
+
+def _spelled(sample_values: pd.Series, classes: list[str]) -> tuple[str, ...]:
+    """The class names as the sample writes labels: integral numeric classes (``2.0``) written as integers when the
+    sample's labels are integers, and integers (``2``) written with ``.0`` when the sample's are; else ()."""
+    tokens = pd.Series([t for v in sample_values for t in str(v).split()], dtype=object)
+    numbers = pd.to_numeric(pd.Series(classes, dtype=object), errors="coerce")
+    if not len(tokens) or not _is_number(tokens) or numbers.isna().any() or (numbers % 1 != 0).any():
+        return ()
+    as_int = all("." not in t and "e" not in t.lower() for t in tokens)
+    names = tuple(str(int(x)) if as_int else str(float(x)) for x in numbers)
+    return names if names != tuple(classes) and len(set(names)) == len(names) else ()
 
 
 def infer_format(sample: pd.DataFrame, id_col: str, task: Task, classes: list[str], name: str) -> SubmissionFormat:
     """Work out the submission format from the sample's columns and the task, or explain why it does not fit.
 
-    The task's submission formats are asked in its order; the first one that recognises the sample is taken.
+    The task's submission formats are asked in its order; the first one that recognises the sample is taken. The
+    columns it is shown are the first non-id column and every other one that is a class or holds numbers; the rest
+    (``Usage``) are kept as the sample has them.
     """
     cols = [str(c) for c in sample.columns]
-    values = [c for c in cols if c != id_col]
+    values = sorted((c for c in cols if c != id_col), key=lambda c: c.lower() in KEPT_NAMES)
     ids = tuple(sample[id_col].astype(str))
     if not values:
         raise PodiumError(f"{name} has only the id column {id_col!r}; it needs a label column too.")
+    written = values[:1] + [c for c in values[1:] if not _keepable(sample, c, classes)]
+    kept = tuple((c, tuple(sample[c].astype(str))) for c in cols if c != id_col and c not in written)
     for kind in task.submissions:
-        if FORMATS.get(kind).matches(sample, values, task, classes, name):
-            return SubmissionFormat(id_col, tuple(cols), kind, ids)
+        variant = FORMATS.get(kind)
+        if variant.matches(sample, written, task, classes, name):
+            names = _spelled(sample[written[0]], classes) if variant.labels else ()
+            values_kept = (tuple(written), kept) if kept else ((), ())
+            return SubmissionFormat(id_col, tuple(cols), kind, ids, *values_kept, names)
     raise PodiumError(f"{name} has value columns {list_some(values)}, which fit none of the {task.name} task's "
-                      f"submission formats ({', '.join(task.submissions)}).")
+                      f"submission formats ({', '.join(task.submissions)}); columns other than the classes are kept "
+                      "as the sample has them only when they hold no numbers, like Usage.")
 
 
 def default_format(task: Task, classes: list[str], ids: list[str], id_col: str = "id") -> SubmissionFormat:
@@ -160,8 +206,8 @@ def make_submission(fmt: SubmissionFormat, ids: list[str], probs: np.ndarray, cl
     if missing:
         raise PodiumError(f"No prediction for sample submission ids {list_some(missing)}.")
     order = np.array([pos[i] for i in fmt.ids], dtype=np.int64)
-    values = FORMATS.get(fmt.kind).write(probs[order], classes, threshold, fmt)
-    df = pd.DataFrame({fmt.id_col: list(fmt.ids), **values})
+    values = FORMATS.get(fmt.kind).write(probs[order], list(fmt.names) or classes, threshold, fmt)
+    df = pd.DataFrame({fmt.id_col: list(fmt.ids), **values, **{c: list(v) for c, v in fmt.kept}})
     return df[list(fmt.columns)]
 
 
@@ -177,11 +223,16 @@ def validate_submission(path: str | Path, fmt: SubmissionFormat, classes: list[s
     if len(wrong):
         raise PodiumError(f"{where}: row {wrong[0] + 2} has id {df[fmt.id_col].iloc[wrong[0]]!r}, "
                           f"the sample has {fmt.ids[wrong[0]]!r} there.")
-    for col in fmt.columns[1:]:
+    for col, kept in fmt.kept:
+        wrong = np.flatnonzero(df[col].to_numpy() != np.array(kept, dtype=object))
+        if len(wrong):
+            raise PodiumError(f"{where}: column {col!r} row {wrong[0] + 2} holds {df[col].iloc[wrong[0]]!r}, the "
+                              f"sample has {kept[wrong[0]]!r}.")
+    for col in fmt.value_columns:
         values = df[col]
         if (values == "").any():
             raise PodiumError(f"{where}: column {col!r} is empty in row {int(np.flatnonzero(values == '')[0]) + 2}.")
-        FORMATS.get(fmt.kind).validate(values, col, classes, where)
+        FORMATS.get(fmt.kind).validate(values, col, list(fmt.names) or classes, where)
 
 
 def write_submission(path: str | Path, fmt: SubmissionFormat, ids: list[str], probs: np.ndarray,

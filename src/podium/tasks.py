@@ -30,7 +30,8 @@ class Task:
     ``loss`` names a registered loss, ``metrics`` registered metrics (``primary`` first in importance), ``stratify``
     a registered fold stratifier (``podium.data.folds.STRATIFIERS``) and ``submissions`` the registered submission
     formats that can express this task's predictions, in the order a sample is matched against them (the first one
-    with a default column is used without a sample). ``auto`` says whether ``data.task=auto`` may pick the task.
+    with a default column is used without a sample). ``auto`` says whether ``data.task=auto`` may pick the task;
+    ``ordered`` whether the classes are ranked (numeric labels, or ``data.class_order``).
     """
 
     name: str
@@ -40,6 +41,7 @@ class Task:
     stratify: str
     submissions: tuple[str, ...]
     auto: bool = True
+    ordered: bool = False
     multilabel: ClassVar[bool] = False
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
@@ -196,7 +198,7 @@ _add(SingleLabelTask("binary", "ce", ("roc_auc", "accuracy", "log_loss"), "roc_a
 _add(SingleLabelTask("multiclass", "ce", ("accuracy", "log_loss", "macro_f1"), "accuracy", "class",
                      ("probs", "label")))
 _add(SingleLabelTask("ordinal", "ce", ("qwk", "accuracy", "log_loss"), "qwk", "class", ("probs", "label"),
-                     auto=False))
+                     auto=False, ordered=True))
 _add(MultiLabelTask("multilabel", "bce", ("mean_auc", "sample_f1"), "mean_auc", "iterative", ("probs", "labels")))
 
 

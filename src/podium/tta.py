@@ -42,6 +42,42 @@ def transpose(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(2, 3)
 
 
+@VIEWS.register("rot90")
+def rot90(x: torch.Tensor) -> torch.Tensor:
+    """A quarter turn counter-clockwise."""
+    return x.rot90(1, (2, 3))
+
+
+@VIEWS.register("rot270")
+def rot270(x: torch.Tensor) -> torch.Tensor:
+    """A quarter turn clockwise."""
+    return x.rot90(3, (2, 3))
+
+
+@VIEWS.register("antitranspose")
+def antitranspose(x: torch.Tensor) -> torch.Tensor:
+    """Mirrored about the anti-diagonal (square inputs only)."""
+    return x.rot90(1, (2, 3)).flip(3)
+
+
+# Named sets of views, usable wherever a view name is (predict.tta=d4): the full dihedral group is the 8 symmetries
+# of a square, the classic 8x TTA of top Kaggle solutions for images without a canonical orientation.
+VIEWS.register("flips")(("identity", "hflip", "vflip", "hvflip"))
+VIEWS.register("rot4")(("identity", "rot90", "hvflip", "rot270"))
+VIEWS.register("d4")(("identity", "hflip", "vflip", "hvflip", "transpose", "antitranspose", "rot90", "rot270"))
+
+
+def view_names(names: tuple[str, ...] | list[str]) -> list[str]:
+    """The single views that ``names`` stand for, sets expanded, each once, in order (raises for an unknown name)."""
+    out: list[str] = []
+    for name in names:
+        item = VIEWS.get(name)
+        for single in item if isinstance(item, tuple) else (name,):
+            if single not in out:
+                out.append(single)
+    return out
+
+
 def check_views(names: tuple[str, ...] | list[str]) -> list[View]:
-    """The view functions for ``names`` (raises for an unknown name)."""
-    return [VIEWS.get(n) for n in names]
+    """The view functions for ``names``, sets expanded (raises for an unknown name)."""
+    return [VIEWS.get(n) for n in view_names(names)]

@@ -17,6 +17,40 @@ from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 from podium.data.cache import DecodedImages
 from podium.data.images import read_image
 from podium.data.transforms import seed_transform
+from podium.errors import PodiumError
+from podium.registry import Registry
+from podium.tasks import Task
+
+# A sampling policy maps (task, training targets, class count) to per-row sampling weights, or None to visit every
+# row once per epoch.
+SamplingWeights = Callable[[Task, np.ndarray, int], "np.ndarray | None"]
+SAMPLERS: Registry[SamplingWeights] = Registry("sampler")
+
+
+@SAMPLERS.register("shuffle")
+def shuffle(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None:
+    """Every image once per epoch, in a new order each epoch."""
+    return None
+
+
+def _class_weights(task: Task, targets: np.ndarray, num_classes: int, power: float) -> np.ndarray:
+    if np.asarray(targets).ndim != 1:
+        raise PodiumError("train.sampler balances classes of single-label tasks; this task has several labels per "
+                          "image. Use train.sampler=shuffle (and train.class_weights=balanced for rare labels).")
+    counts = task.counts(targets, num_classes).clip(min=1).astype(np.float64)
+    return counts[np.asarray(targets, dtype=np.int64)] ** -power
+
+
+@SAMPLERS.register("balanced")
+def balanced(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None:
+    """Every class equally often (weights 1 / class count, with replacement): rare grades are seen many times."""
+    return _class_weights(task, targets, num_classes, 1.0)
+
+
+@SAMPLERS.register("sqrt")
+def sqrt(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None:
+    """Halfway to balanced (weights 1 / sqrt(class count)): rare classes more often, common ones still dominant."""
+    return _class_weights(task, targets, num_classes, 0.5)
 
 
 class ImageDataset(Dataset):
@@ -84,21 +118,27 @@ def collate(data: Batch | list) -> tuple | list:
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A shuffling sampler whose order depends only on (seed, epoch), so a resumed run sees the same batches.
+    """A sampler whose draw depends only on (seed, epoch), so a resumed run sees the same batches: a permutation of
+    the rows, or with ``weights`` n rows drawn with replacement in proportion to them (torch's weighted sampling).
 
     It yields ``epoch * n + row``: the dataset recovers the row and seeds that sample's augmentation with the epoch.
     """
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, weights: np.ndarray | None = None) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
 
     def set_epoch(self, epoch: int) -> None:
-        """Choose the permutation of ``epoch``."""
+        """Choose the draw of ``epoch``."""
         self.epoch = epoch
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter((torch.randperm(self.n, generator=g) + self.epoch * self.n).tolist())
+        if self.weights is None:
+            rows = torch.randperm(self.n, generator=g)
+        else:
+            rows = torch.multinomial(self.weights, self.n, replacement=True, generator=g)
+        return iter((rows + self.epoch * self.n).tolist())
 
     def __len__(self) -> int:
         return self.n

@@ -164,6 +164,6 @@ def read_folds(path: str | Path, ids: list[str], k: int) -> np.ndarray:
         raise PodiumError(f"{path} does not match the training data: missing ids {list_some(missing)}, "
                           f"unknown ids {list_some(extra)}. Delete it to recompute the folds, or fix cv.folds_file.")
     folds = np.array([mapping[i] for i in ids], dtype=np.int64)
-    if set(folds.tolist()) != set(range(k)):
+    if set(folds.tolist()) - {-1} != set(range(k)):  # -1: train-only rows (data.extra)
         raise PodiumError(f"{path} holds folds {sorted(set(folds.tolist()))}, but cv.folds={k}.")
     return folds

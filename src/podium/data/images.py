@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 # cv2 uses its own threads per call; the loader's workers already parallelise across images.
 cv2.setNumThreads(0)
@@ -22,15 +22,18 @@ class UnreadableImage(ValueError):
 
 
 def is_image(path: str | os.PathLike[str]) -> bool:
-    """Whether the file name has an image extension."""
-    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+    """Whether the file name has an image extension and is not hidden (``.DS_Store``, macOS's ``._x.png`` AppleDouble
+    files: metadata, not images)."""
+    name = os.path.basename(str(path))
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode ``path`` into an HxWx3 uint8 RGB array.
 
     OpenCV decodes fast and applies EXIF orientation; its IMREAD_COLOR flag turns grayscale, palette, RGBA, CMYK and
-    16-bit images into 8-bit colour. Pillow is the fallback for what OpenCV cannot open.
+    16-bit images into 8-bit colour. Pillow is the fallback for what OpenCV cannot open (an animated GIF: its first
+    frame).
     """
     return decode_image(np.fromfile(str(path), dtype=np.uint8))  # fromfile + imdecode handles non-ASCII paths
 

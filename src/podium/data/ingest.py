@@ -17,7 +17,9 @@ import pandas as pd
 
 from podium.config import DataConfig
 from podium.data.checks import check_files
+from podium.data.files import check_name, has_images, resolve_images, skipped_dir, walk_images
 from podium.data.images import is_image
+from podium.data.tables import read_table
 from podium.errors import PodiumError, list_some
 from podium.registry import Registry
 from podium.submission import SubmissionFormat, infer_format
@@ -71,16 +73,9 @@ LAYOUTS: Registry[Layout] = Registry("layout")
 # ------------------------------------------------------------------------------------------------------ helpers
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a CSV as strings (empty cells stay empty strings) or explain why it cannot be read."""
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as e:  # noqa: BLE001 - pandas raises many kinds for a malformed file
-        raise PodiumError(f"Cannot read {path}: {e}. Check that it is a comma-separated file with a header.") from None
-    if df.empty:
-        raise PodiumError(f"{path} has no rows.")
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+def read_csv(path: Path, cfg: DataConfig) -> pd.DataFrame:
+    """Read one of the competition's CSVs with the configured (or detected) delimiter and encoding, as strings."""
+    return read_table(path, cfg.csv_encoding, cfg.csv_sep)
 
 
 def guess_id_col(df: pd.DataFrame, configured: str, name: str) -> str:
@@ -93,49 +88,18 @@ def guess_id_col(df: pd.DataFrame, configured: str, name: str) -> str:
     return next((lower[c] for c in ID_CANDIDATES if c in lower), df.columns[0])
 
 
+def _number(label: str) -> float | None:
+    try:
+        return float(label)
+    except ValueError:
+        return None
+
+
 def _natural_sorted(labels: set[str]) -> list[str]:
-    if all(s.lstrip("-").isdigit() for s in labels):
-        return sorted(labels, key=int)
+    """Numeric labels by value ("10" after "9", "0.5" before "1"), others alphabetically."""
+    if all(_number(s) is not None for s in labels):
+        return sorted(labels, key=lambda s: (_number(s), s))
     return sorted(labels)
-
-
-def _list_files(folder: Path) -> dict[str, str]:
-    """File name -> path, and file stem -> path for images, of the files directly in ``folder``."""
-    index: dict[str, str] = {}
-    stems: dict[str, str] = {}
-    with os.scandir(folder) as it:
-        for e in it:
-            if e.is_file():
-                index[e.name] = e.path
-                if is_image(e.name):
-                    stems.setdefault(os.path.splitext(e.name)[0], e.path)
-    return {**stems, **index}
-
-
-def resolve_images(root: Path, ids: list[str], configured: str, candidates: tuple[str, ...], what: str
-                   ) -> list[str]:
-    """Find each id's image file (with or without extension) in the best candidate folder."""
-    folders = [root / configured] if configured else [root / c for c in candidates if (root / c).is_dir()]
-    if configured and not folders[0].is_dir():
-        raise PodiumError(f"Image folder {folders[0]} does not exist; fix data.image_dir/data.test_dir.")
-    best: tuple[int, list[str | None], Path | None] = (-1, [], None)
-    for folder in folders:
-        index = _list_files(folder)
-        paths = [index.get(i) or (str(folder / i) if "/" in i and (folder / i).is_file() else None) for i in ids]
-        found = sum(p is not None for p in paths)
-        if found > best[0]:
-            best = (found, paths, folder)
-        if found == len(ids):
-            break
-    found, paths, folder = best
-    missing = [i for i, p in zip(ids, paths) if p is None]
-    if missing or folder is None:
-        where = folder.relative_to(root) if folder is not None else "any of " + ", ".join(candidates)
-        raise PodiumError(
-            f"{len(missing or ids)} {what} have no image file in {where} (looked for the id and the id plus an "
-            f"image extension): {list_some(missing or ids)}. Put the images there or set the folder in the config."
-        )
-    return [str(p) for p in paths]
 
 
 def _check_ids(ids: list[str], name: str) -> None:
@@ -162,7 +126,7 @@ _ZERO_ONE = {"0", "1", "0.0", "1.0"}
 def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
     path = root / cfg.train_csv
     name = cfg.train_csv
-    df = read_csv(path)
+    df = read_csv(path, cfg)
     id_col = guess_id_col(df, cfg.id_col, name)
     group_cols = (cfg.group_col,) if cfg.group_col else ()
     for col in (*cfg.label_cols, *cfg.ignore_cols, *group_cols):
@@ -206,11 +170,7 @@ def _class_dirs(folder: Path) -> list[Path]:
     """Sub-folders of ``folder`` that hold images (anywhere below them)."""
     if not folder.is_dir():
         return []
-    out = []
-    for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if any(is_image(f) for _, _, files in os.walk(d) for f in files):
-            out.append(d)
-    return out
+    return [d for d in sorted(p for p in folder.iterdir() if p.is_dir() and not skipped_dir(p.name)) if has_images(d)]
 
 
 def _folder_splits(root: Path) -> list[Path]:
@@ -234,13 +194,15 @@ def _folders_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]
         for d in _class_dirs(split):
             if split == root and d.name in TEST_DIRS:
                 continue
-            for dirpath, _, files in sorted(os.walk(d)):
-                for f in sorted(files):
-                    if is_image(f):
-                        p = Path(dirpath) / f
-                        ids.append(p.relative_to(root).as_posix())
-                        paths.append(str(p))
-                        lists.append([d.name])
+            for p in walk_images(d, root):
+                ids.append(Path(p).relative_to(root).as_posix())
+                paths.append(p)
+                lists.append([d.name])  # a name that is not UTF-8 stopped walk_images already
+    names = sorted({labels[0] for labels in lists}, key=lambda n: (n.lower(), n))
+    clash = [f"{a!r} and {b!r}" for a, b in zip(names, names[1:]) if a.lower() == b.lower()]
+    if clash:
+        raise PodiumError(f"Class folders {clash[0]} under {root} differ only in case, so they would be two classes; "
+                          "rename one so that the same class has the same folder name everywhere.")
     if not ids:
         raise PodiumError(f"{root} has no images in class folders.")
     return pd.DataFrame({"id": ids, "path": paths}), RawLabels(lists=lists)
@@ -253,8 +215,22 @@ LAYOUTS.register("folders")(Layout(_folders_detect, _folders_read))
 # ------------------------------------------------------------------------------------------------------ assembly
 
 
-def _targets(raw: RawLabels, configured: str) -> tuple[Task, tuple[str, ...], np.ndarray]:
-    """Task, classes and target array from raw labels: the configured task, or with ``auto`` the detected one."""
+def _class_order(found: set[str], order: tuple[str, ...]) -> tuple[str, ...]:
+    """``data.class_order``, checked against the training labels: every class once, nothing else."""
+    dup = sorted({c for c in order if order.count(c) > 1})
+    unknown = [c for c in order if c not in found]
+    missing = sorted(found - set(order))
+    if dup or unknown or missing:
+        why = (f"repeats {list_some(dup)}" if dup else f"names {list_some(unknown)}, which no training label is"
+               if unknown else f"leaves out {list_some(missing)}")
+        raise PodiumError(f"data.class_order {why}; list every class once, from first to last: "
+                          f"data.class_order=[{','.join(_natural_sorted(found))}] in your order.")
+    return order
+
+
+def _targets(raw: RawLabels, cfg: DataConfig) -> tuple[Task, tuple[str, ...], np.ndarray]:
+    """Task, classes and target array from raw labels: the configured task, or with ``auto`` the detected one; the
+    classes in ``data.class_order``, else in the CSV's column order (one 0/1 column per class) or naturally sorted."""
     if raw.onehot is not None:
         classes = raw.columns
         lists = [[classes[i] for i in np.flatnonzero(row)] for row in raw.onehot]
@@ -262,15 +238,21 @@ def _targets(raw: RawLabels, configured: str) -> tuple[Task, tuple[str, ...], np
         assert raw.lists is not None
         lists = raw.lists
         classes = tuple(_natural_sorted({t for labels in lists for t in labels}))
-    task = detect_task(lists, classes) if configured == "auto" else get_task(configured)
+    if cfg.class_order:
+        classes = _class_order(set(classes), cfg.class_order)
+    task = detect_task(lists, classes) if cfg.task == "auto" else get_task(cfg.task)
+    words = [c for c in classes if _number(c) is None]
+    if task.ordered and words and not cfg.class_order:
+        raise PodiumError(f"data.task={task.name} ranks the classes, but {list_some(words)} are not numbers; give "
+                          f"their order from lowest to highest, e.g. data.class_order=[{','.join(classes)}].")
     return task, classes, task.from_labels(lists, classes)
 
 
 def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.DataFrame | None, Path | None]:
     """The test table (id, path) and the raw sample submission, from the sample, test.csv or a test folder."""
     sample_path = root / cfg.sample_submission
-    sample = read_csv(sample_path) if sample_path.is_file() else None
-    listing = sample if sample is not None else (read_csv(root / cfg.test_csv) if (root / cfg.test_csv).is_file()
+    sample = read_csv(sample_path, cfg) if sample_path.is_file() else None
+    listing = sample if sample is not None else (read_csv(root / cfg.test_csv, cfg) if (root / cfg.test_csv).is_file()
                                                   else None)
     if listing is not None:
         name = cfg.sample_submission if sample is not None else cfg.test_csv
@@ -281,15 +263,17 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
         return pd.DataFrame({"id": ids, "path": paths}), sample, (sample_path if sample is not None else None)
     for d in ([root / cfg.test_dir] if cfg.test_dir else [root / t for t in TEST_DIRS[:2]]):
         if d.is_dir():
-            files = sorted(f for f in os.listdir(d) if is_image(f) and (d / f).is_file())
+            files = [check_name(str(d / f), root) for f in sorted(os.listdir(d)) if is_image(f) and (d / f).is_file()]
             if files:
-                return pd.DataFrame({"id": files, "path": [str(d / f) for f in files]}), None, None
+                return pd.DataFrame({"id": [os.path.basename(f) for f in files], "path": files}), None, None
     return None, None, None
 
 
 def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> Competition:
     """Read a competition folder: detect the layout and task, resolve every image, check them, read the test set."""
     root = Path(root).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise PodiumError(f"{root} is a file; give the competition folder that holds train.csv or class folders.")
     if not root.is_dir():
         raise PodiumError(f"Data folder {root} does not exist.")
     if cfg.task != "auto" and cfg.task not in TASKS:
@@ -305,7 +289,7 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
     else:
         layout_name = cfg.layout
     train, raw = LAYOUTS.get(layout_name).read(root, cfg)
-    task, classes, targets = _targets(raw, cfg.task)
+    task, classes, targets = _targets(raw, cfg)
     if "path" not in train.columns:
         train["path"] = resolve_images(root, train["id"].tolist(), cfg.image_dir, TRAIN_DIRS, f"ids of {cfg.train_csv}")
     test, sample, sample_path = _read_test(root, cfg)

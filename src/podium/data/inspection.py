@@ -15,11 +15,12 @@ import numpy as np
 from rich.markup import escape
 
 from podium.config import PodiumConfig
+from podium.data.files import ignored_files
 from podium.data.images import read_image
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
 from podium.errors import list_some
-from podium.io import write_json, write_with
+from podium.io import check_folder, write_json, write_with
 from podium.progress import track
 from podium.report import Reporter
 
@@ -59,6 +60,8 @@ def summarize(comp: Competition, integ: Integrity, near_distance: int) -> dict[s
     }
     if "group" in comp.train.columns:
         out["user_groups"] = int(comp.train["group"].nunique())
+    used = comp.train["path"].tolist() + ([] if comp.test is None else comp.test["path"].tolist())
+    out["ignored_files"] = ignored_files(comp.root, used)  # AppleDouble, hidden, not images: never read
     if table is not None:
         sizes = [f"{w}x{h}" for w, h in zip(table["width"], table["height"])]
         out["image_sizes"] = {"distinct": len(set(sizes)), "most_common": _counts(sizes, 10),
@@ -124,6 +127,11 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
                                     for o in s["test_overlap"][:10])))
     reporter.print(f"bad files: {len(s['bad_files'])}" + (f": {escape(list_some(s['bad_files']))}"
                                                           if s["bad_files"] else ""))
+    ignored = s["ignored_files"]
+    reporter.print(f"ignored files (never read): {sum(k['count'] for k in ignored.values())}" + escape("".join(
+        f"\n  {kind} {k['count']}: {', '.join(k['examples'])}"
+        + (f" (and {k['count'] - len(k['examples'])} more)" if k["count"] > len(k["examples"]) else "")
+        for kind, k in ignored.items())))
     reporter.print(f"wrote {out_dir / 'inspect.json'}, duplicates.csv, contact_sheet.png")
 
 
@@ -135,8 +143,9 @@ def inspect_data(data_dir: str | Path, cfg: PodiumConfig, out_dir: str | Path | 
     ``<run.root>/inspect-<data folder name>``) and returns the summary.
     """
     t0 = time.time()
+    out = check_folder(out_dir, "--out") if out_dir else check_folder(cfg.run.root, "run.root")
     comp, integ = prepare(data_dir, cfg.data, strict=False)
-    out = Path(out_dir) if out_dir else Path(cfg.run.root) / f"inspect-{comp.root.name}"
+    out = out if out_dir else check_folder(out / f"inspect-{comp.root.name}", "run.root")
     summary = summarize(comp, integ, cfg.data.near_distance)
     seconds = time.time() - t0
     summary["check_seconds"] = round(seconds, 3)

@@ -16,8 +16,9 @@ import pandas as pd
 from podium.config import DataConfig
 from podium.data.checks import phash_ints
 from podium.data.duplicates import cluster_labels, find_clusters
+from podium.data.extra import leaking_extra_rows, with_extra
 from podium.data.ingest import Competition, load_competition, screen_images
-from podium.errors import PodiumError
+from podium.errors import PodiumError, list_some
 from podium.io import write_csv
 from podium.registry import Registry
 
@@ -35,6 +36,7 @@ class Integrity:
     overlap: pd.DataFrame  # test images that duplicate training images: test_id, kind, train_ids, train_labels
     dropped_conflicts: list[str]  # training ids removed by data.conflicts
     groups: np.ndarray  # fold group of each training row (duplicate clusters united with data.group_col)
+    dropped_extra: list[str] = dataclasses.field(default_factory=list)  # data.extra rows duplicating the competition
 
     def write_duplicates(self, folder: Path) -> Path:
         """Write ``duplicates.csv`` (every cluster with its ids and labels) into ``folder``."""
@@ -141,8 +143,20 @@ def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True) -
 
 
 def prepare(root: str | Path, cfg: DataConfig, strict: bool = True) -> tuple[Competition, Integrity]:
-    """Read the competition folder and run every check on it (errors stop here, before any training)."""
-    return check_competition(load_competition(root, cfg, check=False), cfg, strict)
+    """Read the competition folder (and its ``data.extra`` folders) and run every check on it (errors stop here,
+    before any training)."""
+    comp = with_extra(load_competition(root, cfg, check=False), cfg)
+    checked, integ = check_competition(comp, cfg, strict)
+    leaking = leaking_extra_rows(checked, integ.duplicates)
+    if not len(leaking):
+        return checked, integ
+    # Extra images that duplicate competition images are dropped, then everything is checked again, so that the
+    # conflict policy and the fold groups never see them (the image checks are cached: the second pass is cheap).
+    dropped = checked.train["id"].iloc[leaking].tolist()
+    keep = ~comp.train["id"].isin(dropped).to_numpy()
+    comp = dataclasses.replace(comp, train=comp.train[keep].reset_index(drop=True), targets=comp.targets[keep])
+    checked, integ = check_competition(comp, cfg, strict)
+    return checked, dataclasses.replace(integ, dropped_extra=dropped)
 
 
 def integrity_line(integ: Integrity) -> str:
@@ -156,6 +170,9 @@ def integrity_line(integ: Integrity) -> str:
         parts.append(f"{len(integ.dropped_conflicts)} conflicting row(s) dropped")
     if integ.dropped_bad:
         parts.append(f"{len(integ.dropped_bad)} unreadable image(s) skipped")
+    if integ.dropped_extra:
+        parts.append(f"{len(integ.dropped_extra)} data.extra image(s) duplicating competition images dropped "
+                     f"({list_some(integ.dropped_extra, 5)})")
     if n_clusters:
         parts.append("listed in duplicates.csv")
     if integ.table is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -45,6 +46,18 @@ def interpolation(prep: Preprocessing) -> int:
 def squash(prep: Preprocessing) -> list[A.BasicTransform]:
     """Resize to size x size, ignoring the aspect ratio (keeps every lesion at the border)."""
     return [A.Resize(prep.size, prep.size, interpolation=interpolation(prep))]
+
+
+RESIZES.register("squish")(squash)  # fastai's name for the same thing
+
+
+@RESIZES.register("pad")
+def pad(prep: Preprocessing) -> list[A.BasicTransform]:
+    """Resize the long side to size, then pad the short side to a centred size x size square with the model's mean
+    colour (zero after normalisation): the whole image, undistorted (letterboxing)."""
+    fill = tuple(round(m * 255) for m in prep.mean)
+    return [A.LongestMaxSize(prep.size, interpolation=interpolation(prep)),
+            A.PadIfNeeded(prep.size, prep.size, border_mode=cv2.BORDER_CONSTANT, fill=fill)]
 
 
 @RESIZES.register("crop")
@@ -323,6 +336,34 @@ def blur(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
     return A.GaussianBlur(blur_limit=(3, 5), p=0.2)
 
 
+@AUGMENTATIONS.register("gridmask")
+def gridmask(prep: Preprocessing, aug: AugConfig) -> A.BasicTransform:
+    """GridMask: a regular grid of square holes (aug.gridmask_ratio of each cell), randomly offset, half of the time
+    (albumentations' GridDropout)."""
+    return A.GridDropout(ratio=aug.gridmask_ratio, random_offset=True, p=0.5)
+
+
+def load_pipeline(path: str) -> A.Compose:
+    """A training pipeline saved with albumentations' ``A.save`` (YAML or JSON, by extension), checked: it must end
+    in uint8 images, because podium normalises whole batches on the device (see Preprocessing)."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise PodiumError(f"aug.pipeline={path}: no such file; save a pipeline with A.save(pipeline, PATH).")
+    try:
+        pipeline = A.load(str(p), data_format="yaml" if p.suffix.lower() in (".yaml", ".yml") else "json")
+    except Exception as e:  # noqa: BLE001 - albumentations raises many kinds for a bad file
+        raise PodiumError(f"aug.pipeline={path} is not an albumentations pipeline saved with A.save "
+                          f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}).") from None
+    if not isinstance(pipeline, A.Compose):
+        pipeline = A.Compose([pipeline])
+    banned = [type(t).__name__ for t in pipeline.transforms if type(t).__name__ in ("Normalize", "ToTensorV2",
+                                                                                      "ToFloat")]
+    if banned:
+        raise PodiumError(f"aug.pipeline={path} contains {', '.join(banned)}: remove it; podium normalises batches "
+                          "on the device with the model's own mean and std.")
+    return pipeline
+
+
 def seed_transform(transform: A.Compose, seed: int) -> None:
     """Seed ``transform`` from ``seed``: all its ops draw, in order, from one pair of generators.
 
@@ -339,6 +380,8 @@ def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: b
 
     Consecutive geometric ops (Warp) are fused into one FusedWarp.
     """
+    if train and aug is not None and aug.pipeline:
+        return A.Compose([*load_pipeline(aug.pipeline).transforms, *RESIZES.get(prep.resize)(prep)])
     ops: list[A.BasicTransform] = []
     names = list(aug.ops) if (train and aug is not None) else []
     if "random_resized_crop" not in names:

@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import os
 
+import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader, Dataset
@@ -118,14 +119,15 @@ def num_workers(requested: int, device: str) -> int:
     return max(1, min(8, cores - 1)) if device == "cuda" else min(1, cores - 1)
 
 
-def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, shuffle_seed: int | None = None
-                ) -> DataLoader:
-    """A DataLoader: seeded per-epoch shuffling and no ragged last batch for training, fixed order otherwise."""
+def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, shuffle_seed: int | None = None,
+                weights: np.ndarray | None = None) -> DataLoader:
+    """A DataLoader: seeded per-epoch shuffling (or weighted sampling with ``weights``) and no ragged last batch for
+    training, fixed order otherwise."""
     train = shuffle_seed is not None
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(dataset), shuffle_seed) if train else None,
+        sampler=EpochShuffleSampler(len(dataset), shuffle_seed, weights) if train else None,
         num_workers=workers,
         pin_memory=device == "cuda",
         persistent_workers=workers > 0,  # workers keep their opened cache maps and transforms across epochs

@@ -24,10 +24,11 @@ from timm.utils import ModelEmaV3
 from podium.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.config import PodiumConfig
 from podium.data.cache import decoded_images
-from podium.data.dataset import ImageDataset
+from podium.data.dataset import SAMPLERS, ImageDataset
 from podium.data.ingest import Competition
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, maybe_compile, num_workers
+from podium.engine.batch_aug import SoftTargetMixup, create_batch_aug
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import LossFn, create_loss
@@ -64,6 +65,7 @@ class FoldParts:
     prep: Preprocessing
     train_idx: np.ndarray
     val_idx: np.ndarray
+    batch_aug: SoftTargetMixup | None = None
     bn_hooks: list = field(default_factory=list)
 
     def eval_model(self, accelerator: Accelerator) -> torch.nn.Module:
@@ -120,9 +122,11 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
                             None if images is None else images.take(train_idx), seed=tc.seed + fold)
     val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
                           None if images is None else images.take(val_idx))
-    train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold)
+    weights = SAMPLERS.get(tc.sampler)(comp.task, targets[train_idx], len(classes))
+    train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold, weights=weights)
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
-    loss_fn = create_loss(tc.loss, comp.task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes))
+    loss_fn = create_loss(tc.loss, comp.task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes),
+                          gamma=tc.focal_gamma)
     ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
     optimizer = create_optimizer(model, tc, ft)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
@@ -131,7 +135,7 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
     return FoldParts(fold, model, optimizer, scheduler, ema, train_loader, val_loader, loss_fn, prep, train_idx,
-                     val_idx)
+                     val_idx, create_batch_aug(cfg.aug, comp.task, len(classes)))
 
 
 def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: Reporter) -> Progress:
@@ -168,7 +172,9 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
                                    effective_finetune(cfg.finetune, cfg.model.pretrained), parts.bn_hooks)
     stats = train_one_epoch(parts.model, parts.train_loader, parts.optimizer, parts.scheduler, parts.loss_fn,
                             accelerator, parts.prep, parts.ema, tc.clip_grad, tc.channels_last,
-                            f"fold {fold} epoch {epoch + 1}/{tc.epochs}")
+                            f"fold {fold} epoch {epoch + 1}/{tc.epochs}",
+                            # the last aug.batch_off_epochs epochs train on clean images and labels
+                            parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None)
     run.write_lr(fold, epoch + 1, stats.pop("lrs"))  # the schedule actually used, per optimiser update
     eval_model = parts.eval_model(accelerator)
     metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
@@ -202,7 +208,8 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     eval_model.load_state_dict(run.load_best(fold).state_dict)
     tta_metrics, probs = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task,
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
-                                  channels_last=cfg.train.channels_last, description=f"fold {fold} OOF")
+                                  channels_last=cfg.train.channels_last, scales=cfg.predict.scales,
+                                  description=f"fold {fold} OOF")
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],

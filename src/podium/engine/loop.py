@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
@@ -30,9 +31,12 @@ def train_one_epoch(
     clip_grad: float = 0.0,
     channels_last: bool = True,
     description: str = "train",
+    batch_aug: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss, images per second, the last learning rate and ``lrs``, the
-    learning rate of every optimiser update (the schedule actually used, for the report)."""
+    learning rate of every optimiser update (the schedule actually used, for the report).
+
+    ``batch_aug`` (MixUp/CutMix) mixes each normalised batch and turns its targets into soft targets."""
     model.train()
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     lrs: list[float] = []
@@ -40,6 +44,8 @@ def train_one_epoch(
         task = bar.add_task(description, total=len(loader), loss=0.0, ips=0.0)
         for x, y, _ in loader:
             x = prep.normalize(x, channels_last)
+            if batch_aug is not None:
+                x, y = batch_aug(x, y)
             with accelerator.accumulate(model):
                 loss = loss_fn(model(x), y)
                 accelerator.backward(loss)
@@ -70,6 +76,7 @@ def predict_logits(
     views: Sequence[str] = ("identity",),
     channels_last: bool = True,
     views_together: bool | None = None,
+    scales: Sequence[float] = (1.0,),
     description: str = "predict",
 ) -> np.ndarray:
     """Logits (N, C) in dataset order, averaged over the TTA ``views``.
@@ -83,6 +90,9 @@ def predict_logits(
     """
     fns = check_views(views)
     model.eval()
+    if scales != (1.0,):  # multi-scale TTA: the same views at each scale, averaged on logits
+        fns = [_scaled(f, s) for s in scales for f in fns]
+        views_together = False  # different sizes cannot share one forward pass
     out: np.ndarray | None = None
     # Forward passes per batch: raised on a CUDA out-of-memory error, then kept for the following batches.
     if views_together is None:
@@ -107,10 +117,21 @@ def predict_logits(
     return out
 
 
+def _scaled(view: Callable[[torch.Tensor], torch.Tensor], scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``view`` at ``scale`` times the input size (bilinear; the model's global pooling takes any size)."""
+    if scale == 1.0:
+        return view
+    return lambda x: F.interpolate(view(x), scale_factor=scale, mode="bilinear", align_corners=False)
+
+
 def _views_logits(model: torch.nn.Module, x: torch.Tensor, fns: Sequence[Callable[[torch.Tensor], torch.Tensor]],
                   accelerator: Accelerator, passes: int) -> torch.Tensor:
     """Mean logits over the views of batch ``x``: all views stacked into one forward pass, or ``passes`` chunks of
     the stacked batch when that does not fit in memory."""
+    if passes >= len(fns):  # one view (or less) per pass: views may differ in size (multi-scale)
+        with accelerator.autocast():
+            per_view = [torch.cat([model(c).float() for c in f(x).chunk(max(1, passes // len(fns)))]) for f in fns]
+        return torch.stack(per_view).mean(0)
     batch = torch.cat([f(x) for f in fns]) if len(fns) > 1 else fns[0](x)
     with accelerator.autocast():
         logits = torch.cat([model(chunk).float() for chunk in batch.chunk(passes)])
@@ -128,10 +149,12 @@ def evaluate(
     views: Sequence[str] = ("identity",),
     threshold: float = 0.5,
     channels_last: bool = True,
+    scales: Sequence[float] = (1.0,),
     description: str = "validate",
 ) -> tuple[dict[str, float], np.ndarray]:
     """Task metrics plus ``val_loss`` on ``loader``, and the probabilities they were computed from."""
-    logits = predict_logits(model, loader, prep, accelerator, views, channels_last, description=description)
+    logits = predict_logits(model, loader, prep, accelerator, views, channels_last, scales=scales,
+                            description=description)
     probs = task.probabilities(logits)
     metrics = score(task, targets, probs, threshold)
     metrics["val_loss"] = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(targets)).item())

@@ -1,4 +1,7 @@
-"""Losses and class weights, as registered builders ``(num_classes, smoothing, weights) -> loss_fn``."""
+"""Losses and class weights, as registered builders ``(smoothing, weights, task, **options) -> loss_fn``.
+
+Every loss takes class-index targets or soft targets (N, C) (from batch augmentation), and applies label smoothing
+itself, so smoothing and mixing combine correctly."""
 
 from __future__ import annotations
 
@@ -7,18 +10,20 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torchvision.ops import sigmoid_focal_loss
 
 from podium.registry import Registry
 from podium.tasks import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-LOSSES: Registry[Callable[[float, torch.Tensor | None], LossFn]] = Registry("loss")
+LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
 CLASS_WEIGHTS: Registry[Callable[[Task, np.ndarray, int], np.ndarray | None]] = Registry("class weighting")
 
 
 @LOSSES.register("ce")
-def cross_entropy(smoothing: float, weight: torch.Tensor | None) -> LossFn:
-    """Softmax cross-entropy with label smoothing on class-index targets."""
+def cross_entropy(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, **options: float
+                  ) -> LossFn:
+    """Softmax cross-entropy with label smoothing on class-index or soft targets."""
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         w = None if weight is None else weight.to(logits.device)
@@ -28,13 +33,42 @@ def cross_entropy(smoothing: float, weight: torch.Tensor | None) -> LossFn:
 
 
 @LOSSES.register("bce")
-def bce(smoothing: float, pos_weight: torch.Tensor | None) -> LossFn:
+def bce(smoothing: float, pos_weight: torch.Tensor | None, task: Task | None = None, **options: float) -> LossFn:
     """Sigmoid binary cross-entropy per class, targets smoothed towards 0.5."""
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         target = y.float() * (1 - smoothing) + 0.5 * smoothing
         w = None if pos_weight is None else pos_weight.to(logits.device)
         return F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=w)
+
+    return loss
+
+
+@LOSSES.register("focal")
+def focal(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, gamma: float = 2.0,
+          **options: float) -> LossFn:
+    """Focal loss (Lin et al.): cross-entropy scaled by (1 - p)^gamma, so confident, easy images count less. Softmax
+    over classes for single-label tasks; per class on sigmoids (torchvision's ``sigmoid_focal_loss``) for multilabel.
+    Class weights: per class (softmax) or as BCE-style positive weights (sigmoid)."""
+    multilabel = task is not None and task.multilabel
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        w = None if weight is None else weight.to(logits.device)
+        if multilabel:
+            target = y.float() * (1 - smoothing) + 0.5 * smoothing
+            per = sigmoid_focal_loss(logits, target, alpha=-1, gamma=gamma, reduction="none")
+            if w is not None:
+                per = per * (1 + (w - 1) * target)
+            return per.mean()
+        c = logits.shape[1]
+        target = F.one_hot(y, c).float() if y.ndim == 1 else y.float()
+        target = target * (1 - smoothing) + smoothing / c
+        logp = F.log_softmax(logits, dim=1)
+        per = -(target * (1 - logp.exp()).pow(gamma) * logp)
+        if w is not None:
+            per = per * w
+        return per.sum(dim=1).mean()
 
     return loss
 
@@ -52,8 +86,9 @@ def balanced(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | 
 
 
 def create_loss(name: str, task: Task, smoothing: float, class_weights: str, targets: np.ndarray,
-                num_classes: int) -> LossFn:
-    """The loss for ``task`` (``auto`` picks the task's own), weighted as configured from the training targets."""
+                num_classes: int, **options: float) -> LossFn:
+    """The loss for ``task`` (``auto`` picks the task's own), weighted as configured from the training targets;
+    ``options`` (e.g. ``gamma``) go to the losses that use them."""
     w = CLASS_WEIGHTS.get(class_weights)(task, targets, num_classes)
     weight = None if w is None else torch.tensor(w, dtype=torch.float32)
-    return LOSSES.get(task.loss if name == "auto" else name)(smoothing, weight)
+    return LOSSES.get(task.loss if name == "auto" else name)(smoothing, weight, task=task, **options)

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from podium.config import TrainConfig
-from podium.data.images import check_images, is_image
+from podium.data.files import walk_images
+from podium.data.images import check_images
 from podium.data.ingest import load_competition
 from podium.engine.accel import make_accelerator
 from podium.errors import PodiumError, list_some
@@ -21,7 +22,7 @@ def list_images(folder: Path) -> tuple[list[str], list[str]]:
     """Ids (paths relative to ``folder``) and paths of every image below ``folder``, in sorted order."""
     if not folder.is_dir():
         raise PodiumError(f"Image folder {folder} does not exist.")
-    paths = sorted(Path(d) / f for d, _, files in os.walk(folder) for f in files if is_image(f))
+    paths = sorted(Path(p) for p in walk_images(folder, folder))  # no hidden, AppleDouble or __MACOSX files
     if not paths:
         raise PodiumError(f"{folder} holds no images ({', '.join(('.jpg', '.png', '...'))}).")
     return [p.relative_to(folder).as_posix() for p in paths], [str(p) for p in paths]

@@ -40,7 +40,7 @@ import yaml
 from podium.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.errors import PodiumError
-from podium.io import write_csv, write_json, write_text
+from podium.io import check_folder, write_csv, write_json, write_text
 from podium.runs.log import list_runs, record_run
 
 STATUSES = ("running", "done", "interrupted", "failed")
@@ -60,9 +60,7 @@ class Run:
         """A fresh, unique folder ``<run.root>/<name>-<timestamp>`` (call on the main process only)."""
         name = cfg.run.name or f"{data_dir.name}-{cfg.model.name}"
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        root = Path(cfg.run.root).expanduser().resolve()
-        if root.exists() and not root.is_dir():
-            raise PodiumError(f"run.root={cfg.run.root} is a file; give a folder for the run folders.")
+        root = check_folder(cfg.run.root, "run.root")
         path, k = root / f"{name}-{stamp}", 2
         while path.exists():
             path, k = root / f"{name}-{stamp}-{k}", k + 1
