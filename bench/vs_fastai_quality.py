@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from podium.config import PodiumConfig, merge
+from podium.console import Reporter
 from podium.data.folds import make_folds
 from podium.data.ingest import Competition, load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
@@ -35,7 +36,6 @@ from podium.engine.fold import fit_fold
 from podium.io import write_json, write_text
 from podium.metrics import mean_auc, sample_f1
 from podium.models.factory import create_model
-from podium.report import Reporter
 from podium.runs.run import Run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"

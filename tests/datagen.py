@@ -20,6 +20,7 @@ TINY = (
     "cv.folds=2",
     "predict.tta=identity,hflip",
     "data.check_images=true",
+    "run.report=false",  # tests/test_reporting.py builds reports; the other tiny runs skip them for speed
 )
 
 

@@ -5,6 +5,7 @@
     run.metrics["cv_score"], run.oof.head(), run.submission_path
     podium.predict(run, images="more_images/")      # a DataFrame of labels and probabilities
     run = podium.load("runs/data-resnet18-20261123-101500")
+    podium.report(run)                               # (re)writes run.report_path, report.html
 """
 
 from __future__ import annotations
@@ -123,3 +124,11 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
     from podium.tuning import search as run_search
 
     return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study)
+
+
+def report(run: str | Path | Run) -> Path:
+    """(Re)write the run folder's self-contained ``report.html`` from the folder alone (no retraining); returns its
+    path (``run.report_path``)."""
+    from podium.reporting import build_report
+
+    return build_report(run)

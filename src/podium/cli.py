@@ -106,6 +106,15 @@ def predict(
 
 
 @app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train.")]) -> None:
+    """(Re)write RUN_DIR/report.html from the run folder alone: data, augmentations, learning rate, curves, OOF
+    metrics, top losses, Grad-CAM, config and provenance."""
+    from podium.api import report as build
+
+    Console().print(f"wrote {build(run_dir)}")
+
+
+@app.command()
 def runs(
     root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs"),
     data: Annotated[Optional[Path], typer.Option(help="Only the runs of this data folder.")] = None,

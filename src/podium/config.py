@@ -210,6 +210,8 @@ class RunConfig:
 
     root: str = opt("runs", "Runs root: run folders and the experiment log (podium.db) live here.")
     name: str = opt("", "Run name; empty: <data folder>-<model>.")
+    report: bool = opt(True, "Write report.html into the run folder when training ends (`podium report RUN_DIR` "
+                       "writes it any time).")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from podium.config import PodiumConfig
+from podium.console import Reporter
 from podium.data.dataset import SAMPLERS
 from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
@@ -41,7 +42,7 @@ from podium.inference.ensemble import predict_checkpoints, write_test_outputs
 from podium.io import check_folder
 from podium.metrics import per_class, score
 from podium.models.factory import check_model
-from podium.report import Reporter
+from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
 
@@ -85,6 +86,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         wall = time.time() - t0
         run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
         reporter.print(f"done in {wall:.0f} s")
+        if plan.cfg.run.report and accelerator.is_main_process:
+            report_after_training(run, reporter)
     return run
 
 
@@ -165,7 +168,8 @@ def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
     the lifecycle, so a failure here marks the run failed)."""
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
-                                        "metric": comp.task.primary})
+                                        "metric": comp.task.primary, "device": str(accelerator.device),
+                                        "precision": accelerator.mixed_precision})
     folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
     if "source" in comp.train.columns:  # data.extra: where each row comes from
         folds["source"] = comp.train["source"].to_numpy()

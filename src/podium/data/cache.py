@@ -28,6 +28,7 @@ from podium.config import DataConfig
 from podium.data.images import UnreadableImage, read_image
 from podium.errors import PodiumError
 from podium.io import write_json
+from podium.progress import track
 
 VERSION = 1
 # INTER_AREA averages the source pixels it shrinks, so a cached image is an anti-aliased copy of the original.
@@ -101,8 +102,8 @@ def _fill_store(folder: str, names: list[str], side: int, root: str, threads: in
         if missing:
             with open(pixels, "ab") as out, ThreadPoolExecutor(threads) as pool:  # cv2 releases the GIL
                 offset = out.seek(0, os.SEEK_END)
-                for start in range(0, len(missing), _BUILD_CHUNK):
-                    chunk = missing[start : start + _BUILD_CHUNK]
+                chunks = [missing[start : start + _BUILD_CHUNK] for start in range(0, len(missing), _BUILD_CHUNK)]
+                for chunk in track(chunks, len(missing), f"cache {side} px", advance=len):
                     for n, img in zip(chunk, pool.map(lambda n: _decode(os.path.join(folder, n), side), chunk)):
                         out.write(img.tobytes())
                         index[n] = [*stats[n], offset, img.shape[0], img.shape[1]]

@@ -24,6 +24,7 @@ from PIL import Image
 from podium.cachedir import cache_dir
 from podium.data.images import UnreadableImage, decode_image, truncation
 from podium.io import write_json
+from podium.progress import track
 
 CACHE_VERSION = 2
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
@@ -108,7 +109,8 @@ def check_files(paths: list[str], workers: int | None = None, use_cache: bool = 
     if todo:
         workers = workers or min(8, (os.cpu_count() or 1) + 1)
         with ThreadPoolExecutor(workers) as pool:  # file reads, cv2 decoding and Pillow's resize release the GIL
-            for i, rec in zip(todo, pool.map(check_file, [paths[i] for i in todo])):
+            checked = pool.map(check_file, [paths[i] for i in todo])
+            for i, rec in zip(todo, track(checked, len(todo), "check images")):
                 records[i] = rec
         if use_cache:
             fresh = {p: {"key": list(st), "rec": rec} for p, st, rec in zip(paths, stats, records) if st is not None}

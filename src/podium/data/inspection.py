@@ -15,13 +15,14 @@ import numpy as np
 from rich.markup import escape
 
 from podium.config import PodiumConfig
+from podium.console import Reporter
 from podium.data.files import ignored_files
 from podium.data.images import read_image
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
 from podium.errors import list_some
 from podium.io import check_folder, write_json, write_with
-from podium.report import Reporter
+from podium.progress import track
 
 THUMB = 112
 PER_CLASS = 6
@@ -77,7 +78,7 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
     label_w = 160
     rows = []
     onehot = comp.task.onehot(comp.targets, len(comp.classes))
-    for c, name in enumerate(comp.classes):
+    for c, name in track(list(enumerate(comp.classes)), len(comp.classes), "contact sheet"):
         members = np.flatnonzero(onehot[:, c])
         chosen = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
         row = np.full((THUMB, label_w + per_class * THUMB, 3), 255, np.uint8)

@@ -24,6 +24,7 @@ from timm.utils import ModelEmaV3
 
 from podium.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.config import PodiumConfig
+from podium.console import Reporter
 from podium.data.cache import decoded_images
 from podium.data.dataset import SAMPLERS, ImageDataset
 from podium.data.ingest import Competition
@@ -38,7 +39,6 @@ from podium.engine.optim import create_optimizer, create_scheduler
 from podium.errors import PodiumError
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing, resolve_preprocessing
-from podium.report import Reporter
 from podium.runs.run import Run
 
 
@@ -186,9 +186,10 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
                             f"fold {fold} epoch {epoch + 1}/{tc.epochs}",
                             # the last aug.batch_off_epochs epochs train on clean images and labels
                             parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None)
+    run.write_lr(fold, epoch + 1, stats.pop("lrs"))  # the schedule actually used, per optimiser update
     eval_model = parts.eval_model(accelerator)
     metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
-                          parts.loss_fn, channels_last=tc.channels_last)
+                          parts.loss_fn, channels_last=tc.channels_last, description=f"fold {fold} validate")
     key = selection_key(metrics, task.primary)
     improved = progress.best_epoch == 0 or key > progress.best  # NaN (a diverged loss) never beats a number
     progress.rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved})
@@ -218,7 +219,8 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     eval_model.load_state_dict(run.load_best(fold).state_dict)
     tta_metrics, probs = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task,
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
-                                  channels_last=cfg.train.channels_last, scales=cfg.predict.scales)
+                                  channels_last=cfg.train.channels_last, scales=cfg.predict.scales,
+                                  description=f"fold {fold} OOF")
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],

@@ -10,25 +10,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.utils.data import DataLoader
 
 from podium.metrics import score
 from podium.models.preprocessing import Preprocessing
+from podium.progress import progress_bar, track
 from podium.tasks import Task
 from podium.tta import check_views
-
-
-def progress_bar(enabled: bool) -> Progress:
-    """A rich progress bar with loss and throughput fields, shown on terminals and in Jupyter (rich renders it as a
-    live widget there); redirected output and logs get one line per epoch instead."""
-    console = Console()
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"),
-        disable=not (enabled and (console.is_terminal or console.is_jupyter)), transient=True, console=console,
-    )
 
 
 def train_one_epoch(
@@ -45,11 +33,13 @@ def train_one_epoch(
     description: str = "train",
     batch_aug: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns the mean loss, images per second and the last learning rate.
+    """One pass over ``loader``; returns the mean loss, images per second, the last learning rate and ``lrs``, the
+    learning rate of every optimiser update (the schedule actually used, for the report).
 
     ``batch_aug`` (MixUp/CutMix) mixes each normalised batch and turns its targets into soft targets."""
     model.train()
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
+    lrs: list[float] = []
     with progress_bar(accelerator.is_main_process) as bar:
         task = bar.add_task(description, total=len(loader), loss=0.0, ips=0.0)
         for x, y, _ in loader:
@@ -64,6 +54,7 @@ def train_one_epoch(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 if accelerator.sync_gradients:
+                    lrs.append(float(optimizer.param_groups[0]["lr"]))
                     scheduler.step()  # the schedule counts optimiser updates, not micro-batches
                     if ema is not None:  # the update count drives timm's EMA warmup (short runs need it)
                         ema.update(accelerator.unwrap_model(model), step=scheduler.last_epoch)
@@ -73,7 +64,7 @@ def train_one_epoch(
             bar.update(task, advance=1, loss=total_loss / seen, ips=ips)
     elapsed = time.perf_counter() - t0
     return {"train_loss": total_loss / max(seen, 1), "images_per_s": seen * accelerator.num_processes / elapsed,
-            "lr": optimizer.param_groups[0]["lr"], "train_s": elapsed}
+            "lr": optimizer.param_groups[0]["lr"], "train_s": elapsed, "lrs": lrs}
 
 
 @torch.inference_mode()
@@ -86,6 +77,7 @@ def predict_logits(
     channels_last: bool = True,
     views_together: bool | None = None,
     scales: Sequence[float] = (1.0,),
+    description: str = "predict",
 ) -> np.ndarray:
     """Logits (N, C) in dataset order, averaged over the TTA ``views``.
 
@@ -94,7 +86,7 @@ def predict_logits(
     view at a time, because a CPU runs a batch of views x batch images slower per image than the batch alone (its
     activations outgrow the caches; bench/tta_cost: 4 views stacked 0.80 x plain/4, one per pass 1.07). Rows
     come back keyed by their dataset index, which keeps the order right under several processes too.
-    ``views_together`` overrides that choice (None: by device).
+    ``views_together`` overrides that choice (None: by device). Progress is shown as ``description``.
     """
     fns = check_views(views)
     model.eval()
@@ -106,7 +98,7 @@ def predict_logits(
     if views_together is None:
         views_together = accelerator.device.type != "cpu"
     passes = 1 if views_together else len(fns)
-    for x, _, idx in loader:
+    for x, _, idx in track(loader, len(loader), description, accelerator.is_main_process):
         x = prep.normalize(x, channels_last)
         while True:
             try:
@@ -158,9 +150,11 @@ def evaluate(
     threshold: float = 0.5,
     channels_last: bool = True,
     scales: Sequence[float] = (1.0,),
+    description: str = "validate",
 ) -> tuple[dict[str, float], np.ndarray]:
     """Task metrics plus ``val_loss`` on ``loader``, and the probabilities they were computed from."""
-    logits = predict_logits(model, loader, prep, accelerator, views, channels_last, scales=scales)
+    logits = predict_logits(model, loader, prep, accelerator, views, channels_last, scales=scales,
+                            description=description)
     probs = task.probabilities(logits)
     metrics = score(task, targets, probs, threshold)
     metrics["val_loss"] = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(targets)).item())

@@ -59,7 +59,7 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
         bs = batch_size or cfg.predict.batch_size or 2 * cfg.train.batch_size
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
         logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last,
-                                scales=cfg.predict.scales)
+                                scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}")
         probs = get_task(ckpt.task).probabilities(logits)
         total = probs if total is None else total + probs
     return Prediction(list(ids), total / len(checkpoints), get_task(first.task), list(first.classes),

@@ -10,8 +10,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from podium.console import Reporter
 from podium.errors import Interrupted, PodiumError
-from podium.report import Reporter
 from podium.runs.run import Run
 
 

@@ -10,12 +10,14 @@ resume, ensembling and reporting read through it.
   fold{k}/best.pt          Checkpoint of the fold's best epoch (EMA weights), with the run's decisions once known
   fold{k}/last.pt          ResumeState after the latest finished epoch (deleted when the fold is done)
   fold{k}/log.csv          one row per epoch
+  fold{k}/lr.csv           the learning rate of every optimiser update (epoch, step, lr)
   fold{k}/oof.csv          the fold's out-of-fold probabilities; fold{k}/done.json marks the fold finished
   oof.csv                  out-of-fold probabilities of every finished fold, keyed by id
   decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
   metrics.json             overall, per-class and per-fold scores
   test_predictions.csv     probabilities per test id;  submission.csv: in the sample's format, validated
   train.log                the console output
+  report.html              the run's report (podium.reporting), self-contained
 ```
 
 Only the main process writes (``writer``): every write method is a no-op elsewhere, so callers never check ranks.
@@ -136,11 +138,12 @@ class Run:
             return
         write_text(self.path / "config.yaml", dump_yaml(cfg))
         started = self._info_or_empty().get("started") or time.strftime("%Y-%m-%d %H:%M:%S")
+        commit = git_commit(Path.cwd())
         self._update_info({"data_dir": str(data_dir), **summary, "started": started, "status": "running",
-                           "reason": "", "pid": os.getpid(), "host": socket.gethostname()})
+                           "reason": "", "pid": os.getpid(), "host": socket.gethostname(), "git_commit": commit})
         self.record(name=self.path.name, started=started, status="running", data_dir=str(data_dir),
                     task=summary.get("task"), model=cfg.model.name, folds=cfg.cv.folds, epochs=cfg.train.epochs,
-                    metric=summary.get("metric"), config_hash=config_hash(cfg), git_commit=git_commit(Path.cwd()))
+                    metric=summary.get("metric"), config_hash=config_hash(cfg), git_commit=commit)
 
     def set_status(self, status: str, reason: str = "", **extra: Any) -> None:
         """Mark the run ``status`` (with a one-line ``reason``) in run.json and in the experiment log."""
@@ -274,6 +277,52 @@ class Run:
         self._csv(f"fold{fold}/oof.csv", oof)
         write_json(self.fold_dir(fold) / "done.json", summary)
         (self.fold_dir(fold) / "last.pt").unlink(missing_ok=True)
+
+    # ---------------------------------------------------------------------------------------------- report inputs
+
+    def write_lr(self, fold: int, epoch: int, lrs: list[float]) -> None:
+        """fold{k}/lr.csv: the rows of epochs before ``epoch`` kept, then epoch ``epoch``'s learning rate per
+        optimiser update (a resumed epoch rewrites its own rows, so the file matches an uninterrupted run's)."""
+        if not self.writer:
+            return
+        path = self.fold_dir(fold) / "lr.csv"
+        old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "step", "lr"])
+        old = old[old["epoch"] < epoch]
+        start = int(old["step"].max()) + 1 if len(old) else 0
+        new = pd.DataFrame({"epoch": epoch, "step": range(start, start + len(lrs)), "lr": lrs})
+        self._csv(f"fold{fold}/lr.csv", pd.concat([old, new], ignore_index=True) if len(old) else new)
+
+    def lr_log(self, fold: int) -> pd.DataFrame | None:
+        """fold{k}/lr.csv (epoch, step, lr), or None for a run made before it was written."""
+        path = self.fold_dir(fold) / "lr.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
+    def fold_log(self, fold: int) -> pd.DataFrame | None:
+        """fold{k}/log.csv (one row per epoch), or None before the fold's first epoch."""
+        path = self.fold_dir(fold) / "log.csv"
+        return pd.read_csv(path) if path.is_file() else None
+
+    @property
+    def folds(self) -> pd.DataFrame:
+        """folds.csv: id, fold, label."""
+        return _read_csv(self.folds_path, "folds (folds.csv)")
+
+    @property
+    def duplicates(self) -> pd.DataFrame | None:
+        """duplicates.csv (the duplicate clusters the integrity checks found), or None when there was none."""
+        path = self.path / "duplicates.csv"
+        return pd.read_csv(path, dtype={"id": str}) if path.is_file() else None
+
+    @property
+    def report_path(self) -> Path:
+        """report.html, the run's self-contained report."""
+        return self.path / "report.html"
+
+    def write_report(self, html: str) -> Path:
+        """report.html (atomically)."""
+        if self.writer:
+            write_text(self.report_path, html)
+        return self.report_path
 
     # ------------------------------------------------------------------------------------------------------ files
 

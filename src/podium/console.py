@@ -1,4 +1,5 @@
-"""Console and log-file output of a run, passed explicitly to whoever reports."""
+"""Console and log-file output of a run, passed explicitly to whoever reports (``podium.report`` is the API function
+that writes report.html; this module is named ``console`` so that the two never clash)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,184 @@
+"""The report's plots: plain functions from arrays and tables to a matplotlib Figure (Agg backend, no display), and
+``to_png`` to embed one. Nothing here reads files: ``podium.reporting.sections`` reads the run folder through Run."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: never a window, never a display server
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from sklearn.metrics import confusion_matrix as sk_confusion  # noqa: E402
+from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+
+WIDTH = 6.4  # inches; the page shows plots at most ~900 px wide
+DPI = 100
+
+
+def to_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def class_counts(classes: Sequence[str], counts: Sequence[int]) -> Figure:
+    """Horizontal bars: images (rows carrying the class, for multilabel) per class."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.35 * len(classes) + 1.0))
+    y = np.arange(len(classes))
+    ax.barh(y, counts, color="#4c72b0")
+    ax.set_yticks(y, [str(c) for c in classes])
+    ax.invert_yaxis()
+    for k, n in enumerate(counts):
+        ax.text(n, k, f" {n}", va="center", fontsize=9)
+    ax.set_xlabel("images")
+    ax.set_title("Training images per class")
+    ax.margins(x=0.12)
+    return fig
+
+
+def image_sizes(widths: np.ndarray, heights: np.ndarray) -> Figure:
+    """Scatter of image width against height (a sample of the training images)."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.7, WIDTH * 0.55))
+    ax.scatter(widths, heights, s=8, alpha=0.4, color="#4c72b0")
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title(f"Image sizes ({len(widths)} images)")
+    return fig
+
+
+def lr_schedule(logs: dict[int, pd.DataFrame]) -> Figure:
+    """The learning rate of every optimiser update, per fold (from fold{k}/lr.csv)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
+    for fold, df in sorted(logs.items()):
+        ax.plot(df["step"], df["lr"], label=f"fold {fold}", lw=1.5)
+        for _, first in df.groupby("epoch")["step"].min().items():
+            ax.axvline(first, color="#dddddd", lw=0.6, zorder=0)
+    ax.set_xlabel("optimiser update (grey lines: epoch starts)")
+    ax.set_ylabel("learning rate")
+    ax.set_title("Learning-rate schedule (as used)")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def training_curves(logs: dict[int, pd.DataFrame], metric: str) -> Figure:
+    """Per fold: train and validation loss (left) and the validation ``metric`` (right) per epoch; the best epoch
+    of each fold is marked."""
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(WIDTH * 1.5, 3.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (fold, df) in enumerate(sorted(logs.items())):
+        c = colors[k % len(colors)]
+        ax_loss.plot(df["epoch"], df["train_loss"], "--", color=c, marker=".", label=f"fold {fold} train")
+        ax_loss.plot(df["epoch"], df["val_loss"], "-", color=c, marker=".", label=f"fold {fold} val")
+        ax_metric.plot(df["epoch"], df[metric], "-", color=c, marker=".", label=f"fold {fold}")
+        best = df[df["best"].astype(str) == "True"] if "best" in df else df.iloc[:0]
+        if len(best):
+            last = best.iloc[-1]
+            ax_metric.scatter([last["epoch"]], [last[metric]], s=80, facecolors="none", edgecolors=c)
+    ax_loss.set_title("Loss")
+    ax_metric.set_title(f"Validation {metric} (circle: best epoch)")
+    for ax in (ax_loss, ax_metric):
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> Figure:
+    """Row-normalised confusion matrix (each row: where the images of a true class went), with counts."""
+    n = len(classes)
+    cm = sk_confusion(y, pred, labels=list(range(n)))
+    norm = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
+    side = min(max(3.5, 0.55 * n + 2), 9)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), [str(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticks(range(n), [str(c) for c in classes])
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (normalised per true class)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return fig
+
+
+def roc_curves(truth: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> Figure:
+    """One-vs-rest ROC curve per class (0/1 ``truth`` and probabilities, both N x C), with each class's AUC."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, WIDTH * 0.7))
+    for c, name in enumerate(classes):
+        t = truth[:, c]
+        if 0 < t.sum() < len(t):
+            fpr, tpr, _ = roc_curve(t, probs[:, c])
+            ax.plot(fpr, tpr, lw=1.5, label=f"{name} (AUC {roc_auc_score(t, probs[:, c]):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC per class (out-of-fold)")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def threshold_curve(thresholds: np.ndarray, scores: np.ndarray, chosen: float, metric: str) -> Figure:
+    """``metric`` of the decoded OOF predictions against the decision threshold, with the threshold in use."""
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 2.8))
+    ax.plot(thresholds, scores, marker=".", lw=1.5)
+    ax.axvline(chosen, color="#c44e52", ls="--", label=f"threshold in use {chosen:.3f}")
+    ax.set_xlabel("threshold")
+    ax.set_ylabel(metric)
+    ax.set_title(f"OOF {metric} against the decision threshold")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def image_grid(images: Sequence[np.ndarray], captions: Sequence[str], cols: int = 6,
+               colors: Sequence[str] | None = None, thumb: int = 160) -> Image.Image:
+    """HxWx3 uint8 RGB images in a grid of ``thumb``-pixel tiles, each under its caption (lines split at newlines,
+    coloured by ``colors`` when given). Drawn with Pillow: a grid of dozens of images in milliseconds."""
+    font = ImageFont.load_default(size=12)
+    lines = max((len(c.split("\n")) for c in captions), default=1)
+    cap_h, pad = 15 * lines + 4, 6
+    rows = max(1, -(-len(images) // cols))
+    sheet = Image.new("RGB", (cols * (thumb + pad) + pad, rows * (thumb + cap_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (image, caption) in enumerate(zip(images, captions)):
+        r, c = divmod(k, cols)
+        x, y = pad + c * (thumb + pad), pad + r * (thumb + cap_h + pad)
+        for j, line in enumerate(caption.split("\n")):
+            draw.text((x, y + 15 * j), _fit(draw, line, font, thumb), fill=(colors[k] if colors else "black"),
+                      font=font)
+        tile = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+        scale = thumb / max(tile.size)  # small images are enlarged too, so every tile has the same size
+        tile = tile.resize((max(1, round(tile.width * scale)), max(1, round(tile.height * scale))),
+                           Image.Resampling.NEAREST if scale > 2 else Image.Resampling.LANCZOS)
+        sheet.paste(tile, (x + (thumb - tile.width) // 2, y + cap_h + (thumb - tile.height) // 2))
+    return sheet
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont, width: int) -> str:
+    """``text`` shortened with an ellipsis to fit ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "...", font=font) > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def grid_png(images: Sequence[np.ndarray], captions: Sequence[str], **kwargs: object) -> bytes:
+    """``image_grid`` as PNG bytes."""
+    buf = io.BytesIO()
+    image_grid(images, captions, **kwargs).save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
