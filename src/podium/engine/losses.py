@@ -39,6 +39,39 @@ def bce(smoothing: float, pos_weight: torch.Tensor | None) -> LossFn:
     return loss
 
 
+def _per_row(weight: torch.Tensor | None, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Each row's class weight (ones without class weights)."""
+    return torch.ones(len(y), device=like.device) if weight is None else weight.to(like.device)[y]
+
+
+@LOSSES.register("cumulative")
+def cumulative(smoothing: float, weight: torch.Tensor | None) -> LossFn:
+    """Ordinal grades as K-1 binary cuts: BCE of logit k against (grade > k), targets smoothed towards 0.5, rows
+    weighted by their grade's class weight (see podium.ordinal)."""
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cuts = torch.arange(logits.shape[1], device=logits.device)
+        target = (y.view(-1, 1) > cuts).float() * (1 - smoothing) + 0.5 * smoothing
+        per_row = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").mean(dim=1)
+        w = _per_row(weight, y, logits)
+        return (per_row * w).sum() / w.sum()
+
+    return loss
+
+
+@LOSSES.register("regression")
+def regression(smoothing: float, weight: torch.Tensor | None) -> LossFn:
+    """Ordinal grades as one number: smooth L1 (Huber, beta 1) between the single output and the grade, rows weighted
+    by their grade's class weight; no label smoothing (see podium.ordinal)."""
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        per_row = F.smooth_l1_loss(logits.float()[:, 0], y.float(), reduction="none")
+        w = _per_row(weight, y, logits)
+        return (per_row * w).sum() / w.sum()
+
+    return loss
+
+
 @CLASS_WEIGHTS.register("none")
 def no_weights(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None:
     """Every class counts the same."""
