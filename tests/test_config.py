@@ -180,7 +180,8 @@ def test_unknown_names_are_one_line_with_did_you_mean(override: str, key: str, v
 def test_no_did_you_mean_when_nothing_is_close() -> None:
     with pytest.raises(PodiumError) as e:
         load_config(None, ["train.loss=focal"])
-    assert str(e.value) == "Config key train.loss: unknown loss 'focal'; choose from auto, ce, bce, cumulative, regression."
+    assert str(e.value) == ("Config key train.loss: unknown loss 'focal'; choose from auto, ce, bce, cumulative, "
+                            "regression.")
 
 
 @pytest.mark.parametrize("key", sorted(CHOICE_KEYS))

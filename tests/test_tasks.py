@@ -59,7 +59,8 @@ def test_ordinal_decodes_grades() -> None:
 def test_binary_decodes_and_counts() -> None:
     task = get_task("binary")
     p = np.array([[0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
-    assert task.decode(p, task.fit_decisions(np.array([0, 1, 0]), p, PredictConfig()), ("neg", "pos")) == ["neg", "pos", "neg"]
+    decisions = task.fit_decisions(np.array([0, 1, 0]), p, PredictConfig())
+    assert task.decode(p, decisions, ("neg", "pos")) == ["neg", "pos", "neg"]
     y = np.array([0, 0, 0, 1])
     assert task.counts(y, 2).tolist() == [3, 1] and task.label_strings(y, ("neg", "pos")) == ["neg"] * 3 + ["pos"]
     assert task.onehot(y, 2).tolist() == [[1, 0], [1, 0], [1, 0], [0, 1]]

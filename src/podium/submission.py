@@ -45,8 +45,8 @@ Matcher = Callable[[pd.DataFrame, list[str], Task, list[str], str], bool]
 class SubmissionKind:
     """A registered submission format: its writer, the validator of a written value column, and its rule for
     recognising a sample. ``default_column`` names its single value column when there is no sample (None: it needs
-    a sample). ``write_labels`` (optional) writes decoded label strings instead, when the caller has them. Which formats a task can be written in, and in which order a sample is matched, the task says
-    (``Task.submissions``)."""
+    a sample). ``write_labels`` (optional) writes decoded label strings instead, when the caller has them. Which
+    formats a task can be written in, and in which order a sample is matched, the task says (``Task.submissions``)."""
 
     write: Writer
     validate: Validator
