@@ -129,3 +129,16 @@ def _paths(root: Path) -> tuple[list[str], list[str]]:
 
     comp = load_competition(root, DataConfig(), check=False)
     return comp.train["id"].astype(str).tolist(), comp.train["path"].tolist()
+
+
+def test_the_contact_sheet_shows_images_after_preprocessing(tmp_path: Path) -> None:
+    from podium.data.ingest import load_competition
+    from podium.data.inspection import THUMB, contact_sheet
+
+    comp = load_competition(datagen.folders(tmp_path / "f", per_class=2), DataConfig(), check=False)
+    sheets = {}
+    for name, ops in (("plain", _ops()), ("gray", _ops("gray"))):
+        sheets[name] = cv2.imread(str(contact_sheet(comp, tmp_path / f"{name}.png", ops=ops))).astype(int)
+    thumbs = {k: v[2:THUMB - 2, 160 + 2:160 + THUMB - 2] for k, v in sheets.items()}  # first image of first class
+    assert np.abs(thumbs["plain"][..., 0] - thumbs["plain"][..., 2]).max() > 50  # coloured stripes
+    assert np.abs(thumbs["gray"][..., 0] - thumbs["gray"][..., 2]).max() <= 1

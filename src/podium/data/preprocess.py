@@ -20,16 +20,18 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from podium.config import DataConfig
 from podium.data.images import read_image
-from podium.models.preprocessing import Preprocessing
 from podium.registry import Registry
+
+if TYPE_CHECKING:  # the model's Preprocessing imports timm, which podium inspect does not need
+    from podium.models.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,7 @@ def image_ops(cfg: DataConfig) -> ImageOps:
 def with_image_ops(prep: Preprocessing, cfg: DataConfig) -> Preprocessing:
     """The model's preprocessing carrying the configured image ops (so checkpoints hold them)."""
     ops = image_ops(cfg)
-    return Preprocessing(prep.size, prep.resize, prep.interpolation, prep.mean, prep.std, prep.crop_pct, ops.names,
-                         ops.params)
+    return replace(prep, ops=ops.names, op_params=ops.params)
 
 
 def ops_of(prep: Preprocessing) -> ImageOps:
