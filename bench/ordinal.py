@@ -59,6 +59,7 @@ def fold0(data: Path, cfg: PodiumConfig, work: Path, name: str) -> tuple[np.ndar
     folds = make_folds(comp.targets, comp.task, cfg.cv.folds, cfg.cv.seed)
     torch.set_num_threads(THREADS)
     run_dir = work / name
+    run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     result = fit_fold(0, comp, folds, cfg, Run(run_dir), make_accelerator(cfg.train), Reporter(run_dir / "log"))
     return comp.targets[result.val_idx], result.probs, time.perf_counter() - t0
