@@ -134,6 +134,9 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "train.precision": (("auto", "no", "bf16", "fp16"), ()),
     "train.device": (("auto", "cpu", "cuda", "mps"), ()),
     "predict.tta": ("podium.tta:VIEWS", ()),
+    "data.preprocess": ("podium.data.preprocess:PREPROCESS", ()),
+    "predict.threshold_mode": ("podium.thresholds:THRESHOLD_MODES", ()),
+    "predict.binary_threshold": ("podium.thresholds:BINARY_RULES", ()),
 }
 
 
@@ -183,7 +186,8 @@ def test_unknown_names_are_one_line_with_did_you_mean(override: str, key: str, v
 def test_no_did_you_mean_when_nothing_is_close() -> None:
     with pytest.raises(PodiumError) as e:
         load_config(None, ["train.loss=hinge"])
-    assert str(e.value) == "Config key train.loss: unknown loss 'hinge'; choose from auto, ce, bce, focal."
+    assert str(e.value) == ("Config key train.loss: unknown loss 'hinge'; choose from auto, ce, bce, focal, "
+                            "cumulative, regression.")
 
 
 @pytest.mark.parametrize("key", sorted(CHOICE_KEYS))
@@ -299,7 +303,7 @@ def test_help_lists_registry_choices_and_ranges() -> None:
     lines = {line.split("=", 1)[0].strip(): line for line in help_text().splitlines() if line.startswith("  ")}
     assert "[choices: random_resized_crop, hflip, vflip, rotate90, affine, color, blur" in lines["aug.ops"]
     assert "[choices: auto, csv, folders]" in lines["data.layout"]
-    assert "[choices: auto, ce, bce, focal]" in lines["train.loss"]
+    assert "[choices: auto, ce, bce, focal, cumulative, regression]" in lines["train.loss"]
     assert "[choices: auto, no, bf16, fp16]" in lines["train.precision"]
     assert "[range: > 0]" in lines["train.lr"] and "[range: in [0, 1)]" in lines["train.label_smoothing"]
     assert "[range: 0 or in [16, 4096]]" in lines["model.img_size"]

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from podium.config import PredictConfig
 from podium.metrics import METRICS, fit_threshold, per_class, score
 from podium.tasks import decode_multilabel, get_task
 
@@ -55,7 +56,7 @@ def test_metrics_read_the_tasks_decisions() -> None:
     p = np.array([[0.6, 0.2], [0.3, 0.4], [0.7, 0.45]])
     low = score(task, y, p, 0.5, decisions={"threshold": 0.35})["sample_f1"]
     assert low == score(task, y, p, 0.35)["sample_f1"] and low > score(task, y, p, 0.5)["sample_f1"]
-    rep = per_class(task, y, p, ["a", "b"], decisions=task.fit_decisions(y, p, 0.35))
+    rep = per_class(task, y, p, ["a", "b"], decisions=task.fit_decisions(y, p, PredictConfig(threshold=0.35)))
     assert rep["b"]["recall"] == 1.0 and per_class(task, y, p, ["a", "b"], 0.5)["b"]["recall"] == 0.5
     single = get_task("ordinal")
     assert per_class(single, np.array([0, 1]), np.eye(2), ["0", "1"], decisions={})["1"]["f1"] == 1.0

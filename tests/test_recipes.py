@@ -220,3 +220,14 @@ def test_extra_data_trains_only_and_duplicates_of_the_competition_are_dropped(tm
     oof = run.oof
     assert len(oof) == 48 and set(oof["source"]) == {"train"}  # extra rows never in the OOF predictions
     assert "2 data.extra image(s) duplicating competition images dropped" in run.log_path.read_text()
+
+
+@pytest.mark.parametrize(("name", "outputs"), [("cumulative", 4), ("regression", 1)])
+def test_ordinal_losses_take_the_soft_targets_of_batch_augmentation(name: str, outputs: int) -> None:
+    task = get_task("ordinal").for_loss(name, 5)
+    y = torch.tensor([0, 2, 4, 1])
+    loss = create_loss(name, task, 0.1, "balanced", np.array([0, 1, 2, 3, 4, 2, 2]), 5)
+    logits = torch.randn(4, outputs)
+    assert torch.allclose(loss(logits, y), loss(logits, F.one_hot(y, 5).float()), atol=1e-6)
+    mixed = 0.7 * F.one_hot(y, 5).float() + 0.3 * F.one_hot(y.flip(0), 5).float()
+    assert torch.isfinite(loss(logits, mixed))

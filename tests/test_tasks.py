@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from podium.config import PredictConfig
 from podium.errors import PodiumError
 from podium.tasks import TASKS, SingleLabelTask, decode_multilabel, detect_task, get_task
 
@@ -37,8 +38,9 @@ def test_single_label_tasks_decide_nothing_and_decode_the_argmax() -> None:
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
     for name in ("multiclass", "ordinal"):
         task = get_task(name)
-        assert task.fit_decisions(np.array([0, 2, 1]), p, -1.0) == {}
-        assert task.fit_decisions(np.array([0, 2, 1]), p, 0.3) == {}
+        if name == "multiclass":
+            assert task.fit_decisions(np.array([0, 2, 1]), p, PredictConfig()) == {}
+            assert task.fit_decisions(np.array([0, 2, 1]), p, PredictConfig(threshold=0.3)) == {}
         assert task.decode(p, {}, C3) == ["a", "c", "b"]
         assert task.decode(p, {"threshold": 0.05}, C3) == ["a", "c", "b"]  # a threshold does not matter
         assert task.predict(p, {}).tolist() == [0, 2, 1]
@@ -57,7 +59,8 @@ def test_ordinal_decodes_grades() -> None:
 def test_binary_decodes_and_counts() -> None:
     task = get_task("binary")
     p = np.array([[0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
-    assert task.decode(p, task.fit_decisions(np.array([0, 1, 0]), p, -1.0), ("neg", "pos")) == ["neg", "pos", "neg"]
+    decisions = task.fit_decisions(np.array([0, 1, 0]), p, PredictConfig())
+    assert task.decode(p, decisions, ("neg", "pos")) == ["neg", "pos", "neg"]
     y = np.array([0, 0, 0, 1])
     assert task.counts(y, 2).tolist() == [3, 1] and task.label_strings(y, ("neg", "pos")) == ["neg"] * 3 + ["pos"]
     assert task.onehot(y, 2).tolist() == [[1, 0], [1, 0], [1, 0], [0, 1]]
@@ -71,8 +74,8 @@ def test_multilabel_fits_or_keeps_the_threshold() -> None:
     y = (rng.random((120, 4)) < 0.3).astype(int)
     p = np.clip(y * 0.3 + rng.random((120, 4)) * 0.5, 0, 1)
     task = get_task("multilabel")
-    assert task.fit_decisions(y, p, -1.0) == {"threshold": fit_threshold(y, p)}
-    assert task.fit_decisions(y, p, 0.35) == {"threshold": 0.35}
+    assert task.fit_decisions(y, p, PredictConfig()) == {"threshold": fit_threshold(y, p)}
+    assert task.fit_decisions(y, p, PredictConfig(threshold=0.35)) == {"threshold": 0.35}
 
 
 def test_multilabel_decodes_space_joined_rows_never_empty() -> None:

@@ -39,7 +39,7 @@ def prob_mean(members: list[np.ndarray], w: np.ndarray, task: Task) -> np.ndarra
 def logit_mean(members: list[np.ndarray], w: np.ndarray, task: Task) -> np.ndarray:
     """Weighted mean of the task's logits, turned back into probabilities by the task."""
     logits = np.stack([task.logits(p) for p in members])
-    return task.probabilities(np.tensordot(np.asarray(w, dtype=np.float64), logits, axes=1))
+    return task.from_logits(np.tensordot(np.asarray(w, dtype=np.float64), logits, axes=1))
 
 
 def rank_mean(members: list[np.ndarray], w: np.ndarray, task: Task) -> np.ndarray:

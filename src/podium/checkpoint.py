@@ -22,9 +22,12 @@ from podium.errors import PodiumError
 from podium.io import atomic_path
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing
+from podium.tasks import Task, get_task
 
-FORMAT = "podium-checkpoint-2"
-READABLE = ("podium-checkpoint-1", FORMAT)  # version 1 kept a bare "threshold" instead of "decisions"
+FORMAT = "podium-checkpoint-3"
+# version 1 kept a bare "threshold" instead of "decisions"; before version 3 an ordinal task's train.loss=auto meant ce
+READABLE = ("podium-checkpoint-1", "podium-checkpoint-2", FORMAT)
+_AUTO_LOSS_BEFORE_3 = {"ordinal": "ce"}
 STATE_FORMAT = "podium-resume-2"
 
 
@@ -47,9 +50,13 @@ class Checkpoint:
         """The same checkpoint carrying the run's decisions."""
         return replace(self, decisions=dict(decisions))
 
+    def resolved_task(self) -> Task:
+        """The task as the model was trained: coded by the config's ``train.loss`` over the checkpoint's classes."""
+        return get_task(self.task).for_loss(self.config.train.loss, len(self.classes))
+
     def build_model(self) -> torch.nn.Module:
         """Rebuild exactly the trained model (architecture, head, weights), in eval mode, on the CPU."""
-        model = create_model(self.config.model, len(self.classes), pretrained="none")
+        model = create_model(self.config.model, self.resolved_task().outputs(len(self.classes)), pretrained="none")
         model.load_state_dict(self.state_dict)
         return model.eval()
 
@@ -74,7 +81,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint safely (no pickled code), or raise one clear PodiumError naming the file."""
     d = _load(path, READABLE, "podium checkpoint")
     decisions = d.get("decisions", {"threshold": d["threshold"]} if "threshold" in d else {})
-    return Checkpoint(d["state_dict"], from_dict(d["config"]), tuple(d["classes"]), str(d["task"]),
+    config = from_dict(d["config"])
+    if d["format"] != FORMAT and config.train.loss == "auto":
+        loss = _AUTO_LOSS_BEFORE_3.get(str(d["task"]), "auto")
+        config = replace(config, train=replace(config.train, loss=loss))
+    return Checkpoint(d["state_dict"], config, tuple(d["classes"]), str(d["task"]),
                       Preprocessing.from_dict(d["preprocessing"]), int(d.get("fold", 0)), int(d.get("epoch", 0)),
                       str(d.get("metric", "")), float(d.get("score", float("nan"))), dict(decisions))
 

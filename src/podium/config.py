@@ -79,6 +79,15 @@ class DataConfig:
     cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
     cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).", ge=1)
     cache_dir: str = opt("", "Root of the decoded-image cache; empty: $PODIUM_CACHE or ~/.cache/podium.")
+    preprocess: tuple[str, ...] = opt((), "Image preprocessing ops applied in order to every decoded image before "
+                                      "resizing and caching, in training and prediction alike (saved in each "
+                                      "checkpoint), e.g. crop_black,ben_graham for retinas.",
+                                      choices="podium.data.preprocess:PREPROCESS")
+    ben_graham_sigma: float = opt(0.04, "ben_graham: Gaussian blur sigma as a fraction of the image's short side "
+                                  "(APTOS notebooks: sigmaX=10 at 256 px).", gt=0, le=1)
+    black_tolerance: int = opt(10, "crop_black: pixels at or below this gray level (0-255) count as border.", ge=0,
+                               le=254)
+    clahe_clip: float = opt(2.0, "clahe: contrast limit of the histogram equalisation (8x8 tiles).", gt=0, le=40)
 
 
 @dataclass(frozen=True)
@@ -156,9 +165,11 @@ class TrainConfig:
                         choices="podium.engine.optim:SCHEDULES")
     warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then the schedule, stepped per update.", ge=0)
     min_lr_ratio: float = opt(0.01, "Final learning rate as a fraction of lr.", ge=0, le=1)
-    loss: str = opt("auto", "Loss; auto: the task's own (cross-entropy for single-label tasks, binary cross-entropy "
-                    "for multilabel).", choices="podium.engine.losses:LOSSES", reserved=("auto",))
-    label_smoothing: float = opt(0.1, "Label smoothing for ce, bce and focal.", ge=0, lt=1)
+    loss: str = opt("auto", "Loss; auto: the task's own (cross-entropy for binary and multiclass, binary "
+                    "cross-entropy for multilabel, podium.tasks.DEFAULT_ORDINAL_LOSS for ordinal). cumulative "
+                    "and regression code ordered grades (data.task=ordinal).", choices="podium.engine.losses:LOSSES",
+                    reserved=("auto",))
+    label_smoothing: float = opt(0.1, "Label smoothing for ce, bce, focal and cumulative.", ge=0, lt=1)
     focal_gamma: float = opt(2.0, "Focusing parameter of the focal loss (0: plain cross-entropy).", ge=0)
     sampler: str = opt("shuffle", "How training batches draw images: every image once per epoch (shuffle), or with "
                        "replacement by class frequency (single-label tasks).",
@@ -200,7 +211,13 @@ class PredictConfig:
                                choices="podium.tta:VIEWS")
     scales: tuple[float, ...] = opt((1.0,), "Multi-scale TTA: every view also at these multiples of the input size.",
                                     gt=0, le=4)
-    threshold: float = opt(-1.0, "Multilabel decision threshold; negative: fitted on the OOF predictions.", le=1)
+    threshold: float = opt(-1.0, "Multilabel decision threshold for every class; negative: fitted on the OOF "
+                           "predictions as threshold_mode says.", le=1)
+    threshold_mode: str = opt("global", "How multilabel thresholds are fitted on the OOF predictions: one for all "
+                              "classes or one per class.", choices="podium.thresholds:THRESHOLD_MODES")
+    binary_threshold: str = opt("argmax", "Binary label submissions: the rule fitting a threshold on the positive "
+                                "class on the OOF predictions; argmax: none (0.5).",
+                                choices="podium.thresholds:BINARY_RULES")
     batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.", ge=0)
 
 

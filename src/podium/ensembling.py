@@ -167,15 +167,15 @@ def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], B
     """The blend's weights and scores: each member's, the blend's honest (cross-fitted) and in-sample ones, with
     decisions refitted on the blended OOF through the task."""
     task = m.task
-    threshold = m.runs[0].config.predict.threshold
+    predict = m.runs[0].config.predict  # how the members fit their decisions: the blend fits its own alike
     result = cross_fit(blender, task, m.y, m.probs, m.folds)
-    decisions = task.fit_decisions(m.y, result.probs, threshold)
-    honest_decisions = task.fit_decisions(m.y, result.honest, threshold)
+    decisions = task.fit_decisions(m.y, result.probs, predict)
+    honest_decisions = task.fit_decisions(m.y, result.honest, predict)
     honest = score(task, m.y, result.honest, decisions=honest_decisions)
     in_sample = score(task, m.y, result.probs, decisions=decisions)
     member_rows = []
     for run, p, w in zip(m.runs, m.probs, result.weights):
-        own = score(task, m.y, p, decisions=task.fit_decisions(m.y, p, threshold))
+        own = score(task, m.y, p, decisions=task.fit_decisions(m.y, p, predict))
         member_rows.append({"run_dir": str(run.path), "name": run.path.name, "weight": float(w),
                             "cv_score": own[task.primary], "overall": own})
     best = max(r["cv_score"] for r in member_rows)

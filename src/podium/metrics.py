@@ -13,7 +13,9 @@ import numpy as np
 from sklearn import metrics as skm
 
 from podium.registry import Registry
-from podium.tasks import Task, decode_multilabel
+from podium.tasks import Task
+from podium.thresholds import global_threshold
+from podium.thresholds import sample_f1 as _sample_f1
 
 Metric = Callable[[np.ndarray, np.ndarray, float], float]
 METRICS: Registry[Metric] = Registry("metric")
@@ -59,16 +61,17 @@ def mean_auc(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
 
 
 @METRICS.register("sample_f1")
-def sample_f1(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Mean over rows of the F1 of the label set decoded at ``threshold`` (Plant Pathology 2021's metric)."""
-    pred = decode_multilabel(p, threshold)
-    return float(skm.f1_score(y, pred, average="samples", zero_division=0))
+def sample_f1(y: np.ndarray, p: np.ndarray, threshold: float | list[float] = 0.5) -> float:
+    """Mean over rows of the F1 of the label set decoded at ``threshold`` (one, or one per class; Plant Pathology
+    2021's metric)."""
+    return _sample_f1(y, p, threshold)
 
 
 def score(task: Task, y: np.ndarray, p: np.ndarray, threshold: float = 0.5,
           decisions: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """All of the task's metrics; a ``threshold`` in ``decisions`` (``Task.fit_decisions``) overrides ``threshold``."""
-    threshold = float((decisions or {}).get("threshold", threshold))
+    """All of the task's metrics; a ``threshold`` in ``decisions`` (``Task.fit_decisions``, one number or one per
+    class) overrides ``threshold``."""
+    threshold = (decisions or {}).get("threshold", threshold)
     return {name: METRICS.get(name)(y, p, threshold) for name in task.metrics}
 
 
@@ -97,6 +100,4 @@ def per_class(task: Task, y: np.ndarray, p: np.ndarray, classes: list[str], thre
 
 def fit_threshold(y: np.ndarray, p: np.ndarray) -> float:
     """The global multilabel threshold that maximises sample F1 on these (out-of-fold) predictions."""
-    grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
-    scores = [sample_f1(y, p, t) for t in grid]
-    return float(grid[int(np.argmax(scores))])
+    return global_threshold(y, p)

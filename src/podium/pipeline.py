@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
+    comp = replace(comp, task=comp.task.for_loss(cfg.train.loss, len(comp.classes)))  # what the outputs mean
     check_loss(comp, cfg)
     SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
     if cfg.aug.pipeline:
@@ -125,7 +126,7 @@ def check_loss(comp: Competition, cfg: PodiumConfig) -> None:
     try:
         loss_fn = create_loss(cfg.train.loss, comp.task, cfg.train.label_smoothing, cfg.train.class_weights,
                               comp.targets, len(comp.classes), gamma=cfg.train.focal_gamma)
-        loss_fn(torch.zeros(len(targets), len(comp.classes)), torch.as_tensor(targets))
+        loss_fn(torch.zeros(len(targets), comp.task.outputs(len(comp.classes))), torch.as_tensor(targets))
     except (RuntimeError, ValueError, IndexError) as e:
         raise PodiumError(f"train.loss={cfg.train.loss} does not fit the {comp.task.name} task's targets "
                           f"({str(e).splitlines()[0]}); use train.loss=auto.") from None
@@ -207,13 +208,15 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     idx, probs, fold_of = idx[order], probs[order], fold_of[order]
     y = comp.targets[idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
+    for name, values in task.columns(probs).items():  # an ordinal score
+        oof[name] = values
     oof.insert(0, "label", [comp.label_strings()[i] for i in idx])
     if "source" in comp.train.columns:
         oof.insert(0, "source", comp.train["source"].to_numpy()[idx])
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)
-    decisions = task.fit_decisions(y, probs, plan.cfg.predict.threshold)  # e.g. the multilabel threshold
+    decisions = task.fit_decisions(y, probs, plan.cfg.predict)  # thresholds, cut points
     run.write_decisions(decisions)
     overall = score(task, y, probs, decisions=decisions)
     metrics = {
@@ -221,6 +224,7 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
         "cv_score_no_tta": float(np.mean([r.summary["score"] for r in results])),
         "threshold": decisions.get("threshold"), "decisions": decisions, "tta": list(plan.cfg.predict.tta),
         "oof_rows": int(len(idx)), "overall": overall,
+        "decision_scores": task.decision_report(y, probs, decisions),  # plain decoding next to the fitted decisions
         "per_class": per_class(task, y, probs, list(comp.classes), decisions=decisions),
         "per_fold": [r.summary for r in results],
     }

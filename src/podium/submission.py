@@ -46,6 +46,9 @@ class SubmissionFormat:
 
 # A writer maps (probabilities, classes, threshold, format) to the value columns of the submission.
 Writer = Callable[[np.ndarray, list[str], float, SubmissionFormat], dict[str, list]]
+# A label writer maps the task's decoded label string of each row (its fitted decisions applied: thresholds, cut
+# points) and the format to the value columns; label formats have one, so the submission uses the validated rule.
+LabelWriter = Callable[[list[str], SubmissionFormat, dict[str, str]], dict[str, list]]
 # A validator checks one written value column (read back as strings, none empty): (values, column, classes, where).
 Validator = Callable[[pd.Series, str, list[str], str], None]
 # A matcher says whether a sample is in this format for the task: (sample, its value column names, task, classes,
@@ -58,14 +61,17 @@ Matcher = Callable[[pd.DataFrame, list[str], Task, list[str], str], bool]
 class SubmissionKind:
     """A registered submission format: its writer, the validator of a written value column, and its rule for
     recognising a sample. ``default_column`` names its single value column when there is no sample (None: it needs
-    a sample); ``labels`` says whether it writes class names (spelled as the sample spells them). Which formats a
-    task can be written in, and in which order a sample is matched, the task says (``Task.submissions``)."""
+    a sample); ``labels`` says whether it writes class names (spelled as the sample spells them);
+    ``write_labels`` (optional) writes the task's decoded label strings instead, when the caller has them (fitted cut
+    points or thresholds). Which formats a task can be written in, and in which order a sample is matched, the task
+    says (``Task.submissions``)."""
 
     write: Writer
     validate: Validator
     matches: Matcher
     default_column: str | None = None
     labels: bool = False
+    write_labels: LabelWriter | None = None
 
 
 FORMATS: Registry[SubmissionKind] = Registry("submission format")
@@ -129,6 +135,14 @@ def _write_label(p: np.ndarray, classes: list[str], threshold: float, fmt: Submi
     return {fmt.value_columns[0]: [classes[i] for i in p.argmax(axis=1)]}
 
 
+def _label_column(labels: list[str], fmt: SubmissionFormat, spelled: dict[str, str]) -> dict[str, list]:
+    return {fmt.value_columns[0]: [spelled.get(label, label) for label in labels]}
+
+
+def _label_set_column(labels: list[str], fmt: SubmissionFormat, spelled: dict[str, str]) -> dict[str, list]:
+    return {fmt.value_columns[0]: [" ".join(spelled.get(t, t) for t in label.split(" ")) for label in labels]}
+
+
 def _write_labels(p: np.ndarray, classes: list[str], threshold: float, fmt: SubmissionFormat) -> dict[str, list]:
     rows = decode_multilabel(p, threshold)
     return {fmt.value_columns[0]: [" ".join(c for c, on in zip(classes, row) if on) for row in rows]}
@@ -138,10 +152,12 @@ def _write_labels(p: np.ndarray, classes: list[str], threshold: float, fmt: Subm
 FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_columns))
 # one numeric column: the probability of the positive (last) class, as Kaggle scores binary tasks on ROC AUC
 FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column))
-# one column: the most likely class
-FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label", labels=True))
+# one column: the task's decoded class (fitted cut points or binary threshold applied), else the most likely class
+FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label", labels=True,
+                                         write_labels=_label_column))
 # one column: the space-separated classes at or above the threshold, never none
-FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels", labels=True))
+FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels", labels=True,
+                                          write_labels=_label_set_column))
 
 # sample columns put last, so that a one-column format takes the column before them (Kaggle ships id,label,Usage)
 KEPT_NAMES = ("usage",)
@@ -199,14 +215,20 @@ def default_format(task: Task, classes: list[str], ids: list[str], id_col: str =
 
 
 def make_submission(fmt: SubmissionFormat, ids: list[str], probs: np.ndarray, classes: list[str],
-                    threshold: float) -> pd.DataFrame:
-    """Build the submission table in the sample's id order from predictions keyed by ``ids``."""
+                    threshold: float | list[float], labels: list[str] | None = None) -> pd.DataFrame:
+    """Build the submission table in the sample's id order from predictions keyed by ``ids``; a label format writes
+    ``labels`` (the task's decoded label of each id, ``Task.decode``) where given."""
     pos = {i: k for k, i in enumerate(ids)}
     missing = [i for i in fmt.ids if i not in pos]
     if missing:
         raise PodiumError(f"No prediction for sample submission ids {list_some(missing)}.")
     order = np.array([pos[i] for i in fmt.ids], dtype=np.int64)
-    values = FORMATS.get(fmt.kind).write(probs[order], list(fmt.names) or classes, threshold, fmt)
+    kind = FORMATS.get(fmt.kind)
+    if labels is not None and kind.write_labels is not None:
+        spelled = dict(zip(classes, fmt.names)) if fmt.names else {}  # as the sample spells the classes
+        values = kind.write_labels([labels[k] for k in order], fmt, spelled)
+    else:
+        values = kind.write(probs[order], list(fmt.names) or classes, threshold, fmt)
     df = pd.DataFrame({fmt.id_col: list(fmt.ids), **values, **{c: list(v) for c, v in fmt.kept}})
     return df[list(fmt.columns)]
 
@@ -236,9 +258,10 @@ def validate_submission(path: str | Path, fmt: SubmissionFormat, classes: list[s
 
 
 def write_submission(path: str | Path, fmt: SubmissionFormat, ids: list[str], probs: np.ndarray,
-                     classes: list[str], threshold: float) -> pd.DataFrame:
-    """Write the submission atomically and validate the file on disk."""
-    df = make_submission(fmt, ids, probs, classes, threshold)
+                     classes: list[str], threshold: float | list[float], labels: list[str] | None = None
+                     ) -> pd.DataFrame:
+    """Write the submission atomically and validate the file on disk (``labels``: see ``make_submission``)."""
+    df = make_submission(fmt, ids, probs, classes, threshold, labels)
     write_csv(path, df)
     validate_submission(path, fmt, classes)
     return df

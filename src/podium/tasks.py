@@ -12,15 +12,27 @@ one of the two classes below, registered in ``TASKS``; a new task is one more re
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
+from podium.config import PredictConfig
 from podium.errors import PodiumError, list_some
+from podium.ordinal import (
+    ORDINAL_LOSSES,
+    OrdinalCoding,
+    cut_point_report,
+    expected_grade,
+    fit_cut_points,
+    grades,
+    softmax,
+)
 from podium.registry import Registry
+from podium.thresholds import BINARY_RULES, THRESHOLD_MODES, binary_report, decode_multilabel, multilabel_report
 
 DEFAULT_THRESHOLD = 0.5
+__all__ = ["TASKS", "Task", "decode_multilabel", "get_task", "detect_task"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,35 @@ class Task:
         raise NotImplementedError
 
     def logits(self, probs: np.ndarray) -> np.ndarray:
-        """Logits that ``probabilities`` maps back to ``probs`` (blends average runs on this scale)."""
+        """Logits of class probabilities, the scale blends average runs on (``from_logits`` maps them back)."""
         raise NotImplementedError
+
+    def from_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Class probabilities from ``logits`` (the inverse of ``logits``; for most tasks ``probabilities``)."""
+        return self.probabilities(logits)
+
+    def for_loss(self, loss: str, num_classes: int) -> Task:
+        """The task as trained with ``train.loss`` (``auto``: the task's own) on ``num_classes`` classes: what the
+        model's outputs mean depends on both. Losses that code ordered grades
+        (``podium.ordinal.ORDINAL_LOSSES`` with ``needs_order``) need ``data.task=ordinal``."""
+        coding = ORDINAL_LOSSES.get(loss) if loss in ORDINAL_LOSSES else None
+        if coding is not None and coding.needs_order:
+            raise PodiumError(f"train.loss={loss} codes ordered grades; it needs data.task=ordinal (this is a "
+                              f"{self.name} task); use train.loss=auto.")
+        return self
+
+    def outputs(self, num_classes: int) -> int:
+        """Model outputs for ``num_classes`` classes (one logit per class unless the loss codes them otherwise)."""
+        return num_classes
+
+    def columns(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        """Extra per-row columns of prediction files besides the class probabilities (an ordinal score)."""
+        return {}
+
+    def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
+                        ) -> dict[str, float]:
+        """Scores of the plain decoding next to the fitted decisions' on the same rows (for metrics.json)."""
+        return {}
 
     def accepts(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> bool:
         """Whether labels of this shape (label strings per row, over ``classes``) suit the task (auto-detection)."""
@@ -76,8 +115,8 @@ class Task:
         """Class weights for ``train.class_weights=balanced``, in the form the task's loss takes."""
         raise NotImplementedError
 
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
-        """The decision rule fitted on (out-of-fold) predictions; ``threshold`` < 0 asks for a fitted threshold."""
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
+        """The decision rule fitted on (out-of-fold) predictions, as the ``predict`` settings ask."""
         return {}
 
     def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
@@ -89,13 +128,6 @@ class Task:
         return self.label_strings(self.predict(probs, decisions), classes)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    logits = np.asarray(logits, dtype=np.float64)
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 @dataclass(frozen=True)
 class SingleLabelTask(Task):
     """One class per row, softmax probabilities, argmax decisions. ``num_classes`` fixes the class count if set."""
@@ -104,7 +136,7 @@ class SingleLabelTask(Task):
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Softmax over the classes."""
-        return _softmax(logits)
+        return softmax(logits)
 
     def logits(self, probs: np.ndarray) -> np.ndarray:
         """Log-probabilities (softmax of them gives ``probs`` back)."""
@@ -186,17 +218,115 @@ class MultiLabelTask(Task):
         pos = self.counts(targets, num_classes).clip(min=1)
         return np.minimum((len(targets) - pos) / pos, 10.0)
 
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
-        """``{"threshold": t}``: the given threshold, or with ``threshold`` < 0 the one maximising sample F1."""
-        if threshold < 0:
-            from podium.metrics import fit_threshold  # metrics imports this module
-
-            threshold = fit_threshold(targets, probs)
-        return {"threshold": float(threshold)}
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
+        """``{"threshold": t}``: ``predict.threshold`` for every class, or with a negative one the threshold(s)
+        fitted by ``predict.threshold_mode`` (one global float, or one per class)."""
+        if predict.threshold >= 0:
+            return {"threshold": float(predict.threshold)}
+        return {"threshold": THRESHOLD_MODES.get(predict.threshold_mode)(np.asarray(targets), np.asarray(probs))}
 
     def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
-        """Every class at or above ``decisions["threshold"]`` (default 0.5); the most likely one where none is."""
-        return decode_multilabel(np.asarray(probs), float(decisions.get("threshold", DEFAULT_THRESHOLD)))
+        """Every class at or above ``decisions["threshold"]`` (default 0.5; one number or one per class); the most
+        likely class where none is."""
+        return decode_multilabel(np.asarray(probs), decisions.get("threshold", DEFAULT_THRESHOLD))
+
+    def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
+                        ) -> dict[str, float]:
+        """Sample F1 at 0.5, at the best global threshold and at the decisions' threshold(s)."""
+        return multilabel_report(np.asarray(targets), np.asarray(probs), decisions.get("threshold", 0.5))
+
+
+@dataclass(frozen=True)
+class BinaryTask(SingleLabelTask):
+    """Two classes; label submissions may use a threshold on the positive (second) class fitted on OOF rows."""
+
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
+        """``{"threshold": t}`` fitted by ``predict.binary_threshold``; nothing for ``argmax``."""
+        t = BINARY_RULES.get(predict.binary_threshold)(np.asarray(targets), np.asarray(probs))
+        return {} if t is None else {"threshold": float(t)}
+
+    def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
+        """The positive class where its probability reaches ``decisions["threshold"]``; argmax without one."""
+        if "threshold" not in decisions:
+            return super().predict(probs, decisions)
+        return (np.asarray(probs)[:, 1] >= float(decisions["threshold"])).astype(np.int64)
+
+    def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
+                        ) -> dict[str, float]:
+        """Accuracy and F1 at 0.5 and at the fitted threshold (when there is one)."""
+        if "threshold" not in decisions:
+            return {}
+        return binary_report(np.asarray(targets), np.asarray(probs), float(decisions["threshold"]))
+
+
+# The ordinal task's loss for train.loss=auto: cumulative, the APTOS recipe's "ordinal BCE". bench/ordinal.py
+# (knee-oa-mini, held-out QWK with cross-fitted cut points) had it first on its one finished seed: cumulative 0.516,
+# regression 0.483, ce 0.479, against 0.254 for ce + argmax (bench/results/ordinal_partial.md); 3 seeds still to run.
+DEFAULT_ORDINAL_LOSS = "cumulative"
+
+
+@dataclass(frozen=True)
+class OrdinalTask(SingleLabelTask):
+    """Grades 0..K-1 in order. ``loss`` names the registered ``podium.ordinal.ORDINAL_LOSSES`` coding it trains
+    with (which fixes the model's outputs and how they become probabilities); decisions are cut points on the
+    continuous score (the expected grade) fitted for QWK on the OOF rows."""
+
+    def coding(self) -> OrdinalCoding:
+        """The registered coding of the task's loss."""
+        return ORDINAL_LOSSES.get(self.loss)
+
+    def for_loss(self, loss: str, num_classes: int) -> Task:
+        """The task coded by ``loss`` (``auto``: the default ordinal loss) over ``num_classes`` grades."""
+        name = DEFAULT_ORDINAL_LOSS if loss == "auto" else loss
+        if name not in ORDINAL_LOSSES:
+            raise PodiumError(f"train.loss={loss} does not fit the ordinal task; choose from "
+                              f"{', '.join(ORDINAL_LOSSES)} or auto.")
+        return replace(self, loss=name, num_classes=num_classes)
+
+    def outputs(self, num_classes: int) -> int:
+        """The coding's output count."""
+        return self.coding().outputs(num_classes)
+
+    def from_logits(self, logits: np.ndarray) -> np.ndarray:
+        """Grade probabilities from log-probabilities (``logits``): a softmax, whatever coding the runs trained with,
+        so that runs of different ordinal losses blend on one scale."""
+        return softmax(np.asarray(logits, dtype=np.float64))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Per-grade probabilities from the coding's outputs (the grade count is known to the coding)."""
+        logits = np.asarray(logits)
+        return self.coding().probabilities(logits, self._grades_of(logits.shape[1]))
+
+    def _grades_of(self, outputs: int) -> int:
+        """The grade count: the task's own once resolved (``for_loss``), else the only one the outputs allow."""
+        if self.num_classes is not None:
+            return self.num_classes
+        fits = [k for k in range(2, outputs + 3) if self.coding().outputs(k) == outputs]
+        if len(fits) != 1:
+            raise ValueError(f"{outputs} outputs of the {self.loss} coding need the grade count (Task.for_loss)")
+        return fits[0]
+
+    def columns(self, probs: np.ndarray) -> dict[str, np.ndarray]:
+        """``score``: the expected grade."""
+        return {"score": expected_grade(probs)}
+
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
+        """``{"cut_points": [...]}``: the K-1 sorted thresholds on the score maximising OOF QWK."""
+        probs = np.asarray(probs)
+        return {"cut_points": fit_cut_points(np.asarray(targets), expected_grade(probs), probs.shape[1])}
+
+    def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
+        """Grades from the cut points on the score; argmax without them."""
+        if "cut_points" not in decisions:
+            return super().predict(probs, decisions)
+        return grades(expected_grade(probs), decisions["cut_points"])
+
+    def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
+                        ) -> dict[str, float]:
+        """QWK and accuracy of argmax, of the rounded score and of the cut points."""
+        probs = np.asarray(probs)
+        cuts = decisions.get("cut_points", list(np.arange(probs.shape[1] - 1) + 0.5))
+        return cut_point_report(np.asarray(targets), probs, cuts)
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -206,12 +336,12 @@ def _add(task: Task) -> None:
     TASKS.register(task.name)(task)
 
 
-_add(SingleLabelTask("binary", "ce", ("roc_auc", "accuracy", "log_loss"), "roc_auc", "class",
-                     ("probs", "prob", "label"), num_classes=2))
+_add(BinaryTask("binary", "ce", ("roc_auc", "accuracy", "log_loss"), "roc_auc", "class", ("probs", "prob", "label"),
+                num_classes=2))
 _add(SingleLabelTask("multiclass", "ce", ("accuracy", "log_loss", "macro_f1"), "accuracy", "class",
                      ("probs", "label")))
-_add(SingleLabelTask("ordinal", "ce", ("qwk", "accuracy", "log_loss"), "qwk", "class", ("probs", "label"),
-                     auto=False, ordered=True))
+_add(OrdinalTask("ordinal", DEFAULT_ORDINAL_LOSS, ("qwk", "accuracy", "log_loss"), "qwk", "class",
+                 ("probs", "label"), auto=False, ordered=True))
 _add(MultiLabelTask("multilabel", "bce", ("mean_auc", "sample_f1"), "mean_auc", "iterative", ("probs", "labels")))
 
 
@@ -227,14 +357,3 @@ def detect_task(lists: Sequence[Sequence[str]], classes: Sequence[str]) -> Task:
         if task.auto and task.accepts(lists, classes):
             return task
     raise PodiumError(f"No task fits these labels; set data.task to one of {', '.join(TASKS)}.")
-
-
-def decode_multilabel(probs: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
-    """0/1 label matrix: every class above the threshold, and the most likely class where none is.
-
-    A submission row with no label scores zero on sample F1, so a row is never left empty.
-    """
-    out = (probs >= threshold).astype(np.int64)
-    empty = out.sum(axis=1) == 0
-    out[empty, probs[empty].argmax(axis=1)] = 1
-    return out

@@ -1,11 +1,13 @@
 """The decoded-image cache: every image is decoded once (EXIF-rotated, RGB), shrunk to a cache resolution and kept as
 raw uint8 pixels in a memory-mapped file, so epochs, folds, runs and inference skip JPEG/PNG decoding.
 
-One store per (image folder, cache side, resize method) lives under ``cache_dir('images')``: ``pixels.u8`` (append-only
-raw bytes) and ``index.json`` (file name -> [bytes, mtime_ns, offset, height, width]). An entry is valid only while
-its source file has the same size and modification time; a changed file is decoded again and appended, so a stale
-image is never served. Images keep their aspect ratio: the short side is brought down to the cache side (never up),
-so the training crops and the evaluation resize see the same geometry as with the original files, at lower cost.
+Images pass through the model's image ops (``data.preprocess``, podium.data.preprocess) before they are shrunk, so
+each op list (with its parameters) has its own store. One store per (image folder, cache side, resize method, image
+ops) lives under ``cache_dir('images')``: ``pixels.u8`` (append-only raw bytes) and ``index.json`` (file name ->
+[bytes, mtime_ns, offset, height, width]). An entry is valid only while its source file has the same size and
+modification time; a changed file is decoded again and appended, so a stale image is never served. Images keep their
+aspect ratio: the short side is brought down to the cache side (never up), so the training crops and the evaluation
+resize see the same geometry as with the original files, at lower cost.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 
 from podium.cachedir import cache_dir
 from podium.config import DataConfig
-from podium.data.images import UnreadableImage, read_image
+from podium.data.images import UnreadableImage
+from podium.data.preprocess import ImageOps
 from podium.errors import PodiumError
 from podium.io import write_json
 from podium.progress import track
@@ -51,9 +54,12 @@ def shrink(img: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
 
 
-def _decode(path: str, side: int) -> np.ndarray:
+NO_OPS = ImageOps()
+
+
+def _decode(path: str, side: int, ops: ImageOps = NO_OPS) -> np.ndarray:
     try:
-        return np.ascontiguousarray(shrink(read_image(path), side))
+        return np.ascontiguousarray(shrink(ops.read(path), side))
     except (UnreadableImage, FileNotFoundError) as e:
         raise PodiumError(f"Image {path} cannot be read ({e}); fix or remove it, or set data.check_images=true to "
                           "list every unreadable image before training.") from None
@@ -78,15 +84,17 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def store_dir(folder: str, side: int, root: str = "") -> Path:
-    """The store of the images in ``folder`` at cache side ``side``."""
+def store_dir(folder: str, side: int, root: str = "", ops: ImageOps = NO_OPS) -> Path:
+    """The store of the images in ``folder`` at cache side ``side`` after the image ops ``ops``."""
     key = hashlib.sha1(str(Path(folder).resolve()).encode()).hexdigest()[:16]
-    return cache_dir("images", root) / f"v{VERSION}-{key}-{side}-{RESIZE_METHOD}"
+    suffix = f"-{ops.key()}" if ops.names else ""
+    return cache_dir("images", root) / f"v{VERSION}-{key}-{side}-{RESIZE_METHOD}{suffix}"
 
 
-def _fill_store(folder: str, names: list[str], side: int, root: str, threads: int) -> tuple[Path, list[list[int]]]:
+def _fill_store(folder: str, names: list[str], side: int, root: str, threads: int, ops: ImageOps = NO_OPS
+                ) -> tuple[Path, list[list[int]]]:
     """Make sure every file of ``names`` in ``folder`` has a valid entry; return the store and their entries."""
-    store = store_dir(folder, side, root)
+    store = store_dir(folder, side, root, ops)
     store.mkdir(parents=True, exist_ok=True)
     pixels, index_path = store / "pixels.u8", store / "index.json"
     with _locked(store / "lock"):
@@ -104,7 +112,7 @@ def _fill_store(folder: str, names: list[str], side: int, root: str, threads: in
                 offset = out.seek(0, os.SEEK_END)
                 chunks = [missing[start : start + _BUILD_CHUNK] for start in range(0, len(missing), _BUILD_CHUNK)]
                 for chunk in track(chunks, len(missing), f"cache {side} px", advance=len):
-                    for n, img in zip(chunk, pool.map(lambda n: _decode(os.path.join(folder, n), side), chunk)):
+                    for n, img in zip(chunk, pool.map(lambda n: _decode(os.path.join(folder, n), side, ops), chunk)):
                         out.write(img.tobytes())
                         index[n] = [*stats[n], offset, img.shape[0], img.shape[1]]
                         offset += img.nbytes
@@ -152,8 +160,10 @@ class DecodedImages:
         return np.array(mm[start : start + h * w * 3]).reshape(h, w, 3)
 
 
-def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 0) -> DecodedImages:
-    """Decode the images at ``paths`` that are not cached yet (in parallel threads) and return their cached pixels."""
+def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 0, ops: ImageOps = NO_OPS
+                ) -> DecodedImages:
+    """Decode the images at ``paths`` that are not cached yet (in parallel threads), after the image ops ``ops``,
+    and return their cached pixels."""
     threads = threads or min(8, (os.cpu_count() or 1) + 1)
     by_folder: dict[str, list[int]] = {}
     for i, p in enumerate(paths):
@@ -163,7 +173,7 @@ def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 
     files: list[str] = []
     for folder, rows in by_folder.items():
         names = [os.path.basename(paths[i]) for i in rows]
-        pixels, entries = _fill_store(folder, names, side, root, threads)
+        pixels, entries = _fill_store(folder, names, side, root, threads, ops)
         store[rows] = len(files)
         files.append(str(pixels))
         e = np.asarray(entries, dtype=np.int64).reshape(-1, 5)
@@ -171,8 +181,10 @@ def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 
     return DecodedImages(files, store, offset, shape)
 
 
-def decoded_images(paths: Sequence[str], size: int, cfg: DataConfig) -> DecodedImages | None:
-    """The cached pixels of ``paths`` for a model input of ``size`` px, or None when ``data.cache`` is off."""
+def decoded_images(paths: Sequence[str], size: int, cfg: DataConfig, ops: ImageOps = NO_OPS
+                   ) -> DecodedImages | None:
+    """The cached pixels of ``paths`` after the image ops ``ops`` (the model's, ``ops_of(prep)``) for a model input
+    of ``size`` px, or None when ``data.cache`` is off."""
     if not cfg.cache:
         return None
-    return build_cache(paths, cache_side(size, cfg.cache_scale), cfg.cache_dir)
+    return build_cache(paths, cache_side(size, cfg.cache_scale), cfg.cache_dir, ops=ops)

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
 from podium.data.cache import DecodedImages
-from podium.data.images import read_image
+from podium.data.preprocess import ImageOps
 from podium.data.transforms import seed_transform
 from podium.errors import PodiumError
 from podium.registry import Registry
@@ -56,7 +56,8 @@ def sqrt(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None
 class ImageDataset(Dataset):
     """Images at ``paths`` with optional ``targets``, passed through ``transform`` (an albumentations Compose).
 
-    With ``images`` (the decoded-image cache for the same rows) pixels come from the cache instead of the files.
+    With ``images`` (the decoded-image cache for the same rows) pixels come from the cache instead of the files;
+    without, each file is decoded and passed through the image ops ``ops`` (the ones the cache applied).
     A DataLoader over it needs ``collate_fn=collate`` (``make_loader`` sets it).
 
     With ``seed``, every sample's augmentation is drawn from its own seed (seed, epoch, row), so a run is
@@ -66,8 +67,9 @@ class ImageDataset(Dataset):
     """
 
     def __init__(self, paths: Sequence[str], targets: np.ndarray | None, transform: Callable,
-                 images: DecodedImages | None = None, seed: int | None = None) -> None:
+                 images: DecodedImages | None = None, seed: int | None = None, ops: ImageOps | None = None) -> None:
         self.paths = list(paths)
+        self.ops = ops or ImageOps()
         self.targets = targets
         self.transform = transform
         self.images = images
@@ -77,7 +79,7 @@ class ImageDataset(Dataset):
 
     def image(self, i: int) -> np.ndarray:
         """The decoded HxWx3 uint8 RGB image of row ``i``."""
-        return self.images[i] if self.images is not None else read_image(self.paths[i])
+        return self.images[i] if self.images is not None else self.ops.read(self.paths[i])
 
     def __len__(self) -> int:
         return len(self.paths)

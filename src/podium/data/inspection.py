@@ -1,6 +1,7 @@
 """``podium inspect``: the checks ``podium train`` runs, reported instead of acted on, plus a contact sheet.
 
-Writes ``inspect.json`` (the summary), ``duplicates.csv`` and ``contact_sheet.png`` into the output folder.
+Writes ``inspect.json`` (the summary), ``duplicates.csv`` and ``contact_sheet.png`` (images after ``data.preprocess``)
+into the output folder.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from rich.markup import escape
 from podium.config import PodiumConfig
 from podium.console import Reporter
 from podium.data.files import ignored_files
-from podium.data.images import read_image
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
+from podium.data.preprocess import ImageOps, image_ops
 from podium.errors import list_some
 from podium.io import check_folder, write_json, write_with
 from podium.progress import track
@@ -72,8 +73,11 @@ def summarize(comp: Competition, integ: Integrity, near_distance: int) -> dict[s
     return out
 
 
-def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, seed: int = 0) -> Path:
-    """A PNG grid: one row per class with up to ``per_class`` of its training images (random, seeded)."""
+def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, seed: int = 0,
+                  ops: ImageOps | None = None) -> Path:
+    """A PNG grid: one row per class with up to ``per_class`` of its training images (random, seeded), after the
+    image ops ``ops`` (``data.preprocess``), so the user sees what the model will see."""
+    ops = ops or ImageOps()
     rng = np.random.default_rng(seed)
     label_w = 160
     rows = []
@@ -86,7 +90,7 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
         cv2.putText(row, f"n={len(members)}", (6, THUMB // 2 + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (80, 80, 80), 1,
                     cv2.LINE_AA)
         for k, i in enumerate(chosen):
-            img = cv2.resize(read_image(comp.train["path"].iloc[int(i)]), (THUMB - 4, THUMB - 4),
+            img = cv2.resize(ops.read(comp.train["path"].iloc[int(i)]), (THUMB - 4, THUMB - 4),
                              interpolation=cv2.INTER_AREA)
             x = label_w + k * THUMB + 2
             row[2:THUMB - 2, x:x + THUMB - 4] = img[:, :, ::-1]  # RGB -> BGR for cv2
@@ -150,7 +154,7 @@ def inspect_data(data_dir: str | Path, cfg: PodiumConfig, out_dir: str | Path | 
     seconds = time.time() - t0
     summary["check_seconds"] = round(seconds, 3)
     integ.write_duplicates(out)
-    contact_sheet(comp, out / "contact_sheet.png")
+    contact_sheet(comp, out / "contact_sheet.png", ops=image_ops(cfg.data))
     write_json(out / "inspect.json", summary)
     _print(summary, out, seconds, reporter or Reporter())
     return summary

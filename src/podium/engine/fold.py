@@ -28,6 +28,7 @@ from podium.console import Reporter
 from podium.data.cache import decoded_images
 from podium.data.dataset import SAMPLERS, ImageDataset
 from podium.data.ingest import Competition
+from podium.data.preprocess import ops_of, with_image_ops
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, maybe_compile, num_workers
 from podium.engine.batch_aug import SoftTargetMixup, create_batch_aug
@@ -121,18 +122,19 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     tc, classes = cfg.train, list(comp.classes)
     set_seed(tc.seed + fold)  # the new head's initialisation, then the state that epoch 0 starts from
     val_idx, train_idx = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
-    model = create_model(cfg.model, len(classes))
-    prep = resolve_preprocessing(model, cfg.model)
+    model = create_model(cfg.model, comp.task.outputs(len(classes)))  # the task (as coded by its loss) says how many
+    prep = with_image_ops(resolve_preprocessing(model, cfg.model), cfg.data)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
     device = accelerator.device.type
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
-    images = decoded_images(paths, prep.size, cfg.data)  # None when data.cache=false
+    ops = ops_of(prep)
+    images = decoded_images(paths, prep.size, cfg.data, ops)  # None when data.cache=false
     train_ds = ImageDataset(paths[train_idx], targets[train_idx], create_transform(prep, cfg.aug, train=True),
-                            None if images is None else images.take(train_idx), seed=tc.seed + fold)
+                            None if images is None else images.take(train_idx), seed=tc.seed + fold, ops=ops)
     val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
-                          None if images is None else images.take(val_idx))
+                          None if images is None else images.take(val_idx), ops=ops)
     weights = SAMPLERS.get(tc.sampler)(comp.task, targets[train_idx], len(classes))
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold, weights=weights)
     val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)

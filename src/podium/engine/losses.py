@@ -73,6 +73,49 @@ def focal(smoothing: float, weight: torch.Tensor | None, task: Task | None = Non
     return loss
 
 
+def _per_row(weight: torch.Tensor | None, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Each row's class weight (ones without class weights); soft targets (MixUp) weigh their classes' weights."""
+    if weight is None:
+        return torch.ones(len(y), device=like.device)
+    w = weight.to(like.device)
+    return y.float() @ w if y.ndim == 2 else w[y]
+
+
+def _grade_probs(y: torch.Tensor, num_grades: int) -> torch.Tensor:
+    """Targets as a (N, K) distribution over grades: one-hot for grades, as they are for soft targets (MixUp)."""
+    return y.float() if y.ndim == 2 else F.one_hot(y, num_grades).float()
+
+
+@LOSSES.register("cumulative")
+def cumulative(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, **options: float) -> LossFn:
+    """Ordinal grades as K-1 binary cuts: BCE of logit k against (grade > k), targets smoothed towards 0.5, rows
+    weighted by their grade's class weight (see podium.ordinal)."""
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        k = logits.shape[1]  # K-1 cuts; (grade > cut) averaged over the target distribution (exact for one grade)
+        above = (torch.arange(k + 1, device=logits.device).view(-1, 1) > torch.arange(k, device=logits.device)).float()
+        target = _grade_probs(y, k + 1).to(logits.device) @ above * (1 - smoothing) + 0.5 * smoothing
+        per_row = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none").mean(dim=1)
+        w = _per_row(weight, y, logits)
+        return (per_row * w).sum() / w.sum()
+
+    return loss
+
+
+@LOSSES.register("regression")
+def regression(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, **options: float) -> LossFn:
+    """Ordinal grades as one number: smooth L1 (Huber, beta 1) between the single output and the grade, rows weighted
+    by their grade's class weight; no label smoothing (see podium.ordinal)."""
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        grade = y.float() @ torch.arange(y.shape[1], device=y.device, dtype=torch.float32) if y.ndim == 2 else y.float()
+        per_row = F.smooth_l1_loss(logits.float()[:, 0], grade.to(logits.device), reduction="none")
+        w = _per_row(weight, y, logits)
+        return (per_row * w).sum() / w.sum()
+
+    return loss
+
+
 @CLASS_WEIGHTS.register("none")
 def no_weights(task: Task, targets: np.ndarray, num_classes: int) -> np.ndarray | None:
     """Every class counts the same."""

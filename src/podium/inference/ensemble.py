@@ -14,13 +14,14 @@ from accelerate import Accelerator
 from podium.checkpoint import Checkpoint
 from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
+from podium.data.preprocess import ops_of
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, num_workers
 from podium.engine.loop import predict_logits
 from podium.errors import PodiumError
 from podium.runs.run import Run
 from podium.submission import SubmissionFormat, default_format, write_submission
-from podium.tasks import Task, get_task
+from podium.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ class Prediction:
     decisions: dict
 
     @property
-    def threshold(self) -> float:
-        """The multilabel decision threshold (0.5 when the run fitted none)."""
-        return float(self.decisions.get("threshold", 0.5))
+    def threshold(self) -> float | list[float]:
+        """The multilabel decision threshold(s) (0.5 when the run fitted none)."""
+        return self.decisions.get("threshold", 0.5)
 
 
 def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: list[str], accelerator: Accelerator,
@@ -55,21 +56,25 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
         model = ckpt.build_model().to(accelerator.device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.size, cfg.data))
+        ops = ops_of(prep)  # the image ops the model was trained with, from its checkpoint
+        dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.size, cfg.data, ops),
+                               ops=ops)
         bs = batch_size or cfg.predict.batch_size or 2 * cfg.train.batch_size
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
         logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last,
                                 scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}")
-        probs = get_task(ckpt.task).probabilities(logits)
+        probs = ckpt.resolved_task().probabilities(logits)
         total = probs if total is None else total + probs
-    return Prediction(list(ids), total / len(checkpoints), get_task(first.task), list(first.classes),
+    return Prediction(list(ids), total / len(checkpoints), first.resolved_task(), list(first.classes),
                       dict(first.decisions))
 
 
 def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:
-    """ids, decoded label(s) and one probability column per class."""
+    """ids, decoded label(s), one probability column per class and the task's extra columns (an ordinal score)."""
     labels = pred.task.decode(pred.probs, pred.decisions, pred.classes)
     df = pd.DataFrame(pred.probs, columns=pred.classes)
+    for name, values in pred.task.columns(pred.probs).items():
+        df[name] = values
     df.insert(0, default_format(pred.task, pred.classes, pred.ids).columns[1], labels)
     df.insert(0, id_col, pred.ids)
     return df
@@ -80,5 +85,6 @@ def write_test_outputs(run: Run, pred: Prediction, fmt: SubmissionFormat | None)
     run.write_test_predictions(probability_table(pred))
     fmt = fmt or default_format(pred.task, pred.classes, pred.ids)
     if run.writer:
-        write_submission(run.submission_path, fmt, pred.ids, pred.probs, pred.classes, pred.threshold)
+        write_submission(run.submission_path, fmt, pred.ids, pred.probs, pred.classes, pred.threshold,
+                         labels=pred.task.decode(pred.probs, pred.decisions, pred.classes))
     return run.submission_path

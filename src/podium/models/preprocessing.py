@@ -1,4 +1,5 @@
-"""Preprocessing owned by the model: input size, resize method, interpolation, mean and std.
+"""Preprocessing owned by the model: input size, resize method, interpolation, mean and std, and the image ops
+(``data.preprocess``, see podium.data.preprocess) applied to every decoded image before it is resized.
 
 It is resolved from the model's ``pretrained_cfg`` (never hard-coded), saved in every checkpoint, and applied on the
 device to whole uint8 batches, so training, validation and test inference normalise identically.
@@ -20,7 +21,8 @@ class Preprocessing:
     """How raw images become model inputs.
 
     ``crop_pct`` is timm's evaluation crop: the ``crop`` resize scales the short side to ``size / crop_pct`` and
-    takes the centre ``size`` square, as the model's pretrained evaluation did.
+    takes the centre ``size`` square, as the model's pretrained evaluation did. ``ops`` and ``op_params`` are the
+    image ops the model was trained with and the values of the keys they read (applied by podium.data.preprocess).
     """
 
     size: int
@@ -29,18 +31,22 @@ class Preprocessing:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     crop_pct: float = 1.0
+    ops: tuple[str, ...] = ()
+    op_params: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for a checkpoint."""
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["ops"], d["op_params"] = list(self.ops), [[k, float(v)] for k, v in self.op_params]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict`` (checkpoints written before image ops existed have none)."""
         return cls(int(d["size"]), str(d["resize"]), str(d["interpolation"]), tuple(d["mean"]), tuple(d["std"]),
-                   float(d.get("crop_pct", 1.0)))
+                   float(d.get("crop_pct", 1.0)), tuple(str(o) for o in d.get("ops", ())),
+                   tuple((str(k), float(v)) for k, v in d.get("op_params", ())))
 
     def normalize(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
         """uint8 NCHW batch on any device -> normalised float32 batch on the same device."""
