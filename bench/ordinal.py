@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from podium.report import Reporter
 
 from bench.common import DATA, machine, write_results
 from podium.config import PodiumConfig, merge
+from podium.console import Reporter
 from podium.data.folds import make_folds
 from podium.data.ingest import load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
