@@ -35,7 +35,7 @@ def test_yaml_then_overrides(tmp_path: Path) -> None:
     path = tmp_path / "cfg.yaml"
     path.write_text("model:\n  name: resnet18\n  img_size: 64\ntrain:\n  epochs: 7\n")
     cfg = load_config(path, ["train.epochs=2"])
-    assert (cfg.model.name, cfg.model.img_size, cfg.train.epochs) == ("resnet18", 64, 2)
+    assert (cfg.model.name, cfg.model.img_size, cfg.train.epochs) == ("resnet18", (64,), 2)
 
 
 def test_round_trip_through_yaml(tmp_path: Path) -> None:
@@ -210,11 +210,14 @@ def test_every_number_declares_a_range() -> None:
 
 
 def _outside(f: dataclasses.Field, is_int: bool) -> list[Any]:
-    """Values just outside each declared bound."""
+    """Values just outside each declared bound (and not among the values it also allows, such as -1)."""
     step = 1 if is_int else 1e-3
     meta = f.metadata
-    return [v for v in (meta.get("gt"), None if "ge" not in meta else meta["ge"] - step, meta.get("lt"),
-                        None if "le" not in meta else meta["le"] + step) if v is not None]
+    below = None if "ge" not in meta else meta["ge"] - step
+    while below is not None and below in meta.get("also", ()):
+        below -= step
+    return [v for v in (meta.get("gt"), below, meta.get("lt"), None if "le" not in meta else meta["le"] + step)
+            if v is not None]
 
 
 @pytest.mark.parametrize(("key", "f"), NUMBER_FIELDS, ids=[k for k, _ in NUMBER_FIELDS])
@@ -239,7 +242,12 @@ def test_numbers_out_of_range_fail_and_defaults_pass(key: str, f: dataclasses.Fi
         ("train.lr=-1", "Config key train.lr must be > 0, got -1.0."),
         ("train.accum_steps=0", "Config key train.accum_steps must be >= 1, got 0."),
         ("train.batch_size=-4", "Config key train.batch_size must be >= 0, got -4."),
-        ("model.img_size=-32", "Config key model.img_size must be 0 or in [16, 4096], got -32."),
+        ("model.img_size=-32", "Config key model.img_size[0] must be in [16, 4096], got -32."),
+        ("model.img_size=288x8", "Config key model.img_size[1] must be in [16, 4096], got 8."),
+        ("model.img_size=288x", "Config key model.img_size must be N (square) or HxW (height x width, e.g. 288x224), "
+                                "got '288x'."),
+        ("model.img_size=32x32x32", "Config key model.img_size must be N (square) or HxW (height x width, e.g. "
+                                    "288x224), got '32x32x32'."),
         ("train.label_smoothing=2", "Config key train.label_smoothing must be in [0, 1), got 2.0."),
         ("train.epochs=0", "Config key train.epochs must be >= 1, got 0."),
         ("train.lr=.nan", "Config key train.lr must be a finite number, got nan."),
@@ -255,9 +263,19 @@ def test_reported_bad_numbers(override: str, message: str) -> None:
 def test_special_values_and_exponents() -> None:
     cfg = load_config(None, ["model.img_size=0", "train.batch_size=auto", "predict.threshold=-1", "train.lr=3e-4",
                              "train.num_workers=-1", "data.near_distance=16"])
-    assert (cfg.model.img_size, cfg.train.batch_size, cfg.predict.threshold) == (0, 0, -1.0)
+    assert (cfg.model.img_size, cfg.train.batch_size, cfg.predict.threshold) == ((), 0, -1.0)
     assert cfg.train.lr == 3e-4 and cfg.data.near_distance == 16
-    assert load_config(None, ["model.img_size=16"]).model.img_size == 16
+    assert load_config(None, ["model.img_size=16"]).model.img_size == (16,)
+
+
+@pytest.mark.parametrize("text, size", [("288x224", (288, 224)), ("288 x 224", (288, 224)), ("[288, 224]", (288, 224)),
+                                        ("288,224", (288, 224)), ("128x128", (128,)), ("[128]", (128,)), ("", ())])
+def test_rectangular_sizes_are_height_by_width(text: str, size: tuple[int, ...], tmp_path: Path) -> None:
+    assert load_config(None, [f"model.img_size={text}"]).model.img_size == size
+    path = tmp_path / "cfg.yaml"
+    path.write_text(f"model:\n  img_size: {text or 0}\n")
+    cfg = load_config(path)
+    assert cfg.model.img_size == size and load_config(None, [f"model.img_size={list(size)}"]).model.img_size == size
 
 
 def test_freeze_epochs_below_epochs_when_pretrained() -> None:
@@ -306,7 +324,7 @@ def test_help_lists_registry_choices_and_ranges() -> None:
     assert "[choices: auto, ce, bce, focal, cumulative, regression]" in lines["train.loss"]
     assert "[choices: auto, no, bf16, fp16]" in lines["train.precision"]
     assert "[range: > 0]" in lines["train.lr"] and "[range: in [0, 1)]" in lines["train.label_smoothing"]
-    assert "[range: 0 or in [16, 4096]]" in lines["model.img_size"]
+    assert "[range: in [16, 4096]]" in lines["model.img_size"] and "HxW" in lines["model.img_size"]
     for key, f, _ in _fields():
         if f.metadata["choices"] is not None:
             assert "[choices: " in lines[key], key

@@ -3,12 +3,14 @@ schedules by name, 8-view and multi-scale TTA; each alone and together in a tiny
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
+import datagen
 from podium.config import AugConfig, PodiumConfig, TrainConfig, merge
 from podium.data.dataset import SAMPLERS, EpochShuffleSampler
 from podium.engine.batch_aug import create_batch_aug
@@ -231,3 +233,51 @@ def test_ordinal_losses_take_the_soft_targets_of_batch_augmentation(name: str, o
     assert torch.allclose(loss(logits, y), loss(logits, F.one_hot(y, 5).float()), atol=1e-6)
     mixed = 0.7 * F.one_hot(y, 5).float() + 0.3 * F.one_hot(y.flip(0), 5).float()
     assert torch.isfinite(loss(logits, mixed))
+
+
+def _non_square(root: Path) -> Path:
+    """The folder's images made wide and tall by turns (40x64 and 64x40), so resize methods differ."""
+    for i, path in enumerate(sorted(root.glob("*_images/*.png"))):
+        img = cv2.imread(str(path))
+        cv2.imwrite(str(path), cv2.resize(img, (64, 40) if i % 2 else (40, 64)))
+    return root
+
+
+@pytest.mark.parametrize("resize", ["squash", "crop", "pad"])
+def test_rectangular_sizes_train_and_predict_with_each_resize(tmp_path: Path, tiny: tuple[str, ...],
+                                                              resize: str) -> None:
+    """Trained at 32x24 (height x width) on non-square images: the checkpoint carries the size and the method, and
+    predicting the fold's images from the checkpoint alone reproduces its OOF probabilities."""
+    from podium.api import predict
+    from podium.engine.accel import make_accelerator
+    from podium.inference.ensemble import predict_checkpoints
+    from podium.pipeline import train
+
+    root = _non_square(datagen.csv_single(tmp_path / "single", n=24, n_test=4))
+    run = train(root, merge(PodiumConfig(), [*tiny, "model.img_size=32x24", f"model.resize={resize}",
+                                             "cv.train_folds=0", "model.pad_fill=0"]))
+    ckpt = run.load_best(0)
+    assert ckpt.preprocessing.hw == (32, 24) and ckpt.preprocessing.resize == resize
+    assert ckpt.config.model.img_size == (32, 24) and run.info["img_size"] == "32x24"
+    folds = pd.read_csv(run.path / "folds.csv")
+    rows = folds[folds["fold"] == 0]["id"].astype(str).tolist()
+    paths = [str(root / "train_images" / f"{i}.png") for i in rows]
+    oof = run.oof.set_index(run.oof["id"].astype(str)).loc[rows, list(ckpt.classes)].to_numpy()
+    got = predict_checkpoints([ckpt], rows, paths, make_accelerator(ckpt.config.train)).probs
+    assert np.allclose(got, oof, atol=1e-5)
+    labelled = predict(run, images=root / "test_images")
+    assert len(labelled) == 4 and set(labelled["label"]) <= set(ckpt.classes)
+
+
+def test_quarter_turns_of_a_rectangle_stop_before_the_run(single_dir: Path, tiny: tuple[str, ...],
+                                                          tmp_path: Path) -> None:
+    from podium.pipeline import train
+
+    with pytest.raises(PodiumError, match="predict.tta view transpose turns a 32x24 .* into 24x32"):
+        train(single_dir, merge(PodiumConfig(), [*tiny, "model.img_size=32x24", "predict.tta=d4"]))
+    with pytest.raises(PodiumError, match="aug.ops=random_resized_crop,rotate90 gives 24x32 training images"):
+        train(single_dir, merge(PodiumConfig(), [*tiny, "model.img_size=32x24",
+                                                 "aug.ops=random_resized_crop,rotate90"]))
+    assert not (tmp_path / "runs").exists()
+    train(single_dir, merge(PodiumConfig(), [*tiny, "model.img_size=32x24", "predict.tta=flips",
+                                             "aug.ops=rotate90,random_resized_crop", "cv.train_folds=0"]))

@@ -69,7 +69,7 @@ def test_flips_and_quarter_turns_are_exact() -> None:
 
 def test_random_resized_crop_matches_crop_then_resize() -> None:
     img = photo()
-    op = RandomResizedCrop(32, (0.3, 1.0))
+    op = RandomResizedCrop((32, 32), (0.3, 1.0))
     for seed in range(8):
         x0, y0, cw, ch = op.crop(random.Random(seed), *img.shape[:2])
         assert 0 <= x0 and x0 + cw <= img.shape[1] and 0 <= y0 and y0 + ch <= img.shape[0]
@@ -90,7 +90,7 @@ def test_shift_scale_rotate_identity_and_half_turn() -> None:
 
 def test_fused_warp_equals_the_ops_one_after_the_other() -> None:
     img = photo()
-    ops = [RandomResizedCrop(32, (0.5, 1.0)), Flip(True, p=1.0), ShiftScaleRotate(0.1, 0.06, 15, p=1.0)]
+    ops = [RandomResizedCrop((32, 32), (0.5, 1.0)), Flip(True, p=1.0), ShiftScaleRotate(0.1, 0.06, 15, p=1.0)]
     for seed in range(5):
         rng, seq, (h, w) = random.Random(seed), img, img.shape[:2]
         for op in ops:
@@ -106,7 +106,7 @@ def test_fused_warp_equals_the_ops_one_after_the_other() -> None:
 
 def test_large_shrinks_are_anti_aliased() -> None:
     board = ((np.indices((256, 256)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, axis=2)
-    m, h, w = RandomResizedCrop(32, (1.0, 1.0), (1.0, 1.0)).sample(random.Random(0), 256, 256)
+    m, h, w = RandomResizedCrop((32, 32), (1.0, 1.0), (1.0, 1.0)).sample(random.Random(0), 256, 256)
     out = warp(board, m, (h, w), cv2.INTER_LINEAR)
     assert np.abs(out.astype(int) - 127.5).max() <= 2  # sampling without averaging would give 0s and 255s
 
@@ -115,8 +115,8 @@ def test_seeded_pipeline_is_reproducible() -> None:
     img = photo()
 
     def pipeline(seed: int) -> A.Compose:
-        return A.Compose([FusedWarp([RandomResizedCrop(32, (0.5, 1)), Flip(True), ShiftScaleRotate(0.1, 0.06, 15)],
-                                    cv2.INTER_LINEAR), ColorJitter(0.2, 0.05, p=1)], seed=seed)
+        warps = [RandomResizedCrop((32, 32), (0.5, 1)), Flip(True), ShiftScaleRotate(0.1, 0.06, 15)]
+        return A.Compose([FusedWarp(warps, cv2.INTER_LINEAR), ColorJitter(0.2, 0.05, p=1)], seed=seed)
 
     np.testing.assert_array_equal(pipeline(3)(image=img)["image"], pipeline(3)(image=img)["image"])
     assert not np.array_equal(pipeline(3)(image=img)["image"], pipeline(4)(image=img)["image"])
@@ -170,6 +170,34 @@ def test_pad_keeps_the_whole_image_and_pads_with_the_mean_colour() -> None:
     assert out.shape == (24, 24, 3)
     assert (out[12] == 255).all()  # the middle rows: the image, full width
     assert tuple(out[0, 0]) == (128, 64, 0)  # the padding: the model's mean colour, 0 after normalisation
+
+
+@pytest.mark.parametrize("resize", ["squash", "crop", "pad"])
+@pytest.mark.parametrize("shape", [(40, 60, 3), (70, 30, 3), (16, 16, 3)])
+def test_rectangular_inputs_are_height_by_width_for_every_resize(resize: str, shape: tuple[int, int, int]) -> None:
+    img = np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)
+    prep = Preprocessing(28, resize, "bilinear", (0.5,) * 3, (0.2,) * 3, 0.875, width=20)
+    assert prep.hw == (28, 20) and prep.size_label == "28x20"
+    assert create_transform(prep)(image=img)["image"].shape == (28, 20, 3)
+    train = create_transform(prep, AugConfig(), train=True)
+    for seed in range(4):
+        seed_transform(train, seed)
+        assert train(image=img)["image"].shape == (28, 20, 3)
+
+
+def test_pad_fills_a_rectangle_with_the_chosen_gray() -> None:
+    img = np.full((20, 20, 3), 255, np.uint8)  # a white square into a 24 wide, 12 high input: bars left and right
+    out = create_transform(Preprocessing(12, "pad", "bilinear", (0.5,) * 3, (0.2,) * 3, width=24, pad_fill=7))(
+        image=img)["image"]
+    assert out.shape == (12, 24, 3) and (out[:, 6:18] == 255).all() and (out[:, :6] == 7).all()
+
+
+def test_crop_of_a_rectangle_keeps_the_centre_at_the_evaluation_crop() -> None:
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:, 50:] = 255  # left half black, right half white
+    prep = Preprocessing(40, "crop", "bilinear", (0.5,) * 3, (0.2,) * 3, crop_pct=0.8, width=20)
+    out = create_transform(prep)(image=img)["image"]
+    assert out.shape == (40, 20, 3) and (out[:, :9] == 0).all() and (out[:, 11:] == 255).all()
 
 
 def test_every_augmentation_keeps_shape_and_dtype() -> None:

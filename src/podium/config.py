@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -26,17 +27,20 @@ from podium.errors import PodiumError
 
 def opt(default: Any, help: str, *, choices: str | tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
         reserved: tuple[str, ...] = (), also: tuple[float, ...] = (), gt: float | None = None, ge: float | None = None,
-        lt: float | None = None, le: float | None = None, **words: Any) -> Any:
+        lt: float | None = None, le: float | None = None, parse: Any = None, **words: Any) -> Any:
     """A config field with a default, the help text shown by ``podium train --help`` and what values it accepts.
 
     ``choices`` names a registry lazily (``"podium.data.transforms:AUGMENTATIONS"``, imported only when a value is
     checked) or lists fixed names; ``reserved`` adds words resolved by the code (``auto``). ``gt``/``ge``/``lt``/``le``
     bound a number and ``also`` lists values allowed outside the bounds. Tuple fields apply both to every item (see
     podium.config_checks). ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets
-    ``train.batch_size=auto`` be written for an int field (which then holds 0).
+    ``train.batch_size=auto`` be written for an int field (which then holds 0). ``parse(value, key)`` reads a value
+    of its own syntax instead of the type check (``model.img_size=288x224``).
     """
     bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
     meta = {"help": help, "words": words, "choices": choices, "reserved": reserved, "also": also, **bounds}
+    if parse is not None:
+        meta["parse"] = parse
     return field(default=default, metadata=meta)
 
 
@@ -90,6 +94,25 @@ class DataConfig:
     clahe_clip: float = opt(2.0, "clahe: contrast limit of the histogram equalisation (8x8 tiles).", gt=0, le=40)
 
 
+def parse_size(value: Any, key: str) -> tuple[int, ...]:
+    """An input size as ``()`` (the model's own), ``(n,)`` (n x n) or ``(height, width)``, from ``0``, ``n``,
+    ``"HxW"``, ``"H,W"`` or ``[H, W]``; a square written as two equal sides is stored as one."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            items = [int(p) for p in re.split(r"\s*[x,]\s*", text)] if text else []
+        except ValueError:
+            items = None
+    elif not isinstance(value, (list, tuple)):
+        items = [value]
+    if items is None or len(items) > 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise PodiumError(f"Config key {key} must be N (square) or HxW (height x width, e.g. 288x224), got {value!r}.")
+    if list(items) in ([], [0]):
+        return ()
+    return (items[0],) if len(items) == 2 and items[0] == items[1] else tuple(items)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The network and the preprocessing it owns."""
@@ -99,10 +122,13 @@ class ModelConfig:
                           "(never random); none: train from scratch.", choices="podium.models.weights:WEIGHT_SOURCES")
     weights_path: str = opt("", "Weights file or folder for pretrained=file.")
     head: str = opt("linear", "Classifier head on the backbone's features.", choices="podium.models.heads:HEADS")
-    img_size: int = opt(0, "Square input side in pixels; 0: the model's pretrained_cfg input size.", also=(0,), ge=16,
-                        le=4096)
+    img_size: tuple[int, ...] = opt((), "Input size in pixels: N for N x N, or HxW (height x width, e.g. 288x224, "
+                                    "or [288, 224]) for rectangular inputs; empty or 0: the model's pretrained_cfg "
+                                    "input size.", parse=parse_size, ge=16, le=4096)
     resize: str = opt("squash", "How an image is brought to img_size at evaluation.",
                       choices="podium.data.transforms:RESIZES")
+    pad_fill: int = opt(-1, "resize=pad: gray level (0-255) of the padding; -1: the model's mean colour (zero after "
+                        "normalisation).", also=(-1,), ge=0, le=255)
     drop_rate: float = opt(0.0, "Dropout before the classifier.", ge=0, lt=1)
     drop_path_rate: float = opt(0.0, "Stochastic depth rate (models that support it).", ge=0, lt=1)
 
@@ -275,6 +301,8 @@ def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -
             continue
         if isinstance(raw[f.name], str) and raw[f.name] in f.metadata.get("words", {}):
             values[f.name] = f.metadata["words"][raw[f.name]]
+        elif "parse" in f.metadata:
+            values[f.name] = f.metadata["parse"](raw[f.name], f"{prefix}{f.name}")
         else:
             values[f.name] = _check_type(raw[f.name], tp, f"{prefix}{f.name}")
         check_field(values[f.name], f.metadata, f"{prefix}{f.name}")

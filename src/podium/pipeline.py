@@ -31,7 +31,7 @@ from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
-from podium.data.transforms import load_pipeline
+from podium.data.transforms import create_transform, load_pipeline, seed_transform
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import EpochHook, FoldResult, fit_fold
@@ -42,9 +42,11 @@ from podium.inference.ensemble import predict_checkpoints, write_test_outputs
 from podium.io import check_folder
 from podium.metrics import per_class, score
 from podium.models.factory import check_model
+from podium.models.preprocessing import Preprocessing
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
+from podium.tta import check_shape_kept
 
 
 @dataclass(frozen=True)
@@ -114,9 +116,32 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
         load_pipeline(cfg.aug.pipeline)  # a missing or unusable file stops here
     folds = plan_folds(comp, integ, cfg, run)
     check_model(cfg.model)  # unknown architecture or no weights available here
+    check_input_shape(cfg)
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
     return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run)
+
+
+def check_input_shape(cfg: PodiumConfig) -> None:
+    """With a rectangular ``model.img_size``, the training augmentations and the TTA views must keep every image at
+    that height x width (a quarter turn would make a batch of mixed shapes mid-run): the training pipeline is drawn on
+    dummy images of several shapes, with several seeds, and each view is applied to a dummy batch."""
+    if len(cfg.model.img_size) != 2:
+        return  # a square input keeps its shape under every op and view
+    hw = (cfg.model.img_size[0], cfg.model.img_size[1])
+    prep = Preprocessing(hw[0], cfg.model.resize, "bilinear", (0.5,) * 3, (0.5,) * 3, 0.875, width=hw[1],
+                         pad_fill=cfg.model.pad_fill)
+    check_shape_kept(cfg.predict.tta, hw)
+    transform = create_transform(prep, cfg.aug, train=True)
+    for seed in range(16):
+        seed_transform(transform, seed)
+        for shape in ((hw[0] + 37, hw[1] + 11), (hw[1] + 5, hw[0] + 29)):
+            out = transform(image=np.zeros((*shape, 3), np.uint8))["image"].shape[:2]
+            if tuple(out) != hw:
+                what = f"aug.pipeline={cfg.aug.pipeline}" if cfg.aug.pipeline else f"aug.ops={','.join(cfg.aug.ops)}"
+                raise PodiumError(f"{what} gives {out[0]}x{out[1]} training images for model.img_size="
+                                  f"{hw[0]}x{hw[1]} (height x width); drop rotate90 (or put it before "
+                                  "random_resized_crop), or use a square size.")
 
 
 def check_loss(comp: Competition, cfg: PodiumConfig) -> None:

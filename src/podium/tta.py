@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from podium.errors import PodiumError
 from podium.registry import Registry
 
 View = Callable[[torch.Tensor], torch.Tensor]
@@ -76,6 +77,19 @@ def view_names(names: tuple[str, ...] | list[str]) -> list[str]:
             if single not in out:
                 out.append(single)
     return out
+
+
+def check_shape_kept(names: tuple[str, ...] | list[str], hw: tuple[int, int]) -> None:
+    """Every view of ``names`` must keep an input of ``hw`` (height, width) that shape: the views of a batch share one
+    forward pass, and a quarter turn of a rectangle would not fit beside the others. Judged on the views themselves,
+    so a newly registered view is checked too."""
+    x = torch.zeros(1, 1, *hw)
+    for name in view_names(names):
+        out = VIEWS.get(name)(x).shape[2:]
+        if tuple(out) != tuple(hw):
+            raise PodiumError(f"predict.tta view {name} turns a {hw[0]}x{hw[1]} (height x width) input into "
+                              f"{out[0]}x{out[1]}; with a rectangular model.img_size use views that keep the shape "
+                              "(identity, hflip, vflip, hvflip, flips), or a square size.")
 
 
 def check_views(names: tuple[str, ...] | list[str]) -> list[View]:

@@ -181,10 +181,12 @@ def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 
     return DecodedImages(files, store, offset, shape)
 
 
-def decoded_images(paths: Sequence[str], size: int, cfg: DataConfig, ops: ImageOps = NO_OPS
+def decoded_images(paths: Sequence[str], size: int | tuple[int, int], cfg: DataConfig, ops: ImageOps = NO_OPS
                    ) -> DecodedImages | None:
     """The cached pixels of ``paths`` after the image ops ``ops`` (the model's, ``ops_of(prep)``) for a model input
-    of ``size`` px, or None when ``data.cache`` is off."""
+    of ``size`` px (or (height, width): the cache side follows the longer one, so no side is upscaled from a smaller
+    copy), or None when ``data.cache`` is off."""
     if not cfg.cache:
         return None
-    return build_cache(paths, cache_side(size, cfg.cache_scale), cfg.cache_dir, ops=ops)
+    side = max(size) if isinstance(size, tuple) else size
+    return build_cache(paths, cache_side(side, cfg.cache_scale), cfg.cache_dir, ops=ops)

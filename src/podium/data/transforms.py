@@ -44,8 +44,8 @@ def interpolation(prep: Preprocessing) -> int:
 
 @RESIZES.register("squash")
 def squash(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Resize to size x size, ignoring the aspect ratio (keeps every lesion at the border)."""
-    return [A.Resize(prep.size, prep.size, interpolation=interpolation(prep))]
+    """Resize to the model's height x width, ignoring the aspect ratio (keeps every lesion at the border)."""
+    return [A.Resize(*prep.hw, interpolation=interpolation(prep))]
 
 
 RESIZES.register("squish")(squash)  # fastai's name for the same thing
@@ -53,18 +53,22 @@ RESIZES.register("squish")(squash)  # fastai's name for the same thing
 
 @RESIZES.register("pad")
 def pad(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Resize the long side to size, then pad the short side to a centred size x size square with the model's mean
-    colour (zero after normalisation): the whole image, undistorted (letterboxing)."""
-    fill = tuple(round(m * 255) for m in prep.mean)
-    return [A.LongestMaxSize(prep.size, interpolation=interpolation(prep)),
-            A.PadIfNeeded(prep.size, prep.size, border_mode=cv2.BORDER_CONSTANT, fill=fill)]
+    """Scale the image to fit inside height x width, then pad it to a centred height x width with
+    ``model.pad_fill`` (default: the model's mean colour, zero after normalisation): the whole image, undistorted
+    (letterboxing)."""
+    fill = tuple(round(m * 255) for m in prep.mean) if prep.pad_fill < 0 else (prep.pad_fill,) * 3
+    h, w = prep.hw
+    return [A.LongestMaxSize(max_size_hw=(h, w), interpolation=interpolation(prep)),
+            A.PadIfNeeded(h, w, border_mode=cv2.BORDER_CONSTANT, fill=fill)]
 
 
 @RESIZES.register("crop")
 def crop(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Resize the short side to size / crop_pct (timm's evaluation crop), then take the centre size x size square."""
-    short = max(prep.size, math.floor(prep.size / prep.crop_pct))
-    return [A.SmallestMaxSize(short, interpolation=interpolation(prep)), A.CenterCrop(prep.size, prep.size)]
+    """Scale the image to cover height x width / crop_pct (timm's evaluation crop), then take the centre
+    height x width."""
+    h, w = prep.hw
+    cover = (max(h, math.floor(h / prep.crop_pct)), max(w, math.floor(w / prep.crop_pct)))
+    return [A.SmallestMaxSize(max_size_hw=cover, interpolation=interpolation(prep)), A.CenterCrop(h, w)]
 
 
 class Warp:
@@ -95,11 +99,15 @@ def _shift(dx: float, dy: float) -> np.ndarray:
 
 
 class RandomResizedCrop(Warp):
-    """A crop of ``scale`` of the area with aspect ratio in ``ratio`` (log-uniform), resized to size x size;
-    albumentations' and torchvision's sampling, including the centre-crop fall-back after 10 tries."""
+    """A crop of ``scale`` of the area with aspect ratio in ``ratio`` (log-uniform), resized to ``hw`` (height,
+    width); albumentations' and torchvision's sampling, including the centre-crop fall-back after 10 tries. For a
+    rectangular output the ratios are taken about the output's own aspect (width / height), so a crop is distorted
+    no more than for a square one."""
 
-    def __init__(self, size: int, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> None:
-        self.size, self.scale, self.ratio = size, scale, ratio
+    def __init__(self, hw: tuple[int, int], scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3)
+                 ) -> None:
+        aspect = hw[1] / hw[0]
+        self.hw, self.scale, self.ratio = hw, scale, (ratio[0] * aspect, ratio[1] * aspect)
 
     def crop(self, rng: random.Random, h: int, w: int) -> tuple[int, int, int, int]:
         """(x0, y0, width, height) of the crop."""
@@ -120,7 +128,8 @@ class RandomResizedCrop(Warp):
     def sample(self, rng: random.Random, h: int, w: int) -> tuple[np.ndarray, int, int]:
         """Crop, then resize to the model's size."""
         x0, y0, cw, ch = self.crop(rng, h, w)
-        return _scale(self.size / cw, self.size / ch) @ _shift(-x0, -y0), self.size, self.size
+        oh, ow = self.hw
+        return _scale(ow / cw, oh / ch) @ _shift(-x0, -y0), oh, ow
 
 
 class Flip(Warp):
@@ -257,7 +266,7 @@ class FusedWarp(A.ImageOnlyTransform):
 @AUGMENTATIONS.register("random_resized_crop")
 def random_resized_crop(prep: Preprocessing, aug: AugConfig) -> Warp:
     """A random crop of scale_min..1 of the area, resized to the model's size (replaces the plain resize)."""
-    return RandomResizedCrop(prep.size, (aug.scale_min, 1.0))
+    return RandomResizedCrop(prep.hw, (aug.scale_min, 1.0))
 
 
 @AUGMENTATIONS.register("hflip")

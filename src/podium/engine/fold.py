@@ -130,7 +130,7 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
     ops = ops_of(prep)
-    images = decoded_images(paths, prep.size, cfg.data, ops)  # None when data.cache=false
+    images = decoded_images(paths, prep.hw, cfg.data, ops)  # None when data.cache=false
     train_ds = ImageDataset(paths[train_idx], targets[train_idx], create_transform(prep, cfg.aug, train=True),
                             None if images is None else images.take(train_idx), seed=tc.seed + fold, ops=ops)
     val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
@@ -227,7 +227,7 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
                "train_rows": int(len(parts.train_idx)), "val_rows": int(len(parts.val_idx)),
-               "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size,
+               "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size_label,
                "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])),
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model)}
     oof = pd.DataFrame(probs, columns=list(comp.classes))

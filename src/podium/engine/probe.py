@@ -29,7 +29,7 @@ class ProbeResult:
     """What a probe found: ``batch_size`` is None when nothing was probed (``reason`` says why)."""
 
     model: str
-    size: int
+    size: int | str
     device: str
     precision: str
     batch_size: int | None
@@ -59,7 +59,7 @@ def largest_batch(fits: Callable[[int], bool], start: int = 2, limit: int = 4096
     return lo
 
 
-def cuda_step_fits(model: torch.nn.Module, size: int, num_classes: int, precision: str, channels_last: bool
+def cuda_step_fits(model: torch.nn.Module, hw: tuple[int, int], num_classes: int, precision: str, channels_last: bool
                    ) -> Callable[[int], bool]:
     """A ``fits(batch)`` test that runs one training step of ``model`` on CUDA and reports whether memory sufficed."""
     device = torch.device("cuda")
@@ -72,7 +72,7 @@ def cuda_step_fits(model: torch.nn.Module, size: int, num_classes: int, precisio
 
     def fits(batch: int) -> bool:
         try:
-            x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
+            x = torch.randn(batch, 3, *hw, device=device).contiguous(memory_format=fmt)
             y = torch.randint(0, num_classes, (batch,), device=device)
             for _ in range(2):  # the second step holds the optimiser state too
                 with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
@@ -98,11 +98,12 @@ def probe(model_cfg: ModelConfig, train_cfg: TrainConfig, num_classes: int = 100
     device = resolve_device(train_cfg.device)
     precision = resolve_precision(train_cfg.precision, device)
     model = create_model(model_cfg, num_classes, pretrained="none")  # the weights do not change the memory
-    size = resolve_preprocessing(model, model_cfg).size
+    prep = resolve_preprocessing(model, model_cfg)
+    size = prep.size_label
     if device != "cuda":
         return ProbeResult(model_cfg.name, size, device, precision, None, None,
                            f"nothing is probed on {device}: memory probing needs a CUDA GPU")
-    fits = cuda_step_fits(model, size, num_classes, precision, train_cfg.channels_last)
+    fits = cuda_step_fits(model, prep.hw, num_classes, precision, train_cfg.channels_last)
     found = largest_batch(fits, limit=limit)
     del fits, model  # the closure holds the model and its optimiser state on the GPU
     gc.collect()

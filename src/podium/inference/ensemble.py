@@ -57,7 +57,7 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         ops = ops_of(prep)  # the image ops the model was trained with, from its checkpoint
-        dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.size, cfg.data, ops),
+        dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.hw, cfg.data, ops),
                                ops=ops)
         bs = batch_size or cfg.predict.batch_size or 2 * cfg.train.batch_size
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))

@@ -20,9 +20,11 @@ from podium.config import ModelConfig
 class Preprocessing:
     """How raw images become model inputs.
 
-    ``crop_pct`` is timm's evaluation crop: the ``crop`` resize scales the short side to ``size / crop_pct`` and
-    takes the centre ``size`` square, as the model's pretrained evaluation did. ``ops`` and ``op_params`` are the
-    image ops the model was trained with and the values of the keys they read (applied by podium.data.preprocess).
+    ``size`` is the input height, and its width too unless ``width`` is set (a rectangular input, ``hw``).
+    ``crop_pct`` is timm's evaluation crop: the ``crop`` resize scales the image to cover ``hw / crop_pct`` and takes
+    the centre ``hw``, as the model's pretrained evaluation did. ``pad_fill`` is the ``pad`` resize's gray level (-1:
+    the mean colour). ``ops`` and ``op_params`` are the image ops the model was trained with and the values of the
+    keys they read (applied by podium.data.preprocess).
     """
 
     size: int
@@ -33,6 +35,19 @@ class Preprocessing:
     crop_pct: float = 1.0
     ops: tuple[str, ...] = ()
     op_params: tuple[tuple[str, float], ...] = ()
+    width: int = 0
+    pad_fill: int = -1
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """The model's input (height, width)."""
+        return self.size, self.width or self.size
+
+    @property
+    def size_label(self) -> int | str:
+        """The input size as a person writes it: ``128``, or ``288x224`` (height x width) for a rectangle."""
+        h, w = self.hw
+        return h if h == w else f"{h}x{w}"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for a checkpoint."""
@@ -43,10 +58,11 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
-        """Inverse of ``to_dict`` (checkpoints written before image ops existed have none)."""
+        """Inverse of ``to_dict`` (older checkpoints have no image ops, width or pad fill)."""
         return cls(int(d["size"]), str(d["resize"]), str(d["interpolation"]), tuple(d["mean"]), tuple(d["std"]),
                    float(d.get("crop_pct", 1.0)), tuple(str(o) for o in d.get("ops", ())),
-                   tuple((str(k), float(v)) for k, v in d.get("op_params", ())))
+                   tuple((str(k), float(v)) for k, v in d.get("op_params", ())), int(d.get("width", 0)),
+                   int(d.get("pad_fill", -1)))
 
     def normalize(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
         """uint8 NCHW batch on any device -> normalised float32 batch on the same device."""
@@ -61,9 +77,11 @@ class Preprocessing:
 def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig) -> Preprocessing:
     """Resolve preprocessing from the model's pretrained_cfg, with the config's size and resize method on top."""
     data_cfg = resolve_model_data_config(model)
-    size = cfg.img_size or int(data_cfg["input_size"][-1])
+    h, w = (cfg.img_size * 2)[:2] if cfg.img_size else tuple(int(v) for v in data_cfg["input_size"][-2:])
     return Preprocessing(
-        size=size,
+        size=h,
+        width=0 if w == h else w,
+        pad_fill=cfg.pad_fill,
         resize=cfg.resize,
         interpolation=str(data_cfg.get("interpolation", "bilinear")),
         mean=tuple(float(v) for v in data_cfg["mean"]),

@@ -33,13 +33,13 @@ class CamTarget:
     reshape: Callable[[torch.Tensor], torch.Tensor] | None
 
 
-def _stage_output(model: torch.nn.Module, layer: torch.nn.Module, size: int) -> torch.Tensor:
+def _stage_output(model: torch.nn.Module, layer: torch.nn.Module, hw: tuple[int, int]) -> torch.Tensor:
     """The output of ``layer`` on a dummy image (to tell a feature map from tokens)."""
     seen: list[torch.Tensor] = []
     handle, training = layer.register_forward_hook(lambda _m, _i, out: seen.append(out)), model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, size, size))
+            model.eval()(torch.zeros(1, 3, *hw))
     finally:
         handle.remove()
         model.train(training)
@@ -58,15 +58,16 @@ def token_reshape(prefix: int) -> Callable[[torch.Tensor], torch.Tensor]:
     return reshape
 
 
-def cam_target(model: torch.nn.Module, size: int) -> CamTarget:
-    """The Grad-CAM target layer of a timm ``model`` at input ``size`` px, or ``Unsupported`` saying why."""
+def cam_target(model: torch.nn.Module, hw: tuple[int, int]) -> CamTarget:
+    """The Grad-CAM target layer of a timm ``model`` at input ``hw`` (height, width), or ``Unsupported`` saying
+    why."""
     info = getattr(model, "feature_info", None)
     modules = [f.get("module") for f in info] if isinstance(info, list) else []
     modules = [m for m in modules if m]
     if not modules:
         raise Unsupported(f"{type(model).__name__} exposes no feature stages (timm feature_info)")
     last = model.get_submodule(modules[-1])
-    out = _stage_output(model, last, size)
+    out = _stage_output(model, last, hw)
     if out.ndim == 4:
         return CamTarget(last, modules[-1], None)
     if out.ndim == 3 and len(modules) > 1:
@@ -94,7 +95,7 @@ def grad_cam(model: torch.nn.Module, prep: Preprocessing, images: Sequence[np.nd
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     model = model.float().eval()
-    target = cam_target(model, prep.size)
+    target = cam_target(model, prep.hw)
     out: list[np.ndarray] = []
     with GradCAM(model=model, target_layers=[target.layer], reshape_transform=target.reshape) as cam:
         for start in range(0, len(images), batch):

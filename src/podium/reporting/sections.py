@@ -94,7 +94,8 @@ def overview(inp: Inputs) -> str:
         ("status", inp.run.status + (f" ({info['reason']})" if info.get("reason") else "")),
         ("data folder", info.get("data_dir")), ("layout / task", f"{info.get('layout')} / {info.get('task')}"),
         ("classes", f"{len(inp.classes)}: {', '.join(inp.classes[:12])}{' ...' if len(inp.classes) > 12 else ''}"),
-        ("model", f"{cfg.model.name} ({cfg.model.pretrained}), {info.get('img_size') or cfg.model.img_size} px"),
+        ("model", f"{cfg.model.name} ({cfg.model.pretrained}), "
+                  f"{info.get('img_size') or 'x'.join(map(str, cfg.model.img_size)) or 'default'} px"),
         ("folds / epochs", f"{cfg.cv.folds} / {cfg.train.epochs}"),
     ]
     if metrics:
@@ -167,7 +168,7 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
             grid.append(train_ds.augmented(e * len(paths) + r)[1])
             captions.append(f"epoch {e + 1} draw")
     ops = ", ".join(inp.cfg.aug.ops) or "none"
-    return (f"<p>{prep.size} px, resize {prep.resize}; augmentations: {ops}.</p>"
+    return (f"<p>{prep.size_label} px, resize {prep.resize}; augmentations: {ops}.</p>"
             + img(plots.grid_png(grid, captions, cols=views + 1, thumb=150), "augmentation preview"))
 
 
