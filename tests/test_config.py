@@ -137,6 +137,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "data.preprocess": ("podium.data.preprocess:PREPROCESS", ()),
     "predict.threshold_mode": ("podium.thresholds:THRESHOLD_MODES", ()),
     "predict.binary_threshold": ("podium.thresholds:BINARY_RULES", ()),
+    "run.trackers": ("podium.engine.trackers:TRACKERS", ()),
 }
 
 
@@ -171,6 +172,7 @@ def test_config_does_not_import_the_registries() -> None:
         ("train.precision=BF16", "train.precision", "BF16", "precision", "bf16"),
         ("train.device=cdua", "train.device", "cdua", "device", "cuda"),
         ("predict.tta=identity,hflp", "predict.tta[1]", "hflp", "TTA view", "hflip"),
+        ("run.trackers=tensorbord", "run.trackers[0]", "tensorbord", "tracker", "tensorboard"),
     ],
 )
 def test_unknown_names_are_one_line_with_did_you_mean(override: str, key: str, value: str, kind: str,

@@ -249,12 +249,20 @@ class PredictConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Where the run folder goes."""
+    """Where the run folder goes, and what else records the run."""
 
     root: str = opt("runs", "Runs root: run folders and the experiment log (podium.db) live here.")
     name: str = opt("", "Run name; empty: <data folder>-<model>.")
     report: bool = opt(True, "Write report.html into the run folder when training ends (`podium report RUN_DIR` "
                        "writes it any time).")
+    trackers: tuple[str, ...] = opt((), "Experiment trackers (pip install 'podium[trackers]'): training loss and "
+                                    "learning rate, and each epoch's validation metrics, one tracker run per fold, "
+                                    "stored in the runs root (tensorboard/, mlflow.db).",
+                                    choices="podium.engine.trackers:TRACKERS")
+    mlflow_uri: str = opt("", "MLflow tracking URI for run.trackers=mlflow (a server: http://host:5000); empty: "
+                          "sqlite:///<run.root>/mlflow.db.")
+    log_every: int = opt(10, "Trackers: log the training loss (the mean since the last point) and learning rate "
+                         "every N optimiser updates, and at the end of each epoch.", ge=1)
 
 
 @dataclass(frozen=True)

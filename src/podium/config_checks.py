@@ -122,6 +122,8 @@ def check_relations(cfg: Any) -> None:
     if cfg.aug.batch and cfg.train.batch_size % 2:
         raise PodiumError(f"Config key train.batch_size must be even with aug.batch={','.join(cfg.aug.batch)} (images "
                           f"are mixed in pairs), got {cfg.train.batch_size}.")
+    if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold
+        importlib.import_module("podium.engine.trackers").check_trackers(cfg.run)
     ft, epochs = cfg.finetune, cfg.train.epochs
     if cfg.model.pretrained != "none" and ft.freeze_epochs >= epochs:
         raise PodiumError(f"Config key finetune.freeze_epochs must be < train.epochs ({epochs}) with pretrained "

@@ -37,6 +37,7 @@ from podium.engine.finetune import effective_finetune
 from podium.engine.fold import EpochHook, FoldResult, fit_fold
 from podium.engine.losses import create_loss
 from podium.engine.probe import resolve_auto_batch
+from podium.engine.trackers import check_trackers, describe_trackers
 from podium.errors import PodiumError
 from podium.inference.ensemble import predict_checkpoints, write_test_outputs
 from podium.io import check_folder
@@ -105,6 +106,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
         raise PodiumError("train needs a data folder and a config (or a run folder to resume).")
     else:
         check_folder(cfg.run.root, "run.root")  # a file there: say so now, not after checking every image
+    check_trackers(cfg.run)  # also checked at config load; a resumed run's saved config is not re-checked there
     data_dir = Path(data_dir).expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
@@ -220,6 +222,8 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
                        f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
     for note in plan.notes:
         reporter.print(note)
+    if plan.cfg.run.trackers:
+        reporter.print(f"trackers: {describe_trackers(plan.cfg.run, run.runs_root)}")
     reporter.print(integrity_line(plan.integ))
 
 

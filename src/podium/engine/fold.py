@@ -37,6 +37,7 @@ from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import LossFn, create_loss
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
+from podium.engine.trackers import FoldTrackers, fold_trackers
 from podium.errors import PodiumError
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing, resolve_preprocessing
@@ -109,11 +110,15 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     reset_peak(accelerator.device.type)
     parts = build_fold(fold, comp, folds, cfg, accelerator)
     progress = resume_fold(parts, run, accelerator, reporter)
-    for epoch in range(progress.epoch, cfg.train.epochs):
-        run_epoch(parts, epoch, progress, comp, cfg, run, accelerator, reporter)
-        if on_epoch is not None:
-            on_epoch(fold, dict(progress.rows[-1]))
-    return finish_fold(parts, progress, comp, cfg, run, accelerator, reporter)
+    # run.trackers: one tracker run per fold, its step the optimiser update count (restored with the schedule)
+    with fold_trackers(cfg, run, fold, parts.scheduler.last_epoch, accelerator, reporter) as trackers:
+        for epoch in range(progress.epoch, cfg.train.epochs):
+            run_epoch(parts, epoch, progress, comp, cfg, run, accelerator, reporter, trackers)
+            if on_epoch is not None:
+                on_epoch(fold, dict(progress.rows[-1]))
+        result = finish_fold(parts, progress, comp, cfg, run, accelerator, reporter)
+        trackers.fold(result.summary)
+    return result
 
 
 def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
@@ -174,8 +179,9 @@ def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: 
 
 
 def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competition, cfg: PodiumConfig, run: Run,
-              accelerator: Accelerator, reporter: Reporter) -> None:
-    """Train and validate one epoch; log it, keep the best weights and save the state to resume from."""
+              accelerator: Accelerator, reporter: Reporter, trackers: FoldTrackers | None = None) -> None:
+    """Train and validate one epoch; log it (and to ``trackers``), keep the best weights and save the state to
+    resume from."""
     tc, task, fold = cfg.train, comp.task, parts.fold
     # The prepared loader restarts its own epoch counter at 0 in a new process: it must be told the epoch, or a
     # resumed epoch would draw epoch 0's shuffle and augmentation keys.
@@ -187,7 +193,8 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
                             accelerator, parts.prep, parts.ema, tc.clip_grad, tc.channels_last,
                             f"fold {fold} epoch {epoch + 1}/{tc.epochs}",
                             # the last aug.batch_off_epochs epochs train on clean images and labels
-                            parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None)
+                            parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None,
+                            on_update=None if trackers is None else trackers.update)
     run.write_lr(fold, epoch + 1, stats.pop("lrs"))  # the schedule actually used, per optimiser update
     eval_model = parts.eval_model(accelerator)
     metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
@@ -200,6 +207,8 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
     reporter.print(f"fold {fold} epoch {epoch + 1}/{tc.epochs}  train_loss {stats['train_loss']:.4f}  {shown}  "
                    f"{stats['images_per_s']:.0f} img/s{'  *' if improved else ''}")
     run.write_fold_log(fold, progress.rows)
+    if trackers is not None:
+        trackers.epoch(progress.rows[-1])
     if improved:
         progress.best, progress.best_epoch = key, epoch + 1
         run.save_best(fold, Checkpoint(eval_model.state_dict(), cfg, comp.classes, task.name, parts.prep, fold,

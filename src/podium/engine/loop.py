@@ -18,6 +18,9 @@ from podium.progress import progress_bar, track
 from podium.tasks import Task
 from podium.tta import check_views
 
+# Called after every optimiser update with (its index among the fold's updates, its mean training loss, its LR).
+UpdateHook = Callable[[int, float, float], None]
+
 
 def train_one_epoch(
     model: torch.nn.Module,
@@ -32,13 +35,16 @@ def train_one_epoch(
     channels_last: bool = True,
     description: str = "train",
     batch_aug: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
+    on_update: UpdateHook | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss, images per second, the last learning rate and ``lrs``, the
     learning rate of every optimiser update (the schedule actually used, for the report).
 
-    ``batch_aug`` (MixUp/CutMix) mixes each normalised batch and turns its targets into soft targets."""
+    ``batch_aug`` (MixUp/CutMix) mixes each normalised batch and turns its targets into soft targets. ``on_update``
+    is called after every optimiser update (experiment trackers)."""
     model.train()
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
+    update_loss, update_seen = 0.0, 0  # the micro-batches of the current optimiser update
     lrs: list[float] = []
     with progress_bar(accelerator.is_main_process) as bar:
         task = bar.add_task(description, total=len(loader), loss=0.0, ips=0.0)
@@ -49,16 +55,21 @@ def train_one_epoch(
             with accelerator.accumulate(model):
                 loss = loss_fn(model(x), y)
                 accelerator.backward(loss)
+                batch_loss = loss.item() * len(x)
+                update_loss, update_seen = update_loss + batch_loss, update_seen + len(x)
                 if accelerator.sync_gradients and clip_grad > 0:
                     accelerator.clip_grad_norm_(model.parameters(), clip_grad)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 if accelerator.sync_gradients:
                     lrs.append(float(optimizer.param_groups[0]["lr"]))
+                    if on_update is not None:  # the update's index in the fold: restored with the schedule
+                        on_update(scheduler.last_epoch, update_loss / update_seen, lrs[-1])
+                    update_loss, update_seen = 0.0, 0
                     scheduler.step()  # the schedule counts optimiser updates, not micro-batches
                     if ema is not None:  # the update count drives timm's EMA warmup (short runs need it)
                         ema.update(accelerator.unwrap_model(model), step=scheduler.last_epoch)
-            total_loss += loss.item() * len(x)
+            total_loss += batch_loss
             seen += len(x)
             ips = seen * accelerator.num_processes / (time.perf_counter() - t0)
             bar.update(task, advance=1, loss=total_loss / seen, ips=ips)
