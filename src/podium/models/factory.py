@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import replace
 from typing import Any
 
@@ -25,9 +26,12 @@ def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
 def check_model(cfg: ModelConfig) -> None:
     """Fail now, with the message model creation would give, on an unknown architecture or missing weights."""
     if not timm.is_model(cfg.name):
-        close = timm.list_models(f"*{cfg.name.split('.')[0][:12]}*")[:8]
-        hint = f" Similar: {', '.join(close)}." if close else ""
-        raise PodiumError(f"Unknown timm model {cfg.name!r}.{hint}")
+        names = timm.list_models()
+        typo = difflib.get_close_matches(cfg.name.split(".")[0].lower(), names, n=1, cutoff=0.8)
+        close = [n for n in timm.list_models(f"*{cfg.name.split('.')[0][:12]}*") if n not in typo][:8]
+        hint = f" Did you mean {typo[0]!r}?" if typo else ""
+        hint += f" Similar: {', '.join(close)}." if close else ""
+        raise PodiumError(f"Unknown timm model {cfg.name!r}.{hint} `podium models PATTERN` lists them.")
     check_weights(cfg)
 
 
