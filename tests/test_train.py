@@ -127,3 +127,25 @@ def test_a_loss_that_does_not_fit_the_task_stops_before_a_run_folder(single_dir:
     with pytest.raises(PodiumError, match="train.loss=ce does not fit the multilabel task"):
         train(multilabel_dir, _cfg(tiny, "train.loss=ce"))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("tta", ["identity", "identity,hflip"])
+def test_the_cv_score_without_tta_is_pooled_like_the_cv_score(multilabel_dir: Path, tiny: tuple[str, ...],
+                                                              tta: str) -> None:
+    """Without TTA the two scores are the same number; with TTA the plain one is the pooled score of the plain OOF
+    probabilities kept per fold (a mean of per-fold AUCs would be neither)."""
+    from podium.metrics import score
+    from podium.tasks import get_task
+
+    run = train(multilabel_dir, _cfg(tiny, f"predict.tta={tta}"))
+    m = run.metrics
+    if tta == "identity":
+        assert m["cv_score_no_tta"] == m["cv_score"] and not (run.path / "fold0" / "oof_plain.csv").exists()
+        return
+    plain = pd.concat([pd.read_csv(run.path / f"fold{k}" / "oof_plain.csv") for k in (0, 1)])
+    oof = run.oof.set_index("id").loc[plain["id"]]
+    classes = [c for c in plain.columns if c != "id"]
+    y = np.array([[c in str(labels).split() for c in classes] for labels in oof["label"]], dtype=np.int64)
+    expected = score(get_task("multilabel"), y, plain[classes].to_numpy(), decisions=run.decisions)["mean_auc"]
+    assert m["cv_score_no_tta"] == pytest.approx(expected, abs=1e-9)
+    assert m["cv_score_no_tta"] != pytest.approx(np.mean([f["score"] for f in m["per_fold"]]), abs=1e-6)

@@ -78,7 +78,8 @@ class Cumulative(OrdinalCoding):
         """P(grade = k) = P(grade > k-1) - P(grade > k), with the cumulative made non-increasing first."""
         above = np.minimum.accumulate(_sigmoid(logits), axis=1)  # P(> k) never rises with k
         ones, zeros = np.ones((len(above), 1)), np.zeros((len(above), 1))
-        return -np.diff(np.concatenate([ones, above, zeros], axis=1), axis=1)
+        # ``0.0 - x`` rather than ``-x``: a zero difference is written as 0, not -0 (oof.csv, test_predictions.csv)
+        return 0.0 - np.diff(np.concatenate([ones, above, zeros], axis=1), axis=1)
 
 
 class Regression(OrdinalCoding):

@@ -85,6 +85,9 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         reporter.print(f"CV {metrics['metric']}: {metrics['cv_score']:.4f} (without TTA "
                        f"{metrics['cv_score_no_tta']:.4f})  overall: "
                        f"{', '.join(f'{k} {v:.4f}' for k, v in metrics['overall'].items())}")
+        if metrics["decision_scores"]:  # the CV score decodes plainly; fitted decisions judged on their own rows
+            reporter.print("decisions fitted on the OOF rows (in-sample): " + ", ".join(
+                f"{k} {v:.4f}" for k, v in metrics["decision_scores"].items() if isinstance(v, float)))
         predict_test(plan, run, accelerator, reporter)
         wall = time.time() - t0
         run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
@@ -248,9 +251,13 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     decisions = task.fit_decisions(y, probs, plan.cfg.predict)  # thresholds, cut points
     run.write_decisions(decisions)
     overall = score(task, y, probs, decisions=decisions)
+    if all(r.plain is not None for r in results):  # pooled over the OOF rows, like cv_score
+        plain = np.concatenate([r.plain for r in results])[order]
+        no_tta = score(task, y, plain, decisions=decisions)[task.primary]
+    else:  # folds trained before plain OOF probabilities were kept: the mean of their scores
+        no_tta = float(np.mean([r.summary["score"] for r in results]))
     metrics = {
-        "task": task.name, "metric": task.primary, "cv_score": overall[task.primary],
-        "cv_score_no_tta": float(np.mean([r.summary["score"] for r in results])),
+        "task": task.name, "metric": task.primary, "cv_score": overall[task.primary], "cv_score_no_tta": no_tta,
         "threshold": decisions.get("threshold"), "decisions": decisions, "tta": list(plan.cfg.predict.tta),
         "oof_rows": int(len(idx)), "overall": overall,
         "decision_scores": task.decision_report(y, probs, decisions),  # plain decoding next to the fitted decisions

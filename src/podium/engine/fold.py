@@ -42,16 +42,19 @@ from podium.errors import PodiumError
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing, resolve_preprocessing
 from podium.runs.run import Run
+from podium.tta import view_names
 
 
 @dataclass(frozen=True)
 class FoldResult:
-    """A finished fold: its validation rows, their OOF probabilities (with TTA), its scores and preprocessing."""
+    """A finished fold: its validation rows, their OOF probabilities with TTA and without (``plain``; None for a
+    fold trained before that was kept), and its scores."""
 
     fold: int
     val_idx: np.ndarray
     probs: np.ndarray
     summary: dict
+    plain: np.ndarray | None = None
 
 
 @dataclass
@@ -106,7 +109,10 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     summary = run.fold_summary(fold)
     if summary is not None:
         reporter.print(f"fold {fold}: already trained (best epoch {summary['best_epoch']}), skipped")
-        return FoldResult(fold, val_idx, run.fold_oof(fold)[list(comp.classes)].to_numpy(), summary)
+        probs = run.fold_oof(fold)[list(comp.classes)].to_numpy()
+        saved = run.fold_oof(fold, plain=True)
+        plain = saved[list(comp.classes)].to_numpy() if saved is not None else probs if _plain_views(cfg) else None
+        return FoldResult(fold, val_idx, probs, summary, plain)
     reset_peak(accelerator.device.type)
     parts = build_fold(fold, comp, folds, cfg, accelerator)
     progress = resume_fold(parts, run, accelerator, reporter)
@@ -232,6 +238,11 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
                                   channels_last=cfg.train.channels_last, scales=cfg.predict.scales,
                                   description=f"fold {fold} OOF")
+    # The same weights without TTA, so the CV score without TTA is pooled over the OOF rows like the CV score
+    # (a mean of per-fold scores would differ from it for AUC or QWK even with no TTA at all).
+    plain = probs if _plain_views(cfg) else evaluate(
+        eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx], parts.loss_fn,
+        views=("identity",), channels_last=cfg.train.channels_last, description=f"fold {fold} OOF without TTA")[1]
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
@@ -239,11 +250,20 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size_label,
                "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])),
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model)}
+    ids = comp.train["id"].to_numpy()[parts.val_idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
-    oof.insert(0, "id", comp.train["id"].to_numpy()[parts.val_idx])
-    run.finish_fold(fold, oof, summary)
+    oof.insert(0, "id", ids)
+    plain_oof = None if plain is probs else pd.DataFrame(plain, columns=list(comp.classes))
+    if plain_oof is not None:
+        plain_oof.insert(0, "id", ids)
+    run.finish_fold(fold, oof, summary, plain_oof)
     reporter.print(f"fold {fold}: best epoch {progress.best_epoch}  {task.primary} {summary['score']:.4f}  "
                    f"with TTA {summary['score_tta']:.4f}")
     accelerator.wait_for_everyone()
     accelerator.free_memory()
-    return FoldResult(fold, parts.val_idx, probs, summary)
+    return FoldResult(fold, parts.val_idx, probs, summary, plain)
+
+
+def _plain_views(cfg: PodiumConfig) -> bool:
+    """Whether prediction uses no TTA (the identity view at scale 1), so OOF probabilities are already plain."""
+    return view_names(cfg.predict.tta) == ["identity"] and tuple(cfg.predict.scales) == (1.0,)

@@ -3,7 +3,7 @@ resume, ensembling and reporting read through it.
 
 ```
 <runs root>/<name>-<timestamp>/
-  run.json                 what the run is and its status (running, done, interrupted, failed) with the reason
+  run.json                 what the run is and its status (running, done, interrupted, failed, pruned) + reason
   config.yaml              the resolved config
   folds.csv                id, fold, label: computed once, reused on resume
   duplicates.csv           duplicate clusters found by the integrity check (when any)
@@ -12,6 +12,7 @@ resume, ensembling and reporting read through it.
   fold{k}/log.csv          one row per epoch
   fold{k}/lr.csv           the learning rate of every optimiser update (epoch, step, lr)
   fold{k}/oof.csv          the fold's out-of-fold probabilities; fold{k}/done.json marks the fold finished
+  fold{k}/oof_plain.csv    the same without TTA (when TTA is on), for the CV score without TTA
   oof.csv                  out-of-fold probabilities of every finished fold, keyed by id
   decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
   metrics.json             overall, per-class and per-fold scores
@@ -43,7 +44,7 @@ from podium.errors import PodiumError
 from podium.io import check_folder, write_csv, write_json, write_text
 from podium.runs.log import list_runs, record_run
 
-STATUSES = ("running", "done", "interrupted", "failed")
+STATUSES = ("running", "done", "interrupted", "failed", "pruned")  # pruned: a search stopped it (runs.lifecycle)
 
 
 class Run:
@@ -236,8 +237,12 @@ class Run:
         path = self.fold_dir(fold) / "done.json"
         return _read_json(path) if path.is_file() else None
 
-    def fold_oof(self, fold: int) -> pd.DataFrame:
-        """A finished fold's out-of-fold probabilities."""
+    def fold_oof(self, fold: int, plain: bool = False) -> pd.DataFrame | None:
+        """A finished fold's out-of-fold probabilities (``plain``: without TTA; None when the fold has no such
+        file: it was trained without TTA, or before the file existed)."""
+        if plain:
+            path = self.fold_dir(fold) / "oof_plain.csv"
+            return _read_csv(path, f"fold {fold}'s predictions without TTA") if path.is_file() else None
         return _read_csv(self.fold_dir(fold) / "oof.csv", f"fold {fold}'s predictions")
 
     def save_best(self, fold: int, ckpt: Checkpoint) -> None:
@@ -270,11 +275,15 @@ class Run:
         """fold{k}/log.csv, one row per epoch."""
         self._csv(f"fold{fold}/log.csv", pd.DataFrame(rows))
 
-    def finish_fold(self, fold: int, oof: pd.DataFrame, summary: dict[str, Any]) -> None:
-        """Write the fold's OOF predictions, mark it done and drop its resume state."""
+    def finish_fold(self, fold: int, oof: pd.DataFrame, summary: dict[str, Any], plain: pd.DataFrame | None = None
+                    ) -> None:
+        """Write the fold's OOF predictions (and ``plain``, the same without TTA), mark it done and drop its resume
+        state."""
         if not self.writer:
             return
         self._csv(f"fold{fold}/oof.csv", oof)
+        if plain is not None:
+            self._csv(f"fold{fold}/oof_plain.csv", plain)
         write_json(self.fold_dir(fold) / "done.json", summary)
         (self.fold_dir(fold) / "last.pt").unlink(missing_ok=True)
 
