@@ -12,8 +12,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import re
-import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from podium.config_checks import check_field, check_relations, describe
+from podium.config_checks import check_field, check_relations, check_type, describe, parse_size
 from podium.errors import PodiumError
 
 
@@ -92,25 +90,6 @@ class DataConfig:
     black_tolerance: int = opt(10, "crop_black: pixels at or below this gray level (0-255) count as border.", ge=0,
                                le=254)
     clahe_clip: float = opt(2.0, "clahe: contrast limit of the histogram equalisation (8x8 tiles).", gt=0, le=40)
-
-
-def parse_size(value: Any, key: str) -> tuple[int, ...]:
-    """An input size as ``()`` (the model's own), ``(n,)`` (n x n) or ``(height, width)``, from ``0``, ``n``,
-    ``"HxW"``, ``"H,W"`` or ``[H, W]``; a square written as two equal sides is stored as one."""
-    items: Any = value
-    if isinstance(value, str):
-        text = value.strip().lower()
-        try:
-            items = [int(p) for p in re.split(r"\s*[x,]\s*", text)] if text else []
-        except ValueError:
-            items = None
-    elif not isinstance(value, (list, tuple)):
-        items = [value]
-    if items is None or len(items) > 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-        raise PodiumError(f"Config key {key} must be N (square) or HxW (height x width, e.g. 288x224), got {value!r}.")
-    if list(items) in ([], [0]):
-        return ()
-    return (items[0],) if len(items) == 2 and items[0] == items[1] else tuple(items)
 
 
 @dataclass(frozen=True)
@@ -312,37 +291,9 @@ def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -
         elif "parse" in f.metadata:
             values[f.name] = f.metadata["parse"](raw[f.name], f"{prefix}{f.name}")
         else:
-            values[f.name] = _check_type(raw[f.name], tp, f"{prefix}{f.name}")
+            values[f.name] = check_type(raw[f.name], tp, f"{prefix}{f.name}")
         check_field(values[f.name], f.metadata, f"{prefix}{f.name}")
     return cls(**values)
-
-
-def _check_type(value: Any, tp: Any, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is tuple:
-        (item_tp, _) = typing.get_args(tp)
-        if isinstance(value, str):  # "a,b" from the command line; items read as YAML unless they are strings
-            items = [v.strip() for v in value.split(",") if v.strip()]
-            value = items if item_tp is str else [yaml.safe_load(v) for v in items]
-        if not isinstance(value, (list, tuple)):
-            value = [value]  # a single item (cv.train_folds=0) is a one-item list
-        return tuple(_check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unions are not supported in the config ({key})")
-    if tp is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, (int, float)) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[tp]
-    if not ok:
-        raise PodiumError(f"Config key {key} must be {tp.__name__}, got {value!r} ({type(value).__name__}).")
-    return float(value) if tp is float else value
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

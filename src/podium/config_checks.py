@@ -1,5 +1,6 @@
-"""What each config value may be, checked when the config is loaded: registry names, fixed choices, numeric ranges and
-the few relations between keys that would otherwise fail in the middle of a run.
+"""What each config value may be, checked when the config is loaded: types (``check_type``, and ``parse_size`` for
+``model.img_size``), registry names, fixed choices, numeric ranges and the few relations between keys that would
+otherwise fail in the middle of a run.
 
 A field declares its rules in its metadata (see ``podium.config.opt``):
 
@@ -16,8 +17,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import math
+import re
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any
+
+import yaml
 
 from podium.errors import PodiumError
 
@@ -129,3 +135,51 @@ def check_relations(cfg: Any) -> None:
         raise PodiumError(f"Config key finetune.freeze_epochs must be < train.epochs ({epochs}) with pretrained "
                           f"weights (model.pretrained={cfg.model.pretrained}), got {ft.freeze_epochs}: the backbone "
                           "would never be fine-tuned. Lower it (0: no head-only warm-up) or raise train.epochs.")
+
+
+def parse_size(value: Any, key: str) -> tuple[int, ...]:
+    """An input size as ``()`` (the model's own), ``(n,)`` (n x n) or ``(height, width)``, from ``0``, ``n``,
+    ``"HxW"``, ``"H,W"`` or ``[H, W]``; a square written as two equal sides is stored as one."""
+    items: Any = value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        try:
+            items = [int(p) for p in re.split(r"\s*[x,]\s*", text)] if text else []
+        except ValueError:
+            items = None
+    elif not isinstance(value, (list, tuple)):
+        items = [value]
+    if items is None or len(items) > 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise PodiumError(f"Config key {key} must be N (square) or HxW (height x width, e.g. 288x224), got {value!r}.")
+    if list(items) in ([], [0]):
+        return ()
+    return (items[0],) if len(items) == 2 and items[0] == items[1] else tuple(items)
+
+
+def check_type(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as the field type ``tp`` (bool, int, float, str or a tuple of one of them), or a one-line error."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (item_tp, _) = typing.get_args(tp)
+        if isinstance(value, str):  # "a,b" from the command line; items read as YAML unless they are strings
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            value = items if item_tp is str else [yaml.safe_load(v) for v in items]
+        if not isinstance(value, (list, tuple)):
+            value = [value]  # a single item (cv.train_folds=0) is a one-item list
+        return tuple(check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unions are not supported in the config ({key})")
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise PodiumError(f"Config key {key} must be {tp.__name__}, got {value!r} ({type(value).__name__}).")
+    return float(value) if tp is float else value
