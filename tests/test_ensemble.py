@@ -67,6 +67,36 @@ def test_ensemble_folder_scores_and_validated_submission(runs: dict[str, Path]) 
     assert row["status"] == "done" and row["model"] == "ensemble:weights" and row["cv_score"] == m["cv_score"]
 
 
+def test_ensemble_folder_gets_its_report(runs: dict[str, Path], cli) -> None:
+    import re
+
+    Run(runs["a"]).write_report("<p>a's own report</p>")
+    ens = podium.ensemble(runs["a"], runs["b"], blend="weights", name="reported")
+    page = ens.report_path.read_text()
+    alts = set(re.findall(r'<img alt="([^"]*)"', page))
+    assert "could not be built" not in page
+    assert {"class counts", "ROC curves", "threshold", "top losses"} <= alts
+    assert not {"Grad-CAM", "training curves", "augmentation preview"} & alts  # the members' reports have them
+    for text in ("honest (cross-fitted)", "in-sample (final weights)", "fold 0 weight", runs["b"].name,
+                 "sample_f1_fitted", "Agreement of the members", "members.json", "model.resize"):
+        assert text in page, text
+    assert f'href="../{runs["a"].name}/report.html"' in page
+    ens.report_path.unlink()
+    code, err = cli("report", str(ens.path))
+    assert code == 0 and ens.report_path.is_file(), err
+    assert podium.report(ens.path) == ens.report_path
+
+
+def test_a_failing_ensemble_report_is_a_warning_line(runs: dict[str, Path], monkeypatch, capsys) -> None:
+    def broken(run, reporter=None):
+        raise RuntimeError("no plots today")
+
+    monkeypatch.setattr("podium.reporting.build_report", broken)
+    ens = podium.ensemble(runs["a"], runs["b"], blend="mean")
+    assert ens.status == "done" and ens.submission_path.is_file() and not ens.report_path.exists()
+    assert "the report could not be written (RuntimeError: no plots today)" in capsys.readouterr().out
+
+
 def test_equal_weight_blend_predicts_with_checkpoints_when_no_test_predictions(runs: dict[str, Path],
                                                                                 tmp_path: Path) -> None:
     import shutil
@@ -106,6 +136,19 @@ def test_bad_members_exit_2_in_one_line_and_write_nothing(runs: dict[str, Path],
         assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1, (what, err)
     assert "id " in cli("ensemble", str(runs["a"]), str(runs["seed"]))[1]
     assert sorted(p.name for p in runs["root"].iterdir()) == before
+
+
+def test_members_of_different_tasks_exit_2(tmp_path: Path, cli) -> None:
+    """The same numeric grades trained as ordinal and as multiclass: same data folder and classes, other tasks."""
+    data = datagen.csv_single(tmp_path / "grades", n=24, classes=("0", "1", "2"), n_test=3)
+    base = (*datagen.TINY, f"run.root={tmp_path / 'runs'}")
+    ordinal = podium.train(data, overrides=[*base, "run.name=ord", "data.task=ordinal"]).path
+    multiclass = podium.train(data, overrides=[*base, "run.name=mc"]).path
+    assert Run(ordinal).info["task"] == "ordinal" and Run(multiclass).info["task"] == "multiclass"
+    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    code, err = cli("ensemble", str(ordinal), str(multiclass))
+    assert code == 2 and err.startswith("error:") and "differ in task" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
 
 
 def _synthetic(task_name: str, n: int = 300, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:

@@ -197,6 +197,20 @@ def test_preview_writes_a_grid_with_mixed_labels(single_dir: Path, tiny: tuple[s
     assert not np.array_equal(a, b)
 
 
+def test_preview_shows_the_images_after_preprocessing(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    import cv2
+
+    import podium
+
+    # aug.ops without color: its hue jitter moves a gray pixel's channels apart by a rounding step
+    gray = podium.preview(single_dir, overrides=[*tiny, "data.preprocess=gray", "aug.ops=random_resized_crop,affine"],
+                          out=tmp_path / "gray.png")
+    gray = cv2.imread(str(gray))
+    plain = cv2.imread(str(podium.preview(single_dir, overrides=tiny, out=tmp_path / "plain.png")))
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()  # what the model sees
+    assert not (plain[..., 0] == plain[..., 2]).all()  # the images themselves are coloured
+
+
 def test_extra_data_trains_only_and_duplicates_of_the_competition_are_dropped(tmp_path: Path,
                                                                                tiny: tuple[str, ...]) -> None:
     import shutil

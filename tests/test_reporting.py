@@ -1,5 +1,6 @@
-"""report.html: built from a run folder alone, every section and plot on single-label, multilabel and ordinal runs,
-Grad-CAM on a CNN and a ViT, and the page rendered in a real (headless) browser."""
+"""report.html: built from a run folder alone, every section and plot on single-label, binary, multilabel and ordinal
+runs (each task's fitted decisions drawn as the task says), images shown through the run's preprocessing, Grad-CAM
+on a CNN and a ViT, and the page rendered in a real (headless) browser."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ from PIL import Image
 
 import datagen
 import podium
-from podium.config import PodiumConfig, merge
+from podium.config import PodiumConfig, PredictConfig, merge
 from podium.models.preprocessing import Preprocessing
 from podium.pipeline import train
 from podium.reporting import SECTIONS, build_report, plots
 from podium.reporting.gradcam import Unsupported, cam_target, grad_cam
 from podium.runs.run import Run
+from podium.tasks import get_task
+from podium.thresholds import DecisionCurve
 
 IMG = re.compile(r'<img alt="([^"]*)" src="([^"]*)"')
 
@@ -43,10 +46,30 @@ def _images(page: str) -> dict[str, Image.Image]:
     return out
 
 
+def _same_channels(image: Image.Image) -> bool:
+    a = np.asarray(image.convert("RGB"))
+    return bool((a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all())
+
+
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     root = tmp_path_factory.mktemp("single")
     return _train(datagen.csv_single(root / "data"), root / "runs", "run.report=true")
+
+
+@pytest.fixture(scope="module")
+def gray_binary_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A binary run with a fitted F1 threshold, trained on gray-preprocessed images of coloured data."""
+    root = tmp_path_factory.mktemp("binary")
+    data = datagen.csv_single(root / "data", classes=("cat", "dog"))
+    # aug.ops without color: its hue jitter moves a gray pixel's channels apart by a rounding step
+    run = _train(data, root / "runs", "train.epochs=1", "data.preprocess=gray", "predict.binary_threshold=f1",
+                 "aug.ops=random_resized_crop,hflip,affine")
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)  # a module fixture outlives the per-test reset
+    GradientState._reset_state()
+    return run
 
 
 def test_training_writes_the_report_and_it_is_rebuilt_from_the_folder_alone(single_run: Run, monkeypatch) -> None:
@@ -90,12 +113,89 @@ def test_report_command_and_a_failing_report_does_not_fail_the_run(single_dir: P
     assert result.exit_code == 0 and run.report_path.is_file()
 
 
+@pytest.mark.parametrize("mode", ["global", "per_class"])
 def test_multilabel_report_shows_roc_and_threshold_but_no_confusion_matrix(multilabel_dir: Path,
-                                                                           tiny: tuple[str, ...]) -> None:
-    run = train(multilabel_dir, merge(PodiumConfig(), [*tiny, "train.epochs=2"]))
-    images = _images(build_report(run).read_text())
+                                                                           tiny: tuple[str, ...], mode: str) -> None:
+    run = train(multilabel_dir, merge(PodiumConfig(), [*tiny, "train.epochs=2", f"predict.threshold_mode={mode}"]))
+    page = build_report(run).read_text()
+    images = _images(page)
+    assert "could not be built" not in page  # per-class thresholds are a list, not one number
     assert {"ROC curves", "threshold", "top losses", "Grad-CAM", "learning rate"} <= set(images)
-    assert "confusion" not in images
+    assert "confusion" not in images and "score distribution" not in images
+    assert "sample_f1_fitted" in page  # metrics.json decision_scores: plain decoding against the fitted decisions
+    assert ("Per-class thresholds" in page) == (mode == "per_class")
+    if mode == "per_class":  # a panel per class, each the sample F1 as that class's threshold moves
+        assert images["threshold"].height > 2 * images["ROC curves"].height // 3
+
+
+def test_binary_report_draws_the_fitted_threshold_rule(gray_binary_run: Run) -> None:
+    assert "threshold" in gray_binary_run.decisions
+    page = build_report(gray_binary_run).read_text()
+    images = _images(page)
+    assert "could not be built" not in page  # the threshold curve is the rule's F1, not log_loss at a threshold
+    assert {"confusion", "ROC curves", "threshold", "score distribution"} <= set(images)
+    assert "f1_fitted" in page and "accuracy_at_0.5" in page
+    # data.preprocess=gray: the augmentation preview shows what the model saw, not the coloured files
+    assert _same_channels(images["augmentation preview"]) and "preprocessing: gray" in page
+
+
+def test_grad_cam_explains_the_images_the_model_saw(gray_binary_run: Run, monkeypatch) -> None:
+    from podium.data.dataset import ImageDataset
+    from podium.data.preprocess import ops_of
+    from podium.data.transforms import create_transform
+    from podium.reporting import sections
+    from podium.reporting.gradcam import model_input
+
+    seen, real = [], sections.grad_cam
+
+    def spy(model, prep, images, classes, **kwargs):
+        seen.append((prep, images))
+        return real(model, prep, images, classes, **kwargs)
+
+    monkeypatch.setattr(sections, "grad_cam", spy)
+    inp = sections.gather(gray_binary_run)
+    assert "Grad-CAM (" in sections.gradcam(inp) and seen
+    paths = list(inp.paths.values())
+    for prep, images in seen:
+        assert prep.ops == ("gray",)
+        evaluation = ImageDataset(paths, None, create_transform(prep), ops=ops_of(prep))  # as the fold validated
+        expected = {evaluation.augmented(i)[1].tobytes() for i in range(len(paths))}
+        shown = model_input(images, prep)[1]
+        assert all(s.tobytes() in expected for s in shown)
+
+
+def test_each_task_says_what_its_decision_view_is() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p1 = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
+    binary, probs = get_task("binary"), np.stack([1 - p1, p1], axis=1)
+    ys = (rng.random((200, 4)) < 0.3).astype(int)
+    ps = np.clip(0.4 * ys + 0.6 * rng.random((200, 4)), 0, 1)
+    grades = rng.integers(0, 5, 200)
+    ordinal = get_task("ordinal").for_loss("ce", 5)
+    grade_probs = ordinal.probabilities(2 * np.eye(5)[grades] + rng.normal(0, 1, (200, 5)))
+    cases = [(binary, y, probs, PredictConfig(binary_threshold="f1"), ["a", "b"], "f1_fitted", 1),
+             (get_task("multilabel"), ys, ps, PredictConfig(), list("wxyz"), "sample_f1_fitted", 1),
+             (get_task("multilabel"), ys, ps, PredictConfig(threshold_mode="per_class"), list("wxyz"),
+              "sample_f1_fitted", 4),
+             (ordinal, grades, grade_probs, PredictConfig(), list("01234"), "qwk_cut_points", 4)]
+    for task, targets, p, predict, classes, fitted, panels in cases:
+        decisions = task.fit_decisions(targets, p, predict)
+        view = task.decision_view(targets, p, decisions, predict, classes)
+        assert len(view.curves) == panels
+        for curve in view.curves:  # at the value in use, each curve gives the fitted score of metrics.json
+            at = curve.scores[np.flatnonzero(curve.values == curve.chosen)]
+            assert at[0] == pytest.approx(task.decision_report(targets, p, decisions)[fitted])
+        if view.score is not None:
+            assert len(view.score) == len(targets) and list(view.cuts) == sorted(view.cuts)
+        figures = [plots.decision_curves(view.curves, view.name)]
+        if view.score is not None:
+            truth = np.asarray(targets)
+            figures.append(plots.score_distribution(view.score, truth, classes, view.cuts, view.plain_cuts,
+                                                    view.score_name))
+        for fig in figures:
+            assert Image.open(io.BytesIO(plots.to_png(fig))).width > 200
+    assert get_task("multiclass").decision_view(y, probs, {}, PredictConfig(), ["a", "b"]) is None
 
 
 def test_ordinal_report_has_a_confusion_matrix_over_the_grades(tmp_path: Path, tiny: tuple[str, ...]) -> None:
@@ -105,6 +205,9 @@ def test_ordinal_report_has_a_confusion_matrix_over_the_grades(tmp_path: Path, t
     images = _images(page)
     assert {"confusion", "ROC curves", "top losses", "Grad-CAM"} <= set(images) and "qwk" in page
     assert "could not be built" not in page
+    # the fitted cut points: QWK as each moves, the score per true grade with the cuts, and rounding against them
+    assert {"cut points", "score distribution"} <= set(images)
+    assert "qwk_rounded" in page and "qwk_cut_points" in page and "cut_points" in run.decisions
 
 
 def test_report_without_the_data_folder_says_why_images_are_missing(single_run: Run, tmp_path: Path) -> None:
@@ -128,7 +231,9 @@ def test_plot_functions_draw_what_they_are_given() -> None:
                plots.lr_schedule({0: lr}), plots.training_curves({0: log, 1: log}, "accuracy"),
                plots.confusion_matrix(truth.argmax(1), probs.argmax(1), ["a", "b", "c"]),
                plots.roc_curves(truth, probs, ["a", "b", "c"]),
-               plots.threshold_curve(np.array([0.1, 0.5, 0.9]), np.array([0.2, 0.6, 0.3]), 0.5, "sample_f1")]
+               plots.decision_curves([DecisionCurve("threshold", "sample_f1", np.array([0.1, 0.5, 0.9]),
+                                                    np.array([0.2, 0.6, 0.3]), 0.5, 0.5)], "threshold"),
+               plots.score_distribution(probs[:, 1], truth.argmax(1), ["a", "b", "c"], [0.4], [0.5], "p(b)")]
     for fig in figures:
         png = Image.open(io.BytesIO(plots.to_png(fig)))
         assert png.width > 200 and np.asarray(png.convert("L")).std() > 10  # something is drawn
@@ -143,7 +248,7 @@ def test_plot_functions_draw_what_they_are_given() -> None:
 def test_grad_cam_on_a_cnn_and_a_vit(name: str, size: int, layer: str, reshaped: bool) -> None:
     torch.manual_seed(0)
     model = timm.create_model(name, pretrained=False, num_classes=3, **({"img_size": size} if reshaped else {}))
-    target = cam_target(model, size)
+    target = cam_target(model, (size, size))
     assert target.name == layer and (target.reshape is not None) == reshaped
     prep = Preprocessing(size, "squash", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     rng = np.random.default_rng(0)
@@ -157,7 +262,7 @@ def test_grad_cam_on_a_cnn_and_a_vit(name: str, size: int, layer: str, reshaped:
 def test_grad_cam_names_an_unsupported_architecture() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
     with pytest.raises(Unsupported, match="exposes no feature stages"):
-        cam_target(model, 8)
+        cam_target(model, (8, 8))
 
 
 def test_report_renders_in_headless_chromium(single_run: Run, tmp_path: Path) -> None:

@@ -62,3 +62,25 @@ def test_runs_command_names_the_metric_and_compares(tmp_path: Path, single_dir: 
         main()
     out = capsys.readouterr().out
     assert "model.name" in out and "resnet34" in out and "train.lr" not in out
+
+
+def test_a_pruned_run_is_shown_pruned_and_never_ensembled(tmp_path: Path, single_dir: Path,
+                                                          capsys: pytest.CaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from podium.cli import main
+    from podium.ensembling import top_runs
+
+    root = tmp_path / "runs"
+    a = fake_run(root, single_dir, ["model.name=resnet18"], 0.8)
+    b = fake_run(root, single_dir, ["model.name=resnet34"], 0.7)
+    pruned = fake_run(root, single_dir, ["model.name=resnet50"], 0.95)
+    pruned.set_status("pruned", reason="pruned after epoch 1 of fold 0 (accuracy 0.9500)")  # a score of its own
+    assert pruned.status == "pruned" and Run(pruned.path).info["reason"].startswith("pruned after epoch 1")
+
+    monkeypatch.setattr(sys, "argv", ["podium", "runs", "--root", str(root)])
+    with pytest.raises(SystemExit):
+        main()
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if pruned.path.name[:20] in line)
+    assert "pruned" in row
+    assert [r.path for r in top_runs(3, single_dir, [], root)] == [a.path, b.path]  # only done runs

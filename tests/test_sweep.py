@@ -74,3 +74,26 @@ def test_bad_axes_exit_2_before_anything_runs(single_dir: Path, tiny: tuple[str,
     code, err = cli("sweep", str(single_dir), *tiny)
     assert code == 2 and "at least one --grid" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_data_level_mistake_stops_the_sweep_in_one_line(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path,
+                                                          cli) -> None:
+    # every combination would fail the same way (too many folds for the data): one line, nothing written
+    code, err = cli("sweep", str(single_dir), "--grid", "train.lr=0.001,0.002", *tiny, "cv.folds=20")
+    assert code == 2 and err.startswith("error:") and "cv.folds=20" in err and len(err.strip().splitlines()) == 1
+    code, err = cli("sweep", str(single_dir), "--grid", "model.name=no_such_net,no_such_net2", *tiny)
+    assert code == 2 and "no_such_net" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_where_every_combination_fails_exits_1(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path,
+                                                       cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(podium.pipeline, "fit_fold", out_of_memory)
+    code, err = cli("sweep", str(single_dir), "--grid", "train.lr=0.001,0.002", "--name", "oom", *tiny)
+    assert code == 1 and "every combination of the sweep failed" in err
+    table = pd.read_csv(tmp_path / "runs" / "sweeps" / "oom" / "sweep.csv")
+    assert table["status"].tolist() == ["failed", "failed"]
+    assert table["reason"].tolist() == ["RuntimeError: CUDA out of memory"] * 2

@@ -115,20 +115,21 @@ def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
 
 
 def search(data_dir: str | Path, space: str | Path, trials: int, config: str | Path | PodiumConfig | dict | None = None,
-           overrides: list[str] | tuple[str, ...] = (), storage: str = "", study: str = "",
+           overrides: list[str] | tuple[str, ...] = (), storage: str = "", study: str = "", jobs: int = 1,
            **sections: dict[str, Any]) -> dict[str, Any]:
     """Optuna search over the YAML ``space`` (``section.key: {type, low, high, log, choices}``) on top of the config,
     each trial a run, until the study holds ``trials`` finished trials; ``storage``: an Optuna RDB URL (default:
-    SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists).
-    Returns the best trial: number, value, params, run_dir, metric."""
+    SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists);
+    ``jobs`` > 1 runs trials in that many processes sharing the CPU cores. Returns the best trial: number, value,
+    params, run_dir, metric."""
     from podium.tuning import search as run_search
 
-    return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study)
+    return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study, jobs)
 
 
 def report(run: str | Path | Run) -> Path:
-    """(Re)write the run folder's self-contained ``report.html`` from the folder alone (no retraining); returns its
-    path (``run.report_path``)."""
+    """(Re)write the self-contained ``report.html`` of a run or an ensemble folder from the folder alone (no
+    retraining); returns its path (``run.report_path``)."""
     from podium.reporting import build_report
 
     return build_report(run)

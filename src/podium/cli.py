@@ -263,11 +263,16 @@ def sweep(
 ) -> None:
     """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
     <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
-    one resumes, a failed one is retried."""
+    one resumes, a failed one is retried. Exits with status 1 when every combination failed."""
     from podium.sweeps import plan_sweep, run_sweep
 
     plan = plan_sweep(data_dir, load_config(config, overrides or []), grid or [], name, jobs)
-    show_sweep(run_sweep(plan), list(plan.axes), plan.folder)
+    table = run_sweep(plan)
+    show_sweep(table, list(plan.axes), plan.folder)
+    if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success
+        err.print(f"[red]error:[/red] every combination of the sweep failed; the reasons are in "
+                  f"{escape(str(plan.folder / 'sweep.csv'))}")
+        raise typer.Exit(1)
 
 
 def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
@@ -300,13 +305,17 @@ def search(
     = "",
     overrides: Overrides = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    jobs: Annotated[int, typer.Option(help="Trials run at once, in separate processes on the shared study, sharing "
+                                           "the CPU cores (train.threads = cores // jobs); keep 1 on a single GPU.")]
+    = 1,
 ) -> None:
     """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
-    each trial an ordinary run; print the best trial as a ready `podium train` command."""
+    each trial an ordinary run (a pruned one is marked pruned); print the best trial as a ready `podium train`
+    command."""
     from podium.tuning import search as run
     from podium.tuning import train_command
 
-    best = run(data_dir, load_config(config, overrides or []), space, trials, storage, study)
+    best = run(data_dir, load_config(config, overrides or []), space, trials, storage, study, jobs)
     Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
                     f"{best['value']:.4f}, run {best['run_dir']}")
     Console(soft_wrap=True).print(escape(train_command(data_dir, config, overrides or [], best["params"])))

@@ -6,6 +6,7 @@
                      on the blended OOF through the task, every member's and the blend's scores
     blend_test       the members' saved test predictions (or their checkpoints' predictions), blended
     write            the ensemble folder (``podium.runs.ensemble.Ensemble``), only once everything above succeeded
+    report           report.html in the ensemble folder (``podium.reporting``); a failure there is a warning line
 
 Every mistake in the input is found before the folder exists, so a refused ensemble leaves nothing behind.
 """
@@ -55,7 +56,12 @@ def ensemble(members: list[str | Path] | tuple[str | Path, ...] = (), top: int =
     m = load_members(runs)
     metrics, result = blend_oof(m, blender, blend)
     test = blend_test(m, blender, result.weights, device)
-    return write(m, blend, metrics, result, test, name, time.time() - t0)
+    ens = write(m, blend, metrics, result, test, name, time.time() - t0)
+    from podium.console import Reporter
+    from podium.reporting import report_after_training
+
+    report_after_training(ens, Reporter())  # the ensemble is complete and valid whatever the report does
+    return ens
 
 
 def choose_members(members: list[str | Path] | tuple[str | Path, ...], top: int, data: str | Path | None,
@@ -172,6 +178,8 @@ def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], B
     decisions = task.fit_decisions(m.y, result.probs, predict)
     honest_decisions = task.fit_decisions(m.y, result.honest, predict)
     honest = score(task, m.y, result.honest, decisions=honest_decisions)
+    per_fold = [{"fold": int(f), **score(task, m.y[m.folds == f], result.honest[m.folds == f],
+                                         decisions=honest_decisions)} for f in np.unique(m.folds)]
     in_sample = score(task, m.y, result.probs, decisions=decisions)
     member_rows = []
     for run, p, w in zip(m.runs, m.probs, result.weights):
@@ -185,6 +193,8 @@ def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], B
         "gain_over_best": honest[task.primary] - best, "threshold": decisions.get("threshold"),
         "decisions": decisions, "oof_rows": len(m.ids), "overall": honest, "overall_in_sample": in_sample,
         "per_class": per_class(task, m.y, result.honest, m.classes, decisions=honest_decisions),
+        "per_fold": per_fold,  # the honest blend's scores on each fold's rows
+        "decision_scores": task.decision_report(m.y, result.honest, honest_decisions),
         "members": member_rows, "fold_weights": result.fold_weights,
     }
     return metrics, result

@@ -1,6 +1,6 @@
-"""``podium preview``: a PNG grid of training images as the model will see them (the configured augmentations and
-batch augmentation, on the model's input size), one row per class, with each tile's label(s) written under it,
-mixed labels with their weights. Look before you train.
+"""``podium preview``: a PNG grid of training images as the model will see them (the configured preprocessing,
+augmentations and batch augmentation, on the model's input size), one row per class, with each tile's label(s)
+written under it, mixed labels with their weights. Look before you train.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from podium.config import PodiumConfig
 from podium.data.dataset import ImageDataset
 from podium.data.ingest import Competition
+from podium.data.preprocess import ops_of, with_image_ops
 from podium.data.transforms import create_transform
 from podium.engine.batch_aug import create_batch_aug
 from podium.io import write_with
@@ -30,22 +31,26 @@ def preview(data_dir: str | Path, cfg: PodiumConfig, out: str | Path | None = No
 
     data_dir = Path(data_dir).expanduser().resolve()
     comp, _ = prepare(data_dir, cfg.data)
-    # the preprocessing (size, interpolation, mean for padding) is the model's own; no weights are needed for it
-    prep = resolve_preprocessing(create_model(cfg.model, len(comp.classes), pretrained="none"), cfg.model)
+    # the preprocessing (size, interpolation, mean for padding) is the model's own; no weights are needed for it;
+    # the image ops (data.preprocess) travel with it, as in training
+    prep = with_image_ops(resolve_preprocessing(create_model(cfg.model, len(comp.classes), pretrained="none"),
+                                                cfg.model), cfg.data)
     target = Path(out) if out else Path(cfg.run.root).expanduser() / f"preview-{data_dir.name}.png"
     return preview_grid(comp, cfg, prep, target, per_class, seed=cfg.train.seed)
 
 
 def preview_grid(comp: Competition, cfg: PodiumConfig, prep: Preprocessing, path: Path, per_class: int = 8,
                  seed: int = 0) -> Path:
-    """Write the preview of ``per_class`` augmented images per class (an even count for batch augmentation)."""
+    """Write the preview of ``per_class`` augmented images per class (an even count for batch augmentation), each
+    read through ``prep``'s image ops."""
     rng = np.random.default_rng(seed)
     onehot = comp.task.onehot(comp.targets, len(comp.classes))
     rows = [rng.choice(np.flatnonzero(onehot[:, c]), size=min(per_class, int(onehot[:, c].sum())), replace=False)
             for c in range(len(comp.classes))]
     chosen = np.concatenate([r for r in rows if len(r)])
     paths = comp.train["path"].to_numpy()[chosen]
-    ds = ImageDataset(paths, comp.targets[chosen], create_transform(prep, cfg.aug, train=True), seed=seed)
+    ds = ImageDataset(paths, comp.targets[chosen], create_transform(prep, cfg.aug, train=True), seed=seed,
+                      ops=ops_of(prep))
     x, y, _ = ds.__getitems__(list(range(len(chosen))))
     soft = torch.as_tensor(onehot[chosen], dtype=torch.float32)
     mix = create_batch_aug(cfg.aug, comp.task, len(comp.classes))

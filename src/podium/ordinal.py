@@ -19,6 +19,7 @@ kept sorted and kept only where they beat the midpoints.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ from scipy.optimize import minimize
 from sklearn.metrics import cohen_kappa_score
 
 from podium.registry import Registry
+from podium.thresholds import DecisionCurve, DecisionView
 
 
 @dataclass(frozen=True)
@@ -160,3 +162,19 @@ def cut_point_report(y: np.ndarray, probs: np.ndarray, cut_points: list[float]) 
         out[f"qwk_{name}"] = qwk(y, pred, k)
         out[f"accuracy_{name}"] = float((pred == y).mean())
     return out
+
+
+def cut_point_view(y: np.ndarray, probs: np.ndarray, cut_points: list[float], classes: Sequence[str],
+                   steps: int = 41) -> DecisionView:
+    """QWK as each cut point moves within 0.5 of its fitted value (the others kept), and the continuous score of
+    every row with the cut points in use and the rounding midpoints."""
+    k = probs.shape[1]
+    score, cuts = expected_grade(probs), np.sort(np.asarray(cut_points, dtype=np.float64))
+    curves = []
+    for j, cut in enumerate(cuts):
+        values = np.unique(np.append(np.linspace(max(cut - 0.5, 0.0), min(cut + 0.5, k - 1.0), steps), cut))
+        scores = np.array([qwk(y, grades(score, np.where(np.arange(len(cuts)) == j, v, cuts)), k) for v in values])
+        curves.append(DecisionCurve(f"cut point {classes[j]}|{classes[j + 1]}", "qwk", values, scores, float(cut),
+                                    j + 0.5))
+    return DecisionView("cut points", tuple(curves), score_name="score (expected grade)", score=score,
+                        cuts=tuple(float(c) for c in cuts), plain_cuts=tuple(float(c) for c in np.arange(k - 1) + 0.5))

@@ -1,12 +1,15 @@
 """``sweep``: every combination of ``--grid key=v1,v2`` axes on top of the usual config, each an ordinary run.
 
     plan_sweep   the axes and every combination's config checked (unknown keys, empty axes, bad values: one line,
-                 before anything runs); each combination gets a deterministic run name from its axis values, so a
-                 second call of the same sweep finds the runs of the first
+                 before anything runs), and the data checked through ``pipeline.plan_run`` (a data-level mistake such
+                 as too many folds stops the sweep in one line instead of failing every combination); each
+                 combination gets a deterministic run name from its axis values, so a second call of the same sweep
+                 finds the runs of the first
     run_sweep    finished combinations are skipped, an interrupted one resumes (``pipeline.train(None, resume=...)``),
                  the others train; a failing one is recorded failed with its one-line reason and the sweep goes on.
                  With ``jobs`` > 1, combinations run in that many processes, the CPU cores divided between them
-                 (``train.threads``); on one GPU they run one at a time unless asked otherwise
+                 (``train.threads``); on one GPU they run one at a time unless asked otherwise. ``in_processes`` and
+                 ``worker_threads`` are that mechanism, shared with ``podium search --jobs``
     sweep_table  sweep.csv in ``<run.root>/sweeps/<name>/``: every axis value, CV score with and without TTA, seconds
                  per epoch, peak memory, parameters, wall time and status, read back from each run folder
 """
@@ -18,7 +21,8 @@ import itertools
 import json
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -82,7 +86,8 @@ def slug(values: dict[str, str]) -> str:
 
 def plan_sweep(data_dir: str | Path, base: PodiumConfig, grid: list[str] | tuple[str, ...], name: str = "",
                jobs: int = 1) -> Sweep:
-    """Check the data folder, the axes and every combination's config; name the sweep and its runs."""
+    """Check the data folder, the axes and every combination's config, and the data with them (``check_data``); name
+    the sweep and its runs. Nothing is written."""
     data_dir = Path(data_dir).expanduser().resolve()
     if not data_dir.is_dir():
         raise PodiumError(f"Data folder {data_dir} does not exist.")
@@ -99,8 +104,30 @@ def plan_sweep(data_dir: str | Path, base: PodiumConfig, grid: list[str] | tuple
         run_name = f"{name}-{slug(chosen)}"
         cfg = merge(base, [*(f"{k}={v}" for k, v in chosen.items()), f"run.name={run_name}"])
         combos.append(Combo(chosen, run_name, cfg))
+    check_data(data_dir, combos)
     folder = Path(base.run.root).expanduser().resolve() / SWEEPS / name
     return Sweep(data_dir, axes, combos, folder, jobs)
+
+
+def check_data(data_dir: Path, combos: list[Combo]) -> None:
+    """Run ``pipeline.plan_run`` (data folder, integrity checks, folds, model) on the combinations until one passes.
+
+    When none passes, every combination would fail on the user's input in the same way (``cv.folds=20`` on a small
+    data set), so the first one's error stops the sweep before its folder exists. When one passes, the others train
+    and a combination of its own that is wrong (an unknown model on one axis value) is recorded failed as usual.
+    The image checks are cached, so planning again after a failure costs little.
+    """
+    from podium.pipeline import plan_run
+
+    first: PodiumError | None = None
+    for combo in combos:
+        try:
+            plan_run(data_dir, combo.cfg, None)
+            return
+        except PodiumError as e:
+            first = first or e
+    if first is not None:
+        raise first
 
 
 def find_run(cfg: PodiumConfig) -> Run | None:
@@ -150,7 +177,7 @@ def run_sweep(sweep: Sweep, threads: int = 0) -> pd.DataFrame:
                 outcomes[i] = run_combination(str(sweep.data_dir), to_dict(combo.cfg), threads)
                 write_table(sweep, outcomes)
         else:
-            run_parallel(sweep, outcomes, threads or max(1, cpu_count() // sweep.jobs))
+            run_parallel(sweep, outcomes, worker_threads(sweep.jobs, threads))
     finally:
         table = write_table(sweep, outcomes)
     return table
@@ -158,15 +185,31 @@ def run_sweep(sweep: Sweep, threads: int = 0) -> pd.DataFrame:
 
 def run_parallel(sweep: Sweep, outcomes: dict[int, dict[str, Any]], threads: int) -> None:
     """Run the combinations in ``sweep.jobs`` spawned processes with ``threads`` torch threads each."""
-    with ProcessPoolExecutor(max_workers=sweep.jobs, mp_context=get_context("spawn")) as pool:
-        futures = {i: pool.submit(run_combination, str(sweep.data_dir), to_dict(c.cfg), threads)
-                   for i, c in enumerate(sweep.combos)}
-        for i, future in futures.items():
-            try:
-                outcomes[i] = future.result()
-            except BrokenProcessPool as e:
-                outcomes[i] = {"run_dir": "", "status": "failed", "reason": f"worker process died ({e})"[:300]}
-            write_table(sweep, outcomes)
+    calls = [(str(sweep.data_dir), to_dict(c.cfg), threads) for c in sweep.combos]
+    for i, future in in_processes(run_combination, calls, sweep.jobs):
+        try:
+            outcomes[i] = future.result()
+        except BrokenProcessPool as e:
+            outcomes[i] = {"run_dir": "", "status": "failed", "reason": f"worker process died ({e})"[:300]}
+        write_table(sweep, outcomes)
+
+
+def in_processes(fn: Callable[..., Any], calls: list[tuple[Any, ...]], jobs: int) -> Iterator[tuple[int, Future]]:
+    """Submit ``fn(*args)`` for every ``args`` of ``calls`` to ``jobs`` worker processes; yield (index, future) in
+    call order, for the caller to take each result (or error) as it comes. The pool is shut down when the caller has
+    gone through them all.
+
+    Workers are spawned, not forked: a forked child would inherit torch's thread pools and Accelerate's state.
+    """
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(fn, *args) for args in calls]
+        yield from enumerate(futures)
+
+
+def worker_threads(jobs: int, threads: int = 0) -> int:
+    """Torch threads for each of ``jobs`` processes on this machine: ``threads`` if given, else the cores divided
+    between them (several processes each using every core would slow one another down)."""
+    return threads or max(1, cpu_count() // jobs)
 
 
 def cpu_count() -> int:

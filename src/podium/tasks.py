@@ -3,7 +3,8 @@
 A task is chosen from the data (binary, multiclass, multilabel) or by the user (ordinal), and everything downstream
 asks the task rather than branching on its name: which raw labels it accepts and how they become targets, how targets
 are counted, shown and weighted, which fold stratifier and submission formats fit it, which decisions (a threshold)
-are fitted on out-of-fold predictions and how probabilities are decoded into labels with them.
+are fitted on out-of-fold predictions, how probabilities are decoded into labels with them, and what a report
+draws of them (``decision_view``).
 
 Single-label targets are class indices (N,); multilabel targets are a 0/1 matrix (N, C). Each task is an instance of
 one of the two classes below, registered in ``TASKS``; a new task is one more registered instance (or subclass).
@@ -23,13 +24,23 @@ from podium.ordinal import (
     ORDINAL_LOSSES,
     OrdinalCoding,
     cut_point_report,
+    cut_point_view,
     expected_grade,
     fit_cut_points,
     grades,
     softmax,
 )
 from podium.registry import Registry
-from podium.thresholds import BINARY_RULES, THRESHOLD_MODES, binary_report, decode_multilabel, multilabel_report
+from podium.thresholds import (
+    BINARY_RULES,
+    THRESHOLD_MODES,
+    DecisionView,
+    binary_report,
+    binary_view,
+    decode_multilabel,
+    multilabel_report,
+    multilabel_view,
+)
 
 DEFAULT_THRESHOLD = 0.5
 __all__ = ["TASKS", "Task", "decode_multilabel", "get_task", "detect_task"]
@@ -90,6 +101,12 @@ class Task:
                         ) -> dict[str, float]:
         """Scores of the plain decoding next to the fitted decisions' on the same rows (for metrics.json)."""
         return {}
+
+    def decision_view(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any],
+                      predict: PredictConfig, classes: Sequence[str]) -> DecisionView | None:
+        """What a report draws of the fitted ``decisions`` (the ``predict`` settings say which rule fitted them):
+        the rule's metric as each decision moves, on these rows; None where no decision is fitted."""
+        return None
 
     def accepts(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> bool:
         """Whether labels of this shape (label strings per row, over ``classes``) suit the task (auto-detection)."""
@@ -235,6 +252,14 @@ class MultiLabelTask(Task):
         """Sample F1 at 0.5, at the best global threshold and at the decisions' threshold(s)."""
         return multilabel_report(np.asarray(targets), np.asarray(probs), decisions.get("threshold", 0.5))
 
+    def decision_view(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any],
+                      predict: PredictConfig, classes: Sequence[str]) -> DecisionView | None:
+        """Sample F1 against the global threshold, or per class against each class's threshold."""
+        if "threshold" not in decisions:
+            return None
+        return multilabel_view(np.asarray(targets), np.asarray(probs), decisions["threshold"],
+                               predict.threshold_mode, classes)
+
 
 @dataclass(frozen=True)
 class BinaryTask(SingleLabelTask):
@@ -257,6 +282,14 @@ class BinaryTask(SingleLabelTask):
         if "threshold" not in decisions:
             return {}
         return binary_report(np.asarray(targets), np.asarray(probs), float(decisions["threshold"]))
+
+    def decision_view(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any],
+                      predict: PredictConfig, classes: Sequence[str]) -> DecisionView | None:
+        """The ``predict.binary_threshold`` rule's metric against the threshold on the positive class."""
+        if "threshold" not in decisions:
+            return None
+        return binary_view(np.asarray(targets), np.asarray(probs), float(decisions["threshold"]),
+                           predict.binary_threshold, classes[1])
 
 
 # The ordinal task's loss for train.loss=auto: cumulative, the APTOS recipe's "ordinal BCE". bench/ordinal.py
@@ -327,6 +360,13 @@ class OrdinalTask(SingleLabelTask):
         probs = np.asarray(probs)
         cuts = decisions.get("cut_points", list(np.arange(probs.shape[1] - 1) + 0.5))
         return cut_point_report(np.asarray(targets), probs, cuts)
+
+    def decision_view(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any],
+                      predict: PredictConfig, classes: Sequence[str]) -> DecisionView | None:
+        """QWK against each cut point, and the score per true grade with the cut points."""
+        if "cut_points" not in decisions:
+            return None
+        return cut_point_view(np.asarray(targets), np.asarray(probs), decisions["cut_points"], classes)
 
 
 TASKS: Registry[Task] = Registry("task")

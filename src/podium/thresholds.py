@@ -5,11 +5,16 @@ Multilabel rules are registered in ``THRESHOLD_MODES`` (``predict.threshold_mode
 ``BINARY_RULES`` (``predict.binary_threshold``); each takes (targets, probabilities) and returns the fitted threshold
 (a float, a per-class list, or None for no threshold). A decoded multilabel row is never empty: a row with no class
 at its threshold gets its most likely class, because an empty row scores zero on sample F1.
+
+``DecisionView`` is what a report shows of fitted decisions (``Task.decision_view``): the rule's own metric as each
+decision moves with the others kept, so a flat optimum (robust) is told from a sharp one (fitted to OOF noise).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -21,6 +26,40 @@ GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 ThresholdRule = Callable[[np.ndarray, np.ndarray], "float | list[float] | None"]
 THRESHOLD_MODES: Registry[ThresholdRule] = Registry("threshold mode")
 BINARY_RULES: Registry[ThresholdRule] = Registry("binary threshold rule")
+# The metric each fitted binary rule maximises, of (targets, 0/1 predictions).
+BINARY_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "accuracy": lambda t, pred: float((t == pred).mean()),
+    "f1": lambda t, pred: float(skm.f1_score(t, pred, zero_division=0)),
+}
+
+
+@dataclass(frozen=True)
+class DecisionCurve:
+    """One decision moved along ``values`` with every other one kept: the rule's ``metric`` at each value
+    (``scores``), the value in use (``chosen``) and the plain decoding's (``plain``: 0.5, a grade midpoint)."""
+
+    parameter: str
+    metric: str
+    values: np.ndarray
+    scores: np.ndarray
+    chosen: float
+    plain: float | None = None
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    """What a report shows of a task's fitted decisions (``name``: "threshold", "cut points"): a curve per
+    decision, a table where they are one per class, and where they cut one continuous score (an ordinal score, a
+    binary probability) that score of every row (``score_name``, ``score``) with the cuts in use and the plain
+    decoding's (``plain_cuts``)."""
+
+    name: str
+    curves: tuple[DecisionCurve, ...]
+    table: tuple[dict[str, Any], ...] = ()
+    score_name: str = ""
+    score: np.ndarray | None = None
+    cuts: tuple[float, ...] = ()
+    plain_cuts: tuple[float, ...] = ()
 
 
 def decode_multilabel(probs: np.ndarray, threshold: float | np.ndarray | list[float]) -> np.ndarray:
@@ -90,13 +129,13 @@ def _best_binary(y: np.ndarray, p: np.ndarray, metric: Callable[[np.ndarray, np.
 @BINARY_RULES.register("accuracy")
 def binary_accuracy(y: np.ndarray, p: np.ndarray) -> float:
     """The threshold on the positive class's probability that maximises accuracy."""
-    return _best_binary(y, p, lambda t, pred: float((t == pred).mean()))
+    return _best_binary(y, p, BINARY_METRICS["accuracy"])
 
 
 @BINARY_RULES.register("f1")
 def binary_f1(y: np.ndarray, p: np.ndarray) -> float:
     """The threshold on the positive class's probability that maximises the positive class's F1."""
-    return _best_binary(y, p, lambda t, pred: float(skm.f1_score(t, pred, zero_division=0)))
+    return _best_binary(y, p, BINARY_METRICS["f1"])
 
 
 def multilabel_report(y: np.ndarray, p: np.ndarray, threshold: float | list[float]) -> dict[str, float]:
@@ -113,3 +152,40 @@ def binary_report(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
         out[f"accuracy_{name}"] = float((pred == y).mean())
         out[f"f1_{name}"] = float(skm.f1_score(y, pred, zero_division=0))
     return out
+
+
+def binary_view(y: np.ndarray, p: np.ndarray, threshold: float, rule: str, positive: str) -> DecisionView:
+    """The fitted rule's metric (``predict.binary_threshold``) against the threshold on p(``positive``), and that
+    probability of every row with the threshold in use."""
+    metric = rule if rule in BINARY_METRICS else "accuracy"  # a rule that fits nothing has no metric of its own
+    grid = np.unique(np.concatenate([GRID, [0.5, threshold]]))
+    scores = np.array([BINARY_METRICS[metric](y, (p[:, 1] >= t).astype(np.int64)) for t in grid])
+    curve = DecisionCurve(f"threshold on p({positive})", metric, grid, scores, threshold, 0.5)
+    return DecisionView("threshold", (curve,), score_name=f"p({positive})", score=p[:, 1], cuts=(threshold,),
+                        plain_cuts=(0.5,))
+
+
+def multilabel_view(y: np.ndarray, p: np.ndarray, threshold: float | list[float], mode: str,
+                    classes: Sequence[str], max_curves: int = 12) -> DecisionView:
+    """Sample F1 against one global threshold; with one threshold per class, per class (the first ``max_curves``)
+    the metric its mode fits (``per_class_f1``: the class's own F1, else sample F1 of the whole rows) as that
+    class's threshold moves with the others kept, and a table of every class's threshold and F1."""
+    if np.ndim(threshold) == 0:
+        scores = np.array([sample_f1(y, p, t) for t in GRID])
+        curve = DecisionCurve("threshold (every class)", "sample_f1", GRID, scores, float(threshold), 0.5)
+        return DecisionView("threshold", (curve,))
+    t = np.asarray(threshold, dtype=np.float64)
+    own = mode == "per_class_f1"
+    curves, rows = [], []
+    for c, name in enumerate(classes):
+        def f1_at(v: float, c: int = c) -> float:  # the class's column on its own, no row filled
+            return float(skm.f1_score(y[:, c], (p[:, c] >= v).astype(np.int64), zero_division=0))
+
+        rows.append({"class": name, "threshold": float(t[c]), "positives": int(y[:, c].sum()),
+                     "f1 at 0.5": f1_at(0.5), "f1 at threshold": f1_at(float(t[c]))})
+        if c < max_curves:
+            scores = np.array([f1_at(v) if own else sample_f1(y, p, np.where(np.arange(len(t)) == c, v, t))
+                               for v in GRID])
+            curves.append(DecisionCurve(f"threshold of {name}", f"f1 of {name}" if own else "sample_f1", GRID,
+                                        scores, float(t[c]), 0.5))
+    return DecisionView("threshold", tuple(curves), tuple(rows))

@@ -2,24 +2,38 @@
 
     read_space   a YAML file: ``section.key: {type: float|int|categorical, low, high, log, step, choices}``; every
                  key, type and bound checked (like a config override) before anything runs
-    search       a study (TPE sampler, median pruner on fold 0's per-epoch validation metric) in an RDB storage: by
-                 default ``<run.root>/optuna.db`` (SQLite); any Optuna storage URL lets several processes or machines
-                 work on one study, each trial claimed by one of them. ``trials`` caps the study's finished trials.
+    search       the space, the storage URL and the data (``pipeline.plan_run``) checked, then a study (TPE sampler,
+                 median pruner on fold 0's per-epoch validation metric) in an RDB storage: by default
+                 ``<run.root>/optuna.db`` (SQLite, created under a file lock so that processes starting together do
+                 not race); any Optuna storage URL lets several processes or machines work on one study, each trial
+                 claimed by one of them. ``trials`` caps the study's finished trials; ``jobs`` runs that many worker
+                 processes here, the CPU cores divided between them. A pruned trial's run is marked ``pruned``.
     train_command  the best trial as a ready ``podium train`` command line
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from podium.config import PodiumConfig, merge
+from podium.config import PodiumConfig, from_dict, merge, to_dict
 from podium.errors import PodiumError
+from podium.runs.lifecycle import Pruned
+from podium.sweeps import in_processes, worker_threads
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the storage is opened with retries instead
+    fcntl = None
 
 TYPES = ("float", "int", "categorical")
 
@@ -115,41 +129,146 @@ def suggest(trial: Any, param: Param) -> Any:
 
 
 def storage_url(storage: str, base: PodiumConfig) -> str:
-    """The study's storage: the URL given, or an SQLite file in the runs root."""
+    """The study's storage: the URL given, or an SQLite file in the runs root (the root is not created here)."""
     if storage:
         return storage
-    root = Path(base.run.root).expanduser().resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'optuna.db'}"
+    return f"sqlite:///{Path(base.run.root).expanduser().resolve() / 'optuna.db'}"
+
+
+VALID_STORAGE = ("give e.g. sqlite:///path/to/optuna.db or postgresql://user:password@host/db (or leave it out for "
+                 "optuna.db in the runs root)")
+
+
+def check_storage_url(storage: str) -> None:
+    """``--storage`` must be an SQLAlchemy URL of a known database, checked before the data or anything is touched."""
+    if not storage:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(storage).get_dialect()  # NoSuchModuleError (an ArgumentError) for an unknown database name
+    except (ArgumentError, ValueError) as e:
+        raise PodiumError(f"--storage {storage!r} is not a database URL Optuna can use ({str(e).splitlines()[0]}); "
+                          f"{VALID_STORAGE}.") from None
+
+
+@contextmanager
+def storage_lock(url: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``<file>.lock`` beside an SQLite storage while the study is opened.
+
+    Optuna creates its tables when it first opens a storage, and two processes doing that at once on a fresh
+    database collide ("table ... already exists", optuna issue #1092; Optuna's answer: create the storage before
+    the workers start). The lock makes the first opener create them while the others wait. Other databases (and
+    systems without ``fcntl``) get ``open_study``'s retries instead.
+    """
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    if target.get_backend_name() != "sqlite" or target.database in (None, "", ":memory:"):
+        yield
+        return
+    path = Path(target.database).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # the runs root, on a first search
+    except OSError as e:
+        raise PodiumError(f"Cannot create the folder of the study storage {url}: {e}.") from None
+    if fcntl is None:
+        yield
+        return
+    with open(f"{path}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def open_study(optuna: Any, url: str, name: str, create: bool) -> Any:
+    """The study ``name`` in the storage ``url`` (created if ``create`` and missing), its tables made under
+    ``storage_lock``; a storage that cannot be opened is one line naming it."""
+    from sqlalchemy.exc import DBAPIError
+
+    sqlite = url.startswith("sqlite")
+    engine = {"connect_args": {"timeout": 60}} if sqlite else {}
+    # SQLite is serialised by the lock; a server (or SQLite without fcntl) may see several processes start at once
+    tries = 1 if sqlite and fcntl is not None else 5
+    extra = {"direction": "maximize", "load_if_exists": True} if create else {}
+    failure = ""
+    for attempt in range(tries):
+        try:
+            with storage_lock(url):
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine)
+                return (optuna.create_study if create else optuna.load_study)(
+                    study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(),
+                    pruner=optuna.pruners.MedianPruner(), **extra)
+        except ImportError as e:  # the database's driver (psycopg2, PyMySQL, ...) is not installed
+            raise PodiumError(f"--storage {url}: {str(e).splitlines()[0]} (its Python driver is missing).") from None
+        except DBAPIError as e:  # OperationalError, IntegrityError, ProgrammingError: unreachable, or a race
+            failure = str(e.orig or e).splitlines()[0]
+            if attempt + 1 < tries:
+                time.sleep(0.5 * 2**attempt)
+    raise PodiumError(f"Cannot open the study storage {url} ({failure}); check --storage: {VALID_STORAGE}.")
+
+
+class _NoTraceback(logging.Filter):
+    """Optuna logs a failed trial with its traceback; a PodiumError (a user's mistake that only some trials hit,
+    e.g. a cv.folds value of the space) reads better as the one line it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PodiumError):
+            record.exc_info = None
+        return True
+
+
+def quiet_optuna(optuna: Any) -> None:
+    """Warnings only, and no traceback for a trial that failed on a PodiumError."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _NoTraceback) for f in handler.filters):
+            handler.addFilter(_NoTraceback())
+
+
+def first_values(params: list[Param]) -> list[str]:
+    """Overrides giving every parameter a value a trial can draw (its low end or first choice)."""
+    return [f"{p.key}={p.choices[0] if p.type == 'categorical' else int(p.low) if p.type == 'int' else p.low}"
+            for p in params]
 
 
 def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: int, storage: str = "",
-           study: str = "") -> dict[str, Any]:
+           study: str = "", jobs: int = 1) -> dict[str, Any]:
     """Run trials of the study until it holds ``trials`` finished ones (with other processes, if they share it);
-    return the best trial: {number, value, params, run_dir, metric}."""
+    return the best trial: {number, value, params, run_dir, metric}.
+
+    Every check of the user's input (the space file, --storage, the data folder through ``pipeline.plan_run``)
+    comes before the storage or any folder exists. ``jobs`` > 1 runs the trials in that many processes on the
+    shared storage, the CPU cores divided between them (``train.threads``), as ``podium sweep --jobs`` does.
+    """
     optuna = optuna_module()
-    from podium.data.ingest import load_competition
+    from podium.pipeline import plan_run
 
     data_dir = Path(data_dir).expanduser().resolve()
     if not data_dir.is_dir():
         raise PodiumError(f"Data folder {data_dir} does not exist.")
     if trials < 1:
         raise PodiumError(f"--trials must be at least 1, got {trials}.")
+    if jobs < 1:
+        raise PodiumError(f"--jobs must be at least 1, got {jobs}.")
     params = read_space(space, base)
-    primary = load_competition(data_dir, base.data, check=False).task.primary
+    check_storage_url(storage)
+    # Data-level mistakes (too many folds, bad images) would otherwise fail every trial, one traceback each
+    plan = plan_run(data_dir, merge(base, first_values(params)), None)
+    primary = plan.comp.task.primary
     name = study or f"{data_dir.name}-search"
     url = storage_url(storage, base)
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    the_study = optuna.create_study(
-        study_name=name, storage=optuna.storages.RDBStorage(url, engine_kwargs=engine), direction="maximize",
-        sampler=optuna.samplers.TPESampler(), pruner=optuna.pruners.MedianPruner(), load_if_exists=True)
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    finished = len(the_study.get_trials(deepcopy=False, states=done))
-    if finished < trials:
-        the_study.optimize(lambda t: objective(t, data_dir, base, params, primary, name), n_trials=trials - finished,
-                           catch=(PodiumError, RuntimeError),
-                           callbacks=[optuna.study.MaxTrialsCallback(trials, states=done)])
+    quiet_optuna(optuna)
+    the_study = open_study(optuna, url, name, create=True)
+    remaining = trials - len(the_study.get_trials(deepcopy=False, states=finished(optuna)))
+    if remaining > 0 and jobs == 1:
+        optimize(the_study, data_dir, base, params, primary, trials, remaining)
+    elif remaining > 0:
+        threads = worker_threads(jobs)
+        shares = [n for n in (remaining // jobs + (i < remaining % jobs) for i in range(jobs)) if n]
+        calls = [(str(data_dir), to_dict(base), params, primary, url, name, trials, n, threads) for n in shares]
+        for _, future in in_processes(optimize_in_worker, calls, len(shares)):
+            future.result()
     try:
         best = the_study.best_trial
     except ValueError:
@@ -158,8 +277,37 @@ def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: 
             "run_dir": best.user_attrs.get("run_dir", ""), "metric": primary}
 
 
+def optimize(the_study: Any, data_dir: Path, base: PodiumConfig, params: list[Param], primary: str, trials: int,
+             n_trials: int) -> None:
+    """Run up to ``n_trials`` trials, stopping once the study holds ``trials`` finished ones (whoever ran them)."""
+    import optuna
+
+    the_study.optimize(lambda t: objective(t, data_dir, base, params, primary, the_study.study_name),
+                       n_trials=n_trials, catch=(PodiumError, RuntimeError),
+                       callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished(optuna))])
+
+
+def finished(optuna: Any) -> tuple[Any, ...]:
+    """The trial states that count towards ``trials``: complete and pruned (a failed trial does not count, so the
+    same command run again tries more)."""
+    return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def optimize_in_worker(data_dir: str, raw_cfg: dict[str, Any], params: list[Param], primary: str, url: str,
+                       name: str, trials: int, n_trials: int, threads: int) -> None:
+    """``optimize`` in a worker process of ``search(jobs=N)``: the study loaded from its (already created) storage,
+    and ``threads`` torch threads unless the config sets train.threads."""
+    optuna = optuna_module()
+    cfg = from_dict(raw_cfg)
+    if cfg.train.threads == 0:
+        cfg = merge(cfg, [f"train.threads={threads}"])
+    quiet_optuna(optuna)
+    optimize(open_study(optuna, url, name, create=False), Path(data_dir), cfg, params, primary, trials, n_trials)
+
+
 def objective(trial: Any, data_dir: Path, base: PodiumConfig, params: list[Param], primary: str, study: str) -> float:
-    """One trial: a run with the trial's values; fold 0's per-epoch validation metric is reported for pruning."""
+    """One trial: a run with the trial's values; fold 0's per-epoch validation metric is reported for pruning, and a
+    pruned trial's run is marked ``pruned``."""
     import optuna
 
     from podium.pipeline import train
@@ -173,9 +321,12 @@ def objective(trial: Any, data_dir: Path, base: PodiumConfig, params: list[Param
             return
         trial.report(float(row[primary]), step=int(row["epoch"]))
         if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {row['epoch']} of fold 0 ({primary} {row[primary]:.4f})")
+            raise Pruned(f"pruned after epoch {row['epoch']} of fold 0 ({primary} {row[primary]:.4f})")
 
-    run = train(data_dir, cfg, on_epoch=report)
+    try:
+        run = train(data_dir, cfg, on_epoch=report)
+    except Pruned as e:  # the run is marked pruned by its lifecycle; Optuna marks the trial so on TrialPruned
+        raise optuna.TrialPruned(str(e)) from None
     trial.set_user_attr("run_dir", str(run.path))
     return float(run.metrics["cv_score"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -17,6 +18,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 from sklearn.metrics import confusion_matrix as sk_confusion  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+
+if TYPE_CHECKING:
+    from podium.thresholds import DecisionCurve
 
 WIDTH = 6.4  # inches; the page shows plots at most ~900 px wide
 DPI = 100
@@ -132,15 +136,56 @@ def roc_curves(truth: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
     return fig
 
 
-def threshold_curve(thresholds: np.ndarray, scores: np.ndarray, chosen: float, metric: str) -> Figure:
-    """``metric`` of the decoded OOF predictions against the decision threshold, with the threshold in use."""
-    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 2.8))
-    ax.plot(thresholds, scores, marker=".", lw=1.5)
-    ax.axvline(chosen, color="#c44e52", ls="--", label=f"threshold in use {chosen:.3f}")
-    ax.set_xlabel("threshold")
-    ax.set_ylabel(metric)
-    ax.set_title(f"OOF {metric} against the decision threshold")
-    ax.legend(fontsize=8)
+def decision_curves(curves: Sequence[DecisionCurve], name: str) -> Figure:
+    """Each fitted decision's metric as it moves with the others kept (``podium.thresholds.DecisionCurve``), one
+    panel per decision: the value in use dashed red, the plain decoding's dotted grey (where it is in the range)."""
+    cols = min(len(curves), 3)
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH * (0.8 if cols == 1 else 1.5), 2.6 * rows + 0.4),
+                             squeeze=False)
+    for ax, c in zip(axes.flat, curves):
+        ax.plot(c.values, c.scores, lw=1.5, marker="." if len(c.values) <= 60 else None, ms=3)
+        if c.plain is not None and np.min(c.values) <= c.plain <= np.max(c.values):  # far away, it squeezes the curve
+            ax.axvline(c.plain, color="#888888", ls=":", lw=1.2, label=f"plain {c.plain:g}")
+        ax.axvline(c.chosen, color="#c44e52", ls="--", lw=1.5, label=f"in use {c.chosen:.3f}")
+        ax.set_title(c.parameter, fontsize=9)
+        ax.set_ylabel(c.metric, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.set_visible(False)
+    what = f"the {name}" if len(curves) == 1 else f"each {name.rstrip('s')} (the others kept)"
+    fig.suptitle(f"OOF score against {what}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def score_distribution(score: np.ndarray, truth: np.ndarray, classes: Sequence[str], cuts: Sequence[float],
+                       plain: Sequence[float], score_name: str, bins: int = 40) -> Figure:
+    """The continuous score the decisions cut, one histogram row per true class (each row scaled to its own
+    peak, so rare classes show), with the cuts in use dashed red and the plain decoding's dotted grey."""
+    n = len(classes)
+    fig, axes = plt.subplots(n, 1, figsize=(WIDTH, 0.75 * n + 1.1), sharex=True, squeeze=False)
+    # bins over the whole drawn range (scores and cuts), so a narrow score range still shows as bars
+    lo, hi = float(min(np.min(score), *cuts, *plain)), float(max(np.max(score), *cuts, *plain))
+    edges = np.linspace(lo, hi + 1e-9, bins + 1)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, ax in enumerate(axes[:, 0]):
+        rows = score[truth == k]
+        counts, _ = np.histogram(rows, bins=edges)
+        ax.bar(edges[:-1], counts / max(counts.max(), 1), width=np.diff(edges), align="edge",
+               color=colors[k % len(colors)], alpha=0.75)
+        for x in plain:
+            ax.axvline(x, color="#888888", ls=":", lw=1)
+        for x in cuts:
+            ax.axvline(x, color="#c44e52", ls="--", lw=1.3)
+        ax.set_yticks([])
+        ax.set_ylabel(f"{classes[k]}\n({len(rows)})", rotation=0, ha="right", va="center", fontsize=8)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+    axes[-1, 0].set_xlabel(f"{score_name}; red dashed: in use, grey dotted: plain decoding")
+    axes[0, 0].set_title(f"OOF {score_name} per true class")
+    fig.tight_layout(h_pad=0.2)
     return fig
 
 

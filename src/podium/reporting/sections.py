@@ -1,6 +1,7 @@
 """The report's sections, each built from the run folder alone (read through ``Run``) and, for the pictures, the
-run's data folder when it is still there. A section that cannot be built becomes a one-line note; the rest of the
-report still appears."""
+run's data folder when it is still there, read through the run's image ops (``data.preprocess``) so the pictures are
+what the model saw. A section that cannot be built becomes a one-line note; the rest of the report still appears.
+``podium.reporting.decisions`` has the decisions section, ``podium.reporting.ensembles`` an ensemble folder's own."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from PIL import Image
 from podium.checkpoint import Checkpoint
 from podium.config import PodiumConfig, dump_yaml
 from podium.data.dataset import ImageDataset
-from podium.data.images import read_image
 from podium.data.ingest import load_competition
+from podium.data.preprocess import ImageOps, image_ops, ops_of
 from podium.data.transforms import create_transform
 from podium.errors import PodiumError
-from podium.metrics import METRICS
 from podium.reporting import plots
 from podium.reporting.gradcam import Unsupported, grad_cam
 from podium.reporting.html import img, key_values, note, pre, table
@@ -30,7 +30,8 @@ MAX_SIZES = 1000  # image headers read for the size plot
 
 @dataclass
 class Inputs:
-    """What every section reads: the run's record, its OOF predictions (when finished) and the image paths."""
+    """What every section reads: the run's record, its OOF predictions (when finished), the image paths and the
+    image ops that show them as the model saw them. ``model`` says what was trained (the page's subtitle)."""
 
     run: Run
     cfg: PodiumConfig
@@ -41,6 +42,9 @@ class Inputs:
     paths: dict[str, str] | None  # id -> image path, None when the data folder is gone
     paths_note: str = ""
     checkpoints: dict[int, Checkpoint] = field(default_factory=dict)
+    ops: ImageOps = field(default_factory=ImageOps)
+    ops_note: str = ""  # why the images are shown without the model's image ops, when they are
+    model: str = ""
 
     def checkpoint(self, fold: int) -> Checkpoint:
         """fold ``fold``'s best checkpoint (read once)."""
@@ -48,20 +52,25 @@ class Inputs:
             self.checkpoints[fold] = self.run.load_best(fold)
         return self.checkpoints[fold]
 
-    def truth(self) -> np.ndarray:
-        """The OOF rows' targets as a 0/1 matrix (N, C), from their label strings."""
+    def targets(self) -> np.ndarray:
+        """The OOF rows' targets in the task's form (class indices, or a 0/1 matrix), from their label strings."""
         known = set(self.classes)
         lists = [[s] if s in known else s.split() for s in self.oof["label"].fillna("").astype(str)]
-        return self.task.onehot(self.task.from_labels(lists, self.classes), len(self.classes))
+        return self.task.from_labels(lists, self.classes)
 
-    def image(self, image_id: str) -> np.ndarray:
-        """The decoded RGB image of a training id."""
-        return read_image(self.paths[str(image_id)])
+    def truth(self) -> np.ndarray:
+        """The OOF rows' targets as a 0/1 matrix (N, C)."""
+        return self.task.onehot(self.targets(), len(self.classes))
+
+    def image(self, image_id: str, ops: ImageOps | None = None) -> np.ndarray:
+        """The RGB image of a training id after the image ops (``ops``, default the run's): what the model saw."""
+        return (self.ops if ops is None else ops).read(self.paths[str(image_id)])
 
 
-def gather(run: Run) -> Inputs:
-    """Read the run folder (and locate its images) once for all sections."""
-    cfg, info = run.config, run.info
+def gather(run: Run, cfg: PodiumConfig | None = None) -> Inputs:
+    """Read the run folder (and locate its images) once for all sections; ``cfg``: the config to read the data
+    with (default: the run's own)."""
+    cfg, info = cfg or run.config, run.info
     task, classes = get_task(info["task"]), list(info["classes"])
     try:
         oof = run.oof
@@ -73,7 +82,7 @@ def gather(run: Run) -> Inputs:
         paths = dict(zip(comp.train["id"].astype(str), comp.train["path"].astype(str)))
     except (PodiumError, OSError, KeyError) as e:
         why = f"The data folder {info.get('data_dir')} could not be read ({e}); images are not shown."
-    return Inputs(run, cfg, info, task, classes, oof, paths, why)
+    return Inputs(run, cfg, info, task, classes, oof, paths, why, ops=image_ops(cfg.data), model=cfg.model.name)
 
 
 def short(image_id: object) -> str:
@@ -88,7 +97,7 @@ def _images_or_note(inp: Inputs) -> str:
 def overview(inp: Inputs) -> str:
     """The run's identity and provenance: data folder, model, scores, commit, device, times."""
     info, cfg = inp.info, inp.cfg
-    metrics = _metrics(inp.run)
+    metrics = run_metrics(inp.run)
     rows: list[tuple[str, object]] = [
         ("run folder", inp.run.path),
         ("status", inp.run.status + (f" ({info['reason']})" if info.get("reason") else "")),
@@ -158,8 +167,10 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
     rows = np.random.default_rng(1).choice(len(folds), size=min(images, len(folds)), replace=False)
     ids = folds["id"].astype(str).to_numpy()[rows]
     paths = [inp.paths[i] for i in ids]
-    train_ds = ImageDataset(paths, None, create_transform(prep, inp.cfg.aug, train=True), seed=inp.cfg.train.seed)
-    eval_ds = ImageDataset(paths, None, create_transform(prep))
+    ops = ops_of(prep)  # the checkpoint's data.preprocess, applied before the transforms as in training
+    train_ds = ImageDataset(paths, None, create_transform(prep, inp.cfg.aug, train=True), seed=inp.cfg.train.seed,
+                            ops=ops)
+    eval_ds = ImageDataset(paths, None, create_transform(prep), ops=ops)
     grid, captions = [], []
     for r, image_id in enumerate(ids):
         grid.append(eval_ds.augmented(r)[1])
@@ -167,8 +178,8 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
         for e in range(views):
             grid.append(train_ds.augmented(e * len(paths) + r)[1])
             captions.append(f"epoch {e + 1} draw")
-    ops = ", ".join(inp.cfg.aug.ops) or "none"
-    return (f"<p>{prep.size_label} px, resize {prep.resize}; augmentations: {ops}.</p>"
+    augs, pre = ", ".join(inp.cfg.aug.ops) or "none", ", ".join(ops.names) or "none"
+    return (f"<p>{prep.size_label} px, resize {prep.resize}; preprocessing: {pre}; augmentations: {augs}.</p>"
             + img(plots.grid_png(grid, captions, cols=views + 1, thumb=150), "augmentation preview"))
 
 
@@ -185,7 +196,8 @@ def training(inp: Inputs) -> str:
     return "".join(parts) or note("No epoch has finished yet.")
 
 
-def _metrics(run: Run) -> dict[str, Any] | None:
+def run_metrics(run: Run) -> dict[str, Any] | None:
+    """metrics.json, or None before the run has finished."""
     try:
         return run.metrics
     except PodiumError:
@@ -193,28 +205,27 @@ def _metrics(run: Run) -> dict[str, Any] | None:
 
 
 def oof_metrics(inp: Inputs) -> str:
-    """Overall, per-fold and per-class OOF scores; confusion matrix, ROC and threshold curves."""
-    metrics = _metrics(inp.run)
+    """Overall, per-fold and per-class OOF scores; confusion matrix and ROC curves (the decisions section has the
+    threshold and cut-point curves)."""
+    metrics = run_metrics(inp.run)
     if metrics is None or inp.oof is None:
         return note("The run has no OOF predictions yet (it did not finish).")
     overall = pd.DataFrame([metrics["overall"]])
-    per_fold = pd.DataFrame(metrics["per_fold"]).drop(columns=["img_size"], errors="ignore")
+    if "overall_in_sample" in metrics:  # a blend: its honest (cross-fitted) scores, and those of the final weights
+        overall = pd.DataFrame([{"blend": "honest (cross-fitted)", **metrics["overall"]},
+                                {"blend": "in-sample (final weights)", **metrics["overall_in_sample"]}])
     per_class = pd.DataFrame(metrics["per_class"]).T.reset_index(names="class").astype({"support": int})
-    parts = ["<h3>Overall</h3>", table(overall), "<h3>Per fold</h3>", table(per_fold), "<h3>Per class</h3>",
-             table(per_class)]
+    parts = ["<h3>Overall</h3>", table(overall)]
+    if metrics.get("per_fold"):
+        parts += ["<h3>Per fold</h3>", table(pd.DataFrame(metrics["per_fold"]).drop(columns=["img_size"],
+                                                                                    errors="ignore"))]
+    parts += ["<h3>Per class</h3>", table(per_class)]
     truth, probs = inp.truth(), inp.oof[inp.classes].to_numpy()
-    decisions = inp.run.decisions
     figures = []
     if not inp.task.multilabel:
-        pred = inp.task.predict(probs, decisions)
+        pred = inp.task.predict(probs, inp.run.decisions)
         figures.append(img(plots.to_png(plots.confusion_matrix(truth.argmax(1), pred, inp.classes)), "confusion"))
     figures.append(img(plots.to_png(plots.roc_curves(truth, probs, inp.classes)), "ROC curves"))
-    if "threshold" in decisions:
-        grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
-        name = inp.task.metrics[-1]
-        scores = np.array([METRICS.get(name)(truth, probs, t) for t in grid])
-        figures.append(img(plots.to_png(plots.threshold_curve(grid, scores, decisions["threshold"], name)),
-                           "threshold"))
     return "".join(parts) + '<div class="row">' + "".join(f"<div>{f}</div>" for f in figures) + "</div>"
 
 
@@ -244,7 +255,7 @@ def top_losses(inp: Inputs, count: int = 18) -> str:
     images = [inp.image(inp.oof["id"].iloc[r]) for r in order]
     captions = [_caption(inp, r, truth, probs, pred)[0] for r in order]
     return ("<p>Out-of-fold images with the highest loss: true label, predicted label, and the probability of the "
-            "most wrongly scored class.</p>"
+            "most wrongly scored class.</p>" + (note(inp.ops_note) if inp.ops_note else "")
             + img(plots.grid_png(images, captions, cols=6, colors=["#b22222"] * len(images)), "top losses"))
 
 
@@ -269,8 +280,9 @@ def gradcam(inp: Inputs, errors: int = 8, per_class: int = 2, max_classes: int =
         for fold, group in pd.DataFrame(chosen, columns=["row", "cls", "kind"]).assign(
                 fold=lambda d: inp.oof["fold"].to_numpy()[d["row"]]).groupby("fold", sort=True):
             ckpt = inp.checkpoint(int(fold))
+            ops = ops_of(ckpt.preprocessing)  # the fold model's own data.preprocess: explain what it saw
             images += grad_cam(ckpt.build_model(), ckpt.preprocessing,
-                               [inp.image(inp.oof["id"].iloc[r]) for r in group["row"]], group["cls"].tolist())
+                               [inp.image(inp.oof["id"].iloc[r], ops) for r in group["row"]], group["cls"].tolist())
             captions += [f"{k}: {short(inp.oof['id'].iloc[r])}\ntrue {inp.oof['label'].iloc[r] or '(none)'}\n"
                          f"CAM for {inp.classes[c]} (p {probs[r, c]:.2f})"
                          for r, c, k in zip(group["row"], group["cls"], group["kind"])]

@@ -9,10 +9,12 @@
   decisions.json           decisions refitted on the blended OOF predictions (e.g. the multilabel threshold)
   metrics.json             each member's score, the blend's honest and in-sample scores
   test_predictions.csv     blended test probabilities;  submission.csv: in the sample's format, validated
+  report.html              the ensemble's report (podium.reporting), self-contained
 ```
 
 It is a ``Run`` without a config or checkpoints: it writes through ``Run``'s writers, and its experiment-log row
-(model ``ensemble:<blend>``) ranks with the runs of its data folder.
+(model ``ensemble:<blend>``) ranks with the runs of its data folder. What it lacks of a run it reads from its members
+(``member_runs``: their configs, reports and duplicate clusters). ``open_folder`` opens either kind of folder.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import socket
 import time
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from podium.errors import PodiumError
 from podium.io import write_json
@@ -51,6 +55,17 @@ class Ensemble(Run):
         """members.json: the blend, the members (run folder, name, weight) and the per-fold weights."""
         return _read_json(self.path / MEMBERS)
 
+    def member_runs(self) -> list[Run]:
+        """The member runs whose folders are still there, in members.json order."""
+        runs = [Run(m["run_dir"]) for m in self.members["members"]]
+        return [r for r in runs if (r.path / "run.json").is_file() and (r.path / "config.yaml").is_file()]
+
+    @property
+    def duplicates(self) -> pd.DataFrame | None:
+        """The duplicate clusters of the members' data (the first member's; the members share one data folder)."""
+        runs = self.member_runs()
+        return runs[0].duplicates if runs else None
+
     def start_ensemble(self, data_dir: Path, summary: dict[str, Any], members: dict[str, Any]) -> None:
         """Write run.json (status running) and members.json; the log row is added by ``finish_ensemble``."""
         if not self.writer:
@@ -73,3 +88,8 @@ def is_ensemble(path: str | Path) -> bool:
     """Whether ``path`` is an ensemble folder."""
     path = Path(path)
     return (path / "run.json").is_file() and (path / MEMBERS).is_file()
+
+
+def open_folder(path: str | Path, writer: bool = True) -> Run:
+    """An existing run or ensemble folder, opened by its owner (``Ensemble`` for an ensemble)."""
+    return Ensemble.open(path, writer) if is_ensemble(path) else Run.open(path, writer)

@@ -1,6 +1,7 @@
-"""A run's lifecycle: it ends ``done``, ``interrupted`` (Ctrl-C, SIGTERM; resumable) or ``failed`` (with its reason),
-and run.json and the experiment log say which. A process killed outright (SIGKILL, a lost machine) cannot say
-anything; ``Run.status`` reads such a run as interrupted once its process is gone.
+"""A run's lifecycle: it ends ``done``, ``interrupted`` (Ctrl-C, SIGTERM; resumable), ``failed`` (with its reason) or
+``pruned`` (stopped on purpose by its caller: a search pruning a trial), and run.json and the experiment log say
+which. A process killed outright (SIGKILL, a lost machine) cannot say anything; ``Run.status`` reads such a run as
+interrupted once its process is gone.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from podium.errors import Interrupted, PodiumError
 from podium.runs.run import Run
 
 
+class Pruned(Exception):
+    """Raised inside a run (by its ``on_epoch`` hook) to stop it on purpose: the run is marked ``pruned`` with the
+    message as its reason, not ``failed``, and the exception goes on to the caller that asked for it."""
+
+
 def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted(None, signum)
 
@@ -22,7 +28,7 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 @contextmanager
 def lifecycle(run: Run, reporter: Reporter) -> Iterator[None]:
     """Run the block as the body of ``run``: SIGTERM is handled like Ctrl-C, and a run that does not finish is marked
-    interrupted or failed (one line of reason) before the exception goes on.
+    interrupted, pruned or failed (one line of reason) before the exception goes on.
 
     Files are written atomically, so an interrupt in the middle of a write leaves the previous complete file.
     """
@@ -36,6 +42,9 @@ def lifecycle(run: Run, reporter: Reporter) -> Iterator[None]:
         run.set_status("interrupted", reason=signal.Signals(signum).name)
         reporter.print(f"[yellow]{stopped}[/yellow]")
         raise stopped from None
+    except Pruned as e:
+        run.set_status("pruned", reason=str(e))
+        raise
     except PodiumError as e:
         run.set_status("failed", reason=str(e))
         raise
