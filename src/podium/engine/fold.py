@@ -201,7 +201,7 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
                             # the last aug.batch_off_epochs epochs train on clean images and labels
                             parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None,
                             on_update=None if trackers is None else trackers.update)
-    run.write_lr(fold, epoch + 1, stats.pop("lrs"))  # the schedule actually used, per optimiser update
+    run.write_lr(fold, epoch + 1, stats.pop("lrs"), stats.pop("backbone_lrs"))  # the schedule used, per update
     eval_model = parts.eval_model(accelerator)
     metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
                           parts.loss_fn, channels_last=tc.channels_last, description=f"fold {fold} validate")

@@ -38,7 +38,8 @@ def train_one_epoch(
     on_update: UpdateHook | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss, images per second, the last learning rate and ``lrs``, the
-    learning rate of every optimiser update (the schedule actually used, for the report).
+    learning rate of every optimiser update (the schedule actually used, for the report): the largest of the
+    parameter groups' (the head's), with ``backbone_lrs`` the smallest (the backbone's, 0 while it is frozen).
 
     ``batch_aug`` (MixUp/CutMix) mixes each normalised batch and turns its targets into soft targets. ``on_update``
     is called after every optimiser update (experiment trackers)."""
@@ -46,6 +47,7 @@ def train_one_epoch(
     total_loss, seen, t0 = 0.0, 0, time.perf_counter()
     update_loss, update_seen = 0.0, 0  # the micro-batches of the current optimiser update
     lrs: list[float] = []
+    backbone_lrs: list[float] = []
     with progress_bar(accelerator.is_main_process) as bar:
         task = bar.add_task(description, total=len(loader), loss=0.0, ips=0.0)
         for x, y, _ in loader:
@@ -62,7 +64,9 @@ def train_one_epoch(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 if accelerator.sync_gradients:
-                    lrs.append(float(optimizer.param_groups[0]["lr"]))
+                    group_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+                    lrs.append(max(group_lrs))
+                    backbone_lrs.append(min(group_lrs))
                     if on_update is not None:  # the update's index in the fold: restored with the schedule
                         on_update(scheduler.last_epoch, update_loss / update_seen, lrs[-1])
                     update_loss, update_seen = 0.0, 0
@@ -75,7 +79,8 @@ def train_one_epoch(
             bar.update(task, advance=1, loss=total_loss / seen, ips=ips)
     elapsed = time.perf_counter() - t0
     return {"train_loss": total_loss / max(seen, 1), "images_per_s": seen * accelerator.num_processes / elapsed,
-            "lr": optimizer.param_groups[0]["lr"], "train_s": elapsed, "lrs": lrs}
+            "lr": max(float(g["lr"]) for g in optimizer.param_groups), "train_s": elapsed, "lrs": lrs,
+            "backbone_lrs": backbone_lrs}
 
 
 @torch.inference_mode()

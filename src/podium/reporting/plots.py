@@ -60,10 +60,14 @@ def image_sizes(widths: np.ndarray, heights: np.ndarray) -> Figure:
 
 
 def lr_schedule(logs: dict[int, pd.DataFrame]) -> Figure:
-    """The learning rate of every optimiser update, per fold (from fold{k}/lr.csv)."""
+    """The learning rate of every optimiser update, per fold (from fold{k}/lr.csv): the head's, and dashed the
+    backbone's where it differs (a lower backbone LR, and 0 during a head-only warm-up)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 2.8))
     for fold, df in sorted(logs.items()):
-        ax.plot(df["step"], df["lr"], label=f"fold {fold}", lw=1.5)
+        line, = ax.plot(df["step"], df["lr"], label=f"fold {fold}" + (" head" if "backbone_lr" in df else ""), lw=1.5)
+        if "backbone_lr" in df and not np.allclose(df["backbone_lr"], df["lr"]):
+            ax.plot(df["step"], df["backbone_lr"], ls="--", lw=1.2, color=line.get_color(),
+                    label=f"fold {fold} backbone")
         for _, first in df.groupby("epoch")["step"].min().items():
             ax.axvline(first, color="#dddddd", lw=0.6, zorder=0)
     ax.set_xlabel("optimiser update (grey lines: epoch starts)")

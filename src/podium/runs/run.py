@@ -289,20 +289,22 @@ class Run:
 
     # ---------------------------------------------------------------------------------------------- report inputs
 
-    def write_lr(self, fold: int, epoch: int, lrs: list[float]) -> None:
+    def write_lr(self, fold: int, epoch: int, lrs: list[float], backbone_lrs: list[float] | None = None) -> None:
         """fold{k}/lr.csv: the rows of epochs before ``epoch`` kept, then epoch ``epoch``'s learning rate per
-        optimiser update (a resumed epoch rewrites its own rows, so the file matches an uninterrupted run's)."""
+        optimiser update, the head's (``lr``) and the backbone's (``backbone_lr``) (a resumed epoch rewrites its own
+        rows, so the file matches an uninterrupted run's)."""
         if not self.writer:
             return
         path = self.fold_dir(fold) / "lr.csv"
-        old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "step", "lr"])
+        old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "step", "lr", "backbone_lr"])
         old = old[old["epoch"] < epoch]
         start = int(old["step"].max()) + 1 if len(old) else 0
-        new = pd.DataFrame({"epoch": epoch, "step": range(start, start + len(lrs)), "lr": lrs})
+        new = pd.DataFrame({"epoch": epoch, "step": range(start, start + len(lrs)), "lr": lrs,
+                            "backbone_lr": lrs if backbone_lrs is None else backbone_lrs})
         self._csv(f"fold{fold}/lr.csv", pd.concat([old, new], ignore_index=True) if len(old) else new)
 
     def lr_log(self, fold: int) -> pd.DataFrame | None:
-        """fold{k}/lr.csv (epoch, step, lr), or None for a run made before it was written."""
+        """fold{k}/lr.csv (epoch, step, lr, backbone_lr), or None for a run made before it was written."""
         path = self.fold_dir(fold) / "lr.csv"
         return pd.read_csv(path) if path.is_file() else None
 
