@@ -32,14 +32,14 @@ import torch
 
 from bench.common import DATA, machine, write_results
 from podium.config import PodiumConfig, merge
-from podium.console import Reporter
+from podium.core.console import Reporter
 from podium.data.folds import make_folds
 from podium.data.ingest import load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
-from podium.ordinal import expected_grade, fit_cut_points, grades, qwk
 from podium.runs.run import Run
-from podium.thresholds import THRESHOLD_MODES, sample_f1
+from podium.tasks.ordinal import expected_grade, fit_cut_points, grades, qwk
+from podium.tasks.thresholds import THRESHOLD_MODES, sample_f1
 
 SIZE, BATCH, THREADS = 96, 32, 2
 

@@ -21,12 +21,12 @@ import pandas as pd
 import torch
 
 from bench.common import DATA, base_parser, fold0, machine, show, write_results
-from podium.console import Reporter
+from podium.core.console import Reporter
 from podium.engine.accel import make_accelerator
 from podium.engine.fold import fit_fold
-from podium.inference.ensemble import predict_checkpoints
-from podium.metrics import score
+from podium.inference.checkpoints import predict_checkpoints
 from podium.runs.run import Run
+from podium.tasks.metrics import score
 
 VARIANTS = {
     "default (squash, identity+hflip TTA)": (),

@@ -28,15 +28,15 @@ import pandas as pd
 import torch
 
 from podium.config import PodiumConfig, merge
-from podium.console import Reporter
+from podium.core.console import Reporter
+from podium.core.io import write_json, write_text
 from podium.data.folds import make_folds
 from podium.data.ingest import Competition, load_competition
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
-from podium.io import write_json, write_text
-from podium.metrics import mean_auc, sample_f1
 from podium.models.factory import create_model
 from podium.runs.run import Run
+from podium.tasks.metrics import mean_auc, sample_f1
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ARCH, SIZE, BATCH, THREADS, PASSES = "tf_efficientnet_lite0", 128, 32, 2, 3

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from podium.config import TrainConfig
+from podium.core.errors import PodiumError
 from podium.engine.accel import (
     make_accelerator,
     make_loader,
@@ -14,7 +15,6 @@ from podium.engine.accel import (
     num_workers,
     resolve_precision,
 )
-from podium.errors import PodiumError
 
 
 def test_auto_precision_on_cpu_is_fp32_and_bf16_is_a_switch() -> None:

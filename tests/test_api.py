@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import podium
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 
 def test_train_predict_load_in_one_process(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:

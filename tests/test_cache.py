@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader
 
 import datagen
 from podium.config import DataConfig, load_config
+from podium.core.errors import PodiumError
 from podium.data.cache import build_cache, cache_side, decoded_images, shrink, store_dir
 from podium.data.dataset import ImageDataset, collate
 from podium.data.images import read_image
-from podium.errors import PodiumError
 
 
 def write_images(folder: Path, n: int = 6, size: int = 96, seed: int = 0) -> list[str]:

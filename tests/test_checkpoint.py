@@ -3,7 +3,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from podium.checkpoint import (
+from podium.config import PodiumConfig, merge
+from podium.core.errors import PodiumError
+from podium.models import create_model, resolve_preprocessing
+from podium.runs.checkpoint import (
     Checkpoint,
     ResumeState,
     load_checkpoint,
@@ -13,9 +16,6 @@ from podium.checkpoint import (
     save_state,
     set_rng_state,
 )
-from podium.config import PodiumConfig, merge
-from podium.errors import PodiumError
-from podium.models import create_model, resolve_preprocessing
 
 
 def _checkpoint() -> tuple[torch.nn.Module, Checkpoint]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from podium.config import DataConfig
 from podium.data.ingest import load_competition
-from podium.submission import validate_submission
+from podium.tasks.submission import validate_submission
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

@@ -11,7 +11,7 @@ import pytest
 import datagen
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict, help_text, load_config, merge, to_dict
 from podium.config_checks import BOUNDS, choice_names, range_text
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 
 def test_defaults_and_overrides_are_typed() -> None:
@@ -93,7 +93,7 @@ def test_atomic_writes_leave_normal_permissions(tmp_path: Path) -> None:
     import os
     import stat
 
-    from podium.io import write_text
+    from podium.core.io import write_text
 
     path = write_text(tmp_path / "x.txt", "hi")
     umask = os.umask(0)
@@ -116,7 +116,7 @@ def _fields() -> list[tuple[str, dataclasses.Field, Any]]:
 
 CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "data.layout": ("podium.data.ingest:LAYOUTS", ("auto",)),
-    "data.task": ("podium.tasks:TASKS", ("auto",)),
+    "data.task": ("podium.tasks.task:TASKS", ("auto",)),
     "data.csv_sep": ("podium.data.tables:SEPARATORS", ("auto",)),
     "data.csv_encoding": ("podium.data.tables:ENCODINGS", ("auto",)),
     "data.conflicts": ("podium.data.integrity:CONFLICT_POLICIES", ()),
@@ -125,7 +125,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "model.resize": ("podium.data.transforms:RESIZES", ()),
     "finetune.bn": ("podium.engine.finetune:BN_MODES", ()),
     "aug.ops": ("podium.data.transforms:AUGMENTATIONS", ()),
-    "aug.batch": ("podium.engine.batch_aug:BATCH_AUGS", ()),
+    "aug.batch": ("podium.data.batch_aug:BATCH_AUGS", ()),
     "train.optimizer": ("podium.engine.optim:OPTIMIZERS", ()),
     "train.schedule": ("podium.engine.optim:SCHEDULES", ()),
     "train.sampler": ("podium.data.dataset:SAMPLERS", ()),
@@ -133,10 +133,10 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "train.class_weights": ("podium.engine.losses:CLASS_WEIGHTS", ()),
     "train.precision": (("auto", "no", "bf16", "fp16"), ()),
     "train.device": (("auto", "cpu", "cuda", "mps"), ()),
-    "predict.tta": ("podium.tta:VIEWS", ()),
-    "data.preprocess": ("podium.data.preprocess:PREPROCESS", ()),
-    "predict.threshold_mode": ("podium.thresholds:THRESHOLD_MODES", ()),
-    "predict.binary_threshold": ("podium.thresholds:BINARY_RULES", ()),
+    "predict.tta": ("podium.engine.tta:VIEWS", ()),
+    "data.preprocess": ("podium.data.image_ops:IMAGE_OPS", ()),
+    "predict.threshold_mode": ("podium.tasks.thresholds:THRESHOLD_MODES", ()),
+    "predict.binary_threshold": ("podium.tasks.thresholds:BINARY_RULES", ()),
     "run.trackers": ("podium.engine.trackers:TRACKERS", ()),
 }
 

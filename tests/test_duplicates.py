@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from podium.core.errors import PodiumError
 from podium.data.duplicates import find_clusters, near_pairs
-from podium.errors import PodiumError
 
 
 def _random_hashes(n: int, seed: int) -> np.ndarray:

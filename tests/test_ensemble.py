@@ -11,12 +11,12 @@ import pytest
 
 import datagen
 import podium
-from podium.blends import BLENDS, cross_fit, primary_score
 from podium.config import DataConfig
 from podium.data.ingest import load_competition
+from podium.multirun.blends import BLENDS, cross_fit, primary_score
 from podium.runs.run import Run, experiment_log
-from podium.submission import validate_submission
-from podium.tasks import get_task
+from podium.tasks.submission import validate_submission
+from podium.tasks.task import get_task
 
 
 @pytest.fixture(scope="module")

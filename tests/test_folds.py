@@ -9,10 +9,10 @@ import pytest
 import corpus
 import datagen
 from podium.config import DataConfig
+from podium.core.errors import PodiumError
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.integrity import prepare
-from podium.errors import PodiumError
-from podium.tasks import get_task
+from podium.tasks.task import get_task
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,8 @@ import pytest
 
 import datagen
 from podium.config import DataConfig
+from podium.core.errors import PodiumError
 from podium.data.ingest import load_competition
-from podium.errors import PodiumError
 
 
 def test_csv_single_label(single_dir: Path) -> None:

@@ -12,10 +12,10 @@ import corpus
 import datagen
 from conftest import shared_dataset
 from podium.config import DataConfig, load_config
+from podium.core.errors import PodiumError
 from podium.data.folds import make_folds
 from podium.data.inspection import inspect_data
 from podium.data.integrity import prepare
-from podium.errors import PodiumError
 
 
 @pytest.fixture(autouse=True)

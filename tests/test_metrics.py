@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from podium.config import PredictConfig
-from podium.metrics import METRICS, fit_threshold, per_class, score
-from podium.tasks import decode_multilabel, get_task
+from podium.tasks.metrics import METRICS, fit_threshold, per_class, score
+from podium.tasks.task import decode_multilabel, get_task
 
 
 def test_single_label_metrics() -> None:

@@ -5,7 +5,7 @@ import torch
 from podium.config import TrainConfig
 from podium.engine.losses import create_loss
 from podium.engine.optim import create_optimizer, create_scheduler, warmup_cosine
-from podium.tasks import get_task
+from podium.tasks.task import get_task
 
 
 def test_warmup_then_cosine() -> None:

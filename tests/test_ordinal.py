@@ -9,12 +9,12 @@ import torch
 
 import datagen
 from podium.config import PodiumConfig, PredictConfig, merge
+from podium.core.errors import PodiumError
 from podium.engine.losses import LOSSES
-from podium.errors import PodiumError
 from podium.inference.run import predict_run
-from podium.ordinal import ORDINAL_LOSSES, expected_grade, fit_cut_points, grades, qwk
 from podium.pipeline import train
-from podium.tasks import get_task
+from podium.tasks.ordinal import ORDINAL_LOSSES, expected_grade, fit_cut_points, grades, qwk
+from podium.tasks.task import get_task
 
 GRADES = ("0", "1", "2", "3", "4")
 

@@ -10,11 +10,11 @@ import pytest
 
 import datagen
 from podium.config import DataConfig, PodiumConfig, load_config, merge
+from podium.core.errors import PodiumError
 from podium.data.cache import build_cache, decoded_images, store_dir
-from podium.data.preprocess import PREPROCESS, ImageOps, image_ops, ops_of
+from podium.data.image_ops import IMAGE_OPS, ImageOps, image_ops, ops_of
 from podium.engine.accel import make_accelerator
-from podium.errors import PodiumError
-from podium.inference.ensemble import predict_checkpoints
+from podium.inference.checkpoints import predict_checkpoints
 from podium.pipeline import train
 
 
@@ -77,7 +77,7 @@ def test_unknown_op_and_bad_parameters_fail_at_load() -> None:
         load_config(None, ["data.preprocess=crop_black,ben_grahm"])
     with pytest.raises(PodiumError, match="data.ben_graham_sigma"):
         load_config(None, ["data.ben_graham_sigma=0"])
-    assert set(PREPROCESS.names()) >= {"ben_graham", "crop_black", "circle", "clahe", "gray"}
+    assert set(IMAGE_OPS.names()) >= {"ben_graham", "crop_black", "circle", "clahe", "gray"}
 
 
 def test_the_cache_key_changes_with_the_list(tmp_path: Path) -> None:

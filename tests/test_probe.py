@@ -3,8 +3,8 @@ from typer.testing import CliRunner
 
 from podium.cli import app
 from podium.config import PodiumConfig, load_config, merge, to_dict
+from podium.core.errors import PodiumError
 from podium.engine.probe import largest_batch, probe, resolve_auto_batch, split_batch
-from podium.errors import PodiumError
 
 
 @pytest.mark.parametrize("limit_fit", [1, 2, 3, 17, 64, 100, 511])

@@ -8,8 +8,8 @@ from pathlib import Path
 from rich.console import Console
 
 from podium.config import PodiumConfig, merge
+from podium.core.progress import line_seconds, track
 from podium.pipeline import train
-from podium.progress import line_seconds, track
 
 
 def test_plain_lines_when_not_a_terminal() -> None:

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 
 import datagen
 from podium.config import AugConfig, PodiumConfig, TrainConfig, merge
+from podium.core.errors import PodiumError
+from podium.data.batch_aug import create_batch_aug
 from podium.data.dataset import SAMPLERS, EpochShuffleSampler
-from podium.engine.batch_aug import create_batch_aug
 from podium.engine.losses import create_loss
 from podium.engine.optim import OPTIMIZERS, create_optimizer, create_scheduler
-from podium.errors import PodiumError
-from podium.tasks import get_task
-from podium.tta import check_views, view_names
+from podium.engine.tta import check_views, view_names
+from podium.tasks.task import get_task
 
 
 @pytest.mark.parametrize("ops", [("mixup",), ("cutmix",), ("mixup", "cutmix")])
@@ -264,7 +264,7 @@ def test_rectangular_sizes_train_and_predict_with_each_resize(tmp_path: Path, ti
     predicting the fold's images from the checkpoint alone reproduces its OOF probabilities."""
     from podium.api import predict
     from podium.engine.accel import make_accelerator
-    from podium.inference.ensemble import predict_checkpoints
+    from podium.inference.checkpoints import predict_checkpoints
     from podium.pipeline import train
 
     root = _non_square(datagen.csv_single(tmp_path / "single", n=24, n_test=4))

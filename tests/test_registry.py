@@ -1,7 +1,7 @@
 import pytest
 
-from podium.errors import PodiumError
-from podium.registry import Registry
+from podium.core.errors import PodiumError
+from podium.core.registry import Registry
 
 
 def test_register_get_and_errors() -> None:

@@ -26,8 +26,8 @@ from podium.pipeline import train
 from podium.reporting import SECTIONS, build_report, plots
 from podium.reporting.gradcam import Unsupported, cam_target, grad_cam
 from podium.runs.run import Run
-from podium.tasks import get_task
-from podium.thresholds import DecisionCurve
+from podium.tasks.task import get_task
+from podium.tasks.thresholds import DecisionCurve
 
 IMG = re.compile(r'<img alt="([^"]*)" src="([^"]*)"')
 
@@ -141,7 +141,7 @@ def test_binary_report_draws_the_fitted_threshold_rule(gray_binary_run: Run) -> 
 
 def test_grad_cam_explains_the_images_the_model_saw(gray_binary_run: Run, monkeypatch) -> None:
     from podium.data.dataset import ImageDataset
-    from podium.data.preprocess import ops_of
+    from podium.data.image_ops import ops_of
     from podium.data.transforms import create_transform
     from podium.reporting import sections
     from podium.reporting.gradcam import model_input

@@ -155,7 +155,7 @@ def test_resume_from_elsewhere_uses_the_runs_own_root_and_a_damaged_state_restar
         single_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import podium.engine.fold as fold_module
     from podium.config import PodiumConfig, merge
-    from podium.errors import Interrupted
+    from podium.core.errors import Interrupted
     from podium.pipeline import train
     from podium.runs.log import list_runs
 

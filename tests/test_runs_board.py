@@ -68,7 +68,7 @@ def test_a_pruned_run_is_shown_pruned_and_never_ensembled(tmp_path: Path, single
                                                           capsys: pytest.CaptureFixture,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from podium.cli import main
-    from podium.ensembling import top_runs
+    from podium.multirun.ensemble import top_runs
 
     root = tmp_path / "runs"
     a = fake_run(root, single_dir, ["model.name=resnet18"], 0.8)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from podium.config import load_config
-from podium.ensembling import open_member
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
+from podium.multirun.ensemble import open_member
+from podium.multirun.search import read_space, train_command
 from podium.runs.run import experiment_log
-from podium.tuning import read_space, train_command
 
 optuna = pytest.importorskip("optuna")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -68,8 +68,8 @@ def test_two_processes_share_one_sqlite_study(single_dir: Path, tiny: tuple[str,
 
 
 def test_a_pruned_trial_stops_after_its_first_epoch(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path) -> None:
+    from podium.multirun.search import Param, objective
     from podium.runs.run import Run
-    from podium.tuning import Param, objective
 
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(lower=2.0))
     trial = study.ask()
@@ -90,7 +90,7 @@ def test_fresh_sqlite_storage_opened_by_many_processes_at_once(tmp_path: Path) -
     collided ("table ... already exists") until the lock beside the file serialised them."""
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     start = time.time() + 8  # every process opens the storage at the same moment, after its imports
-    script = ("import time, optuna; from podium.tuning import open_study; "
+    script = ("import time, optuna; from podium.multirun.search import open_study; "
               f"time.sleep(max(0, {start} - time.time())); "
               f"open_study(optuna, 'sqlite:///{tmp_path / 'runs' / 'optuna.db'}', 's', create=True)")
     procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
@@ -144,7 +144,7 @@ def test_a_trial_failing_on_a_user_error_is_logged_in_one_line() -> None:
     import io
     import logging
 
-    from podium.tuning import quiet_optuna
+    from podium.multirun.search import quiet_optuna
 
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)  # like Optuna's own handler on its root logger

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from podium.errors import PodiumError
-from podium.submission import (
+from podium.core.errors import PodiumError
+from podium.tasks.submission import (
     FORMATS,
     SubmissionFormat,
     SubmissionKind,
@@ -16,7 +16,7 @@ from podium.submission import (
     validate_submission,
     write_submission,
 )
-from podium.tasks import get_task
+from podium.tasks.task import get_task
 
 CLASSES = ["a", "b", "c"]
 P = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])

@@ -10,7 +10,7 @@ import pytest
 
 import podium
 import podium.pipeline
-from podium.errors import Interrupted
+from podium.core.errors import Interrupted
 from podium.runs.run import Run
 
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from podium.config import PredictConfig
-from podium.errors import PodiumError
-from podium.tasks import TASKS, SingleLabelTask, decode_multilabel, detect_task, get_task
+from podium.core.errors import PodiumError
+from podium.tasks.task import TASKS, SingleLabelTask, decode_multilabel, detect_task, get_task
 
 
 def test_probabilities() -> None:
@@ -20,8 +20,8 @@ def test_probabilities() -> None:
 def test_each_task_names_registered_metrics() -> None:
     from podium.data.folds import STRATIFIERS
     from podium.engine.losses import LOSSES
-    from podium.metrics import METRICS
-    from podium.submission import FORMATS
+    from podium.tasks.metrics import METRICS
+    from podium.tasks.submission import FORMATS
 
     for name in TASKS:
         task = get_task(name)
@@ -68,7 +68,7 @@ def test_binary_decodes_and_counts() -> None:
 
 
 def test_multilabel_fits_or_keeps_the_threshold() -> None:
-    from podium.metrics import fit_threshold
+    from podium.tasks.metrics import fit_threshold
 
     rng = np.random.default_rng(1)
     y = (rng.random((120, 4)) < 0.3).astype(int)
@@ -125,8 +125,8 @@ def test_a_new_task_variant_works_through_every_module(tmp_path: Path) -> None:
     from podium.config import DataConfig
     from podium.data.folds import make_folds
     from podium.data.ingest import load_competition
-    from podium.metrics import per_class, score
-    from podium.submission import default_format, write_submission
+    from podium.tasks.metrics import per_class, score
+    from podium.tasks.submission import default_format, write_submission
 
     task = ExpectedGrade("expected_grade", "ce", ("qwk", "accuracy"), "qwk", "class", ("probs", "label"), auto=False)
     TASKS.register(task.name)(task)

@@ -8,8 +8,8 @@ import pytest
 
 from podium.config import PodiumConfig, PredictConfig, merge
 from podium.pipeline import train
-from podium.tasks import get_task
-from podium.thresholds import BINARY_RULES, THRESHOLD_MODES, decode_multilabel, global_threshold, sample_f1
+from podium.tasks.task import get_task
+from podium.tasks.thresholds import BINARY_RULES, THRESHOLD_MODES, decode_multilabel, global_threshold, sample_f1
 
 
 def _multilabel(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.ndarray]:

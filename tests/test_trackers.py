@@ -12,7 +12,7 @@ import pytest
 
 import podium.engine.trackers as trackers
 from podium.config import PodiumConfig, help_text, merge
-from podium.errors import Interrupted, PodiumError
+from podium.core.errors import Interrupted, PodiumError
 from podium.pipeline import train
 from podium.runs.run import Run
 
@@ -172,7 +172,7 @@ def test_help_lists_the_trackers() -> None:
 def test_a_failing_tracker_is_a_warning_and_the_run_goes_on(tmp_path: Path) -> None:
     from accelerate.tracking import GeneralTracker
 
-    from podium.console import Reporter
+    from podium.core.console import Reporter
 
     class Gone(GeneralTracker):
         name, requires_logging_directory, tracker = "gone", False, None
@@ -208,7 +208,7 @@ def test_a_failing_tracker_is_a_warning_and_the_run_goes_on(tmp_path: Path) -> N
 def test_a_tracker_that_cannot_start_is_a_warning(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from podium.console import Reporter
+    from podium.core.console import Reporter
 
     def refuse(ctx: trackers.FoldContext):
         raise ConnectionError(f"no server for fold {ctx.fold}")

@@ -53,7 +53,7 @@ def test_learns_the_generated_classes(tmp_path: Path, tiny: tuple[str, ...]) -> 
 
 def test_interrupted_run_resumes(single_dir: Path, tiny: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     import podium.engine.fold as fold_module
-    from podium.errors import Interrupted
+    from podium.core.errors import Interrupted
 
     real, calls = fold_module.train_one_epoch, []
 
@@ -120,7 +120,7 @@ def test_training_is_reproducible(single_dir: Path, tiny: tuple[str, ...]) -> No
 
 def test_a_loss_that_does_not_fit_the_task_stops_before_a_run_folder(single_dir: Path, multilabel_dir: Path,
                                                                     tiny: tuple[str, ...], tmp_path: Path) -> None:
-    from podium.errors import PodiumError
+    from podium.core.errors import PodiumError
 
     with pytest.raises(PodiumError, match="train.loss=bce does not fit the multiclass task"):
         train(single_dir, _cfg(tiny, "train.loss=bce"))
@@ -134,8 +134,8 @@ def test_the_cv_score_without_tta_is_pooled_like_the_cv_score(multilabel_dir: Pa
                                                               tta: str) -> None:
     """Without TTA the two scores are the same number; with TTA the plain one is the pooled score of the plain OOF
     probabilities kept per fold (a mean of per-fold AUCs would be neither)."""
-    from podium.metrics import score
-    from podium.tasks import get_task
+    from podium.tasks.metrics import score
+    from podium.tasks.task import get_task
 
     run = train(multilabel_dir, _cfg(tiny, f"predict.tta={tta}"))
     m = run.metrics

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from podium.config import AugConfig
+from podium.core.errors import PodiumError
 from podium.data.transforms import (
     AUGMENTATIONS,
     ColorJitter,
@@ -19,7 +20,6 @@ from podium.data.transforms import (
     seed_transform,
     warp,
 )
-from podium.errors import PodiumError
 from podium.models.preprocessing import Preprocessing
 
 PREP = Preprocessing(32, "squash", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))

@@ -4,8 +4,8 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
 from podium.engine.loop import predict_logits
+from podium.engine.tta import VIEWS
 from podium.models.preprocessing import Preprocessing
-from podium.tta import VIEWS
 
 PREP = Preprocessing(8, "squash", "bilinear", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from podium.config import PodiumConfig, merge
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 from podium.models import weights
 from podium.models.factory import create_model
 from podium.models.preprocessing import resolve_preprocessing

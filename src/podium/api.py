@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 from podium.runs.run import Run
 
 
@@ -77,7 +77,7 @@ def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | Non
             ) -> Path:
     """A PNG grid of augmented training images per class, batch augmentation included, as the model will see them;
     returns its path."""
-    from podium.gallery import preview as write_preview
+    from podium.reporting.preview import preview as write_preview
 
     return write_preview(data_dir, make_config(config, overrides, **sections), out)
 
@@ -96,7 +96,7 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
     data folder; ``where``: ``["model.img_size=160"]``). ``blend``: mean, logit_mean, rank_mean or weights (fitted on
     the OOF predictions; ``metrics["cv_score"]`` is the honest, cross-fitted score). Returns the ensemble folder.
     """
-    from podium.ensembling import ensemble as run_ensemble
+    from podium.multirun.ensemble import ensemble as run_ensemble
 
     paths = [m.path if isinstance(m, Run) else m for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
@@ -109,7 +109,7 @@ def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
     config, each an ordinary run; finished combinations of an earlier call are skipped and an interrupted one
     resumes. ``jobs`` > 1 runs combinations in parallel processes sharing the CPU cores. Returns the sweep table
     (also ``<run.root>/sweeps/<name>/sweep.csv``)."""
-    from podium.sweeps import plan_sweep, run_sweep
+    from podium.multirun.sweep import plan_sweep, run_sweep
 
     return run_sweep(plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs))
 
@@ -122,7 +122,7 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
     SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists);
     ``jobs`` > 1 runs trials in that many processes sharing the CPU cores. Returns the best trial: number, value,
     params, run_dir, metric."""
-    from podium.tuning import search as run_search
+    from podium.multirun.search import search as run_search
 
     return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study, jobs)
 

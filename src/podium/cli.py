@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from podium.config import help_text, load_config
-from podium.errors import Interrupted, PodiumError
+from podium.core.errors import Interrupted, PodiumError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -232,7 +232,7 @@ def ensemble(
 ) -> None:
     """Blend finished runs of one data folder on their shared folds: honest (cross-fitted) OOF score, refitted
     decisions, blended test predictions and a validated submission.csv in a new ensemble folder."""
-    from podium.ensembling import ensemble as run
+    from podium.multirun.ensemble import ensemble as run
 
     ens = run(members or [], top, data, where or [], blend, root, name, device)
     show_ensemble(ens.metrics, ens.path)
@@ -264,7 +264,7 @@ def sweep(
     """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
     <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
     one resumes, a failed one is retried. Exits with status 1 when every combination failed."""
-    from podium.sweeps import plan_sweep, run_sweep
+    from podium.multirun.sweep import plan_sweep, run_sweep
 
     plan = plan_sweep(data_dir, load_config(config, overrides or []), grid or [], name, jobs)
     table = run_sweep(plan)
@@ -312,8 +312,8 @@ def search(
     """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
     each trial an ordinary run (a pruned one is marked pruned); print the best trial as a ready `podium train`
     command."""
-    from podium.tuning import search as run
-    from podium.tuning import train_command
+    from podium.multirun.search import search as run
+    from podium.multirun.search import train_command
 
     best = run(data_dir, load_config(config, overrides or []), space, trials, storage, study, jobs)
     Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "

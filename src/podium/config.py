@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from podium.config_checks import check_field, check_relations, check_type, describe, parse_size
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 
 def opt(default: Any, help: str, *, choices: str | tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
@@ -49,7 +49,7 @@ class DataConfig:
     layout: str = opt("auto", "Dataset layout; auto: detected from the files.",
                       choices="podium.data.ingest:LAYOUTS", reserved=("auto",))
     task: str = opt("auto", "Task; auto: guessed from the labels (ordinal is never guessed: name it).",
-                    choices="podium.tasks:TASKS", reserved=("auto",))
+                    choices="podium.tasks.task:TASKS", reserved=("auto",))
     train_csv: str = opt("train.csv", "Training CSV, relative to the data folder (csv layout).")
     id_col: str = opt("", "Id column of the CSVs; empty: guessed (image, image_id, id, ...).")
     label_cols: tuple[str, ...] = opt((), "Label column(s); empty: every column but the id and ignored ones.")
@@ -84,7 +84,7 @@ class DataConfig:
     preprocess: tuple[str, ...] = opt((), "Image preprocessing ops applied in order to every decoded image before "
                                       "resizing and caching, in training and prediction alike (saved in each "
                                       "checkpoint), e.g. crop_black,ben_graham for retinas.",
-                                      choices="podium.data.preprocess:PREPROCESS")
+                                      choices="podium.data.image_ops:IMAGE_OPS")
     ben_graham_sigma: float = opt(0.04, "ben_graham: Gaussian blur sigma as a fraction of the image's short side "
                                   "(APTOS notebooks: sigmaX=10 at 256 px).", gt=0, le=1)
     black_tolerance: int = opt(10, "crop_black: pixels at or below this gray level (0-255) count as border.", ge=0,
@@ -141,7 +141,7 @@ class AugConfig:
     gridmask_ratio: float = opt(0.5, "gridmask: fraction of each grid cell that is dropped.", gt=0, lt=1)
     batch: tuple[str, ...] = opt((), "Batch augmentations mixing pairs of images and their labels (timm's Mixup); "
                                  "with several, each batch uses one, switched at random.",
-                                 choices="podium.engine.batch_aug:BATCH_AUGS")
+                                 choices="podium.data.batch_aug:BATCH_AUGS")
     mixup_alpha: float = opt(0.4, "mixup: Beta(alpha, alpha) distribution of the mixing weight.", gt=0)
     cutmix_alpha: float = opt(1.0, "cutmix: Beta(alpha, alpha) distribution of the pasted area.", gt=0)
     batch_prob: float = opt(1.0, "Probability that a batch is mixed at all.", gt=0, le=1)
@@ -171,7 +171,7 @@ class TrainConfig:
     warmup_epochs: float = opt(1.0, "Linear warmup length in epochs, then the schedule, stepped per update.", ge=0)
     min_lr_ratio: float = opt(0.01, "Final learning rate as a fraction of lr.", ge=0, le=1)
     loss: str = opt("auto", "Loss; auto: the task's own (cross-entropy for binary and multiclass, binary "
-                    "cross-entropy for multilabel, podium.tasks.DEFAULT_ORDINAL_LOSS for ordinal). cumulative "
+                    "cross-entropy for multilabel, podium.tasks.task.DEFAULT_ORDINAL_LOSS for ordinal). cumulative "
                     "and regression code ordered grades (data.task=ordinal).", choices="podium.engine.losses:LOSSES",
                     reserved=("auto",))
     label_smoothing: float = opt(0.1, "Label smoothing for ce, bce, focal and cumulative.", ge=0, lt=1)
@@ -213,16 +213,16 @@ class PredictConfig:
     """Inference: TTA, thresholds and submission."""
 
     tta: tuple[str, ...] = opt(("identity", "hflip"), "TTA views (or named sets of views) averaged on logits.",
-                               choices="podium.tta:VIEWS")
+                               choices="podium.engine.tta:VIEWS")
     scales: tuple[float, ...] = opt((1.0,), "Multi-scale TTA: every view also at these multiples of the input size.",
                                     gt=0, le=4)
     threshold: float = opt(-1.0, "Multilabel decision threshold for every class; negative: fitted on the OOF "
                            "predictions as threshold_mode says.", le=1)
     threshold_mode: str = opt("global", "How multilabel thresholds are fitted on the OOF predictions: one for all "
-                              "classes or one per class.", choices="podium.thresholds:THRESHOLD_MODES")
+                              "classes or one per class.", choices="podium.tasks.thresholds:THRESHOLD_MODES")
     binary_threshold: str = opt("argmax", "Binary label submissions: the rule fitting a threshold on the positive "
                                 "class on the OOF predictions; argmax: none (0.5).",
-                                choices="podium.thresholds:BINARY_RULES")
+                                choices="podium.tasks.thresholds:BINARY_RULES")
     batch_size: int = opt(0, "Inference batch size; 0: twice train.batch_size.", ge=0)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 BOUNDS = ("gt", "ge", "lt", "le")
 

@@ -12,7 +12,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from podium.config import PodiumConfig, merge
-from podium.io import write_csv
+from podium.core.io import write_csv
 from podium.pipeline import train
 from podium.runs.run import Run
 

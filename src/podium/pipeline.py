@@ -25,7 +25,9 @@ from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
 from podium.config import PodiumConfig
-from podium.console import Reporter
+from podium.core.console import Reporter
+from podium.core.errors import PodiumError
+from podium.core.io import check_folder
 from podium.data.dataset import SAMPLERS
 from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
@@ -38,16 +40,14 @@ from podium.engine.fold import EpochHook, FoldResult, fit_fold
 from podium.engine.losses import create_loss
 from podium.engine.probe import resolve_auto_batch
 from podium.engine.trackers import check_trackers, describe_trackers
-from podium.errors import PodiumError
-from podium.inference.ensemble import predict_checkpoints, write_test_outputs
-from podium.io import check_folder
-from podium.metrics import per_class, score
+from podium.engine.tta import check_shape_kept
+from podium.inference.checkpoints import predict_checkpoints, write_test_outputs
 from podium.models.factory import check_model
 from podium.models.preprocessing import Preprocessing
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
-from podium.tta import check_shape_kept
+from podium.tasks.metrics import per_class, score
 
 
 @dataclass(frozen=True)

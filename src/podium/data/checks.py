@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from podium.cachedir import cache_dir
+from podium.core.cachedir import cache_dir
+from podium.core.io import write_json
+from podium.core.progress import track
 from podium.data.images import UnreadableImage, decode_image, truncation
-from podium.io import write_json
-from podium.progress import track
 
 CACHE_VERSION = 2
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")

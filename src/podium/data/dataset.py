@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
+from podium.core.errors import PodiumError
+from podium.core.registry import Registry
 from podium.data.cache import DecodedImages
-from podium.data.preprocess import ImageOps
+from podium.data.image_ops import ImageOps
 from podium.data.transforms import seed_transform
-from podium.errors import PodiumError
-from podium.registry import Registry
-from podium.tasks import Task
+from podium.tasks.task import Task
 
 # A sampling policy maps (task, training targets, class count) to per-row sampling weights, or None to visit every
 # row once per epoch.

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 MAX_DISTANCE = 16  # beyond this pHash matches unrelated images, and each band is too short to filter anything
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from podium.config import DataConfig
+from podium.core.errors import PodiumError, list_some
 from podium.data.ingest import Competition, load_competition
-from podium.errors import PodiumError, list_some
 
 MAIN = "train"  # the source name of the competition's own training rows
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from podium.core.errors import PodiumError, list_some
 from podium.data.images import is_image
-from podium.errors import PodiumError, list_some
 
 SKIPPED_DIRS = ("__MACOSX",)  # zips made on a Mac carry AppleDouble copies of every file there
 NEAR_MISS_LIMIT = 50_000  # file names searched for a "did you mean" (difflib is linear per id)

@@ -15,9 +15,9 @@ import pandas as pd
 from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from podium.errors import PodiumError, list_some
-from podium.registry import Registry
-from podium.tasks import Task
+from podium.core.errors import PodiumError, list_some
+from podium.core.registry import Registry
+from podium.tasks.task import Task
 
 
 def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.ndarray | None = None,

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from podium.config import DataConfig
+from podium.core.errors import PodiumError, list_some
+from podium.core.registry import Registry
 from podium.data.checks import check_files
 from podium.data.files import check_name, has_images, resolve_images, skipped_dir, walk_images
 from podium.data.images import is_image
 from podium.data.tables import read_table
-from podium.errors import PodiumError, list_some
-from podium.registry import Registry
-from podium.submission import SubmissionFormat, infer_format
-from podium.tasks import TASKS, Task, detect_task, get_task
+from podium.tasks.submission import SubmissionFormat, infer_format
+from podium.tasks.task import TASKS, Task, detect_task, get_task
 
 ID_CANDIDATES = ("image_id", "image", "id", "id_code", "image_name", "filename", "file_name", "file", "name", "img")
 TRAIN_DIRS = ("train_images", "images", "train", "train_imgs", ".")

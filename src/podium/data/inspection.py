@@ -16,14 +16,14 @@ import numpy as np
 from rich.markup import escape
 
 from podium.config import PodiumConfig
-from podium.console import Reporter
+from podium.core.console import Reporter
+from podium.core.errors import list_some
+from podium.core.io import check_folder, write_json, write_with
+from podium.core.progress import track
 from podium.data.files import ignored_files
+from podium.data.image_ops import ImageOps, image_ops
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
-from podium.data.preprocess import ImageOps, image_ops
-from podium.errors import list_some
-from podium.io import check_folder, write_json, write_with
-from podium.progress import track
 
 THUMB = 112
 PER_CLASS = 6

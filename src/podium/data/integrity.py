@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from podium.config import DataConfig
+from podium.core.errors import PodiumError, list_some
+from podium.core.io import write_csv
+from podium.core.registry import Registry
 from podium.data.checks import phash_ints
 from podium.data.duplicates import cluster_labels, find_clusters
 from podium.data.extra import leaking_extra_rows, with_extra
 from podium.data.ingest import Competition, load_competition, screen_images
-from podium.errors import PodiumError, list_some
-from podium.io import write_csv
-from podium.registry import Registry
 
 DUPLICATE_COLUMNS = ("cluster", "kind", "size", "split", "id", "label", "conflict")
 

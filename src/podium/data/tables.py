@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from podium.errors import PodiumError, list_some
-from podium.registry import Registry
+from podium.core.errors import PodiumError, list_some
+from podium.core.registry import Registry
 
 # data.csv_sep: the delimiter by name (``auto``: sniffed from the first lines among these)
 SEPARATORS: Registry[str] = Registry("CSV separator")

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 
 from podium.config import AugConfig
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
+from podium.core.registry import Registry
 from podium.models.preprocessing import Preprocessing
-from podium.registry import Registry
 
 INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,

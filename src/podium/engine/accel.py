@@ -12,8 +12,8 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from torch.utils.data import DataLoader, Dataset
 
 from podium.config import TrainConfig
+from podium.core.errors import PodiumError
 from podium.data.dataset import EpochShuffleSampler, collate
-from podium.errors import PodiumError
 
 
 def resolve_device(name: str) -> str:

@@ -11,8 +11,8 @@ import torch
 from torch.utils.hooks import RemovableHandle
 
 from podium.config import FinetuneConfig
+from podium.core.registry import Registry
 from podium.models.weights import WEIGHT_SOURCES
-from podium.registry import Registry
 
 BnPolicy = Callable[[int, FinetuneConfig], bool]
 BN_MODES: Registry[BnPolicy] = Registry("BatchNorm mode")

@@ -22,27 +22,27 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from timm.utils import ModelEmaV3
 
-from podium.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.config import PodiumConfig
-from podium.console import Reporter
+from podium.core.console import Reporter
+from podium.core.errors import PodiumError
+from podium.data.batch_aug import SoftTargetMixup, create_batch_aug
 from podium.data.cache import decoded_images
 from podium.data.dataset import SAMPLERS, ImageDataset
+from podium.data.image_ops import ops_of, with_image_ops
 from podium.data.ingest import Competition
-from podium.data.preprocess import ops_of, with_image_ops
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, maybe_compile, num_workers
-from podium.engine.batch_aug import SoftTargetMixup, create_batch_aug
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import LossFn, create_loss
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
-from podium.errors import PodiumError
+from podium.engine.tta import view_names
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing, resolve_preprocessing
+from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
-from podium.tta import view_names
 
 
 @dataclass(frozen=True)

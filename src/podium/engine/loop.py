@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from podium.metrics import score
+from podium.core.progress import progress_bar, track
+from podium.engine.tta import check_views
 from podium.models.preprocessing import Preprocessing
-from podium.progress import progress_bar, track
-from podium.tasks import Task
-from podium.tta import check_views
+from podium.tasks.metrics import score
+from podium.tasks.task import Task
 
 # Called after every optimiser update with (its index among the fold's updates, its mean training loss, its LR).
 UpdateHook = Callable[[int, float, float], None]

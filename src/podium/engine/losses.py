@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
-from podium.registry import Registry
-from podium.tasks import Task
+from podium.core.registry import Registry
+from podium.tasks.task import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
@@ -89,7 +89,7 @@ def _grade_probs(y: torch.Tensor, num_grades: int) -> torch.Tensor:
 @LOSSES.register("cumulative")
 def cumulative(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, **options: float) -> LossFn:
     """Ordinal grades as K-1 binary cuts: BCE of logit k against (grade > k), targets smoothed towards 0.5, rows
-    weighted by their grade's class weight (see podium.ordinal)."""
+    weighted by their grade's class weight (see podium.tasks.ordinal)."""
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         k = logits.shape[1]  # K-1 cuts; (grade > cut) averaged over the target distribution (exact for one grade)
@@ -105,7 +105,7 @@ def cumulative(smoothing: float, weight: torch.Tensor | None, task: Task | None 
 @LOSSES.register("regression")
 def regression(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, **options: float) -> LossFn:
     """Ordinal grades as one number: smooth L1 (Huber, beta 1) between the single output and the grade, rows weighted
-    by their grade's class weight; no label smoothing (see podium.ordinal)."""
+    by their grade's class weight; no label smoothing (see podium.tasks.ordinal)."""
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         grade = y.float() @ torch.arange(y.shape[1], device=y.device, dtype=torch.float32) if y.ndim == 2 else y.float()

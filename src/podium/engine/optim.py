@@ -17,9 +17,9 @@ from timm.optim import create_optimizer_v2
 from torch.optim.lr_scheduler import LambdaLR
 
 from podium.config import FinetuneConfig, TrainConfig
+from podium.core.registry import Registry
 from podium.engine.accel import resolve_device
 from podium.engine.finetune import head_parameter_names
-from podium.registry import Registry
 
 
 def backbone_groups(model: torch.nn.Module, weight_decay: float, backbone_lr: float) -> list[dict[str, Any]]:

@@ -41,13 +41,13 @@ from accelerate.tracking import GeneralTracker, MLflowTracker, TensorBoardTracke
 from accelerate.utils import is_mlflow_available, is_tensorboard_available
 
 from podium.config import PodiumConfig, RunConfig, dump_yaml, to_dict
-from podium.errors import PodiumError
-from podium.registry import Registry
+from podium.core.errors import PodiumError
+from podium.core.registry import Registry
 
 if TYPE_CHECKING:  # the config check imports this module: it stays light
     from accelerate import Accelerator
 
-    from podium.console import Reporter
+    from podium.core.console import Reporter
     from podium.runs.run import Run
 
 INSTALL = "pip install 'podium[trackers]'"

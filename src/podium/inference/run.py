@@ -7,15 +7,15 @@ import shutil
 from pathlib import Path
 
 from podium.config import TrainConfig
+from podium.core.errors import PodiumError, list_some
+from podium.core.io import write_csv, write_with
 from podium.data.files import walk_images
 from podium.data.images import check_images
 from podium.data.ingest import load_competition
 from podium.engine.accel import make_accelerator
-from podium.errors import PodiumError, list_some
-from podium.inference.ensemble import predict_checkpoints, probability_table, write_test_outputs
-from podium.io import write_csv, write_with
+from podium.engine.tta import check_views
+from podium.inference.checkpoints import predict_checkpoints, probability_table, write_test_outputs
 from podium.runs.run import Run
-from podium.tta import check_views
 
 
 def list_images(folder: Path) -> tuple[list[str], list[str]]:

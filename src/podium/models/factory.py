@@ -10,7 +10,7 @@ import timm
 import torch
 
 from podium.config import ModelConfig
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 from podium.models.heads import HEADS, init_new_head
 from podium.models.weights import WEIGHT_SOURCES, check_weights
 

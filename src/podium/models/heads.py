@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from podium.config import ModelConfig
-from podium.registry import Registry
+from podium.core.registry import Registry
 
 Head = Callable[[ModelConfig], dict[str, Any]]
 HEADS: Registry[Head] = Registry("head")

@@ -26,10 +26,10 @@ import timm
 import torch
 from timm.models import get_pretrained_cfg
 
-from podium.cachedir import cache_dir
 from podium.config import ModelConfig
-from podium.errors import PodiumError, list_some
-from podium.registry import Registry
+from podium.core.cachedir import cache_dir
+from podium.core.errors import PodiumError, list_some
+from podium.core.registry import Registry
 
 Loader = Callable[[ModelConfig, int, dict[str, Any]], torch.nn.Module]
 WeightProbe = Callable[[str, ModelConfig], "str | None"]

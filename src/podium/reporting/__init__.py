@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from podium.console import Reporter
+from podium.core.console import Reporter
 from podium.runs.ensemble import Ensemble, open_folder
 from podium.runs.run import Run
 
@@ -39,7 +39,7 @@ def _builders(ensemble: bool) -> dict[str, Callable]:
 def build_report(run: str | Path | Run, reporter: Reporter | None = None) -> Path:
     """Write ``report.html`` into the run or ensemble folder (from the folder alone) and return its path. A section
     that cannot be built shows a one-line note instead."""
-    from podium.progress import track
+    from podium.core.progress import track
     from podium.reporting import ensembles, html, sections
 
     run = run if isinstance(run, Run) else open_folder(run)

@@ -20,7 +20,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
 if TYPE_CHECKING:
-    from podium.thresholds import DecisionCurve
+    from podium.tasks.thresholds import DecisionCurve
 
 WIDTH = 6.4  # inches; the page shows plots at most ~900 px wide
 DPI = 100
@@ -141,7 +141,7 @@ def roc_curves(truth: np.ndarray, probs: np.ndarray, classes: Sequence[str]) -> 
 
 
 def decision_curves(curves: Sequence[DecisionCurve], name: str) -> Figure:
-    """Each fitted decision's metric as it moves with the others kept (``podium.thresholds.DecisionCurve``), one
+    """Each fitted decision's metric as it moves with the others kept (``podium.tasks.thresholds.DecisionCurve``), one
     panel per decision: the value in use dashed red, the plain decoding's dotted grey (where it is in the range)."""
     cols = min(len(curves), 3)
     rows = -(-len(curves) // cols)

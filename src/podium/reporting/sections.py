@@ -12,18 +12,18 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from podium.checkpoint import Checkpoint
 from podium.config import PodiumConfig, dump_yaml
+from podium.core.errors import PodiumError
 from podium.data.dataset import ImageDataset
+from podium.data.image_ops import ImageOps, image_ops, ops_of
 from podium.data.ingest import load_competition
-from podium.data.preprocess import ImageOps, image_ops, ops_of
 from podium.data.transforms import create_transform
-from podium.errors import PodiumError
 from podium.reporting import plots
 from podium.reporting.gradcam import Unsupported, grad_cam
 from podium.reporting.html import img, key_values, note, pre, table
+from podium.runs.checkpoint import Checkpoint
 from podium.runs.run import Run
-from podium.tasks import Task, get_task
+from podium.tasks.task import Task, get_task
 
 MAX_SIZES = 1000  # image headers read for the size plot
 

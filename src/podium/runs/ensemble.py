@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from podium.errors import PodiumError
-from podium.io import write_json
+from podium.core.errors import PodiumError
+from podium.core.io import write_json
 from podium.runs.run import Run, _read_json, new_folder
 
 MEMBERS = "members.json"

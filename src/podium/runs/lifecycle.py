@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from podium.console import Reporter
-from podium.errors import Interrupted, PodiumError
+from podium.core.console import Reporter
+from podium.core.errors import Interrupted, PodiumError
 from podium.runs.run import Run
 
 

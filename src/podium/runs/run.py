@@ -38,10 +38,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from podium.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
-from podium.errors import PodiumError
-from podium.io import check_folder, write_csv, write_json, write_text
+from podium.core.errors import PodiumError
+from podium.core.io import check_folder, write_csv, write_json, write_text
+from podium.runs.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
 from podium.runs.log import list_runs, record_run
 
 STATUSES = ("running", "done", "interrupted", "failed", "pruned")  # pruned: a search stopped it (runs.lifecycle)

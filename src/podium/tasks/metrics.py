@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from podium.registry import Registry
-from podium.tasks import Task
-from podium.thresholds import global_threshold
-from podium.thresholds import sample_f1 as _sample_f1
+from podium.core.registry import Registry
+from podium.tasks.task import Task
+from podium.tasks.thresholds import global_threshold
+from podium.tasks.thresholds import sample_f1 as _sample_f1
 
 Metric = Callable[[np.ndarray, np.ndarray, float], float]
 METRICS: Registry[Metric] = Registry("metric")

@@ -26,8 +26,8 @@ import numpy as np
 from scipy.optimize import minimize
 from sklearn.metrics import cohen_kappa_score
 
-from podium.registry import Registry
-from podium.thresholds import DecisionCurve, DecisionView
+from podium.core.registry import Registry
+from podium.tasks.thresholds import DecisionCurve, DecisionView
 
 
 @dataclass(frozen=True)

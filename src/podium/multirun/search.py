@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 
 from podium.config import PodiumConfig, from_dict, merge, to_dict
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
+from podium.multirun.sweep import in_processes, worker_threads
 from podium.runs.lifecycle import Pruned
-from podium.sweeps import in_processes, worker_threads
 
 try:
     import fcntl

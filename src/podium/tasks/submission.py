@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from podium.errors import PodiumError, list_some
-from podium.io import write_csv
-from podium.registry import Registry
-from podium.tasks import Task, decode_multilabel
+from podium.core.errors import PodiumError, list_some
+from podium.core.io import write_csv
+from podium.core.registry import Registry
+from podium.tasks.task import Task, decode_multilabel
 
 
 @dataclass(frozen=True)

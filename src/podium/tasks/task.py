@@ -19,8 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from podium.config import PredictConfig
-from podium.errors import PodiumError, list_some
-from podium.ordinal import (
+from podium.core.errors import PodiumError, list_some
+from podium.core.registry import Registry
+from podium.tasks.ordinal import (
     ORDINAL_LOSSES,
     OrdinalCoding,
     cut_point_report,
@@ -30,8 +31,7 @@ from podium.ordinal import (
     grades,
     softmax,
 )
-from podium.registry import Registry
-from podium.thresholds import (
+from podium.tasks.thresholds import (
     BINARY_RULES,
     THRESHOLD_MODES,
     DecisionView,
@@ -82,7 +82,7 @@ class Task:
     def for_loss(self, loss: str, num_classes: int) -> Task:
         """The task as trained with ``train.loss`` (``auto``: the task's own) on ``num_classes`` classes: what the
         model's outputs mean depends on both. Losses that code ordered grades
-        (``podium.ordinal.ORDINAL_LOSSES`` with ``needs_order``) need ``data.task=ordinal``."""
+        (``podium.tasks.ordinal.ORDINAL_LOSSES`` with ``needs_order``) need ``data.task=ordinal``."""
         coding = ORDINAL_LOSSES.get(loss) if loss in ORDINAL_LOSSES else None
         if coding is not None and coding.needs_order:
             raise PodiumError(f"train.loss={loss} codes ordered grades; it needs data.task=ordinal (this is a "
@@ -300,7 +300,7 @@ DEFAULT_ORDINAL_LOSS = "cumulative"
 
 @dataclass(frozen=True)
 class OrdinalTask(SingleLabelTask):
-    """Grades 0..K-1 in order. ``loss`` names the registered ``podium.ordinal.ORDINAL_LOSSES`` coding it trains
+    """Grades 0..K-1 in order. ``loss`` names the registered ``podium.tasks.ordinal.ORDINAL_LOSSES`` coding it trains
     with (which fixes the model's outputs and how they become probabilities); decisions are cut points on the
     continuous score (the expected grade) fitted for QWK on the OOF rows."""
 

@@ -15,8 +15,8 @@ import torch
 from timm.data import Mixup
 
 from podium.config import AugConfig
-from podium.registry import Registry
-from podium.tasks import Task
+from podium.core.registry import Registry
+from podium.tasks.task import Task
 
 BatchAug = Callable[[AugConfig], dict[str, Any]]
 BATCH_AUGS: Registry[BatchAug] = Registry("batch augmentation")

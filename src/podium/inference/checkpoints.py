@@ -11,17 +11,17 @@ import pandas as pd
 import torch
 from accelerate import Accelerator
 
-from podium.checkpoint import Checkpoint
+from podium.core.errors import PodiumError
 from podium.data.cache import decoded_images
 from podium.data.dataset import ImageDataset
-from podium.data.preprocess import ops_of
+from podium.data.image_ops import ops_of
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_loader, num_workers
 from podium.engine.loop import predict_logits
-from podium.errors import PodiumError
+from podium.runs.checkpoint import Checkpoint
 from podium.runs.run import Run
-from podium.submission import SubmissionFormat, default_format, write_submission
-from podium.tasks import Task
+from podium.tasks.submission import SubmissionFormat, default_format, write_submission
+from podium.tasks.task import Task
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Image preprocessing ops (``data.preprocess``), applied to every decoded image before it is shrunk and cached.
 
-Each op is registered in ``PREPROCESS`` as a function ``(rgb uint8 HxWx3, ImageOps) -> rgb uint8 HxWx3`` and names
+Each op is registered in ``IMAGE_OPS`` as a function ``(rgb uint8 HxWx3, ImageOps) -> rgb uint8 HxWx3`` and names
 the config keys it reads (``keys``). The list and those keys' values are stored in the model's ``Preprocessing``
 (hence in every checkpoint), are part of the decoded-image cache's key, and are applied by the one image reader of
 training, prediction and ``podium inspect`` (``ImageOps.read``), so a model always sees the images it was trained on.
@@ -27,22 +27,22 @@ import cv2
 import numpy as np
 
 from podium.config import DataConfig
+from podium.core.registry import Registry
 from podium.data.images import read_image
-from podium.registry import Registry
 
 if TYPE_CHECKING:  # the model's Preprocessing imports timm, which podium inspect does not need
     from podium.models.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)
-class PreprocessOp:
+class ImageOp:
     """A registered op: the function and the ``data.*`` keys whose values it reads from ``ImageOps.params``."""
 
     fn: Callable[[np.ndarray, ImageOps], np.ndarray]
     keys: tuple[str, ...] = ()
 
 
-PREPROCESS: Registry[PreprocessOp] = Registry("preprocessing op")
+IMAGE_OPS: Registry[ImageOp] = Registry("preprocessing op")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class ImageOps:
     def apply(self, img: np.ndarray) -> np.ndarray:
         """The image after every op, in order."""
         for name in self.names:
-            img = PREPROCESS.get(name).fn(img, self)
+            img = IMAGE_OPS.get(name).fn(img, self)
         return np.ascontiguousarray(img)
 
     def read(self, path: str | os.PathLike[str]) -> np.ndarray:
@@ -75,7 +75,7 @@ class ImageOps:
 
 def image_ops(cfg: DataConfig) -> ImageOps:
     """The configured ops with the values of the keys they read."""
-    keys = dict.fromkeys(k for n in cfg.preprocess for k in PREPROCESS.get(n).keys)
+    keys = dict.fromkeys(k for n in cfg.preprocess for k in IMAGE_OPS.get(n).keys)
     return ImageOps(tuple(cfg.preprocess), tuple((k, float(getattr(cfg, k))) for k in keys))
 
 
@@ -92,7 +92,7 @@ def ops_of(prep: Preprocessing) -> ImageOps:
 
 def _op(name: str, *keys: str) -> Callable[[Callable[[np.ndarray, ImageOps], np.ndarray]], Any]:
     def wrap(fn: Callable[[np.ndarray, ImageOps], np.ndarray]) -> Callable[[np.ndarray, ImageOps], np.ndarray]:
-        PREPROCESS.register(name)(PreprocessOp(fn, keys))
+        IMAGE_OPS.register(name)(ImageOp(fn, keys))
         return fn
 
     return wrap

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
-from podium.registry import Registry
+from podium.core.registry import Registry
 
 GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 

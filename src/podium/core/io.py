@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 
 def check_folder(path: str | os.PathLike[str], what: str) -> Path:

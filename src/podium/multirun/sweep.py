@@ -32,8 +32,8 @@ from typing import Any
 import pandas as pd
 
 from podium.config import PodiumConfig, config_hash, from_dict, merge, to_dict
-from podium.errors import Interrupted, PodiumError
-from podium.io import write_csv, write_json
+from podium.core.errors import Interrupted, PodiumError
+from podium.core.io import write_csv, write_json
 from podium.runs.run import Run
 
 SWEEPS = "sweeps"

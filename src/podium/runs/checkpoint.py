@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from podium.config import PodiumConfig, from_dict, to_dict
-from podium.errors import PodiumError
-from podium.io import atomic_path
+from podium.core.errors import PodiumError
+from podium.core.io import atomic_path
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing
-from podium.tasks import Task, get_task
+from podium.tasks.task import Task, get_task
 
 FORMAT = "podium-checkpoint-3"
 # version 1 kept a bare "threshold" instead of "decisions"; before version 3 an ordinal task's train.loss=auto meant ce

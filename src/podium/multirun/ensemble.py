@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from podium.blends import BLENDS, Blend, BlendResult, cross_fit
 from podium.config import PodiumConfig, TrainConfig, merge, to_dict
-from podium.errors import PodiumError, list_some
-from podium.metrics import per_class, score
+from podium.core.errors import PodiumError, list_some
+from podium.multirun.blends import BLENDS, Blend, BlendResult, cross_fit
 from podium.runs.ensemble import Ensemble, is_ensemble
 from podium.runs.run import Run, experiment_log
-from podium.tasks import Task, get_task
+from podium.tasks.metrics import per_class, score
+from podium.tasks.task import Task, get_task
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def ensemble(members: list[str | Path] | tuple[str | Path, ...] = (), top: int =
     metrics, result = blend_oof(m, blender, blend)
     test = blend_test(m, blender, result.weights, device)
     ens = write(m, blend, metrics, result, test, name, time.time() - t0)
-    from podium.console import Reporter
+    from podium.core.console import Reporter
     from podium.reporting import report_after_training
 
     report_after_training(ens, Reporter())  # the ensemble is complete and valid whatever the report does
@@ -207,7 +207,7 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str) -> 
     """
     from podium.data.ingest import load_competition
     from podium.engine.accel import make_accelerator
-    from podium.inference.ensemble import Prediction, predict_checkpoints
+    from podium.inference.checkpoints import Prediction, predict_checkpoints
 
     cfg = m.runs[0].config
     if not m.data_dir.is_dir():
@@ -237,7 +237,7 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str) -> 
 def write(m: Members, blend: str, metrics: dict[str, Any], result: BlendResult, test: Any, name: str, wall: float
           ) -> Ensemble:
     """The ensemble folder, beside the first member; removed again if any write fails, so none is half-written."""
-    from podium.inference.ensemble import Prediction, write_test_outputs
+    from podium.inference.checkpoints import Prediction, write_test_outputs
 
     ens = Ensemble.new(m.runs[0].runs_root, name or f"ensemble-{m.data_dir.name}-{blend}")
     try:

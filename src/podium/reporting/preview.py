@@ -12,12 +12,12 @@ import numpy as np
 import torch
 
 from podium.config import PodiumConfig
+from podium.core.io import write_with
+from podium.data.batch_aug import create_batch_aug
 from podium.data.dataset import ImageDataset
+from podium.data.image_ops import ops_of, with_image_ops
 from podium.data.ingest import Competition
-from podium.data.preprocess import ops_of, with_image_ops
 from podium.data.transforms import create_transform
-from podium.engine.batch_aug import create_batch_aug
-from podium.io import write_with
 from podium.models.factory import create_model
 from podium.models.preprocessing import Preprocessing, resolve_preprocessing
 

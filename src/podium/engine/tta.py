@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import torch
 
-from podium.errors import PodiumError
-from podium.registry import Registry
+from podium.core.errors import PodiumError
+from podium.core.registry import Registry
 
 View = Callable[[torch.Tensor], torch.Tensor]
 VIEWS: Registry[View] = Registry("TTA view")

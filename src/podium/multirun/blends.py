@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from podium.metrics import METRICS
-from podium.registry import Registry
-from podium.tasks import Task
+from podium.core.registry import Registry
+from podium.tasks.metrics import METRICS
+from podium.tasks.task import Task
 
 # (members' probabilities, one weight per member, task) -> blended probabilities (N, C)
 Combine = Callable[[list[np.ndarray], np.ndarray, Task], np.ndarray]

@@ -7,7 +7,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from podium.errors import PodiumError
+from podium.core.errors import PodiumError
 
 T = TypeVar("T")
 
