@@ -106,8 +106,7 @@ def potato_sample(model: str, size: int, images: int, shuffle: bool = True) -> t
 
     from podium.config import load_config
     from podium.data.ingest import load_competition
-    from podium.models.factory import create_model
-    from podium.models.preprocessing import resolve_preprocessing
+    from podium.models.factory import create_model, resolve_preprocessing
 
     cfg = load_config(None, [f"model.name={model}", f"model.img_size={size}"])
     comp = load_competition(potato(), cfg.data, check=False)
@@ -149,8 +148,7 @@ def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: i
     from podium.engine.accel import make_accelerator, make_loader, maybe_compile, num_workers
     from podium.engine.losses import create_loss
     from podium.engine.optim import create_optimizer, create_scheduler
-    from podium.models.factory import create_model
-    from podium.models.preprocessing import resolve_preprocessing
+    from podium.models.factory import create_model, resolve_preprocessing
 
     cfg, comp, train_idx, val_idx = fold0(data_dir, overrides, n_train, seed, n_val)
     tc = cfg.train

@@ -22,8 +22,7 @@ from podium.data.ingest import load_competition
 from podium.data.transforms import create_transform
 from podium.engine.accel import make_accelerator, make_loader, num_workers
 from podium.engine.loop import predict_logits
-from podium.models.factory import create_model
-from podium.models.preprocessing import resolve_preprocessing
+from podium.models.factory import create_model, resolve_preprocessing
 
 VIEWS = ("identity", "hflip", "vflip", "hvflip")
 

@@ -1,4 +1,5 @@
 import dataclasses
+import importlib
 import os
 import subprocess
 import sys
@@ -9,9 +10,10 @@ from typing import Any
 import pytest
 
 import datagen
-from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict, help_text, load_config, merge, to_dict
+from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict, load_config, merge, to_dict
 from podium.config_checks import BOUNDS, choice_names, range_text
 from podium.core.errors import PodiumError
+from podium.validation import REGISTRY_KEYS, help_text, validate
 
 
 def test_defaults_and_overrides_are_typed() -> None:
@@ -141,19 +143,34 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
 }
 
 
+def _registry(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _choices(key: str) -> tuple[str, tuple[str, ...]] | None:
+    """What podium.validation accepts for ``key``: its registry's names, or the field's fixed list."""
+    meta = next(f.metadata for k, f, _ in _fields() if k == key)
+    return choice_names(meta, key, REGISTRY_KEYS.get(key))
+
+
 def test_choice_keys_declare_their_registry() -> None:
-    declared = {key: (f.metadata["choices"], f.metadata["reserved"]) for key, f, _ in _fields()
-                if f.metadata["choices"] is not None}
-    assert declared == CHOICE_KEYS
+    """Fixed lists live on the field; registered names are mapped to their registry by podium.validation."""
+    fixed = {key: (f.metadata["choices"], f.metadata["reserved"]) for key, f, _ in _fields()
+             if f.metadata["choices"] is not None}
+    registered = {key: (path, next(f.metadata["reserved"] for k, f, _ in _fields() if k == key))
+                  for key, (path, _) in CHOICE_KEYS.items() if isinstance(path, str)}
+    assert {**fixed, **registered} == CHOICE_KEYS
+    assert {key: REGISTRY_KEYS[key] for key in registered} == {k: _registry(p) for k, (p, _) in registered.items()}
+    assert set(REGISTRY_KEYS) == set(registered)
 
 
 def test_config_does_not_import_the_registries() -> None:
-    """The registry modules import podium.config, so podium.config names them lazily and imports none of them."""
-    code = ("import sys, podium.config; mods = {p.split(':')[0] for p in sys.argv[1:]}; "
-            "print(sorted(mods & set(sys.modules)))")
-    paths = [p for p, _ in CHOICE_KEYS.values() if isinstance(p, str)]
-    out = subprocess.run([sys.executable, "-c", code, *paths], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    """podium.config is a leaf: loading it imports no other podium module than its value checks and the errors."""
+    code = "import sys, podium.config; print(sorted(m for m in sys.modules if m.startswith('podium')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(["podium", "podium.config", "podium.config_checks", "podium.core",
+                                      "podium.core.errors"])
 
 
 @pytest.mark.parametrize(
@@ -178,7 +195,7 @@ def test_config_does_not_import_the_registries() -> None:
 def test_unknown_names_are_one_line_with_did_you_mean(override: str, key: str, value: str, kind: str,
                                                        suggestion: str) -> None:
     with pytest.raises(PodiumError) as e:
-        load_config(None, [override])
+        validate(load_config(None, [override]))
     msg = str(e.value)
     assert msg.startswith(f"Config key {key}: unknown {kind} {value!r}; choose from ") and "\n" not in msg
     assert msg.endswith(f"Did you mean {suggestion!r}?")
@@ -187,18 +204,18 @@ def test_unknown_names_are_one_line_with_did_you_mean(override: str, key: str, v
 
 def test_no_did_you_mean_when_nothing_is_close() -> None:
     with pytest.raises(PodiumError) as e:
-        load_config(None, ["train.loss=hinge"])
+        validate(load_config(None, ["train.loss=hinge"]))
     assert str(e.value) == ("Config key train.loss: unknown loss 'hinge'; choose from auto, ce, bce, focal, "
                             "cumulative, regression.")
 
 
 @pytest.mark.parametrize("key", sorted(CHOICE_KEYS))
 def test_every_registered_name_and_reserved_word_is_accepted(key: str) -> None:
-    names = choice_names(next(f.metadata for k, f, _ in _fields() if k == key), key)
+    names = _choices(key)
     assert names is not None
     for name in names[1]:
         section, field = key.split(".")
-        cfg = load_config(None, [f"{key}={name}", "train.epochs=2"])
+        cfg = validate(load_config(None, [f"{key}={name}", "train.epochs=2"]))
         value = getattr(getattr(cfg, section), field)
         assert value == ((name,) if isinstance(value, tuple) else name)
 
@@ -283,15 +300,15 @@ def test_rectangular_sizes_are_height_by_width(text: str, size: tuple[int, ...],
 def test_freeze_epochs_below_epochs_when_pretrained() -> None:
     with pytest.raises(PodiumError, match=r"^Config key finetune\.freeze_epochs must be < train\.epochs \(2\) with "
                                           r"pretrained weights \(model\.pretrained=auto\), got 2"):
-        load_config(None, ["train.epochs=2", "finetune.freeze_epochs=2"])
-    load_config(None, ["train.epochs=2", "finetune.freeze_epochs=1"])
-    load_config(None, ["train.epochs=1", "finetune.freeze_epochs=0"])
-    load_config(None, ["train.epochs=1", "model.pretrained=none"])  # from scratch nothing is frozen
+        validate(load_config(None, ["train.epochs=2", "finetune.freeze_epochs=2"]))
+    validate(load_config(None, ["train.epochs=2", "finetune.freeze_epochs=1"]))
+    validate(load_config(None, ["train.epochs=1", "finetune.freeze_epochs=0"]))
+    validate(load_config(None, ["train.epochs=1", "model.pretrained=none"]))  # from scratch nothing is frozen
 
 
 def test_train_folds_within_folds() -> None:
     with pytest.raises(PodiumError, match=r"^Config key cv\.train_folds has folds \[3\] outside 0\.\.2 \(cv\.folds=3"):
-        load_config(None, ["cv.folds=3", "cv.train_folds=0,3"])
+        validate(load_config(None, ["cv.folds=3", "cv.train_folds=0,3"]))
     with pytest.raises(PodiumError, match=r"^Config key cv\.train_folds\[1\] must be >= 0, got -1\.$"):
         load_config(None, ["cv.train_folds=0,-1"])
     assert load_config(None, ["cv.folds=3", "cv.train_folds=2"]).cv.train_folds == (2,)
@@ -300,22 +317,25 @@ def test_train_folds_within_folds() -> None:
 def test_yaml_and_overrides_are_checked_together(tmp_path: Path) -> None:
     path = tmp_path / "cfg.yaml"
     path.write_text("train:\n  lr: -1\n  epochs: 1\nmodel:\n  head: lnear\n")
-    with pytest.raises(PodiumError, match="model.head: unknown head 'lnear'"):  # sections in PodiumConfig's order
-        load_config(path)
-    with pytest.raises(PodiumError, match="train.lr must be > 0"):
-        load_config(path, ["model.head=linear"])
-    cfg = load_config(path, ["train.lr=0.01", "model.head=linear", "finetune.freeze_epochs=0"])
+    with pytest.raises(PodiumError, match="train.lr must be > 0"):  # values at load, registry names after it
+        validate(load_config(path))
+    with pytest.raises(PodiumError, match="model.head: unknown head 'lnear'"):
+        validate(load_config(path, ["train.lr=0.01"]))
+    cfg = validate(load_config(path, ["train.lr=0.01", "model.head=linear", "finetune.freeze_epochs=0"]))
     assert (cfg.train.lr, cfg.model.head, cfg.train.epochs) == (0.01, "linear", 1)
 
 
 def test_from_dict_checks_values_but_not_relations() -> None:
-    """Checkpoints are read with from_dict: a name or number out of bounds fails, a relation between keys does not
-    (a config that trained keeps loading for inference)."""
+    """Checkpoints are read with from_dict: a number out of bounds fails, a relation between keys or a registered name
+    does not (a config that trained keeps loading for inference); podium.validation checks those."""
     raw = to_dict(PodiumConfig())
     raw["train"]["epochs"], raw["finetune"]["freeze_epochs"] = 1, 1
     assert from_dict(raw).train.epochs == 1
     raw["model"]["head"] = "lnear"
     with pytest.raises(PodiumError, match="Config key model.head: unknown head 'lnear'"):
+        validate(from_dict(raw))
+    raw["train"]["lr"] = -1.0
+    with pytest.raises(PodiumError, match="Config key train.lr must be > 0"):
         from_dict(raw)
 
 

@@ -3,9 +3,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from podium.config import TrainConfig
+from podium.data.preprocessing import Preprocessing
 from podium.engine.accel import make_accelerator
 from podium.engine.loop import predict_logits
-from podium.models.preprocessing import Preprocessing
 
 
 class Pixels(Dataset):

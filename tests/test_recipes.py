@@ -107,8 +107,8 @@ def test_multi_scale_tta_averages_the_scales() -> None:
     from torch.utils.data import DataLoader
 
     from podium.data.dataset import collate
+    from podium.data.preprocessing import Preprocessing
     from podium.engine.loop import predict_logits
-    from podium.models.preprocessing import Preprocessing
 
     class Mean(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,8 +128,8 @@ def test_multi_scale_tta_averages_the_scales() -> None:
 
 
 def test_gridmask_drops_a_grid(tmp_path: Path) -> None:
+    from podium.data.preprocessing import Preprocessing
     from podium.data.transforms import create_transform, seed_transform
-    from podium.models.preprocessing import Preprocessing
 
     t = create_transform(Preprocessing(32, "squash", "bilinear", (0.5,) * 3, (0.5,) * 3), AugConfig(ops=("gridmask",)),
                          train=True)

@@ -21,7 +21,7 @@ from PIL import Image
 import datagen
 import podium
 from podium.config import PodiumConfig, PredictConfig, merge
-from podium.models.preprocessing import Preprocessing
+from podium.data.preprocessing import Preprocessing
 from podium.pipeline import train
 from podium.reporting import SECTIONS, build_report, plots
 from podium.reporting.gradcam import Unsupported, cam_target, grad_cam

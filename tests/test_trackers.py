@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import podium.engine.trackers as trackers
-from podium.config import PodiumConfig, help_text, merge
+from podium.config import PodiumConfig, merge
 from podium.core.errors import Interrupted, PodiumError
 from podium.pipeline import train
 from podium.runs.run import Run
+from podium.validation import help_text
 
 
 def _cfg(tiny: tuple[str, ...], *extra: str) -> PodiumConfig:

@@ -7,6 +7,7 @@ import pytest
 
 from podium.config import AugConfig
 from podium.core.errors import PodiumError
+from podium.data.preprocessing import Preprocessing
 from podium.data.transforms import (
     AUGMENTATIONS,
     ColorJitter,
@@ -20,7 +21,6 @@ from podium.data.transforms import (
     seed_transform,
     warp,
 )
-from podium.models.preprocessing import Preprocessing
 
 PREP = Preprocessing(32, "squash", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 

@@ -3,9 +3,9 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
+from podium.data.preprocessing import Preprocessing
 from podium.engine.loop import predict_logits
 from podium.engine.tta import VIEWS
-from podium.models.preprocessing import Preprocessing
 
 PREP = Preprocessing(8, "squash", "bilinear", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 

@@ -12,8 +12,7 @@ from safetensors.torch import save_file
 from podium.config import PodiumConfig, merge
 from podium.core.errors import PodiumError
 from podium.models import weights
-from podium.models.factory import create_model
-from podium.models.preprocessing import resolve_preprocessing
+from podium.models.factory import create_model, resolve_preprocessing
 
 
 def model_cfg(*overrides: str):

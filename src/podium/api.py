@@ -1,4 +1,5 @@
-"""The Python API, for notebooks and scripts; the command line calls the same functions.
+"""The Python API, for notebooks and scripts. Every ``podium`` subcommand calls exactly one function of this module
+(``podium.cli`` only parses arguments and prints what these return), so the notebook and the shell do the same.
 
     import podium
     run = podium.train("data/", model={"name": "resnet18", "img_size": 128}, train={"epochs": 3})
@@ -6,6 +7,9 @@
     podium.predict(run, images="more_images/")      # a DataFrame of labels and probabilities
     run = podium.load("runs/data-resnet18-20261123-101500")
     podium.report(run)                               # (re)writes run.report_path, report.html
+
+Every function that takes a config (``train``, ``inspect``, ``preview``, ``sweep``, ``search``, ``probe``) checks
+it with ``podium.validation.validate`` before anything is written.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import pandas as pd
 from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
 from podium.core.errors import PodiumError
 from podium.runs.run import Run
+from podium.validation import help_text, validate
 
 
 def make_config(config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
                 **sections: dict[str, Any]) -> PodiumConfig:
     """A checked config from a YAML path, a PodiumConfig or a nested dict, then ``sections`` (e.g.
-    ``train={"epochs": 3}``), then dotted ``overrides`` (e.g. ``["train.epochs=3"]``)."""
+    ``train={"epochs": 3}``), then dotted ``overrides`` (e.g. ``["train.epochs=3"]``); registry names and relations
+    between keys are validated too."""
     if isinstance(config, PodiumConfig):
         base = config
     elif isinstance(config, dict):
@@ -39,7 +45,7 @@ def make_config(config: str | Path | PodiumConfig | dict | None = None, override
                 raise PodiumError(f"Config section {name} must be a dict of keys, got {values!r}.")
             raw[name] = {**raw[name], **values}
         base = from_dict(raw)
-    return merge(base, list(overrides))
+    return validate(merge(base, list(overrides)))
 
 
 def train(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
@@ -69,7 +75,9 @@ def predict(run: str | Path | Run, images: str | Path | None = None, out: str | 
     from podium.inference.run import predict_run
 
     path = predict_run(run, images, out, tuple(tta) if tta else None, device)
-    return pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
+    table = pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
+    table.attrs["path"] = str(path)  # where it was written, for the command line to say
+    return table
 
 
 def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
@@ -111,7 +119,10 @@ def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
     (also ``<run.root>/sweeps/<name>/sweep.csv``)."""
     from podium.multirun.sweep import plan_sweep, run_sweep
 
-    return run_sweep(plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs))
+    plan = plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs)
+    table = run_sweep(plan)
+    table.attrs.update(axes=list(plan.axes), folder=str(plan.folder))  # for the command line's table
+    return table
 
 
 def search(data_dir: str | Path, space: str | Path, trials: int, config: str | Path | PodiumConfig | dict | None = None,
@@ -121,10 +132,13 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
     each trial a run, until the study holds ``trials`` finished trials; ``storage``: an Optuna RDB URL (default:
     SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists);
     ``jobs`` > 1 runs trials in that many processes sharing the CPU cores. Returns the best trial: number, value,
-    params, run_dir, metric."""
+    params, run_dir, metric, and ``command``: the ``podium train`` line that trains it again."""
     from podium.multirun.search import search as run_search
+    from podium.multirun.search import train_command
 
-    return run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study, jobs)
+    best = run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study, jobs)
+    cfg_path = config if isinstance(config, (str, Path)) else None
+    return {**best, "command": train_command(data_dir, cfg_path, overrides, best["params"])}
 
 
 def report(run: str | Path | Run) -> Path:
@@ -133,3 +147,62 @@ def report(run: str | Path | Run) -> Path:
     from podium.reporting import build_report
 
     return build_report(run)
+
+
+def inspect(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
+            overrides: list[str] | tuple[str, ...] = (), out: str | Path | None = None,
+            **sections: dict[str, Any]) -> dict[str, Any]:
+    """Check ``data_dir`` as ``train`` would (task, counts, sizes, bad files, duplicates, conflicts, test overlap),
+    write inspect.json, duplicates.csv and contact_sheet.png to ``out`` (default ``<run.root>/inspect-<name>``) and
+    return the summary."""
+    from podium.data.inspection import inspect_data
+
+    return inspect_data(data_dir, make_config(config, overrides, **sections), out)
+
+
+def runs(root: str | Path = "runs", data: str | Path | None = None, task: str | None = None) -> list[dict[str, Any]]:
+    """The experiment log of ``root``, one leaderboard per (data folder, task), best CV first: a list of
+    ``{data_dir, task, metric, rows}``."""
+    from podium.runs.board import leaderboard
+
+    return leaderboard(root, data, task)
+
+
+def compare(a: str | Path | Run, b: str | Path | Run) -> dict[str, list[tuple[str, Any, Any]]]:
+    """The config keys whose values differ between runs ``a`` and ``b`` (``config``) and their numbers side by side
+    (``numbers``), each a list of (key, value in a, value in b)."""
+    from podium.runs.board import compare as compare_runs
+
+    return compare_runs(*(r.path if isinstance(r, Run) else r for r in (a, b)))
+
+
+def models(pattern: str = "", offline: bool = False) -> list[dict[str, Any]]:
+    """timm architectures matching ``pattern`` (``*efficientnet*``; empty: all), each with where
+    ``model.pretrained=auto`` would get its weights here (``source``), input size, mean and std; ``offline``: only
+    those with weights on this machine."""
+    from podium.models.catalog import weight_catalog
+
+    return weight_catalog(pattern, offline)
+
+
+def probe(model: str = "resnet18", size: int = 0, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """The largest training batch of ``model`` at ``size`` px (0: its default) that fits on the CUDA GPU, with the
+    batch ``train.batch_size=auto`` would use (a ``ProbeResult``; ``batch_size`` is None without a GPU, with the
+    reason)."""
+    from podium.engine.probe import probe as run_probe
+
+    cfg = make_config(None, [f"model.name={model}", f"model.img_size={size}", *overrides])
+    return run_probe(cfg.model, cfg.train)
+
+
+def demo(workdir: str | Path = "podium-demo", overrides: list[str] | tuple[str, ...] = ()) -> Run:
+    """Build the digits demo competition under ``workdir``, train 3 folds on it and write its submission; returns the
+    finished Run (in ``workdir/runs``)."""
+    from podium.demo import run_demo
+
+    return run_demo(workdir, tuple(overrides))
+
+
+def config_help() -> str:
+    """Every config key with its default, help text, choices (from the registries) and range."""
+    return help_text()

@@ -1,4 +1,6 @@
-"""The command line: a thin typer layer that parses arguments and calls one library function per subcommand."""
+"""The command line: a thin typer layer. Each subcommand parses its arguments, calls exactly one ``podium.api``
+function and prints what it returns; nothing here reads a run folder or a config. The API is imported inside each
+command, so ``podium --help`` starts without torch."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from podium.config import help_text, load_config
 from podium.core.errors import Interrupted, PodiumError
 
 if TYPE_CHECKING:
@@ -23,8 +24,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an error stays one line when piped
 
+# Arguments and options that several subcommands share, declared once.
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides, section.key=value.",
                                                           show_default=False)]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")]
+DataDir = Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")]
+Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+Root = Annotated[Path, typer.Option(help="Runs root holding podium.db.")]
 
 
 class ConfigHelpCommand(typer.core.TyperCommand):
@@ -33,7 +39,9 @@ class ConfigHelpCommand(typer.core.TyperCommand):
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Append the config options to the help."""
-        self.epilog = "Config options (section.key=default):\n\n\b\n" + help_text()
+        from podium.api import config_help
+
+        self.epilog = "Config options (section.key=default):\n\n\b\n" + config_help()
         super().format_epilog(ctx, formatter)
 
 
@@ -43,9 +51,9 @@ SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Drop unreadable train
 
 @app.command(cls=ConfigHelpCommand)
 def train(
-    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    data_dir: DataDir,
     overrides: Overrides = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    config: ConfigFile = None,
     skip_bad: SkipBad = False,
 ) -> None:
     """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
@@ -56,23 +64,23 @@ def train(
 
 @app.command(cls=ConfigHelpCommand)
 def inspect(
-    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    data_dir: DataDir,
     overrides: Overrides = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    config: ConfigFile = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default: <run.root>/inspect-<name>).")] = None,
 ) -> None:
     """Check DATA_DIR as train would (task, counts, sizes, bad files, duplicates, conflicts, test overlap) and write
     inspect.json, duplicates.csv and contact_sheet.png."""
-    from podium.data.inspection import inspect_data
+    from podium.api import inspect as run
 
-    inspect_data(data_dir, load_config(config, overrides or []), out)
+    run(data_dir, config, overrides or [], out)
 
 
 @app.command(cls=ConfigHelpCommand)
 def preview(
-    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    data_dir: DataDir,
     overrides: Overrides = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    config: ConfigFile = None,
     out: Annotated[Optional[Path], typer.Option(help="Output PNG (default: <run.root>/preview-<data>.png).")] = None,
 ) -> None:
     """Write a PNG grid of augmented training images per class (batch augmentation and mixed labels included)."""
@@ -95,14 +103,13 @@ def predict(
     images: Annotated[Optional[Path], typer.Option(help="Predict every image below this folder instead.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder).")] = None,
     tta: Annotated[Optional[str], typer.Option(help="TTA views, comma-separated (default: the run's).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: Device = "auto",
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
-    from podium.inference.run import predict_run
+    from podium.api import predict as run
 
-    views = tuple(v.strip() for v in tta.split(",") if v.strip()) if tta else None
-    path = predict_run(run_dir, images, out, views, device)
-    Console().print(f"wrote {path}")
+    views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
+    Console().print(f"wrote {run(run_dir, images, out, views, device).attrs['path']}")
 
 
 @app.command()
@@ -116,7 +123,7 @@ def report(run_dir: Annotated[Path, typer.Argument(help="Run folder made by podi
 
 @app.command()
 def runs(
-    root: Annotated[Path, typer.Option(help="Runs root holding podium.db.")] = Path("runs"),
+    root: Root = Path("runs"),
     data: Annotated[Optional[Path], typer.Option(help="Only the runs of this data folder.")] = None,
     task: Annotated[Optional[str], typer.Option(help="Only the runs of this task.")] = None,
     compare: Annotated[Optional[tuple[Path, Path]], typer.Option(help="Two run folders: the config keys that differ "
@@ -124,13 +131,12 @@ def runs(
 ) -> None:
     """The experiment log, one table per data folder and task (best CV first, the metric named), or two runs
     compared."""
-    from podium.runs.board import compare as compare_runs
-    from podium.runs.board import leaderboard
+    from podium import api
 
     if compare:
-        show_comparison(compare_runs(*compare), compare)
+        show_comparison(api.compare(*compare), compare)
         return
-    groups = leaderboard(root, data, task)
+    groups = api.runs(root, data, task)
     if not groups:
         Console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
         return
@@ -171,9 +177,9 @@ def models(
 ) -> None:
     """timm architectures, where model.pretrained=auto would get their weights here, and their input size and
     normalisation (from pretrained_cfg)."""
-    from podium.models.catalog import weight_catalog
+    from podium.api import models as catalog
 
-    rows = weight_catalog(pattern, offline)
+    rows = catalog(pattern, offline)
     table = Table("architecture", "weights here", "size", "mean", "std")
     for r in rows:
         table.add_row(r["arch"], r["source"], str(r["input_size"]), ", ".join(f"{v:.3f}" for v in r["mean"]),
@@ -191,10 +197,9 @@ def probe(
     overrides: Overrides = None,
 ) -> None:
     """Find the largest training batch that fits on the CUDA GPU (mixed precision as train.precision says)."""
-    from podium.engine.probe import probe as run
+    from podium.api import probe as run
 
-    cfg = load_config(None, [f"model.name={model}", f"model.img_size={size}", *(overrides or [])])
-    r = run(cfg.model, cfg.train)
+    r = run(model, size, overrides or [])
     if r.batch_size is None:
         Console().print(f"{r.model} at {r.size} px on {r.device}: {r.reason}.")
     else:
@@ -208,9 +213,9 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo data and runs go.")] = Path("podium-demo"),
 ) -> None:
     """Build a digits competition folder (scikit-learn's scans), train 3 folds on CPU and write the submission."""
-    from podium.demo import run_demo
+    from podium.api import demo as run_demo
 
-    run = run_demo(workdir, tuple(overrides or []))
+    run = run_demo(workdir, overrides or [])
     Console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
 
 
@@ -225,16 +230,16 @@ def ensemble(
     blend: Annotated[str, typer.Option(help="Blend: weights (fitted on the OOF predictions for the task's metric) or "
                                             "an equal-weight one such as mean; an unknown name lists them all.")]
     = "weights",
-    root: Annotated[Path, typer.Option(help="Runs root holding podium.db (for --top).")] = Path("runs"),
+    root: Root = Path("runs"),
     name: Annotated[str, typer.Option(help="Name of the ensemble folder (default: ensemble-<data>-<blend>).")] = "",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps (members without saved test predictions).")]
-    = "auto",
+    device: Device = "auto",
 ) -> None:
     """Blend finished runs of one data folder on their shared folds: honest (cross-fitted) OOF score, refitted
     decisions, blended test predictions and a validated submission.csv in a new ensemble folder."""
-    from podium.multirun.ensemble import ensemble as run
+    from podium.api import ensemble as run
 
-    ens = run(members or [], top, data, where or [], blend, root, name, device)
+    ens = run(*(members or []), top=top, data=data, where=where or [], blend=blend, root=root, name=name,
+              device=device)
     show_ensemble(ens.metrics, ens.path)
 
 
@@ -251,11 +256,11 @@ def show_ensemble(metrics: dict, path: Path) -> None:
 
 @app.command(cls=ConfigHelpCommand)
 def sweep(
-    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    data_dir: DataDir,
     overrides: Overrides = None,
     grid: Annotated[Optional[list[str]], typer.Option(help="An axis: section.key=v1,v2 (repeatable; every "
                                                            "combination of the axes is one run).")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    config: ConfigFile = None,
     jobs: Annotated[int, typer.Option(help="Combinations run at once, in separate processes sharing the CPU cores "
                                            "(train.threads = cores // jobs); keep 1 on a single GPU.")] = 1,
     name: Annotated[str, typer.Option(help="Sweep name (default: <data folder>-<hash of the config and axes>); "
@@ -264,14 +269,14 @@ def sweep(
     """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
     <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
     one resumes, a failed one is retried. Exits with status 1 when every combination failed."""
-    from podium.multirun.sweep import plan_sweep, run_sweep
+    from podium.api import sweep as run
 
-    plan = plan_sweep(data_dir, load_config(config, overrides or []), grid or [], name, jobs)
-    table = run_sweep(plan)
-    show_sweep(table, list(plan.axes), plan.folder)
+    table = run(data_dir, grid or [], config, overrides or [], name, jobs)
+    folder = Path(table.attrs["folder"])
+    show_sweep(table, table.attrs["axes"], folder)
     if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success
         err.print(f"[red]error:[/red] every combination of the sweep failed; the reasons are in "
-                  f"{escape(str(plan.folder / 'sweep.csv'))}")
+                  f"{escape(str(folder / 'sweep.csv'))}")
         raise typer.Exit(1)
 
 
@@ -294,7 +299,7 @@ def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
 
 @app.command(cls=ConfigHelpCommand)
 def search(
-    data_dir: Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")],
+    data_dir: DataDir,
     space: Annotated[Path, typer.Option(help="YAML search space: section.key: {type: float|int|categorical, low, "
                                              "high, log, step, choices}.", show_default=False)],
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold (all processes together).")]
@@ -304,7 +309,7 @@ def search(
     study: Annotated[str, typer.Option(help="Study name; an existing study is continued (default: <data>-search).")]
     = "",
     overrides: Overrides = None,
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file.")] = None,
+    config: ConfigFile = None,
     jobs: Annotated[int, typer.Option(help="Trials run at once, in separate processes on the shared study, sharing "
                                            "the CPU cores (train.threads = cores // jobs); keep 1 on a single GPU.")]
     = 1,
@@ -312,13 +317,12 @@ def search(
     """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
     each trial an ordinary run (a pruned one is marked pruned); print the best trial as a ready `podium train`
     command."""
-    from podium.multirun.search import search as run
-    from podium.multirun.search import train_command
+    from podium.api import search as run
 
-    best = run(data_dir, load_config(config, overrides or []), space, trials, storage, study, jobs)
+    best = run(data_dir, space, trials, config, overrides or [], storage, study, jobs)
     Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
                     f"{best['value']:.4f}, run {best['run_dir']}")
-    Console(soft_wrap=True).print(escape(train_command(data_dir, config, overrides or [], best["params"])))
+    Console(soft_wrap=True).print(escape(best["command"]))
 
 
 def main() -> None:

@@ -1,13 +1,12 @@
-"""What each config value may be, checked when the config is loaded: types (``check_type``, and ``parse_size`` for
-``model.img_size``), registry names, fixed choices, numeric ranges and the few relations between keys that would
-otherwise fail in the middle of a run.
+"""What each config value may be, checked when the config is loaded: the YAML reader (``read_yaml``), types
+(``check_type``, and ``parse_size`` for ``model.img_size``), fixed choices and numeric ranges. Registry names use the
+same ``check_field`` with the registry's names, from podium.validation; this module imports nothing above it.
 
 A field declares its rules in its metadata (see ``podium.config.opt``):
 
-- ``choices``: a registry named lazily as ``"module:ATTR"`` (imported only when a value is checked or the help is
-  shown, because those modules import podium.config), or a literal tuple of names; ``reserved`` adds words such as
-  ``auto`` that the code resolves itself;
-- ``gt``, ``ge``, ``lt``, ``le``: bounds of a number, and ``also``: values allowed outside them (``img_size=0``).
+- ``choices``: a literal tuple of names; ``reserved`` adds words such as ``auto`` that the code resolves itself;
+- ``gt``, ``ge``, ``lt``, ``le``: bounds of a number, and ``also``: values allowed outside them (``img_size=0``);
+- ``min_items``: the fewest items of a tuple field (``predict.tta`` needs a view).
 
 Tuple fields apply the rules to every item. Every error is a one-line ``PodiumError`` naming the key and the value.
 """
@@ -15,7 +14,6 @@ Tuple fields apply the rules to every item. Every error is a one-line ``PodiumEr
 from __future__ import annotations
 
 import difflib
-import importlib
 import math
 import re
 import types
@@ -30,21 +28,54 @@ from podium.core.errors import PodiumError
 BOUNDS = ("gt", "ge", "lt", "le")
 
 
-def choice_names(meta: Mapping[str, Any], key: str = "") -> tuple[str, tuple[str, ...]] | None:
+# YAML 1.2's JSON schema: only these plain scalars are typed, everything else is text. PyYAML speaks YAML 1.1, where
+# 0x10 is 16, 1:30 is 90 (base 60), 2_0 is 20 and no/yes/on/off are booleans: values that change without a word.
+_TYPED = {
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^[-+]?[0-9]+$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+                                r"|^\.(?:nan|NaN|NAN)$", "-+0123456789."),
+}
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's JSON-schema scalars (decimal numbers, true/false, null)."""
+
+
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _TYPED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, (_rx, _first) in _TYPED.items():
+    StrictLoader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+
+
+def read_yaml(text: str, what: str, lenient: bool = False) -> Any:
+    """``text`` read as YAML with ``StrictLoader``; a syntax error is one line naming ``what``, the line and the column
+    (``lenient``: the text itself instead, for an override value such as ``a:b`` that is no YAML)."""
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as e:
+        if lenient:
+            return text
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise PodiumError(f"{what} is not valid YAML{where}: {problem}.") from None
+
+
+def choice_names(meta: Mapping[str, Any], key: str = "", registry: Any = None) -> tuple[str, tuple[str, ...]] | None:
     """``(kind, names)`` accepted by a choice field (reserved words first), or None for a free field.
 
-    A registry path is imported here, at call time; ``kind`` is the registry's own (``augmentation``) or, for a fixed
-    list, the key's last part (``precision``).
+    ``registry`` (passed by podium.validation for keys of registered names) gives its own kind (``augmentation``) and
+    names; a fixed list's kind is the key's last part (``precision``).
     """
-    choices = meta.get("choices")
-    if choices is None:
-        return None
-    if isinstance(choices, str):
-        module, _, attr = choices.partition(":")
-        registry = getattr(importlib.import_module(module), attr)
+    if registry is not None:
         kind, names = str(registry.kind), [str(n) for n in registry.names()]
+    elif meta.get("choices") is not None:
+        kind, names = key.rsplit(".", 1)[-1].replace("_", " "), [str(n) for n in meta["choices"]]
     else:
-        kind, names = key.rsplit(".", 1)[-1].replace("_", " "), [str(n) for n in choices]
+        return None
     return kind, tuple(dict.fromkeys([*meta.get("reserved", ()), *names]))
 
 
@@ -83,10 +114,11 @@ def suggest(value: str, names: tuple[str, ...]) -> str:
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
-def check_value(value: Any, meta: Mapping[str, Any], key: str) -> None:
-    """Raise a one-line PodiumError when ``value`` (one item of a tuple field) breaks the field's declared rules."""
+def check_value(value: Any, meta: Mapping[str, Any], key: str, registry: Any = None) -> None:
+    """Raise a one-line PodiumError when ``value`` (one item of a tuple field) breaks the field's declared rules (and
+    is not a name of ``registry``, when one is given)."""
     if isinstance(value, str):
-        allowed = choice_names(meta, key)
+        allowed = choice_names(meta, key, registry)
         if allowed is not None and value not in allowed[1]:
             kind, names = allowed
             raise PodiumError(f"Config key {key}: unknown {kind} {value!r}; choose from {', '.join(names)}."
@@ -98,43 +130,27 @@ def check_value(value: Any, meta: Mapping[str, Any], key: str) -> None:
             raise PodiumError(f"Config key {key} must be {range_text(meta)}, got {value!r}.")
 
 
-def check_field(value: Any, meta: Mapping[str, Any], key: str) -> None:
-    """Check a typed field value: every item of a tuple (named ``key[i]``), or the value itself."""
+def check_field(value: Any, meta: Mapping[str, Any], key: str, registry: Any = None) -> None:
+    """Check a typed field value: every item of a tuple (named ``key[i]``) and their count, or the value itself."""
     if isinstance(value, tuple):
+        if len(value) < meta.get("min_items", 0):
+            raise PodiumError(f"Config key {key} needs at least {meta['min_items']} item(s), got none.")
         for i, item in enumerate(value):
-            check_value(item, meta, f"{key}[{i}]")
+            check_value(item, meta, f"{key}[{i}]", registry)
     else:
-        check_value(value, meta, key)
+        check_value(value, meta, key, registry)
 
 
-def describe(meta: Mapping[str, Any], key: str) -> str:
+def describe(meta: Mapping[str, Any], key: str, registry: Any = None) -> str:
     """What a field accepts, for the help text: `` [choices: a, b]`` and/or `` [range: > 0]``."""
     out = ""
-    allowed = choice_names(meta, key)
+    allowed = choice_names(meta, key, registry)
     if allowed is not None:
         out += f" [choices: {', '.join(allowed[1])}]"
     rng = range_text(meta)
     if rng:
         out += f" [range: {rng}]"
     return out
-
-
-def check_relations(cfg: Any) -> None:
-    """Relations between keys of a whole config (a ``PodiumConfig``) that would otherwise fail or mislead mid-run."""
-    bad = [f for f in cfg.cv.train_folds if not 0 <= f < cfg.cv.folds]
-    if bad:
-        raise PodiumError(f"Config key cv.train_folds has folds {bad} outside 0..{cfg.cv.folds - 1} "
-                          f"(cv.folds={cfg.cv.folds}).")
-    if cfg.aug.batch and cfg.train.batch_size % 2:
-        raise PodiumError(f"Config key train.batch_size must be even with aug.batch={','.join(cfg.aug.batch)} (images "
-                          f"are mixed in pairs), got {cfg.train.batch_size}.")
-    if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold
-        importlib.import_module("podium.engine.trackers").check_trackers(cfg.run)
-    ft, epochs = cfg.finetune, cfg.train.epochs
-    if cfg.model.pretrained != "none" and ft.freeze_epochs >= epochs:
-        raise PodiumError(f"Config key finetune.freeze_epochs must be < train.epochs ({epochs}) with pretrained "
-                          f"weights (model.pretrained={cfg.model.pretrained}), got {ft.freeze_epochs}: the backbone "
-                          "would never be fine-tuned. Lower it (0: no head-only warm-up) or raise train.epochs.")
 
 
 def parse_size(value: Any, key: str) -> tuple[int, ...]:
@@ -163,7 +179,7 @@ def check_type(value: Any, tp: Any, key: str) -> Any:
         (item_tp, _) = typing.get_args(tp)
         if isinstance(value, str):  # "a,b" from the command line; items read as YAML unless they are strings
             items = [v.strip() for v in value.split(",") if v.strip()]
-            value = items if item_tp is str else [yaml.safe_load(v) for v in items]
+            value = items if item_tp is str else [read_yaml(v, key, lenient=True) for v in items]
         if not isinstance(value, (list, tuple)):
             value = [value]  # a single item (cv.train_folds=0) is a one-item list
         return tuple(check_type(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))

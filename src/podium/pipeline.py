@@ -33,6 +33,7 @@ from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
+from podium.data.preprocessing import Preprocessing
 from podium.data.transforms import create_transform, load_pipeline, seed_transform
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
@@ -43,11 +44,11 @@ from podium.engine.trackers import check_trackers, describe_trackers
 from podium.engine.tta import check_shape_kept
 from podium.inference.checkpoints import predict_checkpoints, write_test_outputs
 from podium.models.factory import check_model
-from podium.models.preprocessing import Preprocessing
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
 from podium.tasks.metrics import per_class, score
+from podium.validation import validate
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     elif data_dir is None or cfg is None:
         raise PodiumError("train needs a data folder and a config (or a run folder to resume).")
     else:
+        validate(cfg)  # registry names and relations; a no-op after podium.api's own call, a check for direct callers
         check_folder(cfg.run.root, "run.root")  # a file there: say so now, not after checking every image
-    check_trackers(cfg.run)  # also checked at config load; a resumed run's saved config is not re-checked there
+    check_trackers(cfg.run)  # a resumed run's saved config is not validated again, but its trackers must exist here
     data_dir = Path(data_dir).expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 
+from podium.config import AugConfig, DataConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.cache import DecodedImages
-from podium.data.image_ops import ImageOps
-from podium.data.transforms import seed_transform
+from podium.data.cache import DecodedImages, decoded_images
+from podium.data.image_ops import ImageOps, ops_of
+from podium.data.preprocessing import Preprocessing
+from podium.data.transforms import create_transform, seed_transform
 from podium.tasks.task import Task
 
 # A sampling policy maps (task, training targets, class count) to per-row sampling weights, or None to visit every
@@ -144,3 +146,20 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+def evaluation_dataset(paths: Sequence[str], prep: Preprocessing, targets: np.ndarray | None = None,
+                       data: DataConfig | None = None, images: DecodedImages | None = None) -> ImageDataset:
+    """The one evaluation dataset (validation, OOF, test prediction, ensembles, reports): the image ops and the
+    evaluation resize that ``prep`` (a checkpoint's own) names, over the decoded-image cache of ``images`` or, with
+    ``data``, the cache ``data.cache`` says (none: decoded from the files)."""
+    ops = ops_of(prep)
+    if images is None and data is not None:
+        images = decoded_images(paths, prep.hw, data, ops)
+    return ImageDataset(paths, targets, create_transform(prep), images, ops=ops)
+
+
+def training_dataset(paths: Sequence[str], targets: np.ndarray | None, prep: Preprocessing, aug: AugConfig,
+                     seed: int, images: DecodedImages | None = None) -> ImageDataset:
+    """The training dataset: ``aug``'s augmentations after the image ops of ``prep``, seeded per (seed, epoch, row)."""
+    return ImageDataset(paths, targets, create_transform(prep, aug, train=True), images, seed=seed, ops=ops_of(prep))

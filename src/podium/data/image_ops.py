@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -30,8 +30,8 @@ from podium.config import DataConfig
 from podium.core.registry import Registry
 from podium.data.images import read_image
 
-if TYPE_CHECKING:  # the model's Preprocessing imports timm, which podium inspect does not need
-    from podium.models.preprocessing import Preprocessing
+if TYPE_CHECKING:
+    from podium.data.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,6 @@ def image_ops(cfg: DataConfig) -> ImageOps:
     """The configured ops with the values of the keys they read."""
     keys = dict.fromkeys(k for n in cfg.preprocess for k in IMAGE_OPS.get(n).keys)
     return ImageOps(tuple(cfg.preprocess), tuple((k, float(getattr(cfg, k))) for k in keys))
-
-
-def with_image_ops(prep: Preprocessing, cfg: DataConfig) -> Preprocessing:
-    """The model's preprocessing carrying the configured image ops (so checkpoints hold them)."""
-    ops = image_ops(cfg)
-    return replace(prep, ops=ops.names, op_params=ops.params)
 
 
 def ops_of(prep: Preprocessing) -> ImageOps:

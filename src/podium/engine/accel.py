@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader, Dataset
 
-from podium.config import TrainConfig
+from podium.config import PodiumConfig, TrainConfig
 from podium.core.errors import PodiumError
 from podium.data.dataset import EpochShuffleSampler, collate
 
@@ -138,3 +138,9 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, sh
         # dropout also draws from, so a resumed fold would see other dropout masks than an uninterrupted one.
         generator=torch.Generator().manual_seed(0 if shuffle_seed is None else shuffle_seed),
     )
+
+
+def eval_batch_size(cfg: PodiumConfig) -> int:
+    """Images per batch when predicting (validation, OOF, test, ensembles): ``predict.batch_size``, else twice the
+    training batch, as no gradients or optimiser state take memory then."""
+    return cfg.predict.batch_size or 2 * cfg.train.batch_size

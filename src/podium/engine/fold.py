@@ -27,11 +27,11 @@ from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.data.batch_aug import SoftTargetMixup, create_batch_aug
 from podium.data.cache import decoded_images
-from podium.data.dataset import SAMPLERS, ImageDataset
-from podium.data.image_ops import ops_of, with_image_ops
+from podium.data.dataset import SAMPLERS, evaluation_dataset, training_dataset
+from podium.data.image_ops import ops_of
 from podium.data.ingest import Competition
-from podium.data.transforms import create_transform
-from podium.engine.accel import make_loader, maybe_compile, num_workers
+from podium.data.preprocessing import Preprocessing
+from podium.engine.accel import eval_batch_size, make_loader, maybe_compile, num_workers
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
 from podium.engine.losses import LossFn, create_loss
@@ -39,8 +39,7 @@ from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
 from podium.engine.tta import view_names
-from podium.models.factory import create_model
-from podium.models.preprocessing import Preprocessing, resolve_preprocessing
+from podium.models.factory import create_model, resolve_preprocessing
 from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
 
@@ -134,21 +133,20 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     set_seed(tc.seed + fold)  # the new head's initialisation, then the state that epoch 0 starts from
     val_idx, train_idx = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
     model = create_model(cfg.model, comp.task.outputs(len(classes)))  # the task (as coded by its loss) says how many
-    prep = with_image_ops(resolve_preprocessing(model, cfg.model), cfg.data)
+    prep = resolve_preprocessing(model, cfg.model, cfg.data)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
     device = accelerator.device.type
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
-    ops = ops_of(prep)
-    images = decoded_images(paths, prep.hw, cfg.data, ops)  # None when data.cache=false
-    train_ds = ImageDataset(paths[train_idx], targets[train_idx], create_transform(prep, cfg.aug, train=True),
-                            None if images is None else images.take(train_idx), seed=tc.seed + fold, ops=ops)
-    val_ds = ImageDataset(paths[val_idx], targets[val_idx], create_transform(prep),
-                          None if images is None else images.take(val_idx), ops=ops)
+    images = decoded_images(paths, prep.hw, cfg.data, ops_of(prep))  # None when data.cache=false
+    train_ds = training_dataset(paths[train_idx], targets[train_idx], prep, cfg.aug, tc.seed + fold,
+                                None if images is None else images.take(train_idx))
+    val_ds = evaluation_dataset(paths[val_idx], prep, targets[val_idx],
+                                images=None if images is None else images.take(val_idx))
     weights = SAMPLERS.get(tc.sampler)(comp.task, targets[train_idx], len(classes))
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold, weights=weights)
-    val_loader = make_loader(val_ds, cfg.predict.batch_size or 2 * tc.batch_size, workers, device)
+    val_loader = make_loader(val_ds, eval_batch_size(cfg), workers, device)
     loss_fn = create_loss(tc.loss, comp.task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes),
                           gamma=tc.focal_gamma)
     ft = effective_finetune(cfg.finetune, cfg.model.pretrained)

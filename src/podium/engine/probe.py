@@ -18,8 +18,7 @@ import torch
 
 from podium.config import ModelConfig, PodiumConfig, TrainConfig
 from podium.engine.accel import resolve_device, resolve_precision
-from podium.models.factory import create_model
-from podium.models.preprocessing import resolve_preprocessing
+from podium.models.factory import create_model, resolve_preprocessing
 
 SAFETY = 0.9  # keep 10% below the boundary: fragmentation and the validation pass need some room
 

@@ -12,11 +12,8 @@ import torch
 from accelerate import Accelerator
 
 from podium.core.errors import PodiumError
-from podium.data.cache import decoded_images
-from podium.data.dataset import ImageDataset
-from podium.data.image_ops import ops_of
-from podium.data.transforms import create_transform
-from podium.engine.accel import make_loader, num_workers
+from podium.data.dataset import evaluation_dataset
+from podium.engine.accel import eval_batch_size, make_loader, num_workers
 from podium.engine.loop import predict_logits
 from podium.runs.checkpoint import Checkpoint
 from podium.runs.run import Run
@@ -56,10 +53,8 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
         model = ckpt.build_model().to(accelerator.device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        ops = ops_of(prep)  # the image ops the model was trained with, from its checkpoint
-        dataset = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.hw, cfg.data, ops),
-                               ops=ops)
-        bs = batch_size or cfg.predict.batch_size or 2 * cfg.train.batch_size
+        dataset = evaluation_dataset(paths, prep, data=cfg.data)  # the checkpoint's own image ops and resize
+        bs = batch_size or eval_batch_size(cfg)
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
         logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last,
                                 scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}")

@@ -8,9 +8,12 @@ from typing import Any
 
 import timm
 import torch
+from timm.data import resolve_model_data_config
 
-from podium.config import ModelConfig
+from podium.config import DataConfig, ModelConfig
 from podium.core.errors import PodiumError
+from podium.data.image_ops import ImageOps, image_ops
+from podium.data.preprocessing import Preprocessing
 from podium.models.heads import HEADS, init_new_head
 from podium.models.weights import WEIGHT_SOURCES, check_weights
 
@@ -45,3 +48,25 @@ def create_model(cfg: ModelConfig, num_classes: int, pretrained: str | None = No
     if WEIGHT_SOURCES.get(name).pretrained and fresh_head:
         init_new_head(model)
     return model
+
+
+def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig, data: DataConfig | None = None) -> Preprocessing:
+    """The finished preprocessing of ``model``: size, interpolation, mean/std and crop from its pretrained_cfg, the
+    config's size and resize method on top, and the image ops of ``data.preprocess`` (none without ``data``).
+
+    The one place a ``Preprocessing`` is made; checkpoints carry it, so inference never resolves it again."""
+    ops = image_ops(data) if data is not None else ImageOps()
+    data_cfg = resolve_model_data_config(model)
+    h, w = (cfg.img_size * 2)[:2] if cfg.img_size else tuple(int(v) for v in data_cfg["input_size"][-2:])
+    return Preprocessing(
+        size=h,
+        width=0 if w == h else w,
+        pad_fill=cfg.pad_fill,
+        resize=cfg.resize,
+        interpolation=str(data_cfg.get("interpolation", "bilinear")),
+        mean=tuple(float(v) for v in data_cfg["mean"]),
+        std=tuple(float(v) for v in data_cfg["std"]),
+        crop_pct=float(data_cfg.get("crop_pct") or 1.0),
+        ops=ops.names,
+        op_params=ops.params,
+    )

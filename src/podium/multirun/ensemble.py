@@ -29,6 +29,7 @@ from podium.runs.ensemble import Ensemble, is_ensemble
 from podium.runs.run import Run, experiment_log
 from podium.tasks.metrics import per_class, score
 from podium.tasks.task import Task, get_task
+from podium.validation import validate
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def config_matcher(where: list[str] | tuple[str, ...]) -> dict[str, Any]:
     base = PodiumConfig()
     wanted = {}
     for item in where:
-        merged = merge(base, [item])  # unknown keys and bad values fail here, naming the key
+        merged = validate(merge(base, [item]))  # unknown keys and bad values fail here, naming the key
         key = item.split("=", 1)[0].strip()
         section, field = key.split(".")
         wanted[key] = to_dict(merged)[section][field]

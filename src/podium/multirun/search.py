@@ -29,6 +29,7 @@ from podium.config import PodiumConfig, from_dict, merge, to_dict
 from podium.core.errors import PodiumError
 from podium.multirun.sweep import in_processes, worker_threads
 from podium.runs.lifecycle import Pruned
+from podium.validation import validate
 
 try:
     import fcntl
@@ -115,7 +116,7 @@ def check_param(name: str, key: str, spec: Any, base: PodiumConfig) -> Param:
         param = Param(key, kind, low, high, log, step)
         values = [int(low), int(high)] if kind == "int" else [low, high]
     for value in values:
-        merge(base, [f"{key}={value}"])  # an unknown key or a value the key does not accept fails here, named
+        validate(merge(base, [f"{key}={value}"]))  # an unknown key or a value the key does not accept fails here, named
     return param
 
 
@@ -313,7 +314,7 @@ def objective(trial: Any, data_dir: Path, base: PodiumConfig, params: list[Param
     from podium.pipeline import train
 
     values = {p.key: suggest(trial, p) for p in params}
-    cfg = merge(base, [*(f"{k}={v}" for k, v in values.items()), f"run.name={study}-t{trial.number}"])
+    cfg = validate(merge(base, [*(f"{k}={v}" for k, v in values.items()), f"run.name={study}-t{trial.number}"]))
     trial.set_user_attr("pid", os.getpid())
 
     def report(fold: int, row: dict) -> None:

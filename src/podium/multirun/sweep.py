@@ -35,6 +35,7 @@ from podium.config import PodiumConfig, config_hash, from_dict, merge, to_dict
 from podium.core.errors import Interrupted, PodiumError
 from podium.core.io import write_csv, write_json
 from podium.runs.run import Run
+from podium.validation import validate
 
 SWEEPS = "sweeps"
 
@@ -102,7 +103,7 @@ def plan_sweep(data_dir: str | Path, base: PodiumConfig, grid: list[str] | tuple
     for values in itertools.product(*axes.values()):
         chosen = dict(zip(axes, values))
         run_name = f"{name}-{slug(chosen)}"
-        cfg = merge(base, [*(f"{k}={v}" for k, v in chosen.items()), f"run.name={run_name}"])
+        cfg = validate(merge(base, [*(f"{k}={v}" for k, v in chosen.items()), f"run.name={run_name}"]))
         combos.append(Combo(chosen, run_name, cfg))
     check_data(data_dir, combos)
     folder = Path(base.run.root).expanduser().resolve() / SWEEPS / name

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from podium.data.preprocessing import Preprocessing
 from podium.data.transforms import create_transform
-from podium.models.preprocessing import Preprocessing
 
 
 class Unsupported(Exception):

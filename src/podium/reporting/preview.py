@@ -14,12 +14,10 @@ import torch
 from podium.config import PodiumConfig
 from podium.core.io import write_with
 from podium.data.batch_aug import create_batch_aug
-from podium.data.dataset import ImageDataset
-from podium.data.image_ops import ops_of, with_image_ops
+from podium.data.dataset import training_dataset
 from podium.data.ingest import Competition
-from podium.data.transforms import create_transform
-from podium.models.factory import create_model
-from podium.models.preprocessing import Preprocessing, resolve_preprocessing
+from podium.data.preprocessing import Preprocessing
+from podium.models.factory import create_model, resolve_preprocessing
 
 CAPTION = 30
 
@@ -33,8 +31,7 @@ def preview(data_dir: str | Path, cfg: PodiumConfig, out: str | Path | None = No
     comp, _ = prepare(data_dir, cfg.data)
     # the preprocessing (size, interpolation, mean for padding) is the model's own; no weights are needed for it;
     # the image ops (data.preprocess) travel with it, as in training
-    prep = with_image_ops(resolve_preprocessing(create_model(cfg.model, len(comp.classes), pretrained="none"),
-                                                cfg.model), cfg.data)
+    prep = resolve_preprocessing(create_model(cfg.model, len(comp.classes), pretrained="none"), cfg.model, cfg.data)
     target = Path(out) if out else Path(cfg.run.root).expanduser() / f"preview-{data_dir.name}.png"
     return preview_grid(comp, cfg, prep, target, per_class, seed=cfg.train.seed)
 
@@ -49,8 +46,7 @@ def preview_grid(comp: Competition, cfg: PodiumConfig, prep: Preprocessing, path
             for c in range(len(comp.classes))]
     chosen = np.concatenate([r for r in rows if len(r)])
     paths = comp.train["path"].to_numpy()[chosen]
-    ds = ImageDataset(paths, comp.targets[chosen], create_transform(prep, cfg.aug, train=True), seed=seed,
-                      ops=ops_of(prep))
+    ds = training_dataset(paths, comp.targets[chosen], prep, cfg.aug, seed)
     x, y, _ = ds.__getitems__(list(range(len(chosen))))
     soft = torch.as_tensor(onehot[chosen], dtype=torch.float32)
     mix = create_batch_aug(cfg.aug, comp.task, len(comp.classes))

@@ -14,10 +14,9 @@ from PIL import Image
 
 from podium.config import PodiumConfig, dump_yaml
 from podium.core.errors import PodiumError
-from podium.data.dataset import ImageDataset
+from podium.data.dataset import evaluation_dataset, training_dataset
 from podium.data.image_ops import ImageOps, image_ops, ops_of
 from podium.data.ingest import load_competition
-from podium.data.transforms import create_transform
 from podium.reporting import plots
 from podium.reporting.gradcam import Unsupported, grad_cam
 from podium.reporting.html import img, key_values, note, pre, table
@@ -167,10 +166,9 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
     rows = np.random.default_rng(1).choice(len(folds), size=min(images, len(folds)), replace=False)
     ids = folds["id"].astype(str).to_numpy()[rows]
     paths = [inp.paths[i] for i in ids]
-    ops = ops_of(prep)  # the checkpoint's data.preprocess, applied before the transforms as in training
-    train_ds = ImageDataset(paths, None, create_transform(prep, inp.cfg.aug, train=True), seed=inp.cfg.train.seed,
-                            ops=ops)
-    eval_ds = ImageDataset(paths, None, create_transform(prep), ops=ops)
+    # the checkpoint's data.preprocess ops come first, as in training
+    train_ds = training_dataset(paths, None, prep, inp.cfg.aug, inp.cfg.train.seed)
+    eval_ds = evaluation_dataset(paths, prep)
     grid, captions = [], []
     for r, image_id in enumerate(ids):
         grid.append(eval_ds.augmented(r)[1])
@@ -178,7 +176,7 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
         for e in range(views):
             grid.append(train_ds.augmented(e * len(paths) + r)[1])
             captions.append(f"epoch {e + 1} draw")
-    augs, pre = ", ".join(inp.cfg.aug.ops) or "none", ", ".join(ops.names) or "none"
+    augs, pre = ", ".join(inp.cfg.aug.ops) or "none", ", ".join(prep.ops) or "none"
     return (f"<p>{prep.size_label} px, resize {prep.resize}; preprocessing: {pre}; augmentations: {augs}.</p>"
             + img(plots.grid_png(grid, captions, cols=views + 1, thumb=150), "augmentation preview"))
 

@@ -20,8 +20,8 @@ import torch
 from podium.config import PodiumConfig, from_dict, to_dict
 from podium.core.errors import PodiumError
 from podium.core.io import atomic_path
+from podium.data.preprocessing import Preprocessing
 from podium.models.factory import create_model
-from podium.models.preprocessing import Preprocessing
 from podium.tasks.task import Task, get_task
 
 FORMAT = "podium-checkpoint-3"

@@ -1,7 +1,9 @@
-"""Preprocessing owned by the model: input size, resize method, interpolation, mean and std, and the image ops
+"""The ``Preprocessing`` record, everything done to an image before the network: input size, resize method,
+interpolation, mean and std, and the image ops
 (``data.preprocess``, see podium.data.image_ops) applied to every decoded image before it is resized.
 
-It is resolved from the model's ``pretrained_cfg`` (never hard-coded), saved in every checkpoint, and applied on the
+It is resolved from the model's ``pretrained_cfg`` (never hard-coded) by
+``podium.models.factory.resolve_preprocessing``, saved in every checkpoint, and applied on the
 device to whole uint8 batches, so training, validation and test inference normalise identically.
 """
 
@@ -11,9 +13,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from timm.data import resolve_model_data_config
-
-from podium.config import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -72,19 +71,3 @@ class Preprocessing:
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return (x - mean) * inv_std
-
-
-def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig) -> Preprocessing:
-    """Resolve preprocessing from the model's pretrained_cfg, with the config's size and resize method on top."""
-    data_cfg = resolve_model_data_config(model)
-    h, w = (cfg.img_size * 2)[:2] if cfg.img_size else tuple(int(v) for v in data_cfg["input_size"][-2:])
-    return Preprocessing(
-        size=h,
-        width=0 if w == h else w,
-        pad_fill=cfg.pad_fill,
-        resize=cfg.resize,
-        interpolation=str(data_cfg.get("interpolation", "bilinear")),
-        mean=tuple(float(v) for v in data_cfg["mean"]),
-        std=tuple(float(v) for v in data_cfg["std"]),
-        crop_pct=float(data_cfg.get("crop_pct") or 1.0),
-    )
