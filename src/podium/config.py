@@ -225,7 +225,8 @@ class RunConfig:
     name: str = opt("", "Run name; empty: <data folder>-<model>.")
     report: bool = opt(True, "Write report.html into the run folder when training ends (`podium report RUN_DIR` "
                        "writes it any time).")
-    trackers: tuple[str, ...] = opt((), "Experiment trackers (pip install 'podium[trackers]'): training loss and "
+    trackers: tuple[str, ...] = opt((), "Experiment trackers (the trackers extra: pip install 'podium[trackers]', or "
+                                    "pip install -e '.[trackers]' in a checkout): training loss and "
                                     "learning rate, and each epoch's validation metrics, one tracker run per fold, "
                                     "stored in the runs root (tensorboard/, mlflow.db).")
     mlflow_uri: str = opt("", "MLflow tracking URI for run.trackers=mlflow (a server: http://host:5000); empty: "
@@ -326,7 +327,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """
     raw: dict[str, Any] = {}
     if path:
-        p = Path(path)
+        p = Path(path).expanduser()
+        if p.is_dir():
+            raise PodiumError(f"Config file {p} is a folder; name the YAML file itself.")
         if not p.is_file():
             raise PodiumError(f"Config file {p} does not exist.")
         raw = read_yaml(p.read_text(encoding="utf-8"), f"Config file {p}") or {}

@@ -93,7 +93,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         wall = time.time() - t0
         run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
         reporter.print(f"done in {wall:.0f} s")
-        if plan.cfg.run.report and accelerator.is_main_process:
+        if plan.cfg.run.report and run.writer:
             report_after_training(run, reporter)
     return run
 

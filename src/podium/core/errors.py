@@ -32,3 +32,21 @@ class Interrupted(BaseException):
         self.run_path, self.signum = run_path, signum
         where = f"; continue with `podium resume {run_path}`" if run_path else ""
         super().__init__(f"interrupted by {signal.Signals(signum).name}: finished folds and epochs are saved{where}")
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs podium's optional ``extra`` the way podium was installed here: ``pip install -e
+    '<checkout>[extra]'`` for an editable checkout, else ``pip install 'podium[extra]'`` (a wheel or an index)."""
+    import json
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    try:
+        direct = metadata.distribution("podium").read_text("direct_url.json")
+        info = json.loads(direct) if direct else {}
+    except (metadata.PackageNotFoundError, ValueError):
+        info = {}
+    if info.get("dir_info", {}).get("editable") and str(info.get("url", "")).startswith("file://"):
+        return f"pip install -e '{unquote(urlparse(info['url']).path)}[{extra}]'"
+    return f"pip install 'podium[{extra}]'"
+

@@ -73,3 +73,24 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    """``path`` when it is a file; else one line saying it is missing or is a folder (``what``: "Search space file")."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise PodiumError(f"{what} {p} is a folder; name the file itself.")
+    if not p.is_file():
+        raise PodiumError(f"{what} {p} does not exist.")
+    return p
+
+
+def existing_folder(path: str | Path, what: str) -> Path:
+    """``path`` when it is a folder; else one line saying it is missing or is a file (``what``: "Image folder")."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        raise PodiumError(f"{what} {p} is a file; name the folder that holds it ({p.parent}).")
+    if not p.is_dir():
+        raise PodiumError(f"{what} {p} does not exist.")
+    return p
+

@@ -12,7 +12,6 @@ resize see the same geometry as with the original files, at lower cost.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from podium.config import DataConfig
 from podium.core.cachedir import cache_dir
@@ -75,13 +75,10 @@ def _stat_key(path: str) -> tuple[int, int]:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (several processes of one run, or two runs, may fill the same store)."""
-    with open(path, "a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """An exclusive lock on ``path`` (several processes of one run, or two runs, may fill the same store), through
+    filelock (installed with torch), which locks on Windows as well as on POSIX systems."""
+    with FileLock(path):
+        yield
 
 
 def store_dir(folder: str, side: int, root: str = "", ops: ImageOps = NO_OPS) -> Path:

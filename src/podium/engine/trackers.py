@@ -41,7 +41,7 @@ from accelerate.tracking import GeneralTracker, MLflowTracker, TensorBoardTracke
 from accelerate.utils import is_mlflow_available, is_tensorboard_available
 
 from podium.config import PodiumConfig, RunConfig, dump_yaml, to_dict
-from podium.core.errors import PodiumError
+from podium.core.errors import PodiumError, install_hint
 from podium.core.registry import Registry
 
 if TYPE_CHECKING:  # the config check imports this module: it stays light
@@ -50,7 +50,6 @@ if TYPE_CHECKING:  # the config check imports this module: it stays light
     from podium.core.console import Reporter
     from podium.runs.run import Run
 
-INSTALL = "pip install 'podium[trackers]'"
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,8 @@ def check_trackers(rc: RunConfig) -> None:
     for name in rc.trackers:
         missing = TRACKERS.get(name).missing(rc)
         if missing:
-            raise PodiumError(f"run.trackers={name} needs {', '.join(missing)}, not installed here: {INSTALL}.")
+            raise PodiumError(f"run.trackers={name} needs {', '.join(missing)}, not installed here: "
+                              f"{install_hint('trackers')}.")
 
 
 def describe_trackers(rc: RunConfig, root: Path) -> str:

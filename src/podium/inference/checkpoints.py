@@ -79,7 +79,6 @@ def write_test_outputs(run: Run, pred: Prediction, fmt: SubmissionFormat | None)
     """``test_predictions.csv`` (probabilities) and a validated ``submission.csv`` in the sample's format."""
     run.write_test_predictions(probability_table(pred))
     fmt = fmt or default_format(pred.task, pred.classes, pred.ids)
-    if run.writer:
-        write_submission(run.submission_path, fmt, pred.ids, pred.probs, pred.classes, pred.threshold,
-                         labels=pred.task.decode(pred.probs, pred.decisions, pred.classes))
-    return run.submission_path
+    labels = pred.task.decode(pred.probs, pred.decisions, pred.classes)
+    return run.write_submission(lambda path: write_submission(path, fmt, pred.ids, pred.probs, pred.classes,
+                                                              pred.threshold, labels=labels))

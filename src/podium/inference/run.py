@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from podium.config import TrainConfig
 from podium.core.errors import PodiumError, list_some
-from podium.core.io import write_csv, write_with
+from podium.core.io import existing_folder
 from podium.data.files import walk_images
 from podium.data.images import check_images
 from podium.data.ingest import load_competition
@@ -20,8 +19,7 @@ from podium.runs.run import Run
 
 def list_images(folder: Path) -> tuple[list[str], list[str]]:
     """Ids (paths relative to ``folder``) and paths of every image below ``folder``, in sorted order."""
-    if not folder.is_dir():
-        raise PodiumError(f"Image folder {folder} does not exist.")
+    existing_folder(folder, "Image folder")
     paths = sorted(Path(p) for p in walk_images(folder, folder))  # no hidden, AppleDouble or __MACOSX files
     if not paths:
         raise PodiumError(f"{folder} holds no images ({', '.join(('.jpg', '.png', '...'))}).")
@@ -51,10 +49,7 @@ def predict_run(run: str | Path | Run, images: str | Path | None = None, out: st
             raise PodiumError(f"{len(bad)} image(s) cannot be read: "
                               f"{list_some([f'{os.path.relpath(p, folder)} ({w})' for p, w in bad.items()])}.")
         pred = predict_checkpoints(checkpoints, ids, paths, accelerator, tta)
-        target = Path(out) if out else run.path / f"predictions-{folder.name}.csv"
-        if accelerator.is_main_process:
-            write_csv(target, probability_table(pred))
-        return target
+        return run.write_predictions(folder.name, probability_table(pred), out)
     data_dir = run.data_dir
     if not data_dir.is_dir():
         raise PodiumError(f"The run's data folder {data_dir} is gone; pass --images DIR to predict other images.")
@@ -64,7 +59,4 @@ def predict_run(run: str | Path | Run, images: str | Path | None = None, out: st
                           "pass --images DIR to predict a folder of images.")
     pred = predict_checkpoints(checkpoints, comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator, tta)
     sub = write_test_outputs(run, pred, comp.submission)
-    if out and accelerator.is_main_process:
-        write_with(out, lambda tmp: shutil.copyfile(sub, tmp))
-        return Path(out)
-    return sub
+    return run.copy_submission(out) if out else sub

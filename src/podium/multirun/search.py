@@ -23,18 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from filelock import FileLock
 
 from podium.config import PodiumConfig, from_dict, merge, to_dict
-from podium.core.errors import PodiumError
+from podium.config_checks import read_yaml
+from podium.core.errors import PodiumError, install_hint
+from podium.core.io import existing_file
 from podium.multirun.sweep import in_processes, worker_threads
 from podium.runs.lifecycle import Pruned
 from podium.validation import validate
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the storage is opened with retries instead
-    fcntl = None
 
 TYPES = ("float", "int", "categorical")
 
@@ -57,19 +54,14 @@ def optuna_module() -> Any:
     try:
         import optuna
     except ImportError:
-        raise PodiumError("podium search needs Optuna: pip install 'podium[search]'.") from None
+        raise PodiumError(f"podium search needs Optuna: {install_hint('search')}.") from None
     return optuna
 
 
 def read_space(path: str | Path, base: PodiumConfig) -> list[Param]:
     """The search space of a YAML file, every entry checked against the config."""
-    p = Path(path)
-    if not p.is_file():
-        raise PodiumError(f"Search space file {p} does not exist.")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise PodiumError(f"Search space file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    p = existing_file(path, "Search space file")
+    raw = read_yaml(p.read_text(encoding="utf-8"), f"Search space file {p}")
     if not isinstance(raw, dict) or not raw:
         raise PodiumError(f"{p} must map config keys to ranges, e.g. train.lr: {{type: float, low: 1e-4, high: "
                           "1e-2, log: true}.")
@@ -160,8 +152,8 @@ def storage_lock(url: str) -> Iterator[None]:
 
     Optuna creates its tables when it first opens a storage, and two processes doing that at once on a fresh
     database collide ("table ... already exists", optuna issue #1092; Optuna's answer: create the storage before
-    the workers start). The lock makes the first opener create them while the others wait. Other databases (and
-    systems without ``fcntl``) get ``open_study``'s retries instead.
+    the workers start). The lock (filelock, so Windows too) makes the first opener create them while the others
+    wait. Other databases get ``open_study``'s retries instead.
     """
     from sqlalchemy.engine import make_url
 
@@ -174,11 +166,7 @@ def storage_lock(url: str) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)  # the runs root, on a first search
     except OSError as e:
         raise PodiumError(f"Cannot create the folder of the study storage {url}: {e}.") from None
-    if fcntl is None:
-        yield
-        return
-    with open(f"{path}.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+    with FileLock(f"{path}.lock"):
         yield
 
 
@@ -189,8 +177,8 @@ def open_study(optuna: Any, url: str, name: str, create: bool) -> Any:
 
     sqlite = url.startswith("sqlite")
     engine = {"connect_args": {"timeout": 60}} if sqlite else {}
-    # SQLite is serialised by the lock; a server (or SQLite without fcntl) may see several processes start at once
-    tries = 1 if sqlite and fcntl is not None else 5
+    # SQLite is serialised by the lock; a server may see several processes start at once
+    tries = 1 if sqlite else 5
     extra = {"direction": "maximize", "load_if_exists": True} if create else {}
     failure = ""
     for attempt in range(tries):

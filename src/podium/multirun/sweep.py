@@ -135,7 +135,7 @@ def find_run(cfg: PodiumConfig) -> Run | None:
     """The newest run folder named for this combination (``<run.name>-<timestamp>``), or None."""
     root = Path(cfg.run.root).expanduser().resolve()
     pattern = re.compile(rf"^{re.escape(cfg.run.name)}-\d{{8}}-\d{{6}}(-\d+)?$")
-    found = sorted(p for p in root.glob(f"{cfg.run.name}-*") if pattern.match(p.name) and (p / "run.json").is_file())
+    found = sorted(p for p in root.glob(f"{cfg.run.name}-*") if pattern.match(p.name) and Run.is_run(p))
     return Run(found[-1]) if found else None
 
 
@@ -241,7 +241,7 @@ def combo_row(combo: Combo, outcome: dict[str, Any] | None) -> dict[str, Any]:
     row["run"] = run.path.name
     if not outcome:
         row.update(status=run.status, reason=run.info.get("reason", ""))
-    if run.status == "done" and (run.path / "metrics.json").is_file():
+    if run.status == "done" and run.finished:
         m, folds = run.metrics, run.metrics.get("per_fold", [])
         row.update(metric=m["metric"], cv_score=m["cv_score"], cv_score_no_tta=m.get("cv_score_no_tta"),
                    wall_s=run.info.get("wall_s"))

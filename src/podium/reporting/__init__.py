@@ -56,7 +56,7 @@ def build_report(run: str | Path | Run, reporter: Reporter | None = None) -> Pat
             body = html.note(f"This section could not be built: {type(e).__name__}: {e}")
         parts.append(html.Section(anchor, title, body))
     score = ""
-    if inp.oof is not None and (run.path / "metrics.json").is_file():
+    if inp.oof is not None and run.finished:
         m = run.metrics
         score = f" - CV {m['metric']} {m['cv_score']:.4f}"
     subtitle = f"{inp.info.get('task')} task, {inp.model}{score} - built in {time.time() - t0:.1f} s"

@@ -32,7 +32,10 @@ def preview(data_dir: str | Path, cfg: PodiumConfig, out: str | Path | None = No
     # the preprocessing (size, interpolation, mean for padding) is the model's own; no weights are needed for it;
     # the image ops (data.preprocess) travel with it, as in training
     prep = resolve_preprocessing(create_model(cfg.model, len(comp.classes), pretrained="none"), cfg.model, cfg.data)
-    target = Path(out) if out else Path(cfg.run.root).expanduser() / f"preview-{data_dir.name}.png"
+    name = f"preview-{data_dir.name}.png"
+    target = Path(out).expanduser() if out else Path(cfg.run.root).expanduser() / name
+    if target.is_dir():  # --out FOLDER: the preview goes inside it, under its usual name
+        target = target / name
     return preview_grid(comp, cfg, prep, target, per_class, seed=cfg.train.seed)
 
 

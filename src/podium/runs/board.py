@@ -44,7 +44,7 @@ def run_numbers(run: Run) -> dict[str, Any]:
     """A run's headline numbers: CV score with and without TTA, every overall metric, speed, memory, size, wall."""
     info = run.info
     out: dict[str, Any] = {"status": run.status, "data_dir": info.get("data_dir"), "task": info.get("task")}
-    if (run.path / "metrics.json").is_file():
+    if run.finished:
         m = run.metrics
         folds = m.get("per_fold", [])
         out.update({f"cv {m['metric']}": m["cv_score"], "cv without TTA": m.get("cv_score_no_tta"),

@@ -29,7 +29,8 @@ import pandas as pd
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_json
-from podium.runs.run import Run, _read_json, new_folder
+from podium.runs.files import new_folder, read_json
+from podium.runs.run import Run
 
 MEMBERS = "members.json"
 
@@ -53,7 +54,7 @@ class Ensemble(Run):
     @property
     def members(self) -> dict[str, Any]:
         """members.json: the blend, the members (run folder, name, weight) and the per-fold weights."""
-        return _read_json(self.path / MEMBERS)
+        return read_json(self.path / MEMBERS)
 
     def member_runs(self) -> list[Run]:
         """The member runs whose folders are still there, in members.json order."""

@@ -17,6 +17,7 @@ resume, ensembling and reporting read through it.
   decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
   metrics.json             overall, per-class and per-fold scores
   test_predictions.csv     probabilities per test id;  submission.csv: in the sample's format, validated
+  predictions-<folder>.csv `podium predict --images <folder>`: ids, labels and probabilities of those images
   train.log                the console output
   report.html              the run's report (podium.reporting), self-contained
 ```
@@ -27,11 +28,11 @@ The experiment log row lives in ``podium.db`` beside the run folder, whatever th
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import socket
-import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,9 @@ import yaml
 
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.core.errors import PodiumError
-from podium.core.io import check_folder, write_csv, write_json, write_text
+from podium.core.io import write_csv, write_json, write_text, write_with
 from podium.runs.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
+from podium.runs.files import alive, git_commit, new_folder, read_csv, read_json
 from podium.runs.log import list_runs, record_run
 
 STATUSES = ("running", "done", "interrupted", "failed", "pruned")  # pruned: a search stopped it (runs.lifecycle)
@@ -60,6 +62,11 @@ class Run:
     def create(cls, cfg: PodiumConfig, data_dir: Path) -> Run:
         """A fresh, unique folder ``<run.root>/<name>-<timestamp>`` (call on the main process only)."""
         return cls(new_folder(cfg.run.root, cfg.run.name or f"{data_dir.name}-{cfg.model.name}"))
+
+    @staticmethod
+    def is_run(path: str | Path) -> bool:
+        """Whether ``path`` is a run folder that has started (it holds run.json)."""
+        return (Path(path) / "run.json").is_file()
 
     @classmethod
     def open(cls, path: str | Path, writer: bool = True) -> Run:
@@ -117,14 +124,14 @@ class Run:
     @property
     def info(self) -> dict[str, Any]:
         """run.json: data folder, layout, task, classes, status, times."""
-        return _read_json(self.path / "run.json")
+        return read_json(self.path / "run.json")
 
     @property
     def status(self) -> str:
         """The run's status; a run marked running whose process is gone (killed) reads as interrupted."""
         info = self.info
         status = info.get("status", "running")
-        if status == "running" and info.get("host") == socket.gethostname() and not _alive(info.get("pid")):
+        if status == "running" and info.get("host") == socket.gethostname() and not alive(info.get("pid")):
             return "interrupted"
         return status
 
@@ -183,7 +190,7 @@ class Run:
     @property
     def oof(self) -> pd.DataFrame:
         """The out-of-fold predictions keyed by id."""
-        return _read_csv(self.path / "oof.csv", "out-of-fold predictions (oof.csv); the run has not finished")
+        return read_csv(self.path / "oof.csv", "out-of-fold predictions (oof.csv); the run has not finished")
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         """metrics.json."""
@@ -191,9 +198,19 @@ class Run:
             write_json(self.path / "metrics.json", metrics)
 
     @property
+    def finished(self) -> bool:
+        """Whether the run got as far as its metrics (a done run; a failed one may have stopped before)."""
+        return (self.path / "metrics.json").is_file()
+
+    @property
+    def has_oof(self) -> bool:
+        """Whether the run's out-of-fold predictions are written."""
+        return (self.path / "oof.csv").is_file()
+
+    @property
     def metrics(self) -> dict[str, Any]:
         """metrics.json: CV score, overall, per-class and per-fold metrics."""
-        return _read_json(self.path / "metrics.json", "metrics (metrics.json); the run has not finished")
+        return read_json(self.path / "metrics.json", "metrics (metrics.json); the run has not finished")
 
     def write_decisions(self, decisions: dict[str, Any]) -> None:
         """decisions.json, and the same decisions embedded in every fold checkpoint (each one carries its rule)."""
@@ -209,21 +226,41 @@ class Run:
     def decisions(self) -> dict[str, Any]:
         """decisions.json (empty before the run has fitted any)."""
         path = self.path / "decisions.json"
-        return _read_json(path) if path.is_file() else {}
+        return read_json(path) if path.is_file() else {}
 
     def write_test_predictions(self, table: pd.DataFrame) -> Path:
         """test_predictions.csv."""
         return self._csv("test_predictions.csv", table)
 
+    def write_submission(self, write: Callable[[Path], None]) -> Path:
+        """submission.csv, written (and validated) by ``write(path)``, a submission format's writer."""
+        if self.writer:
+            write(self.submission_path)
+        return self.submission_path
+
+    def write_predictions(self, folder: str, table: pd.DataFrame, out: str | Path | None = None) -> Path:
+        """The predictions of the images below ``folder`` (a folder name): ``predictions-<folder>.csv`` in the run
+        folder, or ``out`` when given."""
+        path = Path(out) if out else self.path / f"predictions-{folder}.csv"
+        if self.writer:
+            write_csv(path, table)
+        return path
+
+    def copy_submission(self, out: str | Path) -> Path:
+        """A copy of submission.csv at ``out`` (written atomically)."""
+        if self.writer:
+            write_with(out, lambda tmp: shutil.copyfile(self.submission_path, tmp))
+        return Path(out)
+
     @property
     def test_predictions(self) -> pd.DataFrame:
         """test_predictions.csv: id, decoded label(s) and one probability column per class."""
-        return _read_csv(self.test_predictions_path, "test predictions (test_predictions.csv)")
+        return read_csv(self.test_predictions_path, "test predictions (test_predictions.csv)")
 
     @property
     def folds_table(self) -> pd.DataFrame:
         """folds.csv: id, fold, label."""
-        return _read_csv(self.folds_path, "folds (folds.csv)")
+        return read_csv(self.folds_path, "folds (folds.csv)")
 
     # ------------------------------------------------------------------------------------------------------ folds
 
@@ -235,15 +272,15 @@ class Run:
     def fold_summary(self, fold: int) -> dict[str, Any] | None:
         """The summary of a finished fold, or None while it is not finished."""
         path = self.fold_dir(fold) / "done.json"
-        return _read_json(path) if path.is_file() else None
+        return read_json(path) if path.is_file() else None
 
     def fold_oof(self, fold: int, plain: bool = False) -> pd.DataFrame | None:
         """A finished fold's out-of-fold probabilities (``plain``: without TTA; None when the fold has no such
         file: it was trained without TTA, or before the file existed)."""
         if plain:
             path = self.fold_dir(fold) / "oof_plain.csv"
-            return _read_csv(path, f"fold {fold}'s predictions without TTA") if path.is_file() else None
-        return _read_csv(self.fold_dir(fold) / "oof.csv", f"fold {fold}'s predictions")
+            return read_csv(path, f"fold {fold}'s predictions without TTA") if path.is_file() else None
+        return read_csv(self.fold_dir(fold) / "oof.csv", f"fold {fold}'s predictions")
 
     def save_best(self, fold: int, ckpt: Checkpoint) -> None:
         """fold{k}/best.pt."""
@@ -316,7 +353,7 @@ class Run:
     @property
     def folds(self) -> pd.DataFrame:
         """folds.csv: id, fold, label."""
-        return _read_csv(self.folds_path, "folds (folds.csv)")
+        return read_csv(self.folds_path, "folds (folds.csv)")
 
     @property
     def duplicates(self) -> pd.DataFrame | None:
@@ -345,21 +382,10 @@ class Run:
 
     def _info_or_empty(self) -> dict[str, Any]:
         path = self.path / "run.json"
-        return _read_json(path) if path.is_file() else {}
+        return read_json(path) if path.is_file() else {}
 
     def _update_info(self, values: dict[str, Any]) -> None:
         write_json(self.path / "run.json", {**self._info_or_empty(), **values})
-
-
-def new_folder(root: str | Path, name: str) -> Path:
-    """Create and return a fresh, unique folder ``<root>/<name>-<timestamp>`` (a run's or an ensemble's)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = check_folder(root, "run.root")  # also a file further up the path
-    path, k = base / f"{name}-{stamp}", 2
-    while path.exists():
-        path, k = base / f"{name}-{stamp}-{k}", k + 1
-    path.mkdir(parents=True)
-    return path
 
 
 def experiment_log(root: str | Path) -> list[dict[str, Any]]:
@@ -373,44 +399,3 @@ def experiment_log(root: str | Path) -> list[dict[str, Any]]:
                 record_run(root, {"run_dir": row["run_dir"], "status": status})
                 row["status"] = status
     return rows
-
-
-def _read_json(path: Path, what: str = "") -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PodiumError(f"No {what or path.name} in {path.parent}.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PodiumError(f"{path} is damaged ({e}); it is not valid JSON.") from None
-
-
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise PodiumError(f"No {what} at {path}.")
-    return pd.read_csv(path, dtype={"id": str})
-
-
-def _alive(pid: Any) -> bool:
-    """Whether process ``pid`` runs on this machine (a run's process killed with SIGKILL leaves 'running' behind)."""
-    if not isinstance(pid, int):
-        return True  # unknown: trust the record
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def git_commit(where: Path) -> str | None:
-    """The commit of the git checkout at ``where`` (with '+dirty' for local changes), or None outside git."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
-        if sha.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], cwd=where, capture_output=True, text=True,
-                               timeout=5)
-        return sha.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
