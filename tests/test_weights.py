@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from podium.config import PodiumConfig, merge
 from podium.core.errors import PodiumError
-from podium.models import weights
+from podium.models import packaged, weights
 from podium.models.factory import create_model, resolve_preprocessing
 
 
@@ -78,10 +78,10 @@ def test_packaged_head_is_replaced_and_backbone_kept() -> None:
 def test_map_in_order_rejects_mismatches() -> None:
     target = {"a.weight": torch.zeros(2, 3), "classifier.weight": torch.zeros(5, 3)}
     with pytest.raises(PodiumError, match="hold 1 tensors"):
-        weights.map_in_order({"x": torch.zeros(2, 3)}, target, "arch")
+        packaged.map_in_order({"x": torch.zeros(2, 3)}, target, "arch")
     with pytest.raises(PodiumError, match="shape"):
-        weights.map_in_order({"x": torch.zeros(3, 3), "y": torch.zeros(5, 3)}, target, "arch")
-    out = weights.map_in_order({"x": torch.ones(2, 3), "y": torch.ones(10, 3)}, target, "arch")
+        packaged.map_in_order({"x": torch.zeros(3, 3), "y": torch.zeros(5, 3)}, target, "arch")
+    out = packaged.map_in_order({"x": torch.ones(2, 3), "y": torch.ones(10, 3)}, target, "arch")
     assert torch.equal(out["a.weight"], torch.ones(2, 3)) and torch.equal(out["classifier.weight"], torch.zeros(5, 3))
 
 

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import click
 import typer
 import typer.core
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from podium.cli_tables import show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
 from podium.core.errors import Interrupted, PodiumError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
@@ -31,6 +28,9 @@ ConfigFile = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML
 DataDir = Annotated[Path, typer.Argument(help="Competition folder (train.csv or class folders).")]
 Device = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 Root = Annotated[Path, typer.Option(help="Runs root holding podium.db.")]
+RunDir = Annotated[Path, typer.Argument(help="Run folder made by podium train (or an ensemble folder).")]
+Jobs = Annotated[int, typer.Option(help="Runs at once, in separate processes sharing the CPU cores (train.threads = "
+                                        "cores // jobs); keep 1 on a single GPU.")]
 
 
 class ConfigHelpCommand(typer.core.TyperCommand):
@@ -45,17 +45,11 @@ class ConfigHelpCommand(typer.core.TyperCommand):
         super().format_epilog(ctx, formatter)
 
 
-
 SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Drop unreadable training images (data.skip_bad=true).")]
 
 
 @app.command(cls=ConfigHelpCommand)
-def train(
-    data_dir: DataDir,
-    overrides: Overrides = None,
-    config: ConfigFile = None,
-    skip_bad: SkipBad = False,
-) -> None:
+def train(data_dir: DataDir, overrides: Overrides = None, config: ConfigFile = None, skip_bad: SkipBad = False) -> None:
     """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
     from podium.api import train as run
 
@@ -90,7 +84,7 @@ def preview(
 
 
 @app.command()
-def resume(run_dir: Annotated[Path, typer.Argument(help="Run folder of an interrupted run.")]) -> None:
+def resume(run_dir: RunDir) -> None:
     """Continue an interrupted run where it stopped (finished folds are kept, an unfinished one resumes)."""
     from podium.api import resume as run
 
@@ -99,7 +93,7 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="Run folder of an interr
 
 @app.command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train.")],
+    run_dir: RunDir,
     images: Annotated[Optional[Path], typer.Option(help="Predict every image below this folder instead.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder).")] = None,
     tta: Annotated[Optional[str], typer.Option(help="TTA views, comma-separated (default: the run's).")] = None,
@@ -113,7 +107,7 @@ def predict(
 
 
 @app.command()
-def report(run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train.")]) -> None:
+def report(run_dir: RunDir) -> None:
     """(Re)write RUN_DIR/report.html from the run folder alone: data, augmentations, learning rate, curves, OOF
     metrics, top losses, Grad-CAM, config and provenance."""
     from podium.api import report as build
@@ -140,54 +134,19 @@ def runs(
     if not groups:
         Console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
         return
-    for g in groups:
-        table = Table("name", "started", "status", "model", "size", "folds", "epochs", f"cv {g['metric']}", "wall",
-                      "config", "commit", title=f"{g['data_dir']} ({g['task']} task, cv = {g['metric']})")
-        for r in g["rows"]:
-            score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
-            wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
-            table.add_row(r["name"], r["started"], r["status"], r["model"], str(r["img_size"] or ""),
-                          str(r["folds"]), str(r["epochs"]), score, wall, r["config_hash"], r["git_commit"] or "")
-        Console(width=200).print(table)
-
-
-def show_comparison(diff: dict, paths: tuple[Path, Path]) -> None:
-    """Differing config keys, then the numbers, of two runs side by side."""
-    def text(v: object) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
-
-    a, b = (p.resolve().name for p in paths)
-    table = Table("config key", a, b, title="config keys that differ")
-    for key, va, vb in diff["config"] or [("(none)", "", "")]:
-        table.add_row(key, escape(text(va)), escape(text(vb)))
-    numbers = Table("", a, b, title="metrics")
-    for key, va, vb in diff["numbers"]:
-        numbers.add_row(key, escape(text(va)), escape(text(vb)))
-    console = Console(width=200)
-    console.print(table)
-    console.print(numbers)
+    show_leaderboards(groups)
 
 
 @app.command()
 def models(
-    pattern: Annotated[str, typer.Argument(help="Architecture name pattern, e.g. '*efficientnet*' (default: all).")]
-    = "",
-    offline: Annotated[bool, typer.Option("--offline", help="Only architectures with weights on this machine.")]
-    = False,
+    pattern: Annotated[str, typer.Argument(help="Name pattern, e.g. '*efficientnet*' (default: all).")] = "",
+    offline: Annotated[bool, typer.Option("--offline", help="Only those with weights on this machine.")] = False,
 ) -> None:
     """timm architectures, where model.pretrained=auto would get their weights here, and their input size and
     normalisation (from pretrained_cfg)."""
     from podium.api import models as catalog
 
-    rows = catalog(pattern, offline)
-    table = Table("architecture", "weights here", "size", "mean", "std")
-    for r in rows:
-        table.add_row(r["arch"], r["source"], str(r["input_size"]), ", ".join(f"{v:.3f}" for v in r["mean"]),
-                      ", ".join(f"{v:.3f}" for v in r["std"]))
-    Console(width=160).print(table)
-    usable = sum(r["source"] != "none" for r in rows)
-    Console().print(f"{len(rows)} architectures, {usable} with weights available here "
-                    "(none: train with model.pretrained=none or get weights, see docs/WEIGHTS.md).")
+    show_models(catalog(pattern, offline))
 
 
 @app.command()
@@ -243,17 +202,6 @@ def ensemble(
     show_ensemble(ens.metrics, ens.path)
 
 
-def show_ensemble(metrics: dict, path: Path) -> None:
-    """The members' weights and scores, and the blend's honest and in-sample scores."""
-    table = Table("member", "weight", f"cv {metrics['metric']}")
-    for r in metrics["members"]:
-        table.add_row(r["name"], f"{r['weight']:.3f}", f"{r['cv_score']:.4f}")
-    table.add_row(f"blend ({metrics['blend']}), honest", "", f"{metrics['cv_score']:.4f}")
-    table.add_row(f"blend ({metrics['blend']}), in-sample", "", f"{metrics['cv_score_in_sample']:.4f}")
-    Console(width=160).print(table)
-    Console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
-
-
 @app.command(cls=ConfigHelpCommand)
 def sweep(
     data_dir: DataDir,
@@ -261,8 +209,7 @@ def sweep(
     grid: Annotated[Optional[list[str]], typer.Option(help="An axis: section.key=v1,v2 (repeatable; every "
                                                            "combination of the axes is one run).")] = None,
     config: ConfigFile = None,
-    jobs: Annotated[int, typer.Option(help="Combinations run at once, in separate processes sharing the CPU cores "
-                                           "(train.threads = cores // jobs); keep 1 on a single GPU.")] = 1,
+    jobs: Jobs = 1,
     name: Annotated[str, typer.Option(help="Sweep name (default: <data folder>-<hash of the config and axes>); "
                                            "the same command continues the same sweep.")] = "",
 ) -> None:
@@ -280,23 +227,6 @@ def sweep(
         raise typer.Exit(1)
 
 
-def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
-    """The sweep table, one row per combination."""
-    def num(v: object, fmt: str) -> str:
-        return "" if v is None or v != v else format(v, fmt)
-
-    metric = next((m for m in table["metric"] if m), "score")
-    out = Table(*axes, f"cv {metric}", "no TTA", "s/epoch", "peak MiB", "params", "wall", "status")
-    for _, r in table.iterrows():
-        params = "" if r["params"] is None or r["params"] != r["params"] else f"{r['params'] / 1e6:.2f}M"
-        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
-        out.add_row(*[str(r[a]) for a in axes], num(r["cv_score"], ".4f"), num(r["cv_score_no_tta"], ".4f"),
-                    num(r["epoch_s"], ".1f"), num(r["peak_mem_mb"], ".0f"), params, num(r["wall_s"], ".0f"),
-                    escape(status))
-    Console(width=200).print(out)
-    Console().print(f"sweep table: {folder / 'sweep.csv'}")
-
-
 @app.command(cls=ConfigHelpCommand)
 def search(
     data_dir: DataDir,
@@ -310,9 +240,7 @@ def search(
     = "",
     overrides: Overrides = None,
     config: ConfigFile = None,
-    jobs: Annotated[int, typer.Option(help="Trials run at once, in separate processes on the shared study, sharing "
-                                           "the CPU cores (train.threads = cores // jobs); keep 1 on a single GPU.")]
-    = 1,
+    jobs: Jobs = 1,
 ) -> None:
     """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
     each trial an ordinary run (a pruned one is marked pruned); print the best trial as a ready `podium train`

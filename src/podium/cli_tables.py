@@ -1,0 +1,82 @@
+"""The command line's tables: what ``podium.api`` returns (leaderboards, comparisons, sweeps, ensembles, the model
+catalog) printed with rich. Only ``podium.cli`` uses this module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def show_leaderboards(groups: list[dict[str, Any]]) -> None:
+    """One leaderboard per (data folder, task), best CV first, the metric named."""
+    for g in groups:
+        table = Table("name", "started", "status", "model", "size", "folds", "epochs", f"cv {g['metric']}", "wall",
+                      "config", "commit", title=f"{g['data_dir']} ({g['task']} task, cv = {g['metric']})")
+        for r in g["rows"]:
+            score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
+            wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
+            table.add_row(r["name"], r["started"], r["status"], r["model"], str(r["img_size"] or ""),
+                          str(r["folds"]), str(r["epochs"]), score, wall, r["config_hash"], r["git_commit"] or "")
+        Console(width=200).print(table)
+
+
+def show_models(rows: list[dict[str, Any]]) -> None:
+    """Architectures, where their weights come from here, input size and normalisation."""
+    table = Table("architecture", "weights here", "size", "mean", "std")
+    for r in rows:
+        table.add_row(r["arch"], r["source"], str(r["input_size"]), ", ".join(f"{v:.3f}" for v in r["mean"]),
+                      ", ".join(f"{v:.3f}" for v in r["std"]))
+    Console(width=160).print(table)
+    usable = sum(r["source"] != "none" for r in rows)
+    Console().print(f"{len(rows)} architectures, {usable} with weights available here "
+                    "(none: train with model.pretrained=none or get weights, see docs/WEIGHTS.md).")
+
+
+def show_comparison(diff: dict, paths: tuple[Path, Path]) -> None:
+    """Differing config keys, then the numbers, of two runs side by side."""
+    def text(v: object) -> str:
+        return f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+
+    a, b = (p.resolve().name for p in paths)
+    table = Table("config key", a, b, title="config keys that differ")
+    for key, va, vb in diff["config"] or [("(none)", "", "")]:
+        table.add_row(key, escape(text(va)), escape(text(vb)))
+    numbers = Table("", a, b, title="metrics")
+    for key, va, vb in diff["numbers"]:
+        numbers.add_row(key, escape(text(va)), escape(text(vb)))
+    console = Console(width=200)
+    console.print(table)
+    console.print(numbers)
+
+
+def show_ensemble(metrics: dict, path: Path) -> None:
+    """The members' weights and scores, and the blend's honest and in-sample scores."""
+    table = Table("member", "weight", f"cv {metrics['metric']}")
+    for r in metrics["members"]:
+        table.add_row(r["name"], f"{r['weight']:.3f}", f"{r['cv_score']:.4f}")
+    table.add_row(f"blend ({metrics['blend']}), honest", "", f"{metrics['cv_score']:.4f}")
+    table.add_row(f"blend ({metrics['blend']}), in-sample", "", f"{metrics['cv_score_in_sample']:.4f}")
+    Console(width=160).print(table)
+    Console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
+
+
+def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
+    """The sweep table, one row per combination."""
+    def num(v: object, fmt: str) -> str:
+        return "" if v is None or v != v else format(v, fmt)
+
+    metric = next((m for m in table["metric"] if m), "score")
+    out = Table(*axes, f"cv {metric}", "no TTA", "s/epoch", "peak MiB", "params", "wall", "status")
+    for _, r in table.iterrows():
+        params = "" if r["params"] is None or r["params"] != r["params"] else f"{r['params'] / 1e6:.2f}M"
+        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
+        out.add_row(*[str(r[a]) for a in axes], num(r["cv_score"], ".4f"), num(r["cv_score_no_tta"], ".4f"),
+                    num(r["epoch_s"], ".1f"), num(r["peak_mem_mb"], ".0f"), params, num(r["wall_s"], ".0f"),
+                    escape(status))
+    Console(width=200).print(out)
+    Console().print(f"sweep table: {folder / 'sweep.csv'}")
