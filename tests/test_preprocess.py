@@ -16,6 +16,7 @@ from podium.data.image_ops import IMAGE_OPS, ImageOps, image_ops, ops_of
 from podium.engine.accel import make_accelerator
 from podium.inference.checkpoints import predict_checkpoints
 from podium.pipeline import train
+from podium.validation import validate
 
 
 def _ops(*names: str, **values: float) -> ImageOps:
@@ -74,7 +75,7 @@ def test_circle_gray_and_clahe() -> None:
 
 def test_unknown_op_and_bad_parameters_fail_at_load() -> None:
     with pytest.raises(PodiumError, match="unknown preprocessing op 'ben_grahm'"):
-        load_config(None, ["data.preprocess=crop_black,ben_grahm"])
+        validate(load_config(None, ["data.preprocess=crop_black,ben_grahm"]))
     with pytest.raises(PodiumError, match="data.ben_graham_sigma"):
         load_config(None, ["data.ben_graham_sigma=0"])
     assert set(IMAGE_OPS.names()) >= {"ben_graham", "crop_black", "circle", "clahe", "gray"}

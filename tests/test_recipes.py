@@ -19,6 +19,7 @@ from podium.engine.losses import create_loss
 from podium.engine.optim import OPTIMIZERS, create_optimizer, create_scheduler
 from podium.engine.tta import check_views, view_names
 from podium.tasks.task import get_task
+from podium.validation import validate
 
 
 @pytest.mark.parametrize("ops", [("mixup",), ("cutmix",), ("mixup", "cutmix")])
@@ -157,11 +158,11 @@ def test_recipe_mistakes_stop_at_load_or_plan(multilabel_dir: Path, tiny: tuple[
     from podium.pipeline import train
 
     with pytest.raises(PodiumError, match="train.batch_size must be even with aug.batch=mixup"):
-        merge(PodiumConfig(), ["aug.batch=mixup", "train.batch_size=15"])
+        validate(merge(PodiumConfig(), ["aug.batch=mixup", "train.batch_size=15"]))
     with pytest.raises(PodiumError, match="unknown batch augmentation 'mixpu'.*Did you mean 'mixup'"):
-        merge(PodiumConfig(), ["aug.batch=mixpu"])
+        validate(merge(PodiumConfig(), ["aug.batch=mixpu"]))
     with pytest.raises(PodiumError, match="unknown optimizer 'adam'"):
-        merge(PodiumConfig(), ["train.optimizer=adam"])
+        validate(merge(PodiumConfig(), ["train.optimizer=adam"]))
     with pytest.raises(PodiumError, match="single-label"):
         train(multilabel_dir, merge(PodiumConfig(), [*tiny, "train.sampler=balanced"]))
     assert not (tmp_path / "runs").exists()

@@ -16,7 +16,7 @@ from podium.config import PodiumConfig, merge
 from podium.core.errors import Interrupted, PodiumError, install_hint
 from podium.pipeline import train
 from podium.runs.run import Run
-from podium.validation import help_text
+from podium.validation import help_text, validate
 
 
 def _cfg(tiny: tuple[str, ...], *extra: str) -> PodiumConfig:
@@ -127,7 +127,7 @@ def test_unknown_tracker_is_one_line_with_did_you_mean(single_dir: Path, tiny: t
                                                        tmp_path: Path) -> None:
     with pytest.raises(PodiumError, match=r"run.trackers\[0\]: unknown tracker 'tensorbord'.*Did you mean "
                                           r"'tensorboard'\?"):
-        merge(PodiumConfig(), ["run.trackers=tensorbord"])
+        validate(merge(PodiumConfig(), ["run.trackers=tensorbord"]))
     code, err = cli("train", str(single_dir), *tiny, "run.trackers=[mlflow,tensorbord]")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Did you mean 'tensorboard'?" in err, err
     assert not (tmp_path / "runs").exists()
@@ -141,7 +141,7 @@ def test_missing_tracker_package_names_the_pip_command(single_dir: Path, tiny: t
     monkeypatch.setattr(trackers, check, lambda: False)
     hint = re.escape(install_hint("trackers"))
     with pytest.raises(PodiumError, match=rf"run.trackers={name} needs {name}.*{hint}"):
-        merge(PodiumConfig(), [f"run.trackers={name}"])
+        validate(merge(PodiumConfig(), [f"run.trackers={name}"]))
     code, err = cli("train", str(single_dir), *tiny, f"run.trackers={name}")
     assert code == 2 and len(err.strip().splitlines()) == 1 and install_hint("trackers") in err, err
     assert not (tmp_path / "runs").exists()
@@ -152,7 +152,7 @@ def test_mlflow_local_store_needs_sqlalchemy_but_a_server_does_not(monkeypatch: 
     real = trackers.importlib.util.find_spec
     monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda n: None if n == "alembic" else real(n))
     with pytest.raises(PodiumError, match="needs alembic"):
-        merge(PodiumConfig(), ["run.trackers=mlflow"])
+        validate(merge(PodiumConfig(), ["run.trackers=mlflow"]))
     cfg = merge(PodiumConfig(), ["run.trackers=mlflow", "run.mlflow_uri=http://mlflow.example:5000"])
     assert trackers.describe_trackers(cfg.run, Path("runs")) == "mlflow: http://mlflow.example:5000"
 
