@@ -78,6 +78,17 @@ class DataConfig:
     extra: tuple[str, ...] = opt((), "Other labelled folders (any layout) added to the training rows, train-only: "
                                  "never validated or scored; their duplicates of competition images are dropped.")
     extra_label_map: tuple[str, ...] = opt((), "Renames for data.extra labels, old=new (e.g. cbb=bacterial_blight).")
+    soft_labels: str = opt("", "Run or ensemble folder whose out-of-fold probabilities soften the training targets "
+                           "(same data and folds; joined by id): (1 - soft_alpha) x truth + soft_alpha x OOF.")
+    soft_alpha: float = opt(0.3, "Weight of the data.soft_labels source's OOF probabilities in the targets.", gt=0,
+                            le=1)
+    pseudo: str = opt("", "Run or ensemble folder whose test predictions add the test images as train-only rows "
+                      "(never validated; duplicates of training images left out).")
+    pseudo_threshold: float = opt(0.0, "data.pseudo: 0 keeps the source's probabilities as soft targets; above 0, "
+                                  "hard labels for rows the source is at least this sure of, the others dropped.",
+                                  ge=0, le=1)
+    pseudo_share: str = opt("all", "data.pseudo rows train every fold's model (all), or each one fold's (fold: split "
+                            "across the folds, seeded by id).", choices=("all", "fold"))
     group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
     cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
     cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).", ge=1)
@@ -188,6 +199,12 @@ class TrainConfig:
                                 "does) instead of page-faulting every step's activations back in: ~10% faster "
                                 "steps, higher resident memory.")
     seed: int = opt(42, "Training seed (fold k uses seed + k).", ge=0, le=2**31 - 1)
+    teacher: str = opt("", "Run or ensemble folder to distill from: its OOF probabilities on the training rows (same "
+                       "folds), and its test predictions on data.pseudo rows.")
+    distill_alpha: float = opt(0.5, "Distillation: weight of the teacher term (the truth's is 1 - distill_alpha).",
+                               gt=0, le=1)
+    distill_temperature: float = opt(2.0, "Distillation temperature T (the teacher term is scaled by T^2).", gt=0,
+                                     le=20)
 
 
 @dataclass(frozen=True)

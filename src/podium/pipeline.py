@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from podium.engine.probe import resolve_auto_batch
 from podium.engine.trackers import check_trackers, describe_trackers
 from podium.engine.tta import check_shape_kept
 from podium.inference.checkpoints import predict_checkpoints, write_test_outputs
+from podium.inference.teachers import with_pseudo, with_targets
 from podium.models.factory import check_model
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
@@ -63,6 +64,7 @@ class Plan:
     todo: list[int]
     notes: tuple[str, ...]
     resume: Run | None
+    sources: dict = field(default_factory=dict)  # the runs its soft, pseudo or teacher targets come from
 
 
 def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: str | Path | Run | None = None,
@@ -117,16 +119,19 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
     comp = replace(comp, task=comp.task.for_loss(cfg.train.loss, len(comp.classes)))  # what the outputs mean
+    comp, integ, pseudo = with_pseudo(comp, integ, cfg)  # train-only rows: before the folds, which list them
     check_loss(comp, cfg)
     SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
     if cfg.aug.pipeline:
         load_pipeline(cfg.aug.pipeline)  # a missing or unusable file stops here
     folds = plan_folds(comp, integ, cfg, run)
+    comp, sources = with_targets(comp, folds, cfg)  # soft labels and a teacher, checked against these folds
     check_model(cfg.model)  # unknown architecture or no weights available here
     check_input_shape(cfg)
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
-    return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run)
+    sources = {**({"pseudo": pseudo} if pseudo else {}), **sources}
+    return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run, sources)
 
 
 def check_input_shape(cfg: PodiumConfig) -> None:
@@ -202,7 +207,7 @@ def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary, "device": str(accelerator.device),
-                                        "precision": accelerator.mixed_precision})
+                                        "precision": accelerator.mixed_precision, "sources": plan.sources})
     folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
     if "source" in comp.train.columns:  # data.extra: where each row comes from
         folds["source"] = comp.train["source"].to_numpy()
@@ -223,8 +228,11 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     main = is_main(comp)
     if not main.all():
         sources = comp.train["source"][~main].value_counts()
-        reporter.print(f"data.extra: {int((~main).sum())} train-only images ("
+        reporter.print(f"{int((~main).sum())} train-only images ("
                        f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
+    for what, src in plan.sources.items():  # soft labels, pseudo-labels, a teacher: which run they come from
+        score = "" if src.get("cv_score") is None else f", cv {src['metric']} {src['cv_score']:.4f}"
+        reporter.print(f"{what.replace('_', ' ')} from {src['name']}{score}")
     for note in plan.notes:
         reporter.print(note)
     if plan.cfg.run.trackers:

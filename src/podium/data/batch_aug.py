@@ -44,8 +44,11 @@ class SoftTargetMixup(Mixup):
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix the batch in place with its reverse (timm's pairing) and mix the targets with the same weight."""
         lam = self._mix_batch(x)  # timm's own sampling and mixing of the images
-        soft = torch.as_tensor(self.task.onehot(y.cpu().numpy(), self.num_classes), dtype=torch.float32,
-                               device=x.device)
+        if y.is_floating_point():  # soft labels, pseudo-labels or [truth, teacher] rows: mixed as they are
+            soft = y.float()
+        else:
+            soft = torch.as_tensor(self.task.onehot(y.cpu().numpy(), self.num_classes), dtype=torch.float32,
+                                   device=x.device)
         return x, soft * lam + soft.flip(0) * (1.0 - lam)
 
 

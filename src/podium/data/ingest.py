@@ -53,6 +53,9 @@ class Competition:
     test: pd.DataFrame | None  # columns: id, path
     submission: SubmissionFormat | None
     sample_path: Path | None = None
+    # What the loss sees for each training row when it is not ``targets``: soft labels, pseudo-labels, a teacher's
+    # probabilities (podium.inference.teachers); float (N, C), or (N, 2C) as [truth, teacher] for distillation
+    train_targets: np.ndarray | None = None
 
     def label_strings(self) -> list[str]:
         """Human-readable label of each training row (space-joined where a row holds several)."""

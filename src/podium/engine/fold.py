@@ -34,7 +34,7 @@ from podium.data.preprocessing import Preprocessing
 from podium.engine.accel import eval_batch_size, make_loader, maybe_compile, num_workers
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch
-from podium.engine.losses import LossFn, create_loss
+from podium.engine.losses import LossFn, create_loss, distillation
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
@@ -126,12 +126,22 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     return result
 
 
+def trains_in(comp: Competition, folds: np.ndarray, fold: int) -> np.ndarray:
+    """Which rows train fold ``fold``'s model: every row of the other folds and the train-only rows (fold -1), except
+    pseudo rows shared out to another fold (``data.pseudo_share=fold``: their ``part`` names the fold)."""
+    rows = folds != fold
+    if "part" in comp.train.columns:
+        part = comp.train["part"].to_numpy()
+        rows &= (part < 0) | (part == fold)
+    return rows
+
+
 def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
                accelerator: Accelerator) -> FoldParts:
     """Model, data loaders, loss, optimiser, schedule and EMA for ``fold``, prepared by Accelerate."""
     tc, classes = cfg.train, list(comp.classes)
     set_seed(tc.seed + fold)  # the new head's initialisation, then the state that epoch 0 starts from
-    val_idx, train_idx = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
+    val_idx, train_idx = np.flatnonzero(folds == fold), np.flatnonzero(trains_in(comp, folds, fold))
     model = create_model(cfg.model, comp.task.outputs(len(classes)))  # the task (as coded by its loss) says how many
     prep = resolve_preprocessing(model, cfg.model, cfg.data)
     if tc.channels_last:
@@ -140,7 +150,8 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
     images = decoded_images(paths, prep.hw, cfg.data, ops_of(prep))  # None when data.cache=false
-    train_ds = training_dataset(paths[train_idx], targets[train_idx], prep, cfg.aug, tc.seed + fold,
+    learn = comp.train_targets if comp.train_targets is not None else targets  # soft, pseudo, teacher targets
+    train_ds = training_dataset(paths[train_idx], learn[train_idx], prep, cfg.aug, tc.seed + fold,
                                 None if images is None else images.take(train_idx))
     val_ds = evaluation_dataset(paths[val_idx], prep, targets[val_idx],
                                 images=None if images is None else images.take(val_idx))
@@ -149,6 +160,10 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     val_loader = make_loader(val_ds, eval_batch_size(cfg), workers, device)
     loss_fn = create_loss(tc.loss, comp.task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes),
                           gamma=tc.focal_gamma)
+    if tc.teacher:  # targets are [truth, teacher] rows (podium.inference.teachers)
+        loss_fn = distillation(loss_fn, create_loss(tc.loss, comp.task, 0.0, tc.class_weights, targets[train_idx],
+                                                    len(classes), gamma=tc.focal_gamma),
+                               len(classes), tc.distill_alpha, tc.distill_temperature)
     ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
     optimizer = create_optimizer(model, tc, ft)
     model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)

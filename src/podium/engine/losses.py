@@ -113,6 +113,7 @@ def regression(smoothing: float, weight: torch.Tensor | None, task: Task | None 
         w = _per_row(weight, y, logits)
         return (per_row * w).sum() / w.sum()
 
+    loss.tempered = False  # the output is a grade, not a logit: distillation compares it at temperature 1
     return loss
 
 
@@ -135,3 +136,21 @@ def create_loss(name: str, task: Task, smoothing: float, class_weights: str, tar
     w = CLASS_WEIGHTS.get(class_weights)(task, targets, num_classes)
     weight = None if w is None else torch.tensor(w, dtype=torch.float32)
     return LOSSES.get(task.loss if name == "auto" else name)(smoothing, weight, task=task, **options)
+
+
+def distillation(truth_loss: LossFn, teacher_loss: LossFn, num_classes: int, alpha: float, temperature: float
+                 ) -> LossFn:
+    """Knowledge distillation (Hinton et al.): ``(1 - alpha) x truth_loss(z, truth) + alpha x T^2 x
+    teacher_loss(z / T, teacher)`` on targets packed as ``[truth, teacher]`` rows of 2C values (podium.inference.
+    teachers; the teacher's probabilities are already softened at T). With the task's own loss on soft targets this is
+    the KL divergence to the teacher for softmax and sigmoid outputs, and the coding's loss on the teacher's grade
+    distribution for ordinal codings. Targets of any other shape (validation's hard labels) get ``truth_loss``."""
+    t = temperature if getattr(truth_loss, "tempered", True) else 1.0
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if y.ndim != 2 or y.shape[1] != 2 * num_classes:
+            return truth_loss(logits, y)
+        truth, teacher = y[:, :num_classes], y[:, num_classes:]
+        return (1 - alpha) * truth_loss(logits, truth) + alpha * t * t * teacher_loss(logits / t, teacher)
+
+    return loss

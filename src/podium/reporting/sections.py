@@ -109,6 +109,9 @@ def overview(inp: Inputs) -> str:
     if metrics:
         rows.append(("CV " + metrics["metric"], f"{metrics['cv_score']:.4f} (without TTA "
                                                 f"{metrics.get('cv_score_no_tta', float('nan')):.4f})"))
+    for what, src in (info.get("sources") or {}).items():  # soft labels, pseudo-labels, teacher: side by side
+        score = "" if src.get("cv_score") is None else f": CV {src['metric']} {src['cv_score']:.4f}"
+        rows.append((f"{what.replace('_', ' ')} from", f"{src['path']}{score}"))
     rows += [("git commit", info.get("git_commit") or "not recorded"),
              ("device", f"{info.get('device', 'unknown')} {info.get('precision', '')}".strip()),
              ("host", info.get("host", "")), ("started", info.get("started", "")),

@@ -44,6 +44,9 @@ def run_numbers(run: Run) -> dict[str, Any]:
     """A run's headline numbers: CV score with and without TTA, every overall metric, speed, memory, size, wall."""
     info = run.info
     out: dict[str, Any] = {"status": run.status, "data_dir": info.get("data_dir"), "task": info.get("task")}
+    for what, src in (info.get("sources") or {}).items():  # where soft, pseudo or teacher targets came from
+        out[f"{what.replace('_', ' ')} from"] = src.get("name")
+        out[f"{what.replace('_', ' ')} cv"] = src.get("cv_score")
     if run.finished:
         m = run.metrics
         folds = m.get("per_fold", [])
