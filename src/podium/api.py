@@ -15,14 +15,15 @@ it with ``podium.validation.validate`` before anything is written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
 from podium.core.errors import PodiumError
-from podium.runs.run import Run
-from podium.validation import help_text, validate
+
+if TYPE_CHECKING:  # imported where used: podium.runs and podium.validation import torch, which light paths avoid
+    from podium.runs.run import Run
 
 
 def make_config(config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
@@ -30,6 +31,8 @@ def make_config(config: str | Path | PodiumConfig | dict | None = None, override
     """A checked config from a YAML path, a PodiumConfig or a nested dict, then ``sections`` (e.g.
     ``train={"epochs": 3}``), then dotted ``overrides`` (e.g. ``["train.epochs=3"]``); registry names and relations
     between keys are validated too."""
+    from podium.validation import validate
+
     if isinstance(config, PodiumConfig):
         base = config
     elif isinstance(config, dict):
@@ -92,6 +95,8 @@ def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | Non
 
 def load(run_dir: str | Path) -> Run:
     """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
+    from podium.runs.run import Run
+
     return Run.open(run_dir)
 
 
@@ -105,6 +110,7 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
     the OOF predictions; ``metrics["cv_score"]`` is the honest, cross-fitted score). Returns the ensemble folder.
     """
     from podium.multirun.ensemble import ensemble as run_ensemble
+    from podium.runs.run import Run
 
     paths = [m.path if isinstance(m, Run) else m for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
@@ -172,6 +178,7 @@ def compare(a: str | Path | Run, b: str | Path | Run) -> dict[str, list[tuple[st
     """The config keys whose values differ between runs ``a`` and ``b`` (``config``) and their numbers side by side
     (``numbers``), each a list of (key, value in a, value in b)."""
     from podium.runs.board import compare as compare_runs
+    from podium.runs.run import Run
 
     return compare_runs(*(r.path if isinstance(r, Run) else r for r in (a, b)))
 
@@ -205,4 +212,6 @@ def demo(workdir: str | Path = "podium-demo", overrides: list[str] | tuple[str, 
 
 def config_help() -> str:
     """Every config key with its default, help text, choices (from the registries) and range."""
+    from podium.validation import help_text
+
     return help_text()
