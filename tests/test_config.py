@@ -135,6 +135,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "train.class_weights": ("podium.engine.losses:CLASS_WEIGHTS", ()),
     "train.precision": (("auto", "no", "bf16", "fp16"), ()),
     "train.device": (("auto", "cpu", "cuda", "mps"), ()),
+    "data.pseudo_share": (("all", "fold"), ()),
     "predict.tta": ("podium.engine.tta:VIEWS", ()),
     "data.preprocess": ("podium.data.image_ops:IMAGE_OPS", ()),
     "predict.threshold_mode": ("podium.tasks.thresholds:THRESHOLD_MODES", ()),
