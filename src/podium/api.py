@@ -62,10 +62,23 @@ def resume(run: str | Path | Run) -> Run:
 
 
 def predict(run: str | Path | Run, images: str | Path | None = None, out: str | Path | None = None,
-            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto") -> pd.DataFrame:
+            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None
+            ) -> pd.DataFrame:
     """Predict with every fold of ``run``: the competition's test set (writes test_predictions.csv and the validated
     submission.csv, returned as a DataFrame) or, with ``images``, every image below that folder (ids, labels and
-    class probabilities, also written to the run folder or ``out``)."""
+    class probabilities, also written to the run folder or ``out``).
+
+    With ``data``: the test set of that competition folder (a Kaggle hidden test set), predicted by a run or an
+    ensemble folder; only ``out`` (default ``submission.csv``) is written, validated against the folder's sample,
+    so the run and data folders may be read-only. Returns the submission."""
+    if data is not None:
+        if images is not None:
+            raise PodiumError("Give --data (a competition folder) or --images (a folder of images), not both.")
+        from podium.multirun.predict import predict_data
+
+        path = predict_data(run.path if isinstance(run, Run) else run, data, out or "submission.csv",
+                            tuple(tta) if tta else None, device)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
     from podium.inference.run import predict_run
 
     path = predict_run(run, images, out, tuple(tta) if tta else None, device)

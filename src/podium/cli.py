@@ -91,16 +91,28 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="Run folder of an interr
 
 @app.command()
 def predict(
-    run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train.")],
+    run_dir: Annotated[Path, typer.Argument(help="Run folder made by podium train (or, with --data, an ensemble "
+                                                 "folder).")],
     images: Annotated[Optional[Path], typer.Option(help="Predict every image below this folder instead.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder; with --data: "
+                                                     "submission.csv).")] = None,
     tta: Annotated[Optional[str], typer.Option(help="TTA views, comma-separated (default: the run's).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    data: Annotated[Optional[Path], typer.Option(help="Predict this competition folder's test set (e.g. a Kaggle "
+                                                      "hidden test set) into --out only; folders may be read-only.")]
+    = None,
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
     from podium.inference.run import predict_run
 
     views = tuple(v.strip() for v in tta.split(",") if v.strip()) if tta else None
+    if data is not None:
+        from podium.api import predict as run_predict
+
+        target = out or Path("submission.csv")
+        table = run_predict(run_dir, images, target, views, device, data=data)
+        Console().print(f"wrote {target} ({len(table)} rows, validated)")
+        return
     path = predict_run(run_dir, images, out, views, device)
     Console().print(f"wrote {path}")
 
