@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
+from podium.config import PodiumConfig, from_dict, load_config, to_dict
+from podium.config import merge as merge_overrides
 from podium.core.errors import PodiumError
 from podium.runs.run import Run
 
@@ -39,7 +40,7 @@ def make_config(config: str | Path | PodiumConfig | dict | None = None, override
                 raise PodiumError(f"Config section {name} must be a dict of keys, got {values!r}.")
             raw[name] = {**raw[name], **values}
         base = from_dict(raw)
-    return merge(base, list(overrides))
+    return merge_overrides(base, list(overrides))
 
 
 def train(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
@@ -113,6 +114,16 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
 
     paths = [m.path if isinstance(m, Run) else m for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
+
+
+def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = None) -> Run:
+    """Combine runs of one config that trained different ``cv.train_folds`` (separate machines or notebook sessions)
+    into the new run folder ``out``: config, folds.csv and data checked, then OOF, decisions, metrics and the
+    submission computed exactly as for a run trained in one go. ``data``: the competition folder, when it is not at
+    the runs' path here. Returns the merged Run."""
+    from podium.multirun.merge import merge as run_merge
+
+    return run_merge([r.path if isinstance(r, Run) else r for r in runs], out, data)
 
 
 def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],

@@ -250,6 +250,22 @@ def ensemble(
     show_ensemble(ens.metrics, ens.path)
 
 
+@app.command()
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of one config that trained different cv.train_folds.",
+                                               show_default=False)],
+    out: Annotated[Path, typer.Option(help="The merged run folder (new).")],
+    data: Annotated[Optional[Path], typer.Option(help="Competition folder, when not at the runs' path here.")] = None,
+) -> None:
+    """Combine runs that trained different folds (separate machines or notebook sessions) into one finished run:
+    OOF, decisions, metrics and submission as if it had been trained in one go."""
+    from podium.api import merge as run
+
+    merged = run(*runs, out=out, data=data)
+    m = merged.metrics
+    Console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
+
+
 def show_ensemble(metrics: dict, path: Path) -> None:
     """The members' weights and scores, and the blend's honest and in-sample scores."""
     table = Table("member", "weight", f"cv {metrics['metric']}")

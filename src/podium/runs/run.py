@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -40,7 +41,7 @@ import yaml
 
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.core.errors import PodiumError
-from podium.core.io import check_folder, write_csv, write_json, write_text
+from podium.core.io import check_folder, write_csv, write_json, write_text, write_with
 from podium.runs.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
 from podium.runs.log import list_runs, record_run
 
@@ -286,6 +287,23 @@ class Run:
             self._csv(f"fold{fold}/oof_plain.csv", plain)
         write_json(self.fold_dir(fold) / "done.json", summary)
         (self.fold_dir(fold) / "last.pt").unlink(missing_ok=True)
+
+    def adopt_fold(self, fold: int, source: Run) -> None:
+        """Copy finished fold ``fold`` of ``source`` (a run of the same config and folds, trained elsewhere) into
+        this folder, whole or not at all (``podium merge``)."""
+        if not self.writer:
+            return
+        if source.fold_summary(fold) is None:
+            raise PodiumError(f"Fold {fold} of {source.path} is not finished; resume that run first.")
+        tmp = self.path / f".fold{fold}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source.fold_dir(fold), tmp, ignore=shutil.ignore_patterns("last.pt"))
+        os.replace(tmp, self.fold_dir(fold))
+
+    def adopt_folds_file(self, source: Run) -> None:
+        """folds.csv copied byte for byte from ``source`` (``podium merge``; training rewrites it as it reads it)."""
+        if self.writer:
+            write_with(self.folds_path, lambda tmp: shutil.copyfile(source.folds_path, tmp))
 
     # ---------------------------------------------------------------------------------------------- report inputs
 
