@@ -126,6 +126,17 @@ def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = No
     return run_merge([r.path if isinstance(r, Run) else r for r in runs], out, data)
 
 
+def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = None, fp16: bool = False,
+         dataset: str = "podium-pack") -> dict[str, Any]:
+    """One folder to upload as a Kaggle dataset for an offline inference notebook: podium's wheel and the wheels of
+    the dependencies the ``base`` environment lacks (a requirements or freeze file; default: Kaggle's image),
+    the runs and ensembles slimmed to their inference checkpoints (``fp16``: half-precision weights), predict.py
+    and the notebook cell. Returns what the pack holds (also ``out/pack.json``)."""
+    from podium.multirun.pack import pack as run_pack
+
+    return run_pack([f.path if isinstance(f, Run) else f for f in folders], out, base, fp16, dataset)
+
+
 def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
           config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
           name: str = "", jobs: int = 1, **sections: dict[str, Any]) -> pd.DataFrame:

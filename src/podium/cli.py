@@ -266,6 +266,24 @@ def merge(
     Console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
 
 
+@app.command()
+def pack(
+    folders: Annotated[list[Path], typer.Argument(help="Run or ensemble folders to pack.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The folder to upload as a Kaggle dataset (new).")],
+    base: Annotated[Optional[Path], typer.Option(help="Requirements or `pip freeze` file of the notebook's "
+                                                      "environment; its packages are not packed (default: Kaggle's "
+                                                      "image, see docs/KAGGLE.md).")] = None,
+    fp16: Annotated[bool, typer.Option(help="Store the weights in half precision (half the size).")] = False,
+    dataset: Annotated[str, typer.Option(help="The Kaggle dataset name, used in the notebook cell.")] = "podium-pack",
+) -> None:
+    """Pack runs or ensembles for a Kaggle code competition: wheels for an offline pip install, slimmed checkpoints,
+    predict.py and the notebook cell."""
+    from podium.api import pack as run
+    from podium.multirun.pack import pack_summary
+
+    Console().print(f"wrote {out}: {pack_summary(run(*folders, out=out, base=base, fp16=fp16, dataset=dataset))}")
+
+
 def show_ensemble(metrics: dict, path: Path) -> None:
     """The members' weights and scores, and the blend's honest and in-sample scores."""
     table = Table("member", "weight", f"cv {metrics['metric']}")

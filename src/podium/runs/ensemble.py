@@ -67,6 +67,8 @@ class Ensemble(Run):
         beside = self.path.parent / entry.get("name", made.name)
         return made if (made / "run.json").is_file() or not (beside / "run.json").is_file() else beside
 
+    INFERENCE_FILES = ("run.json", MEMBERS, "decisions.json", "metrics.json")
+
     @property
     def duplicates(self) -> pd.DataFrame | None:
         """The duplicate clusters of the members' data (the first member's; the members share one data folder)."""

@@ -305,6 +305,23 @@ class Run:
         if self.writer:
             write_with(self.folds_path, lambda tmp: shutil.copyfile(source.folds_path, tmp))
 
+    INFERENCE_FILES = ("run.json", "config.yaml", "decisions.json", "metrics.json")
+
+    def export_for_inference(self, dest: str | Path, fp16: bool = False) -> Run:
+        """A copy of this run at ``dest`` with only what prediction needs: run.json, config.yaml, decisions.json,
+        metrics.json and each finished fold's done.json and best.pt (EMA weights; ``fp16``: stored in half
+        precision). No resume states, logs, OOF or reports (``podium pack``)."""
+        copy = type(self)(dest)
+        copy.path.mkdir(parents=True, exist_ok=True)
+        for name in self.INFERENCE_FILES:
+            if (self.path / name).is_file():
+                write_with(copy.path / name, lambda tmp, name=name: shutil.copyfile(self.path / name, tmp))
+        for fold in self.folds_done():
+            ckpt = self.load_best(fold)
+            copy.save_best(fold, ckpt.half() if fp16 else ckpt)
+            write_json(copy.fold_dir(fold) / "done.json", self.fold_summary(fold))
+        return copy
+
     # ---------------------------------------------------------------------------------------------- report inputs
 
     def write_lr(self, fold: int, epoch: int, lrs: list[float], backbone_lrs: list[float] | None = None) -> None:
