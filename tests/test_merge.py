@@ -27,7 +27,8 @@ def without_timing(obj: object) -> object:
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 3-fold run trained in one go, and the same run trained as folds 0,1 and fold 2 in two other runs."""
+    """A 3-fold run trained in one go, and the same run trained as folds 0,1 and fold 2 in two other runs (the
+    second with the first's folds.csv as its cv.folds_file)."""
     from accelerate.state import AcceleratorState, GradientState
 
     tmp = tmp_path_factory.mktemp("merge")
@@ -36,7 +37,9 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {"data": data, "tmp": tmp}
     out["single"] = podium.train(data, overrides=[*base, "run.name=single"]).path
     out["a"] = podium.train(data, overrides=[*base, "run.name=a", "cv.train_folds=0,1"]).path
-    out["b"] = podium.train(data, overrides=[*base, "run.name=b", "cv.train_folds=2"]).path
+    # the second part reads the first's folds, as a notebook session given the first run's folder would
+    out["b"] = podium.train(data, overrides=[*base, "run.name=b", "cv.train_folds=2",
+                                             f"cv.folds_file={out['a'] / 'folds.csv'}"]).path
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
     return out

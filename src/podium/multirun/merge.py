@@ -24,8 +24,9 @@ from podium.multirun.ensemble import check_same_folds
 from podium.runs.run import Run
 
 # Keys that describe the machine or the bookkeeping, not the model: they may differ between the merged runs.
-MACHINE_KEYS = frozenset({"cv.train_folds", "train.device", "train.threads", "train.num_workers", "run.root",
-                          "run.name", "run.report", "run.trackers", "run.mlflow_uri"})
+# cv.folds_file: the folds themselves are compared (folds.csv), wherever they were read from.
+MACHINE_KEYS = frozenset({"cv.train_folds", "cv.folds_file", "train.device", "train.threads", "train.num_workers",
+                          "run.root", "run.name", "run.report", "run.trackers", "run.mlflow_uri"})
 
 
 def config_differences(a: PodiumConfig, b: PodiumConfig) -> list[str]:
