@@ -127,14 +127,16 @@ def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = No
 
 
 def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = None, fp16: bool = False,
-         dataset: str = "podium-pack") -> dict[str, Any]:
+         dataset: str = "podium-pack", python_version: str = "", platform: str = "") -> dict[str, Any]:
     """One folder to upload as a Kaggle dataset for an offline inference notebook: podium's wheel and the wheels of
     the dependencies the ``base`` environment lacks (a requirements or freeze file; default: Kaggle's image),
     the runs and ensembles slimmed to their inference checkpoints (``fp16``: half-precision weights), predict.py
-    and the notebook cell. Returns what the pack holds (also ``out/pack.json``)."""
+    and the notebook cell. ``python_version``/``platform``: the notebook's (e.g. ``3.11``, ``manylinux2014_x86_64``)
+    when this machine differs. Returns what the pack holds (also ``out/pack.json``)."""
     from podium.multirun.pack import pack as run_pack
 
-    return run_pack([f.path if isinstance(f, Run) else f for f in folders], out, base, fp16, dataset)
+    return run_pack([f.path if isinstance(f, Run) else f for f in folders], out, base, fp16, dataset, python_version,
+                    platform)
 
 
 def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],

@@ -275,13 +275,19 @@ def pack(
                                                       "image, see docs/KAGGLE.md).")] = None,
     fp16: Annotated[bool, typer.Option(help="Store the weights in half precision (half the size).")] = False,
     dataset: Annotated[str, typer.Option(help="The Kaggle dataset name, used in the notebook cell.")] = "podium-pack",
+    python_version: Annotated[str, typer.Option(help="The notebook's Python (e.g. 3.11) when it differs from this "
+                                                     "one's.")] = "",
+    platform: Annotated[str, typer.Option(help="The notebook's wheel platform (e.g. manylinux2014_x86_64) when it "
+                                               "differs from this machine's.")] = "",
 ) -> None:
     """Pack runs or ensembles for a Kaggle code competition: wheels for an offline pip install, slimmed checkpoints,
     predict.py and the notebook cell."""
     from podium.api import pack as run
     from podium.multirun.pack import pack_summary
 
-    Console().print(f"wrote {out}: {pack_summary(run(*folders, out=out, base=base, fp16=fp16, dataset=dataset))}")
+    info = run(*folders, out=out, base=base, fp16=fp16, dataset=dataset, python_version=python_version,
+               platform=platform)
+    Console().print(f"wrote {out}: {pack_summary(info)}")
 
 
 def show_ensemble(metrics: dict, path: Path) -> None:

@@ -203,6 +203,7 @@ Install podium first, offline: pip install --no-index --find-links <this folder>
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -215,7 +216,8 @@ def main() -> None:
     parser.add_argument("--model", default="{default}", help="A run or ensemble folder under models/.")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda.")
     args = parser.parse_args()
-    os.environ.setdefault("PODIUM_CACHE", str(Path(args.out).resolve().parent / ".podium-cache"))
+    # decoded images are cached on local scratch space, not in the notebook's output folder
+    os.environ.setdefault("PODIUM_CACHE", os.path.join(tempfile.gettempdir(), "podium-cache"))
     import podium
 
     sub = podium.predict(HERE / "models" / args.model, data=args.data, out=args.out, device=args.device)
