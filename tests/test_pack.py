@@ -80,6 +80,12 @@ def test_pack_layout_and_slimmed_models(packed: dict[str, Path], tmp_path: Path)
         podium.pack(packed["a"], out=tmp_path / "half", base=packed["freeze"])
 
 
+def test_cli_pack_refuses_a_missing_folder(tmp_path: Path, cli) -> None:
+    code, err = cli("pack", str(tmp_path / "nowhere"), "--out", str(tmp_path / "pack"))
+    assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "pack").exists()
+
+
 def fresh_venv(where: Path) -> Path:
     """A virtual environment without podium whose other packages (torch, timm, ...) are this environment's, linked
     in one by one: the notebook's base image. Returns its python."""

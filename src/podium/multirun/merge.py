@@ -9,11 +9,13 @@ sessions, combined into one finished run, exactly as if it had been trained in o
               (not retrained), then OOF, decisions, metrics, test predictions and the submission are computed as in
               any run
 
-Nothing is written before the checks pass; a merge that fails later leaves its folder marked failed, as a run does.
+Nothing is written before the checks pass; a folder that fails while it is assembled is removed, and one that fails
+while it is scored is marked failed, as a run is.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -91,10 +93,14 @@ def merge(runs: list[str | Path] | tuple[str | Path, ...], out: str | Path, data
                                                                          name=target.name))
     target.mkdir(parents=True, exist_ok=True)
     merged = Run(target)
-    merged.start(cfg, data_dir, summary_of(first))
-    merged.adopt_folds_file(first)
-    for fold, run in owner.items():
-        merged.adopt_fold(fold, run)
+    try:
+        merged.start(cfg, data_dir, summary_of(first))
+        merged.adopt_folds_file(first)
+        for fold, run in owner.items():
+            merged.adopt_fold(fold, run)
+    except BaseException:  # a half-assembled folder is not a run: remove it
+        shutil.rmtree(target, ignore_errors=True)
+        raise
     return run_pipeline(None, resume=merged)
 
 
