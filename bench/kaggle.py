@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reuse", default="", help="work folder of an earlier, failed call: its runs are not retrained")
     args = ap.parse_args()
     import torch
 
@@ -130,17 +131,25 @@ def main() -> None:
     from podium.inference.run import predict_run
     from podium.multirun.predict import predict_data
 
-    work = Path(tempfile.mkdtemp(prefix="podium-kaggle-bench-"))
+    work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="podium-kaggle-bench-"))
     os.environ["PODIUM_CACHE"] = str(work / "cache0")
-    comp = make_competition(work / "comp", args.train, args.test)
+    comp = work / "comp" if args.reuse else make_competition(work / "comp", args.train, args.test)
     base = [f"model.img_size={args.size}", f"train.epochs={args.epochs}", "cv.folds=5", f"train.threads={args.threads}",
-            "train.batch_size=32", "run.report=false", f"run.root={work / 'runs'}", "train.device=cpu"]
+            "train.batch_size=32", "finetune.freeze_epochs=0", "run.report=false", f"run.root={work / 'runs'}",
+            "train.device=cpu"]
     t_train = time.perf_counter()
-    runs = [podium.train(comp, overrides=[*base, "run.name=lite0"]).path,
-            podium.train(comp, overrides=[*base, "run.name=lite0-crop", "model.resize=crop"]).path,
-            podium.train(comp, overrides=[*base, "run.name=lite0-seed", "train.seed=1"]).path]
+    variants = (("lite0", []), ("lite0-crop", ["model.resize=crop"]), ("lite0-seed", ["train.seed=1"]))
+    if args.reuse:
+        runs = [next((work / "runs").glob(f"{name}-2*")) for name, _ in variants]
+        ens = next((work / "runs").glob("ens-*"))
+        for old in work.glob("pack-*"):
+            shutil.rmtree(old)
+        for old in [*work.glob("venv-*"), *work.glob("cache-*")]:
+            shutil.rmtree(old)
+    else:
+        runs = [podium.train(comp, overrides=[*base, f"run.name={name}", *extra]).path for name, extra in variants]
+        ens = podium.ensemble(*runs, blend="weights", name="ens").path
     t_train = time.perf_counter() - t_train
-    ens = podium.ensemble(*runs, blend="weights", name="ens").path
     result, rows = {"machine": machine("cpu"), "args": vars(args), "train_s_three_runs": t_train}, []
     for label, folder in (("5-fold lite0 run", runs[0]), ("3-run ensemble", ens)):
         key = "run" if folder == runs[0] else "ensemble"

@@ -283,11 +283,11 @@ def pack(
     """Pack runs or ensembles for a Kaggle code competition: wheels for an offline pip install, slimmed checkpoints,
     predict.py and the notebook cell."""
     from podium.api import pack as run
-    from podium.multirun.pack import pack_summary
 
     info = run(*folders, out=out, base=base, fp16=fp16, dataset=dataset, python_version=python_version,
                platform=platform)
-    Console().print(f"wrote {out}: {pack_summary(info)}")
+    Console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
+                    f"{sum(info['bytes'].values()) / 2**20:.1f} MiB{' (fp16 weights)' if info['fp16'] else ''}")
 
 
 def show_ensemble(metrics: dict, path: Path) -> None:

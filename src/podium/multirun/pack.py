@@ -14,7 +14,7 @@
 The base is the environment the notebook already has: a requirements or ``pip freeze`` file, or by default
 ``KAGGLE_BASE`` (the packages of Kaggle's Python image that podium needs: torch, torchvision, numpy, pandas, ...).
 Dependencies are walked from podium's requirements down, stopping at the base's packages (so torch's CUDA wheels are
-never packed); the missing ones are downloaded at the versions installed here (``pip download``, PyPI).
+never packed); the missing ones are fetched at the versions installed here (``pip wheel``, from PyPI).
 """
 
 from __future__ import annotations
@@ -116,14 +116,20 @@ def build_wheel(dest: Path) -> Path:
 
 
 def download_wheels(packages: dict[str, str], dest: Path, python_version: str = "", platform: str = "") -> None:
-    """Binary wheels of ``packages`` at their versions (``python_version``/``platform``: another target's, e.g.
-    3.11 and manylinux2014_x86_64)."""
+    """Wheels of ``packages`` at their versions: ``pip wheel`` (downloaded, or built from a source-only release
+    such as grad-cam's); for another target (``python_version``/``platform``, e.g. 3.11 and manylinux2014_x86_64)
+    ``pip download`` of binary wheels only."""
     if not packages:
         return
-    target = [*(["--python-version", python_version] if python_version else []),
-              *(["--platform", platform] if platform else [])]
-    _pip(["download", "--no-deps", "--only-binary=:all:", "--dest", str(dest), *target,
-          *[f"{n}=={v}" for n, v in packages.items()]], "download the dependency wheels (needs PyPI)")
+    pins = [f"{n}=={v}" for n, v in packages.items()]
+    if python_version or platform:
+        target = [*(["--python-version", python_version] if python_version else []),
+                  *(["--platform", platform] if platform else [])]
+        _pip(["download", "--no-deps", "--only-binary=:all:", "--dest", str(dest), *target, *pins],
+             "download the dependency wheels for that target (needs PyPI; source-only packages need a matching "
+             "machine)")
+    else:
+        _pip(["wheel", "--no-deps", "--wheel-dir", str(dest), *pins], "fetch the dependency wheels (needs PyPI)")
 
 
 def _pip(args: list[str], what: str) -> None:
@@ -238,11 +244,4 @@ subprocess.run([sys.executable, "-m", "pip", "install", "--no-index", "--find-li
 subprocess.run([sys.executable, f"{PACK}/predict.py", "--data", COMP, "--out", "/kaggle/working/submission.csv"],
                check=True)
 '''
-
-
-def pack_summary(info: dict[str, Any]) -> str:
-    """One line: what the pack holds and its size."""
-    total = sum(info["bytes"].values()) / 2**20
-    return (f"{len(info['models'])} model folder(s) ({', '.join(info['models'])}), {1 + len(info['dependency_wheels'])}"
-            f" wheel(s), {total:.1f} MiB{' (fp16 weights)' if info['fp16'] else ''}")
 
