@@ -79,7 +79,9 @@ def predict(run: str | Path | Run, images: str | Path | None = None, out: str | 
 
         path = predict_data(run.path if isinstance(run, Run) else run, data, out or "submission.csv",
                             tuple(tta) if tta else None, device)
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.attrs["path"] = str(path)  # where it was written, for the command line to say
+        return table
     from podium.inference.run import predict_run
 
     path = predict_run(run, images, out, tuple(tta) if tta else None, device)
