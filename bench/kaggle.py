@@ -149,7 +149,7 @@ def main() -> None:
     else:
         runs = [podium.train(comp, overrides=[*base, f"run.name={name}", *extra]).path for name, extra in variants]
         ens = podium.ensemble(*runs, blend="weights", name="ens").path
-    t_train = time.perf_counter() - t_train
+    t_train = None if args.reuse else time.perf_counter() - t_train
     result, rows = {"machine": machine("cpu"), "args": vars(args), "train_s_three_runs": t_train}, []
     for label, folder in (("5-fold lite0 run", runs[0]), ("3-run ensemble", ens)):
         key = "run" if folder == runs[0] else "ensemble"
