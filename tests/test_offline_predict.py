@@ -95,3 +95,12 @@ def test_bad_inputs_are_one_line_and_write_nothing(trained: dict[str, Path], tmp
                     str(tmp_path / "s.csv"))
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_multilabel_run_decodes_with_its_fitted_threshold(multilabel_dir: Path, tiny: tuple[str, ...],
+                                                          tmp_path: Path) -> None:
+    run = podium.train(multilabel_dir, overrides=list(tiny))
+    with datagen.read_only(run.path, multilabel_dir):
+        podium.predict(run, data=multilabel_dir, out=tmp_path / "s.csv")
+    assert "threshold" in run.decisions
+    assert (tmp_path / "s.csv").read_bytes() == run.submission_path.read_bytes()
