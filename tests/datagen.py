@@ -3,6 +3,10 @@ stripe pattern), written in every layout podium reads."""
 
 from __future__ import annotations
 
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -109,3 +113,36 @@ def folders(root: Path, per_class: int = 12, classes: tuple[str, ...] = ("early"
     for i in range(test):
         write_image(root / "test" / f"x{i:03d}.jpg", class_image(i % len(classes), rng))
     return root
+
+
+def hidden_test_set(data: Path, root: Path, n: int = 20, seed: int = 5) -> Path:
+    """A copy of the competition folder ``data`` whose test images and sample submission are replaced by another,
+    larger set (other ids, shuffled order), as Kaggle swaps in the hidden test set."""
+    shutil.copytree(data, root, ignore=shutil.ignore_patterns("test_images", "sample_submission.csv"))
+    rng = np.random.default_rng(seed)
+    ids = [f"hidden_{i:04d}" for i in rng.permutation(n)]
+    for k, i in enumerate(ids):
+        write_image(root / "test_images" / f"{i}.png", class_image(k % 3, rng))
+    pd.DataFrame({"image_id": ids, "label": "cat"}).to_csv(root / "sample_submission.csv", index=False)
+    return root
+
+
+def snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``folders`` with its size and modification time."""
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for f in folders for p in sorted(f.rglob("*"))}
+
+
+@contextmanager
+def read_only(*folders: Path) -> Iterator[None]:
+    """Make ``folders`` read-only (as /kaggle/input is) and check that nothing below them changed (root ignores the
+    permission bits, so the snapshot is what proves it)."""
+    before = snapshot(*folders)
+    modes = {p: p.stat().st_mode for f in folders for p in [f, *f.rglob("*")]}
+    for p in modes:
+        p.chmod(modes[p] & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        yield
+    finally:
+        for p, mode in modes.items():
+            p.chmod(mode)
+    assert snapshot(*folders) == before

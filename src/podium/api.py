@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
+from podium.config import PodiumConfig, from_dict, load_config, to_dict
+from podium.config import merge as merge_overrides
 from podium.core.errors import PodiumError
 
 if TYPE_CHECKING:  # imported where used: podium.runs and podium.validation import torch, which light paths avoid
@@ -48,7 +49,7 @@ def make_config(config: str | Path | PodiumConfig | dict | None = None, override
                 raise PodiumError(f"Config section {name} must be a dict of keys, got {values!r}.")
             raw[name] = {**raw[name], **values}
         base = from_dict(raw)
-    return validate(merge(base, list(overrides)))
+    return validate(merge_overrides(base, list(overrides)))
 
 
 def train(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
@@ -71,10 +72,25 @@ def resume(run: str | Path | Run) -> Run:
 
 
 def predict(run: str | Path | Run, images: str | Path | None = None, out: str | Path | None = None,
-            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto") -> pd.DataFrame:
+            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None
+            ) -> pd.DataFrame:
     """Predict with every fold of ``run``: the competition's test set (writes test_predictions.csv and the validated
     submission.csv, returned as a DataFrame) or, with ``images``, every image below that folder (ids, labels and
-    class probabilities, also written to the run folder or ``out``)."""
+    class probabilities, also written to the run folder or ``out``).
+
+    With ``data``: the test set of that competition folder (a Kaggle hidden test set), predicted by a run or an
+    ensemble folder; only ``out`` (default ``submission.csv``) is written, validated against the folder's sample,
+    so the run and data folders may be read-only. Returns the submission."""
+    if data is not None:
+        if images is not None:
+            raise PodiumError("Give --data (a competition folder) or --images (a folder of images), not both.")
+        from podium.multirun.predict import predict_data
+
+        path = predict_data(getattr(run, "path", run), data, out or "submission.csv",
+                            tuple(tta) if tta else None, device)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.attrs["path"] = str(path)  # where it was written, for the command line to say
+        return table
     from podium.inference.run import predict_run
 
     path = predict_run(run, images, out, tuple(tta) if tta else None, device)
@@ -114,6 +130,29 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
 
     paths = [m.path if isinstance(m, Run) else m for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
+
+
+def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = None) -> Run:
+    """Combine runs of one config that trained different ``cv.train_folds`` (separate machines or notebook sessions)
+    into the new run folder ``out``: config, folds.csv and data checked, then OOF, decisions, metrics and the
+    submission computed exactly as for a run trained in one go. ``data``: the competition folder, when it is not at
+    the runs' path here. Returns the merged Run."""
+    from podium.multirun.merge import merge as run_merge
+
+    return run_merge([r.path if isinstance(r, Run) else r for r in runs], out, data)
+
+
+def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = None, fp16: bool = False,
+         dataset: str = "podium-pack", python_version: str = "", platform: str = "") -> dict[str, Any]:
+    """One folder to upload as a Kaggle dataset for an offline inference notebook: podium's wheel and the wheels of
+    the dependencies the ``base`` environment lacks (a requirements or freeze file; default: Kaggle's image),
+    the runs and ensembles slimmed to their inference checkpoints (``fp16``: half-precision weights), predict.py
+    and the notebook cell. ``python_version``/``platform``: the notebook's (e.g. ``3.11``, ``manylinux2014_x86_64``)
+    when this machine differs. Returns what the pack holds (also ``out/pack.json``)."""
+    from podium.multirun.pack import pack as run_pack
+
+    return run_pack([f.path if isinstance(f, Run) else f for f in folders], out, base, fp16, dataset, python_version,
+                    platform)
 
 
 def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],

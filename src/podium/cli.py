@@ -95,15 +95,20 @@ def resume(run_dir: RunDir) -> None:
 def predict(
     run_dir: RunDir,
     images: Annotated[Optional[Path], typer.Option(help="Predict every image below this folder instead.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder; with --data: "
+                                                     "submission.csv).")] = None,
     tta: Annotated[Optional[str], typer.Option(help="TTA views, comma-separated (default: the run's).")] = None,
     device: Device = "auto",
+    data: Annotated[Optional[Path], typer.Option(help="Predict this competition folder's test set (e.g. a Kaggle "
+                                                      "hidden test set) into --out only; folders may be read-only.")]
+    = None,
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
     from podium.api import predict as run
 
     views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
-    Console().print(f"wrote {run(run_dir, images, out, views, device).attrs['path']}")
+    table = run(run_dir, images, out, views, device, data=data)
+    Console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
 
 
 @app.command()
@@ -200,6 +205,46 @@ def ensemble(
     ens = run(*(members or []), top=top, data=data, where=where or [], blend=blend, root=root, name=name,
               device=device)
     show_ensemble(ens.metrics, ens.path)
+
+
+@app.command()
+def merge(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of one config that trained different cv.train_folds.",
+                                               show_default=False)],
+    out: Annotated[Path, typer.Option(help="The merged run folder (new).")],
+    data: Annotated[Optional[Path], typer.Option(help="Competition folder, when not at the runs' path here.")] = None,
+) -> None:
+    """Combine runs that trained different folds (separate machines or notebook sessions) into one finished run:
+    OOF, decisions, metrics and submission as if it had been trained in one go."""
+    from podium.api import merge as run
+
+    merged = run(*runs, out=out, data=data)
+    m = merged.metrics
+    Console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
+
+
+@app.command()
+def pack(
+    folders: Annotated[list[Path], typer.Argument(help="Run or ensemble folders to pack.", show_default=False)],
+    out: Annotated[Path, typer.Option(help="The folder to upload as a Kaggle dataset (new).")],
+    base: Annotated[Optional[Path], typer.Option(help="Requirements or `pip freeze` file of the notebook's "
+                                                      "environment; its packages are not packed (default: Kaggle's "
+                                                      "image, see docs/KAGGLE.md).")] = None,
+    fp16: Annotated[bool, typer.Option(help="Store the weights in half precision (half the size).")] = False,
+    dataset: Annotated[str, typer.Option(help="The Kaggle dataset name, used in the notebook cell.")] = "podium-pack",
+    python_version: Annotated[str, typer.Option(help="The notebook's Python (e.g. 3.11) when it differs from this "
+                                                     "one's.")] = "",
+    platform: Annotated[str, typer.Option(help="The notebook's wheel platform (e.g. manylinux2014_x86_64) when it "
+                                               "differs from this machine's.")] = "",
+) -> None:
+    """Pack runs or ensembles for a Kaggle code competition: wheels for an offline pip install, slimmed checkpoints,
+    predict.py and the notebook cell."""
+    from podium.api import pack as run
+
+    info = run(*folders, out=out, base=base, fp16=fp16, dataset=dataset, python_version=python_version,
+               platform=platform)
+    Console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
+                    f"{sum(info['bytes'].values()) / 2**20:.1f} MiB{' (fp16 weights)' if info['fp16'] else ''}")
 
 
 @app.command(cls=ConfigHelpCommand)

@@ -272,6 +272,26 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
     return None, None, None
 
 
+def read_test_set(root: str | Path, cfg: DataConfig, task: Task, classes: list[str]
+                  ) -> tuple[pd.DataFrame, SubmissionFormat | None, Path | None]:
+    """The test set of a competition folder exactly as training reads it (the sample submission's ids, order and
+    format, else test.csv, else a test folder), for a trained model's ``task`` and ``classes``; the training table
+    is not read, so a hidden test set that replaces the public one is enough. Returns (id/path table, format, sample
+    path); a folder without a test set is a one-line error."""
+    root = Path(root).expanduser().resolve()
+    if not root.is_dir():
+        raise PodiumError(f"Data folder {root} does not exist.")
+    test, sample, sample_path = _read_test(root, cfg)
+    if test is None:
+        raise PodiumError(f"{root} has no test images ({cfg.sample_submission}, {cfg.test_csv} or a test folder); "
+                          "pass --images DIR to predict a folder of images.")
+    fmt = None
+    if sample is not None:
+        id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
+        fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
+    return test, fmt, sample_path
+
+
 def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> Competition:
     """Read a competition folder: detect the layout and task, resolve every image, check them, read the test set."""
     root = Path(root).expanduser().resolve()

@@ -50,6 +50,12 @@ class Checkpoint:
         """The same checkpoint carrying the run's decisions."""
         return replace(self, decisions=dict(decisions))
 
+    def half(self) -> Checkpoint:
+        """The same checkpoint with its floating-point weights stored as fp16 (half the file; ``build_model`` loads
+        them back into the fp32 model)."""
+        return replace(self, state_dict={k: v.half() if v.is_floating_point() else v
+                                         for k, v in self.state_dict.items()})
+
     def resolved_task(self) -> Task:
         """The task as the model was trained: coded by the config's ``train.loss`` over the checkpoint's classes."""
         return get_task(self.task).for_loss(self.config.train.loss, len(self.classes))

@@ -58,8 +58,17 @@ class Ensemble(Run):
 
     def member_runs(self) -> list[Run]:
         """The member runs whose folders are still there, in members.json order."""
-        runs = [Run(m["run_dir"]) for m in self.members["members"]]
+        runs = [Run(self.member_dir(m)) for m in self.members["members"]]
         return [r for r in runs if (r.path / "run.json").is_file() and (r.path / "config.yaml").is_file()]
+
+    def member_dir(self, entry: dict[str, Any]) -> Path:
+        """A member's run folder: where it was made, else the folder of its name beside the ensemble (the runs root
+        copied elsewhere, such as a Kaggle dataset or a ``podium pack``)."""
+        made = Path(entry["run_dir"])
+        beside = self.path.parent / entry.get("name", made.name)
+        return made if (made / "run.json").is_file() or not (beside / "run.json").is_file() else beside
+
+    INFERENCE_FILES = ("run.json", MEMBERS, "decisions.json", "metrics.json")
 
     @property
     def duplicates(self) -> pd.DataFrame | None:

@@ -324,6 +324,40 @@ class Run:
         write_json(self.fold_dir(fold) / "done.json", summary)
         (self.fold_dir(fold) / "last.pt").unlink(missing_ok=True)
 
+    def adopt_fold(self, fold: int, source: Run) -> None:
+        """Copy finished fold ``fold`` of ``source`` (a run of the same config and folds, trained elsewhere) into
+        this folder, whole or not at all (``podium merge``)."""
+        if not self.writer:
+            return
+        if source.fold_summary(fold) is None:
+            raise PodiumError(f"Fold {fold} of {source.path} is not finished; resume that run first.")
+        tmp = self.path / f".fold{fold}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source.fold_dir(fold), tmp, ignore=shutil.ignore_patterns("last.pt"))
+        os.replace(tmp, self.fold_dir(fold))
+
+    def adopt_folds_file(self, source: Run) -> None:
+        """folds.csv copied byte for byte from ``source`` (``podium merge``; training rewrites it as it reads it)."""
+        if self.writer:
+            write_with(self.folds_path, lambda tmp: shutil.copyfile(source.folds_path, tmp))
+
+    INFERENCE_FILES = ("run.json", "config.yaml", "decisions.json", "metrics.json")
+
+    def export_for_inference(self, dest: str | Path, fp16: bool = False) -> Run:
+        """A copy of this run at ``dest`` with only what prediction needs: run.json, config.yaml, decisions.json,
+        metrics.json and each finished fold's done.json and best.pt (EMA weights; ``fp16``: stored in half
+        precision). No resume states, logs, OOF or reports (``podium pack``)."""
+        copy = type(self)(dest)
+        copy.path.mkdir(parents=True, exist_ok=True)
+        for name in self.INFERENCE_FILES:
+            if (self.path / name).is_file():
+                write_with(copy.path / name, lambda tmp, name=name: shutil.copyfile(self.path / name, tmp))
+        for fold in self.folds_done():
+            ckpt = self.load_best(fold)
+            copy.save_best(fold, ckpt.half() if fp16 else ckpt)
+            write_json(copy.fold_dir(fold) / "done.json", self.fold_summary(fold))
+        return copy
+
     # ---------------------------------------------------------------------------------------------- report inputs
 
     def write_lr(self, fold: int, epoch: int, lrs: list[float], backbone_lrs: list[float] | None = None) -> None:
