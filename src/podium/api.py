@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from podium.config import PodiumConfig, from_dict, load_config, merge, to_dict
 from podium.core.errors import PodiumError
-from podium.runs.run import Run
+
+if TYPE_CHECKING:  # imported where used: podium.runs imports torch, and predict_onnx / serve must not
+    from podium.runs.run import Run
 
 
 def make_config(config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
@@ -84,6 +86,8 @@ def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | Non
 
 def load(run_dir: str | Path) -> Run:
     """An existing run folder: ``.config``, ``.metrics``, ``.oof``, ``.decisions``, ``.checkpoints()``, ..."""
+    from podium.runs.run import Run
+
     return Run.open(run_dir)
 
 
@@ -97,6 +101,7 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
     the OOF predictions; ``metrics["cv_score"]`` is the honest, cross-fitted score). Returns the ensemble folder.
     """
     from podium.multirun.ensemble import ensemble as run_ensemble
+    from podium.runs.run import Run
 
     paths = [m.path if isinstance(m, Run) else m for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
@@ -133,3 +138,29 @@ def report(run: str | Path | Run) -> Path:
     from podium.reporting import build_report
 
     return build_report(run)
+
+
+def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "all", tta: bool = False,
+           opset: int = 18, fp16: bool = False, quantize: str = "", layout: str = "nhwc") -> dict[str, Any]:
+    """Export a run or ensemble folder to one ONNX graph (uint8 images in, podium's probabilities out; default
+    ``<folder>/export/model.onnx``) and check it against podium on OOF images; returns the report (``export.json``).
+    Raises PodiumError when parity is worse than the precision's tolerance (int8: reported, not enforced)."""
+    from podium.export.writer import export_model
+
+    return export_model(getattr(run, "path", run), out, folds, tta, opset, fp16, quantize, layout)
+
+
+def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = None) -> Path:
+    """Label every image below ``images`` with an exported model through onnxruntime, without torch; returns the
+    CSV (ids, labels, class probabilities)."""
+    from podium.export.runtime import predict_images
+
+    return predict_images(onnx, images, out)
+
+
+def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+    """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
+    an upload page at /, POST /predict, /health, /info. A token is required on any address but localhost."""
+    from podium.serve.server import serve as run_server
+
+    run_server(target, host, port, token)
