@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "ensemble", "load", "make_config", "predict", "preview", "report", "resume", "search", "sweep",
-           "train"]
+__all__ = ["Run", "ensemble", "export", "load", "make_config", "predict", "predict_onnx", "preview", "report", "resume",
+           "search", "serve", "sweep", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -145,7 +145,7 @@ def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "a
     """Export a run or ensemble folder to one ONNX graph (uint8 images in, podium's probabilities out; default
     ``<folder>/export/model.onnx``) and check it against podium on OOF images; returns the report (``export.json``).
     Raises PodiumError when parity is worse than the precision's tolerance (int8: reported, not enforced)."""
-    from podium.export.writer import export_model
+    from podium.deploy.writer import export_model
 
     return export_model(getattr(run, "path", run), out, folds, tta, opset, fp16, quantize, layout)
 
@@ -153,7 +153,7 @@ def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "a
 def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = None) -> Path:
     """Label every image below ``images`` with an exported model through onnxruntime, without torch; returns the
     CSV (ids, labels, class probabilities)."""
-    from podium.export.runtime import predict_images
+    from podium.deploy.runtime import predict_images
 
     return predict_images(onnx, images, out)
 
@@ -161,6 +161,6 @@ def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = 
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
     """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
     an upload page at /, POST /predict, /health, /info. A token is required on any address but localhost."""
-    from podium.serve.server import serve as run_server
+    from podium.serving.server import serve as run_server
 
     run_server(target, host, port, token)

@@ -340,7 +340,7 @@ class Run:
 
     @property
     def onnx_path(self) -> Path:
-        """export/model.onnx: the ONNX graph ``podium export`` writes by default (podium.export)."""
+        """export/model.onnx: the ONNX graph ``podium export`` writes by default (podium.deploy)."""
         return self.path / "export" / "model.onnx"
 
     @property

@@ -8,7 +8,7 @@ Limits (``Limits``), each answered with its status and a one-line ``detail``, be
 ``max_pixels`` pixels; 415 for a body that is neither multipart nor JSON, or a file that is no image; 422 for an
 empty body, no images, or malformed JSON. A damaged image (a truncated JPEG, a file that does not decode) gets an
 ``error`` in its own result while the other images of the request are answered. Inference goes through the
-micro-batcher (``podium.serve.batcher``). With a ``token``, /predict and /info need ``Authorization: Bearer TOKEN``.
+micro-batcher (``podium.serving.batcher``). With a ``token``, /predict and /info need ``Authorization: Bearer TOKEN``.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from fastapi.responses import HTMLResponse
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podium.export.runtime import OnnxModel
-from podium.serve.batcher import MicroBatcher
-from podium.serve.page import page
+from podium.deploy.runtime import OnnxModel
+from podium.serving.batcher import MicroBatcher
+from podium.serving.page import page
 
 
 @dataclass(frozen=True)

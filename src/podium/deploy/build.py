@@ -1,10 +1,10 @@
 """``export_model``: a run or ensemble folder -> one ONNX graph, its metadata, and the parity check (``export.json``).
 
-The graph (``podium.export.graph.ExportGraph``) takes uint8 RGB images at the model's input size, NHWC
+The graph (``podium.deploy.graph.ExportGraph``) takes uint8 RGB images at the model's input size, NHWC
 ``(batch, height, width, 3)`` by default (what PIL, OpenCV and browsers give; ``layout="nchw"`` for
 ``(batch, 3, height, width)``), with a dynamic batch axis, and returns float32 ``(batch, classes)`` probabilities
 exactly as podium computes them. The metadata props hold everything a consumer needs to use it without podium:
-classes, task, metric, CV score, decisions and the preprocessing (see ``podium.export.resize``).
+classes, task, metric, CV score, decisions and the preprocessing (see ``podium.deploy.resize``).
 
 Exporter: ``torch.onnx.export(dynamo=True)`` (torch.export + onnxscript), named explicitly with the opset so a new
 torch cannot change either under the user. Both exporters gave a dynamic batch on timm CNNs here (torch 2.14); the
@@ -31,8 +31,8 @@ from podium import __version__
 from podium.core.errors import PodiumError
 from podium.core.io import atomic_path
 from podium.core.registry import Registry
-from podium.export.graph import ExportGraph, Member, decoder_for
-from podium.export.resize import METADATA_KEY
+from podium.deploy.graph import ExportGraph, Member, decoder_for
+from podium.deploy.resize import METADATA_KEY
 from podium.runs.checkpoint import Checkpoint
 from podium.runs.ensemble import Ensemble, is_ensemble, open_folder
 from podium.runs.run import Run

@@ -14,7 +14,7 @@ import pandas as pd
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv
-from podium.export.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
+from podium.deploy.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
 
 
 class OnnxModel:
@@ -62,7 +62,7 @@ class OnnxModel:
         return int(self.prep["height"]), int(self.prep["width"])
 
     def prepare(self, img: np.ndarray) -> np.ndarray:
-        """An HxWx3 uint8 RGB image as one model input (podium's resize, ``podium.export.resize``)."""
+        """An HxWx3 uint8 RGB image as one model input (podium's resize, ``podium.deploy.resize``)."""
         return prepare(img, self.prep)
 
     def prepare_bytes(self, data: bytes) -> np.ndarray:

@@ -3,7 +3,7 @@
 Parity: onnxruntime against podium's own prediction (``predict_checkpoints``, the one prediction path) on N
 out-of-fold images of the run's data folder, both fed the same uint8 images (podium's resize). It records the largest
 absolute probability difference, the agreement of the decoded labels (with the run's decisions), the task's primary
-metric on those rows from both, the same for ``podium.export.resize`` (the shipped helper) instead of podium's
+metric on those rows from both, the same for ``podium.deploy.resize`` (the shipped helper) instead of podium's
 resize, and that a batch of 1 and a batch of 7 give the same answers (the batch axis is dynamic).
 
 Formats (``PRECISIONS``): each converts the fp32 graph and owns its tolerance on the largest probability
@@ -26,9 +26,9 @@ from podium.data.dataset import ImageDataset
 from podium.data.image_ops import ops_of
 from podium.data.ingest import load_competition
 from podium.data.transforms import create_transform
+from podium.deploy.build import Source, plain_views
+from podium.deploy.resize import load_rgb, prepare
 from podium.engine.accel import make_accelerator
-from podium.export.build import Source, plain_views
-from podium.export.resize import load_rgb, prepare
 from podium.inference.checkpoints import predict_checkpoints
 from podium.tasks.metrics import score
 

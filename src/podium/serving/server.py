@@ -1,5 +1,5 @@
 """``serve``: what ``podium serve TARGET`` runs: the model loaded (a run or ensemble folder is exported first, once),
-the access rule checked, and uvicorn started on the app (``podium.serve.app.create_app``)."""
+the access rule checked, and uvicorn started on the app (``podium.serving.app.create_app``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from podium.core.errors import PodiumError
-from podium.export.runtime import OnnxModel
-from podium.serve.app import Limits, create_app
+from podium.deploy.runtime import OnnxModel
+from podium.serving.app import Limits, create_app
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 TOKEN_ENV = "PODIUM_TOKEN"
@@ -35,7 +35,7 @@ def load_model(target: str | Path, threads: int = 0) -> OnnxModel:
 
     folder = open_folder(path, writer=False)
     if not folder.onnx_path.is_file():
-        from podium.export.writer import export_model
+        from podium.deploy.writer import export_model
 
         export_model(folder.path)
     return OnnxModel(folder.onnx_path, threads)

@@ -18,9 +18,9 @@ from typing import Any
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_json
-from podium.export.build import DEFAULT_OPSET, LAYOUTS, build_graph, load_source, metadata, to_onnx, write_metadata
-from podium.export.parity import PRECISIONS, cache_side_of, check_parity, parity_data
-from podium.export.resize import METADATA_KEY
+from podium.deploy.build import DEFAULT_OPSET, LAYOUTS, build_graph, load_source, metadata, to_onnx, write_metadata
+from podium.deploy.parity import PRECISIONS, cache_side_of, check_parity, parity_data
+from podium.deploy.resize import METADATA_KEY
 from podium.runs.ensemble import open_folder
 
 PARITY_IMAGES = 64
