@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-import datagen
+pytest.importorskip("onnxruntime", reason="pip install 'podium[deploy]'")
+pytest.importorskip("onnxscript", reason="pip install 'podium[deploy]'")
+
+import datagen  # noqa: E402
 import podium
 from podium.core.errors import PodiumError
 from podium.data.cache import shrink as cache_shrink

@@ -5,22 +5,26 @@ on 127.0.0.1 (400 requests from 8 clients: no errors, micro-batched, memory stab
 from __future__ import annotations
 
 import base64
-import socket
 import struct
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-import datagen
+pytest.importorskip("onnxruntime", reason="pip install 'podium[deploy]'")
+pytest.importorskip("onnxscript", reason="pip install 'podium[deploy]'")
+pytest.importorskip("fastapi", reason="pip install 'podium[deploy]'")
+
+import httpx  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+import datagen  # noqa: E402
 import podium
+import servers
 from podium.core.errors import PodiumError
 from podium.deploy.runtime import OnnxModel
 from podium.serving.app import Limits, create_app
@@ -160,26 +164,9 @@ def test_token_rule(model: OnnxModel, model_path: Path, monkeypatch: pytest.Monk
     assert load_model(model_path.parent.parent).path == model_path  # a run folder serves its export/model.onnx
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_load_400_requests_from_8_clients(model: OnnxModel) -> None:
     import psutil
-    import uvicorn
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(model, window_ms=5), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
     images = [png(k % 3, seed=k) for k in range(8)]
 
     def client_run(k: int, n: int) -> list[tuple[int, float, bool]]:
@@ -192,18 +179,14 @@ def test_load_400_requests_from_8_clients(model: OnnxModel) -> None:
                 out.append((r.status_code, time.perf_counter() - t0, ok))
         return out
 
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda k: client_run(k, 10), range(8)))  # warm-up: 80 requests
-            rss0 = psutil.Process().memory_info().rss
-            t0 = time.perf_counter()
-            rows = [r for part in pool.map(lambda k: client_run(k, 50), range(8)) for r in part]
-            wall = time.perf_counter() - t0
+    with servers.running(create_app(model, window_ms=5)) as url, ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: client_run(k, 10), range(8)))  # warm-up: 80 requests
+        rss0 = psutil.Process().memory_info().rss
+        t0 = time.perf_counter()
+        rows = [r for part in pool.map(lambda k: client_run(k, 50), range(8)) for r in part]
+        wall = time.perf_counter() - t0
         rss1 = psutil.Process().memory_info().rss
         info = httpx.get(f"{url}/info", timeout=30).json()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
     assert len(rows) == 400 and all(status == 200 and ok for status, _, ok in rows)
     assert info["batching"]["images"] >= 480 and info["batching"]["batches"] < info["batching"]["images"]
     assert rss1 - rss0 < 64 * 1024 * 1024  # stable: no growth with the request count
