@@ -164,6 +164,14 @@ def test_token_rule(model: OnnxModel, model_path: Path, monkeypatch: pytest.Monk
     assert load_model(model_path.parent.parent).path == model_path  # a run folder serves its export/model.onnx
 
 
+def test_serve_command_refuses_an_open_address_without_token(model_path: Path, cli, monkeypatch) -> None:
+    monkeypatch.delenv("PODIUM_TOKEN", raising=False)
+    code, err = cli("serve", str(model_path), "--host", "0.0.0.0")
+    assert code == 2 and "--token" in err and len(err.strip().splitlines()) == 1
+    code, err = cli("serve", str(model_path.parent / "nothing.onnx"))
+    assert code == 2 and "neither an ONNX file nor a run" in err
+
+
 def test_load_400_requests_from_8_clients(model: OnnxModel) -> None:
     import psutil
 
