@@ -106,6 +106,9 @@ def test_export_parity_for_every_task_at_batch_1_and_7(runs: dict[str, Path], ta
     assert parity["max_abs_diff"] <= 1e-4 and parity["label_agreement"] == 1.0
     assert parity["metric_change"] == pytest.approx(0, abs=1e-9)
     assert parity["helper_pixels_equal"] == 1.0 and parity["batch1_vs_batch7_max_abs_diff"] <= 1e-5
+    # each row through the fold that did not train on it: the saved OOF probabilities (fold{k}/oof_plain.csv)
+    assert parity["oof_max_abs_diff"] <= 1e-4
+    assert parity["cv_metric_onnx"] == pytest.approx(parity["cv_metric_saved_oof"], abs=1e-9)
 
     model = OnnxModel(onnx)
     run = podium.load(runs[task])
@@ -127,6 +130,7 @@ def test_two_run_ensemble_is_one_graph_with_its_weights(runs: dict[str, Path]) -
     ens = podium.ensemble(runs["multilabel"], runs["multilabel_b"], blend="weights", name="ens")
     report = podium.export(ens, out=ens.path / "ens.onnx")
     assert report["passed"] and report["parity"]["max_abs_diff"] <= 1e-4 and report["parity"]["label_agreement"] == 1
+    assert "cv_metric_onnx" not in report["parity"]  # an ensemble's OOF is a cross-fitted blend, not per fold
     assert (ens.path / "ens.export.json").is_file()
     weights = [m["weight"] for m in ens.members["members"]]
     model = OnnxModel(ens.path / "ens.onnx")
@@ -142,7 +146,7 @@ def test_two_run_ensemble_is_one_graph_with_its_weights(runs: dict[str, Path]) -
 def test_tta_and_fp16_and_int8(runs: dict[str, Path], tmp_path: Path) -> None:
     run = runs["multiclass"]
     tta = podium.export(run, out=tmp_path / "tta.onnx", tta=True)
-    assert tta["parity"]["max_abs_diff"] <= 1e-4
+    assert tta["parity"]["max_abs_diff"] <= 1e-4 and tta["parity"]["oof_max_abs_diff"] <= 1e-4  # against oof.csv
     model = OnnxModel(tmp_path / "tta.onnx")
     assert json.loads(model.props["podium.tta"])["views"] == ["identity", "hflip"]
     folder = _test_folder(runs["multiclass_data"])

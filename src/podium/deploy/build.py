@@ -135,7 +135,13 @@ def build_graph(source: Source, tta: bool = False, layout: str = "nhwc") -> Expo
         task = ckpts[0].resolved_task()
         members.append(Member([c.build_model() for c in ckpts], ckpts[0].preprocessing, decoder_for(task), weight))
     views, scales = views_of(source.first, tta)
-    return ExportGraph(members, len(source.first.classes), views, scales, nchw=LAYOUTS[layout]).eval()
+    return ExportGraph(members, len(source.first.classes), views, scales, nchw=LAYOUTS[layout],
+                       fold_output=has_fold_output(source)).eval()
+
+
+def has_fold_output(source: Source) -> bool:
+    """Whether the graph also outputs each fold's probabilities: a single run exported with all its folds."""
+    return len(source.runs) == 1 and not source.blend and len(source.checkpoints[0]) > 1
 
 
 def to_onnx(graph: ExportGraph, hw: tuple[int, int], path: Path, opset: int = DEFAULT_OPSET) -> float:
@@ -147,8 +153,9 @@ def to_onnx(graph: ExportGraph, hw: tuple[int, int], path: Path, opset: int = DE
     with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
+            outputs = ["probs", "fold_probs"] if graph.fold_output else ["probs"]
             program = torch.onnx.export(graph, (example,), dynamo=True, opset_version=opset, input_names=["images"],
-                                        output_names=["probs"], external_data=False, optimize=True,
+                                        output_names=outputs, external_data=False, optimize=True,
                                         dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1)}})
             program.save(str(tmp), external_data=False)
         except PodiumError:

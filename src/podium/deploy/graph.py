@@ -89,11 +89,15 @@ class Member:
 
 class ExportGraph(torch.nn.Module):
     """uint8 (N, H, W, 3) RGB -> float32 (N, C) probabilities: normalisation, TTA views, decoding, fold average and
-    member blend inside one module (see the module docstring). ``nchw=True`` takes (N, 3, H, W) instead."""
+    member blend inside one module (see the module docstring). ``nchw=True`` takes (N, 3, H, W) instead.
+
+    ``fold_output`` adds a second output ``fold_probs`` (N, folds, C): each fold's probabilities before the average
+    (single runs), from which the parity check recomputes the out-of-fold CV metric."""
 
     def __init__(self, members: Sequence[Member], num_classes: int, views: Sequence[str] = ("identity",),
-                 scales: Sequence[float] = (1.0,), nchw: bool = False) -> None:
+                 scales: Sequence[float] = (1.0,), nchw: bool = False, fold_output: bool = False) -> None:
         super().__init__()
+        self.fold_output = fold_output
         self.nets = torch.nn.ModuleList([net for m in members for net in m.networks])
         self.layout = [(len(m.networks), m.decoder, float(m.weight)) for m in members]
         total = sum(w for _, _, w in self.layout)
@@ -105,10 +109,10 @@ class ExportGraph(torch.nn.Module):
             self.register_buffer(f"mean{i}", torch.tensor(m.prep.mean).view(1, 3, 1, 1) * 255.0)
             self.register_buffer(f"inv_std{i}", 1.0 / (torch.tensor(m.prep.std).view(1, 3, 1, 1) * 255.0))
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Probabilities of a uint8 batch."""
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Probabilities of a uint8 batch (and each fold's, with ``fold_output``)."""
         x = images.float() if self.nchw else images.permute(0, 3, 1, 2).float()
-        out, start = None, 0
+        out, start, per_fold = None, 0, []
         for i, (n, decode, weight) in enumerate(self.layout):
             xi = (x - getattr(self, f"mean{i}")) * getattr(self, f"inv_std{i}")
             inputs = [self._scaled(view(xi), s) for s in self.scales for view in self.views]
@@ -116,11 +120,12 @@ class ExportGraph(torch.nn.Module):
             for net in self.nets[start:start + n]:
                 logits = torch.stack([net(v).float() for v in inputs]).mean(0)
                 probs = decode(logits, self.k)
+                per_fold.append(probs)
                 folds = probs if folds is None else folds + probs
             start += n
             member = folds * (weight / n)
             out = member if out is None else out + member
-        return out
+        return (out, torch.stack(per_fold, dim=1)) if self.fold_output else out
 
     @staticmethod
     def _scaled(x: torch.Tensor, scale: float) -> torch.Tensor:

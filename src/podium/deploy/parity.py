@@ -18,15 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from podium.config import TrainConfig
+from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.data.cache import cache_side, decoded_images
 from podium.data.dataset import ImageDataset
 from podium.data.image_ops import ops_of
 from podium.data.ingest import load_competition
 from podium.data.transforms import create_transform
-from podium.deploy.build import Source, plain_views
+from podium.deploy.build import Source, has_fold_output, plain_views, views_of
 from podium.deploy.resize import load_rgb, prepare
 from podium.engine.accel import make_accelerator
 from podium.inference.checkpoints import predict_checkpoints
@@ -92,21 +94,29 @@ def run_batches(sess: Any, x: np.ndarray, batch: int) -> np.ndarray:
 
 @dataclass
 class ParityData:
-    """The parity rows: ids, paths, targets, podium's uint8 inputs and podium's probabilities."""
+    """The parity rows: ids, paths, targets, folds, podium's uint8 inputs and podium's probabilities."""
 
     ids: list[str]
     paths: list[str]
     y: np.ndarray
+    folds: np.ndarray
     x: np.ndarray
     probs: np.ndarray
 
 
 def parity_data(source: Source, n: int, tta: bool) -> ParityData:
-    """N evenly spaced training (out-of-fold) rows of the run's data folder, their inputs and podium's prediction."""
+    """N evenly spaced out-of-fold rows of the run's data folder (rows of folds.csv with a fold), their inputs and
+    podium's prediction."""
     first = source.first
     cfg, prep = first.config, first.preprocessing
     comp = load_competition(source.runs[0].data_dir, cfg.data, check=False)
-    rows = np.unique(np.linspace(0, len(comp.train) - 1, min(n, len(comp.train))).round().astype(int))
+    table = source.runs[0].folds_table
+    fold_of = dict(zip(table["id"].astype(str), table["fold"]))
+    oof_rows = np.array([i for i, k in enumerate(comp.train["id"].astype(str)) if fold_of.get(k, -1) >= 0])
+    if not len(oof_rows):
+        raise PodiumError(f"{source.runs[0].path.name}'s folds.csv matches no image of {comp.root}; the parity "
+                          "check needs the run's data folder as it was trained.")
+    rows = oof_rows[np.unique(np.linspace(0, len(oof_rows) - 1, min(n, len(oof_rows))).round().astype(int))]
     ids, paths = comp.train["id"].iloc[rows].tolist(), comp.train["path"].iloc[rows].tolist()
     ops = ops_of(prep)
     ds = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.hw, cfg.data, ops), ops=ops)
@@ -116,7 +126,8 @@ def parity_data(source: Source, n: int, tta: bool) -> ParityData:
     for ckpts, weight in zip(source.checkpoints, source.weights):
         pred = predict_checkpoints([plain_views(c, tta) for c in ckpts], ids, paths, accelerator, workers=0)
         total = pred.probs * weight if total is None else total + pred.probs * weight
-    return ParityData(ids, paths, comp.targets[rows], x, total / sum(source.weights))
+    folds = np.array([int(fold_of[str(i)]) for i in ids])
+    return ParityData(ids, paths, comp.targets[rows], folds, x, total / sum(source.weights))
 
 
 def cache_side_of(source: Source) -> int:
@@ -145,7 +156,7 @@ def check_parity(path: Path, source: Source, data: ParityData, meta: dict[str, A
     def metric(p: np.ndarray) -> float:
         return float(score(task, data.y, p, decisions=decisions)[task.primary])
 
-    return {
+    out = {
         "images": len(data.ids), "metric": task.primary,
         "max_abs_diff": float(np.abs(onnx - data.probs).max()),
         "label_agreement": agree(onnx),
@@ -156,3 +167,40 @@ def check_parity(path: Path, source: Source, data: ParityData, meta: dict[str, A
         "helper_max_abs_diff": float(np.abs(helper - data.probs).max()),
         "helper_label_agreement": agree(helper),
     }
+    if has_fold_output(source):
+        out.update(out_of_fold(sess, x, source, data, metric))
+    return out
+
+
+def out_of_fold(sess: Any, x: np.ndarray, source: Source, data: ParityData, metric: Callable[[np.ndarray], float]
+                ) -> dict[str, Any]:
+    """The CV metric recomputed from the graph's per-fold outputs (each row by the fold that did not train on it),
+    against the run's saved OOF probabilities of the same rows and views (``oof.csv``, or ``fold{k}/oof_plain.csv``
+    for a graph without the run's TTA)."""
+    name = sess.get_inputs()[0].name
+    per_fold = np.concatenate([sess.run(None, {name: x[i:i + 7]})[1] for i in range(0, len(x), 7)])
+    folds = [c.fold for c in source.checkpoints[0]]
+    own = per_fold[np.arange(len(x)), [folds.index(f) for f in data.folds]].astype(np.float64)
+    run, first = source.runs[0], source.first
+    classes = list(first.classes)
+    graph_views = views_of(first, tta=False)
+    saved = None
+    if views_of(first, tta=True) == graph_views or _views_equal(sess, first):
+        saved = run.oof.set_index("id")
+    else:
+        plain = [run.fold_oof(f, plain=True) for f in folds]
+        saved = pd.concat(plain).set_index("id") if all(p is not None for p in plain) else None
+    result: dict[str, Any] = {"cv_metric_onnx": metric(own)}
+    if saved is not None:
+        ref = saved.loc[[str(i) for i in data.ids], classes].to_numpy(dtype=np.float64)
+        result.update({"cv_metric_saved_oof": metric(ref), "oof_max_abs_diff": float(np.abs(own - ref).max())})
+    return result
+
+
+def _views_equal(sess: Any, first: Any) -> bool:
+    """Whether the graph runs the run's own TTA (exported with ``--tta``)."""
+    import json
+
+    tta = json.loads(sess.get_modelmeta().custom_metadata_map.get("podium.tta", "{}"))
+    views, scales = views_of(first, tta=True)
+    return tta.get("views") == list(views) and tta.get("scales") == list(scales)
