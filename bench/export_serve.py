@@ -139,7 +139,9 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--parity", type=int, default=256, help="OOF images of each parity check")
+    ap.add_argument("--parity", type=int, default=128, help="OOF images of each parity check")
+    ap.add_argument("--train-rows", type=int, default=0, help="plant-pathology: a stratified subset of the training "
+                                                                 "rows (bench.sweep_ensemble.subset); 0: all")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400)
@@ -157,6 +159,10 @@ def main() -> None:
     data = DATA / args.data
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.train_rows:
+            from bench.sweep_ensemble import subset
+
+            data = subset(Path(tmp) / f"{args.data}-subset", args.train_rows, 50)
         t0 = time.perf_counter()
         run = podium.train(data, overrides=[
             f"model.name={args.model}", "model.pretrained=packaged", f"model.img_size={args.size}",
@@ -169,7 +175,7 @@ def main() -> None:
         source = load_source(run.path)
         graph = build_graph(source)
         model32 = OnnxModel(Path(tmp) / "fp32.onnx", args.threads)
-        every = sorted(str(p) for p in data.rglob("*") if is_image(p))
+        every = sorted(str(p) for p in (DATA / args.data).rglob("*") if is_image(p))
         comp_paths = every[:: max(1, len(every) // 64)]
         x = np.stack([model32.prepare(load_rgb(p)) for p in comp_paths[:32]])
         speeds = {k: speed(graph, Path(tmp) / f"{k}.onnx", x, args.threads, args.repeats) for k in ("fp32", "int8")}
@@ -179,8 +185,9 @@ def main() -> None:
             screenshot(model32, comp_paths[:3], Path(args.shot))
         cv = f"{run.metrics['metric']} {run.metrics['cv_score']:.4f}"
     s32, s8 = speeds["fp32"], speeds["int8"]
-    rows = [("data", args.data), ("run", f"{args.model} {args.size} px, {args.folds} folds x {args.epochs} epoch(s), "
-                                         f"train {train_s:.0f} s, CV {cv}"),
+    shown = args.data + (f" ({args.train_rows} training rows)" if args.train_rows else "")
+    rows = [("data", shown), ("run", f"{args.model} {args.size} px, {args.folds} folds x {args.epochs} epoch(s), "
+                                     f"train {train_s:.0f} s, CV {cv}"),
             ("export s (fp32, torch.onnx dynamo)", f"{exports['fp32']['export_s']:.1f}")]
     for name, r in exports.items():
         p = r["parity"]
