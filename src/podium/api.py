@@ -158,9 +158,12 @@ def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = 
     return predict_images(onnx, images, out)
 
 
-def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None) -> None:
+def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+          max_images: int = 16, max_mb: float = 20.0, max_mpx: float = 40.0) -> None:
     """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
-    an upload page at /, POST /predict, /health, /info. A token is required on any address but localhost."""
+    an upload page at /, POST /predict, /health, /info. A token is required on any address but localhost; requests
+    are bounded to ``max_images`` images, ``max_mb`` MB and ``max_mpx`` megapixels per image."""
+    from podium.serving.app import Limits
     from podium.serving.server import serve as run_server
 
-    run_server(target, host, port, token)
+    run_server(target, host, port, token, Limits(int(max_mb * 1024 * 1024), max_images, int(max_mpx * 1e6)))

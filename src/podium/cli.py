@@ -148,11 +148,14 @@ def serve(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     token: Annotated[Optional[str], typer.Option(help="API token (or PODIUM_TOKEN); clients send "
                                                       "'Authorization: Bearer TOKEN'.")] = None,
+    max_images: Annotated[int, typer.Option(help="Images per request (more: 413).")] = 16,
+    max_mb: Annotated[float, typer.Option(help="Request body in MB (more: 413).")] = 20.0,
+    max_mpx: Annotated[float, typer.Option(help="Megapixels an image header may claim (more: 413).")] = 40.0,
 ) -> None:
     """Serve the model: an upload page at /, POST /predict (multipart images or JSON base64), /health and /info."""
     from podium.api import serve as run
 
-    run(target, host, port, token)
+    run(target, host, port, token, max_images, max_mb, max_mpx)
 
 
 @app.command()

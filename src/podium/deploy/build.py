@@ -27,7 +27,6 @@ from typing import Any
 import onnx
 import torch
 
-from podium import __version__
 from podium.core.errors import PodiumError
 from podium.core.io import atomic_path
 from podium.core.registry import Registry
@@ -38,6 +37,16 @@ from podium.runs.ensemble import Ensemble, is_ensemble, open_folder
 from podium.runs.run import Run
 
 DEFAULT_OPSET = 18
+
+
+def podium_version() -> str:
+    """The installed podium's version (``podium.__version__`` without importing the API through the package)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("podium")
+    except PackageNotFoundError:
+        return "unknown"
 LAYOUTS = {"nhwc": False, "nchw": True}
 
 # blend name -> the members' weights from members.json (a probability mean in the graph); other blends (logit_mean,
@@ -179,7 +188,7 @@ def metadata(source: Source, tta: bool, layout: str, cache_side: int, extra: dic
            "op_params": [[k, v] for k, v in prep.op_params], "cache_side": cache_side,
            "normalized_in_graph": True}
     props = {
-        "podium.version": __version__,
+        "podium.version": podium_version(),
         "podium.classes": json.dumps(list(first.classes)),
         "podium.task": first.task,
         "podium.coding": first.resolved_task().loss,
@@ -206,7 +215,7 @@ def write_metadata(path: Path, props: dict[str, str]) -> None:
     model.metadata_props.extend(kept)
     for k, v in props.items():
         model.metadata_props.add(key=k, value=v)
-    model.producer_name, model.producer_version = "podium", __version__
+    model.producer_name, model.producer_version = "podium", podium_version()
     with atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
 
