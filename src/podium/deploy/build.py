@@ -139,6 +139,11 @@ def build_graph(source: Source, tta: bool = False, layout: str = "nhwc") -> Expo
     """The torch module of the whole export (eval mode, CPU)."""
     if layout not in LAYOUTS:
         raise PodiumError(f"--layout {layout}: choose from {', '.join(LAYOUTS)}.")
+    if tta:
+        theirs = {views_of(ck[0], True) for ck in source.checkpoints}
+        if len(theirs) > 1:
+            raise PodiumError("--tta: the members predict with different TTA views or scales "
+                              f"({'; '.join(str(v) for v in theirs)}); one graph runs one set. Export without --tta.")
     members = []
     for ckpts, weight in zip(source.checkpoints, source.weights):
         task = ckpts[0].resolved_task()
