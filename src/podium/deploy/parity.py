@@ -66,9 +66,17 @@ def _fp16(src: Path, dst: Path) -> None:
 
 
 def _int8(src: Path, dst: Path) -> None:
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice and the uint8 input it leaves alone are warnings on the root logger
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QUInt8)
+    finally:
+        root.setLevel(level)
 
 
 PRECISIONS.register("fp32")(Precision(_copy, FP32_TOLERANCE, "float32 weights and activations"))
