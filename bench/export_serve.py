@@ -71,6 +71,41 @@ def speed(graph: torch.nn.Module, onnx: Path, x: np.ndarray, threads: int, repea
     return out
 
 
+def speed_only(args: argparse.Namespace) -> None:
+    """``--speed-only``: torch eager against onnxruntime on a 2-fold graph of randomly initialised networks (speed
+    does not depend on the weights), at 1 and ``--threads`` threads, alternating the two engines ``--repeats`` times
+    so that both see the same background load; no training, no data."""
+    import timm
+
+    from podium.deploy.build import to_onnx
+    from podium.deploy.graph import ExportGraph, Member, _softmax
+    from podium.models.preprocessing import Preprocessing
+
+    nets = [timm.create_model(args.model, pretrained=False, num_classes=3).eval() for _ in range(args.folds)]
+    prep = Preprocessing(args.size, "squash", "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    graph = ExportGraph([Member(nets, prep, _softmax)], 3).eval()
+    x = np.random.default_rng(0).integers(0, 256, (32, args.size, args.size, 3), dtype=np.uint8)
+    info = machine()
+    rows, result = [("graph", f"{args.model} {args.size} px x {args.folds} folds, random weights")], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx = Path(tmp) / "g.onnx"
+        to_onnx(graph, (args.size, args.size), onnx)
+        for threads in sorted({1, args.threads}):
+            rounds = [speed(graph, onnx, x, threads, 3) for _ in range(args.repeats)]
+            med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+            result[f"threads_{threads}"] = {"median": med, "rounds": rounds}
+            for b in (1, 32):
+                rows.append((f"{threads} thread(s), batch {b}: torch eager / ORT img/s",
+                             f"{med[f'torch_b{b}']:.1f} / {med[f'ort_b{b}']:.1f} "
+                             f"({med[f'ort_b{b}'] / med[f'torch_b{b}']:.2f}x)"))
+    rows.append(("load average start / end", f"{info['load_avg_at_start']:.1f} / {os.getloadavg()[0]:.1f}"))
+    show(rows)
+    note = ("Shared 2-core machine under load from other jobs (load average in the table); medians of alternating "
+            "rounds, each a median of 3 timed calls after a warm-up.")
+    print(write_results(f"export_speed_{args.model}_{args.size}", {"machine": info, "args": vars(args), **result},
+                        rows, note))
+
+
 def load_test(model: Any, images: list[bytes], clients: int, requests: int, window_ms: float) -> dict[str, float]:
     """Latency percentiles and throughput of ``requests`` one-image requests from ``clients`` clients."""
     import httpx
@@ -146,8 +181,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--shot", default="")
+    ap.add_argument("--speed-only", action="store_true", help="torch eager vs onnxruntime only (random weights)")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
+    if args.speed_only:
+        speed_only(args)
+        return
 
     import podium
     from podium.data.images import is_image
