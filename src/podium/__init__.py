@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "compare", "config_help", "demo", "ensemble", "inspect", "load", "make_config", "merge", "models",
-           "pack", "predict", "preview", "probe", "report", "resume", "runs", "search", "sweep", "train"]
+__all__ = ["Run", "compare", "config_help", "demo", "ensemble", "export", "inspect", "load", "make_config", "merge",
+           "models", "pack", "predict", "predict_onnx", "preview", "probe", "report", "resume", "runs", "search",
+           "serve", "sweep", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -71,16 +71,28 @@ def resume(run: str | Path | Run) -> Run:
     return run_pipeline(None, resume=run)
 
 
-def predict(run: str | Path | Run, images: str | Path | None = None, out: str | Path | None = None,
-            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None
-            ) -> pd.DataFrame:
+def predict(run: str | Path | Run | None = None, images: str | Path | None = None, out: str | Path | None = None,
+            tta: list[str] | tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None,
+            onnx: str | Path | None = None) -> pd.DataFrame:
     """Predict with every fold of ``run``: the competition's test set (writes test_predictions.csv and the validated
     submission.csv, returned as a DataFrame) or, with ``images``, every image below that folder (ids, labels and
     class probabilities, also written to the run folder or ``out``).
 
     With ``data``: the test set of that competition folder (a Kaggle hidden test set), predicted by a run or an
     ensemble folder; only ``out`` (default ``submission.csv``) is written, validated against the folder's sample,
-    so the run and data folders may be read-only. Returns the submission."""
+    so the run and data folders may be read-only. Returns the submission.
+
+    With ``onnx`` (a file from ``export``) and ``images``: onnxruntime labels the images, without torch.
+    The returned table's ``attrs["path"]`` is the file written."""
+    if onnx is not None:
+        if images is None or run is not None or data is not None:
+            raise PodiumError("predict --onnx FILE --images DIR takes no run folder and no --data; it needs --images.")
+        path = predict_onnx(onnx, images, out)
+        table = pd.read_csv(path, keep_default_na=False)
+        table.attrs["path"] = str(path)
+        return table
+    if run is None:
+        raise PodiumError("predict needs a run or ensemble folder (or --onnx FILE --images DIR).")
     if data is not None:
         if images is not None:
             raise PodiumError("Give --data (a competition folder) or --images (a folder of images), not both.")
@@ -254,3 +266,32 @@ def config_help() -> str:
     from podium.validation import help_text
 
     return help_text()
+
+
+def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "all", tta: bool = False,
+           opset: int = 18, fp16: bool = False, quantize: str = "", layout: str = "nhwc") -> dict[str, Any]:
+    """Export a run or ensemble folder to one ONNX graph (uint8 images in, podium's probabilities out; default
+    ``<folder>/export/model.onnx``) and check it against podium on OOF images; returns the report (``export.json``).
+    Raises PodiumError when parity is worse than the precision's tolerance (int8: reported, not enforced)."""
+    from podium.deploy.writer import export_model
+
+    return export_model(getattr(run, "path", run), out, folds, tta, opset, fp16, quantize, layout)
+
+
+def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = None) -> Path:
+    """Label every image below ``images`` with an exported model through onnxruntime, without torch; returns the
+    CSV (ids, labels, class probabilities)."""
+    from podium.deploy.runtime import predict_images
+
+    return predict_images(onnx, images, out)
+
+
+def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+          max_images: int = 16, max_mb: float = 20.0, max_mpx: float = 40.0) -> None:
+    """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
+    an upload page at /, POST /predict, /health, /info. A token is required on any address but localhost; requests
+    are bounded to ``max_images`` images, ``max_mb`` MB and ``max_mpx`` megapixels per image."""
+    from podium.serving.app import Limits
+    from podium.serving.server import serve as run_server
+
+    run_server(target, host, port, token, Limits(int(max_mb * 1024 * 1024), max_images, int(max_mpx * 1e6)))

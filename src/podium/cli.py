@@ -93,7 +93,8 @@ def resume(run_dir: RunDir) -> None:
 
 @app.command()
 def predict(
-    run_dir: RunDir,
+    run_dir: Annotated[Optional[Path], typer.Argument(help="Run folder made by podium train (or an ensemble folder "
+                                                          "with --data; none with --onnx).")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Predict every image below this folder instead.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output CSV (default: in the run folder; with --data: "
                                                      "submission.csv).")] = None,
@@ -102,13 +103,57 @@ def predict(
     data: Annotated[Optional[Path], typer.Option(help="Predict this competition folder's test set (e.g. a Kaggle "
                                                       "hidden test set) into --out only; folders may be read-only.")]
     = None,
+    onnx: Annotated[Optional[Path], typer.Option(help="An ONNX file from podium export: predict --images with "
+                                                      "onnxruntime, without torch (no RUN_DIR).")] = None,
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
     from podium.api import predict as run
 
     views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
-    table = run(run_dir, images, out, views, device, data=data)
+    table = run(run_dir, images, out, views, device, data=data, onnx=onnx)
     Console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
+
+
+@app.command()
+def export(
+    folder: Annotated[Path, typer.Argument(help="Run or ensemble folder.")],
+    out: Annotated[Optional[Path], typer.Option(help="ONNX file (default: FOLDER/export/model.onnx).")] = None,
+    folds: Annotated[str, typer.Option(help="all (fold average inside the graph) or one fold number.")] = "all",
+    tta: Annotated[bool, typer.Option("--tta", help="Put the run's TTA views inside the graph.")] = False,
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
+    fp16: Annotated[bool, typer.Option("--fp16", help="float16 weights and activations (uint8 in, float32 out).")]
+    = False,
+    quantize: Annotated[str, typer.Option(help="int8: dynamic quantisation (its metric change is reported).")] = "",
+    layout: Annotated[str, typer.Option(help="Input layout: nhwc (N, H, W, 3) or nchw (N, 3, H, W), uint8 RGB.")]
+    = "nhwc",
+) -> None:
+    """Write one ONNX graph (uint8 images in, podium's probabilities out; normalisation, fold average, TTA and the
+    task's decoding inside) and check it against podium on OOF images (export.json); fails on a parity miss."""
+    from podium.api import export as run
+
+    r = run(folder, out, folds, tta, opset, fp16, quantize, layout)
+    p = r["parity"]
+    Console(soft_wrap=True).print(
+        f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, {r['precision']}, {r['export_s']:.0f} s): max |p - podium| "
+        f"{p['max_abs_diff']:.1e} on {p['images']} OOF images, labels agree {p['label_agreement']:.1%}, "
+        f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f})")
+
+
+@app.command()
+def serve(
+    target: Annotated[Path, typer.Argument(help="ONNX file from podium export, or a run or ensemble folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; any but localhost needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    token: Annotated[Optional[str], typer.Option(help="API token (or PODIUM_TOKEN); clients send "
+                                                      "'Authorization: Bearer TOKEN'.")] = None,
+    max_images: Annotated[int, typer.Option(help="Images per request (more: 413).")] = 16,
+    max_mb: Annotated[float, typer.Option(help="Request body in MB (more: 413).")] = 20.0,
+    max_mpx: Annotated[float, typer.Option(help="Megapixels an image header may claim (more: 413).")] = 40.0,
+) -> None:
+    """Serve the model: an upload page at /, POST /predict (multipart images or JSON base64), /health and /info."""
+    from podium.api import serve as run
+
+    run(target, host, port, token, max_images, max_mb, max_mpx)
 
 
 @app.command()

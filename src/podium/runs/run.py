@@ -20,6 +20,7 @@ resume, ensembling and reporting read through it.
   predictions-<folder>.csv `podium predict --images <folder>`: ids, labels and probabilities of those images
   train.log                the console output
   report.html              the run's report (podium.reporting), self-contained
+  export/model.onnx        the ONNX graph of podium export; export/export.json: its parity report
 ```
 
 Only the main process writes (``writer``): every write method is a no-op elsewhere, so callers never check ranks.
@@ -405,6 +406,24 @@ class Run:
         if self.writer:
             write_text(self.report_path, html)
         return self.report_path
+
+    # ----------------------------------------------------------------------------------------------------- export
+
+    @property
+    def onnx_path(self) -> Path:
+        """export/model.onnx: the ONNX graph ``podium export`` writes by default (podium.deploy)."""
+        return self.path / "export" / "model.onnx"
+
+    @property
+    def export_report_path(self) -> Path:
+        """export/export.json: the last export's parity report."""
+        return self.path / "export" / "export.json"
+
+    def write_export_report(self, report: dict[str, Any]) -> Path:
+        """export/export.json."""
+        if self.writer:
+            write_json(self.export_report_path, report)
+        return self.export_report_path
 
     # ------------------------------------------------------------------------------------------------------ files
 

@@ -1,0 +1,130 @@
+"""An exported model at work without torch: ``OnnxModel`` (onnxruntime + the metadata podium wrote) and
+``predict_images`` (``podium predict --onnx FILE --images DIR``). The light path for machines that only predict:
+this module imports onnxruntime, numpy, OpenCV and podium's numpy-only task code, never torch."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from podium.core.errors import PodiumError
+from podium.core.io import write_csv
+from podium.deploy.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
+
+
+class OnnxModel:
+    """An ONNX graph written by ``podium export``: its session, classes, task, decisions and preprocessing."""
+
+    def __init__(self, path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.is_file():
+            raise PodiumError(f"No ONNX model at {self.path}; write one with podium export RUN_DIR.")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own kinds for a bad file
+            raise PodiumError(f"{self.path} cannot be loaded as an ONNX model ({type(e).__name__}).") from None
+        props = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in props:
+            raise PodiumError(f"{self.path} was not written by podium export (no {METADATA_KEY} metadata).")
+        self.props = dict(props)
+        self.prep: dict[str, Any] = json.loads(props[METADATA_KEY])
+        self.classes: list[str] = json.loads(props["podium.classes"])
+        self.decisions: dict[str, Any] = json.loads(props.get("podium.decisions", "{}"))
+        self.input_name = self.session.get_inputs()[0].name
+        from podium.tasks.task import get_task  # numpy only
+
+        self.task = get_task(props["podium.task"])
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the model is: classes, task, metric, CV score, model, members, preprocessing."""
+        p = self.props
+        return {"classes": self.classes, "task": self.task.name, "metric": p.get("podium.metric"),
+                "cv_score": json.loads(p.get("podium.cv_score", "null")), "model": p.get("podium.model"),
+                "source": p.get("podium.source"), "members": json.loads(p.get("podium.members", "[]")),
+                "decisions": self.decisions, "precision": p.get("podium.precision"),
+                "tta": json.loads(p.get("podium.tta", "{}")), "preprocessing": self.prep,
+                "file": self.path.name}
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """The input (height, width)."""
+        return int(self.prep["height"]), int(self.prep["width"])
+
+    def prepare(self, img: np.ndarray) -> np.ndarray:
+        """An HxWx3 uint8 RGB image as one model input (podium's resize, ``podium.deploy.resize``)."""
+        return prepare(img, self.prep)
+
+    def prepare_bytes(self, data: bytes) -> np.ndarray:
+        """Encoded image bytes as one model input (ValueError when they are no image)."""
+        return self.prepare(decode_rgb(data))
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, C) of prepared inputs (N, H, W, 3) uint8."""
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2) if self.prep.get("layout") == "nchw" else batch)
+        return self.session.run(None, {self.input_name: x})[0].astype(np.float64)
+
+    def labels(self, probs: np.ndarray) -> list[str]:
+        """The decoded label(s) of each row, with the run's decisions (thresholds, cut points)."""
+        return self.task.decode(probs, self.decisions, self.classes)
+
+    def results(self, probs: np.ndarray, top: int = 3) -> list[dict[str, Any]]:
+        """Per row: the decision, the label set, every class probability and the ``top`` classes."""
+        out = []
+        for p, label in zip(probs, self.labels(probs)):
+            order = np.argsort(-p)[:top]
+            row = {"label": label, "labels": label.split(" ") if self.task.multilabel else [label],
+                   "probs": {c: float(v) for c, v in zip(self.classes, p)},
+                   "top": [{"class": self.classes[i], "prob": float(p[i])} for i in order]}
+            row.update({k: float(v[0]) for k, v in self.task.columns(p[None]).items()})
+            out.append(row)
+        return out
+
+    def table(self, ids: list[str], probs: np.ndarray) -> pd.DataFrame:
+        """id, label(s), one probability column per class and the task's extra columns (as ``podium predict``)."""
+        df = pd.DataFrame(probs, columns=self.classes)
+        for name, values in self.task.columns(probs).items():
+            df[name] = values
+        from podium.tasks.submission import default_format  # numpy and pandas only
+
+        df.insert(0, default_format(self.task, self.classes, ids).columns[1], self.labels(probs))
+        df.insert(0, "id", ids)
+        return df
+
+
+def predict_images(onnx: str | Path, images: str | Path, out: str | Path | None = None, batch_size: int = 32,
+                   threads: int = 0) -> Path:
+    """Every image below ``images`` through the exported model -> a CSV of ids, labels and class probabilities
+    (``out``, default ``predictions-<folder>.csv`` beside the model). Unreadable images stop it in one line."""
+    from podium.data.files import walk_images
+
+    model = OnnxModel(onnx, threads)
+    folder = Path(images).expanduser().resolve()
+    if not folder.is_dir():
+        raise PodiumError(f"Image folder {folder} does not exist.")
+    paths = sorted(Path(p) for p in walk_images(folder, folder))
+    if not paths:
+        raise PodiumError(f"{folder} holds no images (.jpg, .png, ...).")
+    ids = [p.relative_to(folder).as_posix() for p in paths]
+    probs = []
+    for start in range(0, len(paths), batch_size):
+        batch = []
+        for p in paths[start:start + batch_size]:
+            try:
+                batch.append(model.prepare(load_rgb(str(p))))
+            except ValueError as e:
+                raise PodiumError(f"{os.path.relpath(p, folder)} {e}; remove it or replace it.") from None
+        probs.append(model.probabilities(np.stack(batch)))
+    target = Path(out) if out else model.path.parent / f"predictions-{folder.name}.csv"
+    write_csv(target, model.table(ids, np.concatenate(probs)))
+    return target

@@ -1,0 +1,51 @@
+"""``serve``: what ``podium serve TARGET`` runs: the model loaded (a run or ensemble folder is exported first, once),
+the access rule checked, and uvicorn started on the app (``podium.serving.app.create_app``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from podium.core.errors import PodiumError
+from podium.deploy.runtime import OnnxModel
+from podium.serving.app import Limits, create_app
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+TOKEN_ENV = "PODIUM_TOKEN"
+
+
+def resolve_token(host: str, token: str | None) -> str | None:
+    """The API token (``--token``, else $PODIUM_TOKEN); required on any address but localhost."""
+    token = token or os.environ.get(TOKEN_ENV) or None
+    if host not in LOCAL_HOSTS and not token:
+        raise PodiumError(f"podium serve --host {host} listens beyond this machine: give --token TOKEN (or set "
+                          f"{TOKEN_ENV}); clients then send 'Authorization: Bearer TOKEN'.")
+    return token
+
+
+def load_model(target: str | Path, threads: int = 0) -> OnnxModel:
+    """An ONNX file, or a run / ensemble folder's ``export/model.onnx`` (exported now, with its parity check, when
+    it has none)."""
+    path = Path(target).expanduser()
+    if path.is_file():
+        return OnnxModel(path, threads)
+    if not path.is_dir():
+        raise PodiumError(f"{target} is neither an ONNX file nor a run or ensemble folder.")
+    from podium.runs.ensemble import open_folder
+
+    folder = open_folder(path, writer=False)
+    if not folder.onnx_path.is_file():
+        from podium.deploy.writer import export_model
+
+        export_model(folder.path)
+    return OnnxModel(folder.onnx_path, threads)
+
+
+def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+          limits: Limits = Limits(), window_ms: float = 5.0) -> None:
+    """Serve ``target`` until interrupted."""
+    import uvicorn
+
+    token = resolve_token(host, token)
+    app = create_app(load_model(target), token, limits, window_ms)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
