@@ -76,8 +76,8 @@ def speed_only(args: argparse.Namespace) -> None:
     does not depend on the weights), at 1 and ``--threads`` threads, alternating the two engines ``--repeats`` times
     so that both see the same background load; no training, no data."""
     import timm
-    from podium.models.preprocessing import Preprocessing
 
+    from podium.data.preprocessing import Preprocessing
     from podium.deploy.build import to_onnx
     from podium.deploy.graph import ExportGraph, Member, _softmax
 

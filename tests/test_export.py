@@ -18,12 +18,11 @@ import torch
 pytest.importorskip("onnxruntime", reason="pip install 'podium[deploy]'")
 pytest.importorskip("onnxscript", reason="pip install 'podium[deploy]'")
 
-from podium.models.preprocessing import Preprocessing
-
 import datagen  # noqa: E402
 import podium
 from podium.core.errors import PodiumError
 from podium.data.cache import shrink as cache_shrink
+from podium.data.preprocessing import Preprocessing
 from podium.data.transforms import create_transform
 from podium.deploy.graph import DECODERS
 from podium.deploy.resize import load_rgb, prepare

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
+from podium.data.preprocessing import Preprocessing
 from podium.engine.tta import check_views
-from podium.models.preprocessing import Preprocessing
 from podium.tasks.task import Task
 
 # logits (N, outputs) and the class count -> per-class probabilities (N, C), exactly as the task's numpy code

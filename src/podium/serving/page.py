@@ -20,8 +20,8 @@ header p{margin:4px 0 0;opacity:.85;font-size:13px}main{padding:20px 24px}
 .result img{width:240px;height:180px;object-fit:cover;display:block;background:#ddd}
 .result .body{padding:10px 12px}.label{font-weight:700;font-size:17px;margin-bottom:6px}
 .name{font-size:12px;color:#667;word-break:break-all}.error{color:#b00020;font-weight:600}
-.bar{display:flex;align-items:center;gap:6px;font-size:13px;margin:3px 0}
-.bar span.c{width:92px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.bar{display:flex;flex-wrap:wrap;align-items:center;gap:2px 6px;font-size:13px;margin:4px 0}
+.bar span.c{flex-basis:100%;overflow-wrap:anywhere}  /* the whole class name, above its bar */
 .bar div{flex:1;background:#e4e8ee;border-radius:3px;height:9px}
 .bar div i{display:block;height:9px;border-radius:3px;background:#1f63c6}
 """
