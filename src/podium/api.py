@@ -138,9 +138,8 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
     the OOF predictions; ``metrics["cv_score"]`` is the honest, cross-fitted score). Returns the ensemble folder.
     """
     from podium.multirun.ensemble import ensemble as run_ensemble
-    from podium.runs.run import Run
 
-    paths = [m.path if isinstance(m, Run) else m for m in members]
+    paths = [getattr(m, "path", m) for m in members]
     return run_ensemble(paths, top, data, where, blend, root, name, device)
 
 
@@ -151,7 +150,7 @@ def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = No
     the runs' path here. Returns the merged Run."""
     from podium.multirun.merge import merge as run_merge
 
-    return run_merge([r.path if isinstance(r, Run) else r for r in runs], out, data)
+    return run_merge([getattr(r, "path", r) for r in runs], out, data)
 
 
 def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = None, fp16: bool = False,
@@ -163,7 +162,7 @@ def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = 
     when this machine differs. Returns what the pack holds (also ``out/pack.json``)."""
     from podium.multirun.pack import pack as run_pack
 
-    return run_pack([f.path if isinstance(f, Run) else f for f in folders], out, base, fp16, dataset, python_version,
+    return run_pack([getattr(f, "path", f) for f in folders], out, base, fp16, dataset, python_version,
                     platform)
 
 
@@ -229,9 +228,8 @@ def compare(a: str | Path | Run, b: str | Path | Run) -> dict[str, list[tuple[st
     """The config keys whose values differ between runs ``a`` and ``b`` (``config``) and their numbers side by side
     (``numbers``), each a list of (key, value in a, value in b)."""
     from podium.runs.board import compare as compare_runs
-    from podium.runs.run import Run
 
-    return compare_runs(*(r.path if isinstance(r, Run) else r for r in (a, b)))
+    return compare_runs(*(getattr(r, "path", r) for r in (a, b)))
 
 
 def models(pattern: str = "", offline: bool = False) -> list[dict[str, Any]]:
