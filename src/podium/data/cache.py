@@ -33,7 +33,7 @@ from podium.core.io import write_json
 from podium.core.progress import track
 from podium.data.cache_formats import CACHE_FORMATS, resolve_format
 from podium.data.image_ops import ImageOps
-from podium.data.images import UnreadableImage, read_image
+from podium.data.images import UnreadableImage, read_reduced
 
 VERSION = 2  # 2: entries carry their byte length; stores are named by format
 # INTER_AREA averages the source pixels it shrinks, so a cached image is an anti-aliased copy of the original.
@@ -46,13 +46,18 @@ def cache_side(size: int, scale: float) -> int:
     return max(size, int(round(scale * size)))
 
 
-def shrink(img: np.ndarray, side: int) -> np.ndarray:
-    """Resize so that the short side is ``side`` (aspect ratio kept); images already that small are kept as they are."""
-    h, w = img.shape[:2]
+def shrink(img: np.ndarray, side: int, full: tuple[int, int] | None = None) -> np.ndarray:
+    """Resize so that the short side is ``side`` (aspect ratio kept); images already that small are kept as they are.
+
+    ``full``: the (height, width) of the full image when ``img`` is a reduced JPEG decode, so the result has the
+    shape a full decode would give (a reduced decode rounds its sides up)."""
+    h, w = full or img.shape[:2]
     short = min(h, w)
     if short <= side:
         return img
     nh, nw = max(1, round(h * side / short)), max(1, round(w * side / short))
+    if (nh, nw) == img.shape[:2]:
+        return img
     return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
 
 
@@ -127,10 +132,12 @@ class StoreFiller:
         """The paths that still need pixels, folder by folder."""
         return [os.path.join(f, n) for f, st in self._open.items() for n in self._folders[f] if n in st["missing"]]
 
-    def put(self, path: str, img: np.ndarray) -> None:
-        """Append the cached form of ``path``'s decoded image ``img``."""
+    def put(self, path: str, img: np.ndarray, full: tuple[int, int] | None = None) -> None:
+        """Append the cached form of ``path``'s decoded image ``img`` (a reduced decode of a ``full`` (height,
+        width) image, if given)."""
         folder, name = os.path.split(os.path.abspath(path))
-        small = np.ascontiguousarray(shrink(self.ops.apply(img), self.side))
+        small = self.ops.apply(img)
+        small = np.ascontiguousarray(shrink(small, self.side, None if self.ops.names else full))
         st = self._open[folder]
         data = CACHE_FORMATS.get(st["fmt"]).encode(small)
         with self._lock:
@@ -211,11 +218,11 @@ class DecodedImages:
 
 def _decode_into(filler: StoreFiller, path: str) -> None:
     try:
-        img = read_image(path, filler.min_side)  # a JPEG at reduced scale when the cache side allows
+        img, full = read_reduced(path, filler.min_side)  # a JPEG at reduced scale when the cache side allows
     except (UnreadableImage, FileNotFoundError) as e:
         raise PodiumError(f"Image {path} cannot be read ({e}); fix or remove it, or set data.check_images=true to "
                           "list every unreadable image before training.") from None
-    filler.put(path, img)
+    filler.put(path, img, full)
 
 
 def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 0, ops: ImageOps = NO_OPS,

@@ -54,8 +54,8 @@ class PixelSink(Protocol):
     def wants(self, path: str) -> bool:
         """Whether ``path`` still needs pixels."""
 
-    def put(self, path: str, img: np.ndarray) -> None:
-        """Take the decoded RGB image of ``path`` (thread-safe)."""
+    def put(self, path: str, img: np.ndarray, full: tuple[int, int] | None = None) -> None:
+        """Take the decoded RGB image of ``path`` (a reduced decode of a ``full`` (height, width) image); threadsafe."""
 
 
 def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
         return {**rec, "error": f"image is only {rec['width']}x{rec['height']} pixels"}
     rec["phash"] = str(imagehash.phash(Image.fromarray(img)))  # on the decoded RGB, as the model sees it
     if wanted:
-        sink.put(path, img)
+        sink.put(path, img, (rec["height"], rec["width"]))
     return rec
 
 

@@ -80,12 +80,20 @@ def read_image(path: str | os.PathLike[str], min_side: int = 0) -> np.ndarray:
     frame). With ``min_side`` a JPEG is decoded at 1/2, 1/4 or 1/8 scale when its short side stays at ``min_side``
     or more (``reduction``); other formats, and JPEGs too small to reduce, are decoded whole.
     """
+    return read_reduced(path, min_side)[0]
+
+
+def read_reduced(path: str | os.PathLike[str], min_side: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """``read_image(path, min_side)`` and the full image's (height, width), which a reduced decode rounds."""
     data = np.fromfile(str(path), dtype=np.uint8)  # fromfile + imdecode handles non-ASCII paths
-    k = 1
     if min_side and data[:2].tobytes() == b"\xff\xd8":
         head = read_header(data[: 1 << 16]) or read_header(data)
-        k = reduction(head.width, head.height, min_side) if head is not None else 1
-    return decode_image(data, k)
+        if head is not None:
+            k = reduction(head.width, head.height, min_side)
+            if k > 1:
+                return decode_image(data, k), (head.height, head.width)
+    img = decode_image(data)
+    return img, (img.shape[0], img.shape[1])
 
 
 def decode_image(data: np.ndarray | bytes, reduce: int = 1) -> np.ndarray:
