@@ -211,6 +211,11 @@ class DecodedImages:
         start = int(self.offset[i])
         return CACHE_FORMATS.get(self.formats[s]).decode(mm[start : start + int(self.length[i])].data, h, w)
 
+    def describe(self) -> str:
+        """One line: how many images, in which format, and their disk use."""
+        fmts = ", ".join(sorted(set(self.formats)))
+        return f"{len(self)} images in the cache ({fmts}), {self.disk_bytes() / 1e6:.1f} MB on disk"
+
     def disk_bytes(self) -> int:
         """Bytes these images take in their stores (each distinct image once)."""
         return int(np.unique(np.stack([self.store, self.offset, self.length], 1), axis=0)[:, 2].sum())

@@ -75,6 +75,7 @@ class FoldParts:
     batch_aug: SoftTargetMixup | None = None
     bn_hooks: list = field(default_factory=list)
     cache_s: float = 0.0  # seconds spent making sure every image of the fold is in the decoded-image cache
+    cache_note: str = ""  # the cache's size and disk use, for the log
 
     def eval_model(self, accelerator: Accelerator) -> torch.nn.Module:
         """The weights that are evaluated and saved: the EMA when there is one."""
@@ -116,6 +117,8 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
         return FoldResult(fold, val_idx, probs, summary, plain)
     reset_peak(accelerator.device.type)
     parts = build_fold(fold, comp, folds, cfg, accelerator)
+    if parts.cache_note and fold == (cfg.cv.train_folds or (0,))[0]:  # the same store for every fold: said once
+        reporter.print(f"{parts.cache_note}, ready in {parts.cache_s:.1f} s")
     progress = resume_fold(parts, run, accelerator, reporter)
     # run.trackers: one tracker run per fold, its step the optimiser update count (restored with the schedule)
     with fold_trackers(cfg, run, fold, parts.scheduler.last_epoch, accelerator, reporter) as trackers:
@@ -161,7 +164,8 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
     return FoldParts(fold, model, optimizer, scheduler, ema, train_loader, val_loader, loss_fn, prep, train_idx,
-                     val_idx, create_batch_aug(cfg.aug, comp.task, len(classes)), cache_s=cache_s)
+                     val_idx, create_batch_aug(cfg.aug, comp.task, len(classes)), cache_s=cache_s,
+                     cache_note="" if images is None else images.describe())
 
 
 def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: Reporter) -> Progress:
