@@ -2,9 +2,9 @@
 
 Each format is a registered ``CacheFormat`` that encodes a cached RGB image to bytes and decodes it back. ``raw`` is
 the pixels themselves (no decode cost, side^2 x 3 bytes a square image); ``jpeg`` is a quality-95 JPEG of the shrunk
-image (about a tenth of the disk, and a decode of ~0.5 ms per 224 px image on one core); ``png`` is lossless (about
-half the disk of raw, slower to decode). ``auto`` (``resolve_format``) keeps raw while a store's raw size stays under
-``AUTO_RAW_LIMIT`` and switches to JPEG above it: ``bench/large_data.py`` measures both.
+image (about a ninth of the disk, for a decode of ~1.4 ms per 280 px image on one loaded core). ``auto``
+(``resolve_format``) keeps raw while a store's raw size stays under ``AUTO_RAW_LIMIT`` and switches to JPEG above
+it: ``bench/large_data.py`` measures both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ import numpy as np
 
 from podium.core.registry import Registry
 
-AUTO_RAW_LIMIT = 4 * 1024**3  # bytes of raw pixels a store may reach before ``auto`` picks JPEG
+# Bytes of raw pixels a store may reach before ``auto`` picks JPEG. bench/large_data.py (2 shared cores): the loader
+# reads ~960 img/s per core from a raw 280 px cache and ~390 from a JPEG one (a 1.4 ms decode), so raw stays the
+# default while its disk use is modest (20k images at 224 px: 7 GB raw, 0.76 GB JPEG); at 384 px (21 GB raw) the
+# disk, and a page cache that no longer holds the store, weigh more.
+AUTO_RAW_LIMIT = 16 * 1024**3
 _ASPECT = 4 / 3  # the long side assumed by ``resolve_format``'s estimate (most photographs are 4:3 or 3:2)
 
 
@@ -54,7 +58,6 @@ def _codec(ext: str, params: list[int]) -> tuple[Callable[[np.ndarray], bytes], 
 
 CACHE_FORMATS.register("raw")(CacheFormat(lambda img: np.ascontiguousarray(img).tobytes(), _raw_decode, True))
 CACHE_FORMATS.register("jpeg")(CacheFormat(*_codec(".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95]), lossless=False))
-CACHE_FORMATS.register("png")(CacheFormat(*_codec(".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]), lossless=True))
 
 
 def resolve_format(name: str, images: int, side: int) -> str:
