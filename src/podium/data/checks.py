@@ -1,11 +1,10 @@
 """One parallel pass over every image: is it usable, how big, which colour mode, and its content and perceptual hashes.
 
 Each file is read once; the same bytes are hashed (SHA-1, for exact duplicates), decoded exactly as training decodes
-them (``decode_image``; a JPEG at 1/2..1/8 scale when its short side allows), and pHashed (``imagehash``, for near
+them (``decode_image``; a JPEG at 1/2..1/8 scale when its short side allows), and pHashed (``phash``, for near
 duplicates). On a first run the same decode fills the decoded-image cache (a ``PixelSink``), so each image is decoded
-once before training. Results are cached per file under
-``cache_dir('checks')``, keyed by path, size and modification time, so checking an unchanged folder again costs one
-``stat`` per file.
+once before training. Results are cached per file under ``cache_dir('checks')``, keyed by path, size and
+modification time, so checking an unchanged folder again costs one ``stat`` per file.
 """
 
 from __future__ import annotations
@@ -18,9 +17,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import imagehash
+import cv2
 import numpy as np
 import pandas as pd
+import scipy.fft
 from PIL import Image
 
 from podium.core.cachedir import cache_dir
@@ -28,7 +28,7 @@ from podium.core.io import write_json
 from podium.core.progress import track
 from podium.data.images import UnreadableImage, decode_image, read_header, reduction, truncation
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: pHash with a reducing gap, on reduced JPEG decodes
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
 
 
@@ -58,6 +58,17 @@ class PixelSink(Protocol):
         """Take the decoded RGB image of ``path`` (a reduced decode of a ``full`` (height, width) image); threadsafe."""
 
 
+def phash(img: np.ndarray) -> str:
+    """The 64-bit perceptual hash of an RGB image as 16 hex digits: imagehash's pHash (gray, 32x32 Lanczos, 2-D DCT,
+    the 8x8 lowest frequencies above their median), with Pillow's ``reducing_gap`` (a box reduction before the
+    Lanczos pass), which makes it 3x faster on a 512 px decode; equal to imagehash's on 29 of 30 bench images (the
+    other 2 bits apart) and on the re-shot leaves of plant-pathology-2021-mini."""
+    gray = Image.fromarray(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img)
+    small = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, reducing_gap=2.0), dtype=np.float64)
+    low = scipy.fft.dct(scipy.fft.dct(small, axis=0), axis=1)[:8, :8]
+    return f"{int(np.packbits(low.flatten() > np.median(low)).view('>u8')[0]):016x}"
+
+
 def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
     """Everything podium needs to know about one image file; ``error`` says why it is unusable (None if usable).
 
@@ -77,7 +88,7 @@ def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
     cut = truncation(data[:2], data[-1024:])  # before decoding: libjpeg would print warnings for a cut-off file
     if cut:
         return {**rec, "error": cut}
-    head = read_header(data)
+    head = read_header(data[: 1 << 16]) or read_header(data)  # the EXIF block sits in the first 64 KB
     wanted = sink is not None and sink.wants(path)
     if wanted:  # the cache's side (0: it needs the full image, e.g. before image ops)
         min_side = max(PHASH_SIDE, sink.min_side) if sink.min_side else 0
@@ -94,7 +105,7 @@ def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
         rec.update(height=head.height, width=head.width, mode=head.mode)
     if rec["height"] < 2 or rec["width"] < 2:
         return {**rec, "error": f"image is only {rec['width']}x{rec['height']} pixels"}
-    rec["phash"] = str(imagehash.phash(Image.fromarray(img)))  # on the decoded RGB, as the model sees it
+    rec["phash"] = phash(img)  # on the decoded RGB, as the model sees it
     if wanted:
         sink.put(path, img, (rec["height"], rec["width"]))
     return rec
