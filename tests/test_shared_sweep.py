@@ -15,7 +15,7 @@ import pytest
 import podium
 from podium.config import PodiumConfig, merge
 from podium.core.errors import PodiumError
-from podium.multirun.shared_sweep import open_grid
+from podium.multirun.shared_sweep import claim, open_grid
 from podium.multirun.sweep import plan_sweep
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -66,6 +66,16 @@ def test_another_grid_under_the_same_name_is_refused(single_dir: Path, tiny: tup
     assert [t.state.name for t in study.trials] == ["WAITING", "WAITING"]
     assert open_grid(optuna, url, first).user_attrs["grid"] == [c.name for c in first.combos]  # loaded, not doubled
     assert len(study.trials) == 2
+    claimed = claim(optuna, study)  # a worker of this machine takes combination 0, then dies
+    assert claimed.number == 0 and claim(optuna, study).number == 1 and claim(optuna, study) is None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    storage = study._storage
+    storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name("sweep-g"), 0), "pid", dead.pid)
+    again = open_grid(optuna, url, first)  # the dead claim is failed and queued again; the live one is left alone
+    assert [t.state.name for t in again.trials] == ["FAIL", "RUNNING", "WAITING"]
+    assert again.trials[2].user_attrs == {"combo": 0, "attempt": 2}
     other = plan_sweep(single_dir, base, ["model.name=test_resnet,no_such_net"], "g")
     with pytest.raises(PodiumError, match="another grid"):
         open_grid(optuna, url, other)

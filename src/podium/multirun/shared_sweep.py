@@ -14,12 +14,15 @@
 
 Why not ``optuna.samplers.GridSampler``: it counts a failed trial as visited (no retry), and once every grid point
 has started it hands a running point to the next worker, which would train it a second time; Optuna's queue of
-enqueued trials gives each point to one worker. A worker killed mid-run leaves its trial RUNNING (no heartbeat):
-run the same command again on that machine and ``podium sweep`` resumes the interrupted run folder.
+enqueued trials gives each point to one worker. A worker killed mid-run leaves its trial RUNNING (Optuna's heartbeat
+runs only inside ``study.optimize``): the same command run again on that machine finds the claim's process gone
+(host and pid are kept in the trial), marks it failed and queues it again, and ``run_combination`` resumes the
+interrupted run folder.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -30,6 +33,7 @@ from podium.core.errors import PodiumError
 from podium.core.io import write_csv, write_json
 from podium.multirun.search import check_storage_url, optuna_module, quiet_optuna, storage_lock
 from podium.multirun.sweep import Sweep, combo_row, in_processes, run_combination, worker_threads
+from podium.runs.files import alive
 
 ROW_KEYS = ("run", "status", "metric", "cv_score", "cv_score_no_tta", "epoch_s", "peak_mem_mb", "params", "wall_s",
             "reason")
@@ -67,6 +71,12 @@ def open_grid(optuna: Any, url: str, sweep: Sweep) -> Any:
             else:
                 for i in range(len(grid)):
                     latest = trials_of(study, i)[-1]
+                    if stale(latest):  # its worker on this machine is gone: failed, and queued again below
+                        trial_id = storage.get_trial_id_from_study_id_trial_number(
+                            storage.get_study_id_from_name(study.study_name), latest.number)
+                        storage.set_trial_user_attr(trial_id, "reason", "its process died")
+                        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+                        latest = trials_of(study, i)[-1]
                     if latest.state == optuna.trial.TrialState.FAIL:
                         enqueue(study, sweep, i, latest.user_attrs.get("attempt", 1) + 1)
     except ImportError as e:  # the database's driver (psycopg2, PyMySQL, ...) is not installed
@@ -74,6 +84,12 @@ def open_grid(optuna: Any, url: str, sweep: Sweep) -> Any:
     except DBAPIError as e:
         raise PodiumError(f"Cannot open the sweep storage {url} ({str(e.orig or e).splitlines()[0]}).") from None
     return study
+
+
+def stale(trial: Any) -> bool:
+    """A RUNNING trial claimed by a process of this machine that no longer exists (killed, or the machine rebooted)."""
+    return (trial.state.name == "RUNNING" and trial.user_attrs.get("host") == socket.gethostname()
+            and not alive(trial.user_attrs.get("pid")))
 
 
 def enqueue(study: Any, sweep: Sweep, index: int, attempt: int) -> None:
@@ -94,6 +110,8 @@ def claim(optuna: Any, study: Any) -> Any | None:
     for t in study.get_trials(deepcopy=False, states=(waiting,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         if storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
+            storage.set_trial_user_attr(trial_id, "host", socket.gethostname())
+            storage.set_trial_user_attr(trial_id, "pid", os.getpid())
             return t
     return None
 
@@ -115,7 +133,6 @@ def work(sweep: Sweep, url: str, threads: int = 0, retries: int = 1) -> int:
         for key in ROW_KEYS:
             value = row.get(key)
             storage.set_trial_user_attr(trial_id, key, None if pd.isna(value) else value)
-        storage.set_trial_user_attr(trial_id, "host", socket.gethostname())
         score = row.get("cv_score")
         if outcome["status"] == "done" and score is not None and not pd.isna(score):
             study.tell(trial.number, float(score))
