@@ -102,14 +102,16 @@ def section_prep(args: argparse.Namespace) -> dict[str, Any]:
                                  capture_output=True, text=True, cwd=tmp)
         return float(out.stdout.strip().splitlines()[-1])
 
-    limits = [limit()]
-    new = first_pass()
-    limits.append(limit())
+    limits, news = [], []
+    for _ in range(args.repeats):  # alternately, so that a change in the machine's load hits both
+        limits.append(limit())
+        news.append(first_pass())
+        print(f"prep: limit {limits[-1]:.1f} s, first pass {news[-1]:.1f} s", flush=True)
     old = old_code() if args.old_src.is_dir() else None
-    lim = statistics.median(limits)
-    print(f"prep: limit {limits} s, first pass {new:.1f} s, old two-pass {old} s", flush=True)
+    lim, new = statistics.median(limits), statistics.median(news)
+    print(f"prep: limit {limits} s, first pass {news} s, old two-pass {old} s", flush=True)
     return {"images": len(paths), "cache_side": side, "cores": cores, "limit_s": limits, "first_pass_s": new,
-            "old_two_pass_s": old, "ratio_limit_over_first_pass": lim / new,
+            "first_pass_all_s": news, "old_two_pass_s": old, "ratio_limit_over_first_pass": lim / new,
             "first_pass_over_old": None if old is None else new / old,
             "old_commit": git_commit(args.old_src)}
 
@@ -308,7 +310,8 @@ def rows_md(result: dict[str, Any]) -> list[tuple[str, str]]:
     if "prep" in result:
         p = result["prep"]
         rows += [("first-run preparation (checks, hashes, cache; one decode per image)",
-                  f"{p['first_pass_s']:.1f} s for {p['images']} images, cache side {p['cache_side']}"),
+                  f"{p['first_pass_s']:.1f} s for {p['images']} images, cache side {p['cache_side']} (median of "
+                  f"{[round(v, 1) for v in p.get('first_pass_all_s', [p['first_pass_s']])]})"),
                  ("decode limit (one reduced decode per image, all cores)", f"{statistics.median(p['limit_s']):.1f} s"
                   f" {[round(v, 1) for v in p['limit_s']]}"),
                  ("ratio limit / first pass (target >= 0.8)", f"{p['ratio_limit_over_first_pass']:.2f}")]
@@ -355,6 +358,7 @@ def main() -> None:
     ap.add_argument("--old-src", type=Path, default=ROOT.parent / "main" / "src")
     ap.add_argument("--rows", type=int, nargs="+", default=[20_000, 100_000])
     ap.add_argument("--format-images", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=3, help="prep: alternating limit / first-pass pairs")
     ap.add_argument("--name", default="large_data")
     args = ap.parse_args()
     path = RESULTS / f"{args.name}.json"
