@@ -122,6 +122,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "data.csv_sep": ("podium.data.tables:SEPARATORS", ("auto",)),
     "data.csv_encoding": ("podium.data.tables:ENCODINGS", ("auto",)),
     "data.conflicts": ("podium.data.integrity:CONFLICT_POLICIES", ()),
+    "data.cache_format": ("podium.data.cache_formats:CACHE_FORMATS", ("auto",)),
     "model.pretrained": ("podium.models.weights:WEIGHT_SOURCES", ()),
     "model.head": ("podium.models.heads:HEADS", ()),
     "model.resize": ("podium.data.transforms:RESIZES", ()),

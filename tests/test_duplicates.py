@@ -73,3 +73,17 @@ def test_find_clusters_exact_near_and_identical_hash_floods() -> None:
 def test_distance_out_of_range_is_a_user_error() -> None:
     with pytest.raises(PodiumError, match="near_distance"):
         near_pairs(_random_hashes(10, 0), 40)
+
+
+def test_near_pairs_match_brute_force_when_many_hashes_share_a_band() -> None:
+    """2,000 hashes with the same low 32 bits (a crowd of similar scans): every band run is huge, the pairs are still
+    exactly the brute-force ones (candidates are verified per offset step, never all held at once)."""
+    rng = np.random.default_rng(3)
+    high = rng.integers(0, 2**31, 2000).astype(np.uint64) << np.uint64(32)
+    flips = np.uint64(1) << rng.integers(32, 64, 2000).astype(np.uint64)
+    hashes = np.unique(np.concatenate([high, high[:300] ^ flips[:300]]) | np.uint64(0xABCD1234))
+    a, b = near_pairs(hashes, 2)
+    found = {(min(i, j), max(i, j)) for i, j in zip(a.tolist(), b.tolist())}
+    dist = np.bitwise_count(hashes[:, None] ^ hashes[None, :])
+    i, j = np.nonzero(np.triu(dist <= 2, 1))
+    assert found == set(zip(i.tolist(), j.tolist())) and len(found) >= 300

@@ -149,3 +149,20 @@ def test_the_cv_score_without_tta_is_pooled_like_the_cv_score(multilabel_dir: Pa
     expected = score(get_task("multilabel"), y, plain[classes].to_numpy(), decisions=run.decisions)["mean_auc"]
     assert m["cv_score_no_tta"] == pytest.approx(expected, abs=1e-9)
     assert m["cv_score_no_tta"] != pytest.approx(np.mean([f["score"] for f in m["per_fold"]]), abs=1e-6)
+
+
+def test_first_run_decodes_each_image_once_and_keeps_its_time_breakdown(
+        single_dir: Path, tiny: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import podium.data.cache as cache
+
+    monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
+    decodes: list[str] = []
+    real = cache._decode_into
+    monkeypatch.setattr(cache, "_decode_into", lambda filler, path: decodes.append(path) or real(filler, path))
+    run = train(single_dir, _cfg(tiny, "data.cache_format=jpeg"))
+    assert decodes == []  # the check pass filled the cache the folds and the test prediction read
+    assert len(list((tmp_path / "cache" / "images").glob("*-40-area-jpeg"))) == 2  # train and test folders, 40 px
+    t = run.timings
+    assert t["prepare_s"] > 0 and t["test_s"] > 0 and t["images"] > 0
+    assert [f["fold"] for f in t["folds"]] == [0, 1] and all(len(f["epochs_s"]) == 1 for f in t["folds"])
+    assert "time: checks, hashes and cache" in run.log_path.read_text()

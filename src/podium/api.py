@@ -168,15 +168,23 @@ def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = 
 
 def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
           config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
-          name: str = "", jobs: int = 1, **sections: dict[str, Any]) -> pd.DataFrame:
+          name: str = "", jobs: int = 1, storage: str = "", retries: int = 1,
+          **sections: dict[str, Any]) -> pd.DataFrame:
     """Train every combination of the ``grid`` axes (``["model.name=a,b", "model.img_size=128,160"]``) on top of the
     config, each an ordinary run; finished combinations of an earlier call are skipped and an interrupted one
-    resumes. ``jobs`` > 1 runs combinations in parallel processes sharing the CPU cores. Returns the sweep table
-    (also ``<run.root>/sweeps/<name>/sweep.csv``)."""
+    resumes. ``jobs`` > 1 runs combinations in parallel processes sharing the CPU cores. ``storage``: an Optuna RDB
+    URL that several processes or machines share the grid through (each combination trained once, a failed one
+    retried up to ``retries`` times; the table is read from the storage). Returns the sweep table (also
+    ``<run.root>/sweeps/<name>/sweep.csv``)."""
+    from podium.multirun.shared_sweep import run_shared_sweep
     from podium.multirun.sweep import plan_sweep, run_sweep
 
+    if storage:
+        from podium.multirun.search import check_storage_url
+
+        check_storage_url(storage)  # before the data is checked
     plan = plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs)
-    table = run_sweep(plan)
+    table = run_shared_sweep(plan, storage, retries=retries) if storage else run_sweep(plan)
     table.attrs.update(axes=list(plan.axes), folder=str(plan.folder))  # for the command line's table
     return table
 

@@ -302,13 +302,17 @@ def sweep(
     jobs: Jobs = 1,
     name: Annotated[str, typer.Option(help="Sweep name (default: <data folder>-<hash of the config and axes>); "
                                            "the same command continues the same sweep.")] = "",
+    storage: Annotated[str, typer.Option(help="Optuna storage URL (sqlite:///file.db, postgresql://...) through "
+                                              "which several machines share the grid, each combination run once.")]
+    = "",
+    retries: Annotated[int, typer.Option(help="With --storage: times a failed combination is queued again.")] = 1,
 ) -> None:
     """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
     <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
     one resumes, a failed one is retried. Exits with status 1 when every combination failed."""
     from podium.api import sweep as run
 
-    table = run(data_dir, grid or [], config, overrides or [], name, jobs)
+    table = run(data_dir, grid or [], config, overrides or [], name, jobs, storage, retries)
     folder = Path(table.attrs["folder"])
     show_sweep(table, table.attrs["axes"], folder)
     if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success

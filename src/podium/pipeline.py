@@ -15,11 +15,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import timm
 import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
@@ -28,9 +30,11 @@ from podium.config import PodiumConfig
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.core.io import check_folder
+from podium.data.cache import StoreFiller, first_pass_filler
 from podium.data.dataset import SAMPLERS
 from podium.data.extra import is_main
 from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
+from podium.data.image_ops import image_ops
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
 from podium.data.preprocessing import Preprocessing
@@ -64,6 +68,7 @@ class Plan:
     todo: list[int]
     notes: tuple[str, ...]
     resume: Run | None
+    prepare_s: float = 0.0  # reading the folder, checks, hashes and (first run) the cache, in one decode per image
     sources: dict = field(default_factory=dict)  # the runs its soft, pseudo or teacher targets come from
 
 
@@ -91,13 +96,37 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         if metrics["decision_scores"]:  # the CV score decodes plainly; fitted decisions judged on their own rows
             reporter.print("decisions fitted on the OOF rows (in-sample): " + ", ".join(
                 f"{k} {v:.4f}" for k, v in metrics["decision_scores"].items() if isinstance(v, float)))
+        t_test = time.perf_counter()
         predict_test(plan, run, accelerator, reporter)
+        timings = time_breakdown(plan, results, time.perf_counter() - t_test)
+        run.write_timings(timings)
+        reporter.print(timing_line(timings))
         wall = time.time() - t0
         run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
         reporter.print(f"done in {wall:.0f} s")
         if plan.cfg.run.report and run.writer:
             report_after_training(run, reporter)
     return run
+
+
+def time_breakdown(plan: Plan, results: list[FoldResult], test_s: float) -> dict:
+    """Where the run's time went: preparation (checks, hashes, first-run cache), each fold's cache and epochs (training
+    and validation), test prediction; folds trained before this process (resumed) are left out."""
+    folds = [{"fold": r.fold, "cache_s": round(float(r.summary.get("cache_s", 0.0)), 3),
+              "epochs_s": [round(float(s), 3) for s in r.summary.get("epochs_wall_s", [])]}
+             for r in results if "epochs_wall_s" in r.summary]
+    return {"prepare_s": round(plan.prepare_s, 3), "folds": folds, "test_s": round(test_s, 3),
+            "images": int(len(plan.comp.train) + (0 if plan.comp.test is None else len(plan.comp.test)))}
+
+
+def timing_line(t: dict) -> str:
+    """One line of the breakdown for the log."""
+    epochs = [s for f in t["folds"] for s in f["epochs_s"]]
+    cache = sum(f["cache_s"] for f in t["folds"])
+    per_epoch = f"{len(epochs)} epoch(s), {sum(epochs):.1f} s ({np.median(epochs):.1f} s median)" if epochs else \
+        "no epoch trained here"
+    return (f"time: checks, hashes and cache {t['prepare_s']:.1f} s ({t['images']} images, one decode each); "
+            f"cache top-up in folds {cache:.1f} s; {per_epoch}; test prediction {t['test_s']:.1f} s")
 
 
 def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str | Path | Run | None) -> Plan:
@@ -117,7 +146,9 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     data_dir = Path(data_dir).expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
-    comp, integ = prepare(data_dir, cfg.data)
+    t0 = time.perf_counter()
+    comp, integ = prepare(data_dir, cfg.data, cache=first_pass_cache(cfg))
+    prepare_s = time.perf_counter() - t0
     comp = replace(comp, task=comp.task.for_loss(cfg.train.loss, len(comp.classes)))  # what the outputs mean
     comp, integ, pseudo = with_pseudo(comp, integ, cfg)  # train-only rows: before the folds, which list them
     check_loss(comp, cfg)
@@ -131,7 +162,24 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
     sources = {**({"pseudo": pseudo} if pseudo else {}), **sources}
-    return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run, sources)
+    return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run, prepare_s, sources)
+
+
+
+def first_pass_cache(cfg: PodiumConfig) -> Callable[[list[str]], StoreFiller | None] | None:
+    """The decoded-image stores the run's folds and test prediction will read, for the check pass to fill with the
+    same decode (one decode per image on a first run); None when the model's input size is not known without
+    creating the model (then the folds fill the cache themselves, still with reduced JPEG decodes)."""
+    if not cfg.data.cache:
+        return None
+    size = cfg.model.img_size
+    if not size:
+        try:  # the default input size of the architecture, as resolve_preprocessing will read it
+            size = tuple(int(v) for v in timm.models.get_pretrained_cfg(cfg.model.name).input_size[-2:])
+        except Exception:  # noqa: BLE001 - a name timm cannot resolve here: the folds fill the cache themselves
+            return None
+    ops = image_ops(cfg.data)
+    return lambda paths: first_pass_filler(paths, tuple(size), cfg.data, ops)
 
 
 def check_input_shape(cfg: PodiumConfig) -> None:

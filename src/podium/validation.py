@@ -17,6 +17,7 @@ from podium.config_checks import check_field, describe
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.data.batch_aug import BATCH_AUGS
+from podium.data.cache_formats import CACHE_FORMATS
 from podium.data.dataset import SAMPLERS
 from podium.data.image_ops import IMAGE_OPS
 from podium.data.ingest import LAYOUTS
@@ -41,6 +42,7 @@ REGISTRY_KEYS: dict[str, Registry[Any]] = {
     "data.csv_encoding": ENCODINGS,
     "data.conflicts": CONFLICT_POLICIES,
     "data.preprocess": IMAGE_OPS,
+    "data.cache_format": CACHE_FORMATS,
     "model.pretrained": WEIGHT_SOURCES,
     "model.head": HEADS,
     "model.resize": RESIZES,

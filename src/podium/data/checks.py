@@ -1,32 +1,34 @@
 """One parallel pass over every image: is it usable, how big, which colour mode, and its content and perceptual hashes.
 
 Each file is read once; the same bytes are hashed (SHA-1, for exact duplicates), decoded exactly as training decodes
-them (``decode_image``), and pHashed (``imagehash``, for near duplicates). Results are cached per file under
-``cache_dir('checks')``, keyed by path, size and modification time, so checking an unchanged folder again costs one
-``stat`` per file.
+them (``decode_image``; a JPEG at 1/2..1/8 scale when its short side allows), and pHashed (``phash``, for near
+duplicates). On a first run the same decode fills the decoded-image cache (a ``PixelSink``), so each image is decoded
+once before training. Results are cached per file under ``cache_dir('checks')``, keyed by path, size and
+modification time, so checking an unchanged folder again costs one ``stat`` per file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import imagehash
+import cv2
 import numpy as np
 import pandas as pd
+import scipy.fft
 from PIL import Image
 
 from podium.core.cachedir import cache_dir
 from podium.core.io import write_json
 from podium.core.progress import track
-from podium.data.images import UnreadableImage, decode_image, truncation
+from podium.data.images import UnreadableImage, decode_image, read_header, reduction, truncation
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: pHash with a reducing gap, on reduced JPEG decodes
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
 
 
@@ -38,21 +40,41 @@ def _stat(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _mode(data: bytes) -> str:
-    """The file's own colour mode as Pillow names it (L, P, RGBA, CMYK, I;16...), read from the header only."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            mode = im.mode
-    except Exception:  # noqa: BLE001 - the decode step reports unreadable files; the mode is informative only
-        return "?"
-    # Pillow opens 16-bit colour PNGs as 8-bit RGB; the bit depth byte of the PNG header tells the truth
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 24 and data[24] == 16 and "16" not in mode:
-        mode += ";16"
-    return mode
+# pHashes are taken on a decode whose short side is at least this (JPEGs decode at 1/2..1/8 scale down to it): a
+# pHash reads a 32x32 downscale, so it does not change beyond a bit or two, and a 4000x2672 JPEG decodes ~2-3x faster.
+PHASH_SIDE = 256
 
 
-def check_file(path: str) -> dict[str, Any]:
-    """Everything podium needs to know about one image file; ``error`` says why it is unusable (None if usable)."""
+class PixelSink(Protocol):
+    """Where a check pass hands the pixels it decoded (the decoded-image cache's ``StoreFiller``), so that a first
+    run decodes each image once."""
+
+    min_side: int  # the decode must keep the short side at least this (0: full size)
+
+    def wants(self, path: str) -> bool:
+        """Whether ``path`` still needs pixels."""
+
+    def put(self, path: str, img: np.ndarray, full: tuple[int, int] | None = None) -> None:
+        """Take the decoded RGB image of ``path`` (a reduced decode of a ``full`` (height, width) image); threadsafe."""
+
+
+def phash(img: np.ndarray) -> str:
+    """The 64-bit perceptual hash of an RGB image as 16 hex digits: imagehash's pHash (gray, 32x32 Lanczos, 2-D DCT,
+    the 8x8 lowest frequencies above their median), with Pillow's ``reducing_gap`` (a box reduction before the
+    Lanczos pass), which makes it 3x faster on a 512 px decode; equal to imagehash's on 29 of 30 bench images (the
+    other 2 bits apart) and on the re-shot leaves of plant-pathology-2021-mini."""
+    gray = Image.fromarray(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img)
+    small = np.asarray(gray.resize((32, 32), Image.Resampling.LANCZOS, reducing_gap=2.0), dtype=np.float64)
+    low = scipy.fft.dct(scipy.fft.dct(small, axis=0), axis=1)[:8, :8]
+    return f"{int(np.packbits(low.flatten() > np.median(low)).view('>u8')[0]):016x}"
+
+
+def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
+    """Everything podium needs to know about one image file; ``error`` says why it is unusable (None if usable).
+
+    The file is read and decoded once: a JPEG at reduced scale (never below ``PHASH_SIDE``, nor below
+    ``sink.min_side``); with a ``sink`` that wants this file, the decoded pixels go to it as well.
+    """
     rec: dict[str, Any] = {"path": path, "error": None, "width": 0, "height": 0, "mode": "", "bytes": 0,
                            "sha1": "", "phash": ""}
     try:
@@ -66,14 +88,26 @@ def check_file(path: str) -> dict[str, Any]:
     cut = truncation(data[:2], data[-1024:])  # before decoding: libjpeg would print warnings for a cut-off file
     if cut:
         return {**rec, "error": cut}
+    head = read_header(data[: 1 << 16]) or read_header(data)  # the EXIF block sits in the first 64 KB
+    wanted = sink is not None and sink.wants(path)
+    if wanted:  # the cache's side (0: it needs the full image, e.g. before image ops)
+        min_side = max(PHASH_SIDE, sink.min_side) if sink.min_side else 0
+    else:
+        min_side = PHASH_SIDE
+    k = reduction(head.width, head.height, min_side) if head is not None and head.jpeg and min_side else 1
     try:
-        img = decode_image(data)
+        img = decode_image(data, k)
     except UnreadableImage as e:
         return {**rec, "error": str(e)}
-    rec.update(height=int(img.shape[0]), width=int(img.shape[1]), mode=_mode(data))
-    if img.shape[0] < 2 or img.shape[1] < 2:
-        return {**rec, "error": f"image is only {img.shape[1]}x{img.shape[0]} pixels"}
-    rec["phash"] = str(imagehash.phash(Image.fromarray(img)))  # on the decoded RGB, as the model sees it
+    if head is None or k == 1:  # the decoded size is the true size
+        rec.update(height=int(img.shape[0]), width=int(img.shape[1]), mode=head.mode if head else "?")
+    else:
+        rec.update(height=head.height, width=head.width, mode=head.mode)
+    if rec["height"] < 2 or rec["width"] < 2:
+        return {**rec, "error": f"image is only {rec['width']}x{rec['height']} pixels"}
+    rec["phash"] = phash(img)  # on the decoded RGB, as the model sees it
+    if wanted:
+        sink.put(path, img, (rec["height"], rec["width"]))
     return rec
 
 
@@ -91,8 +125,12 @@ def _load_cache(path: Path) -> dict[str, Any]:
     return raw.get("files", {}) if raw.get("version") == CACHE_VERSION else {}
 
 
-def check_files(paths: list[str], workers: int | None = None, use_cache: bool = True) -> pd.DataFrame:
-    """Check every file in ``paths`` (parallel, cached by size and mtime); one row per path, in order (COLUMNS)."""
+def check_files(paths: list[str], workers: int | None = None, use_cache: bool = True,
+                sink: PixelSink | None = None) -> pd.DataFrame:
+    """Check every file in ``paths`` (parallel, cached by size and mtime); one row per path, in order (COLUMNS).
+
+    With a ``sink`` (the decoded-image cache of the coming run), the files it still wants are decoded in the same
+    pass and their pixels handed to it, checked or not: one decode per image on a first run."""
     paths = [str(p) for p in paths]
     cache_path = _cache_file(paths)
     cached = _load_cache(cache_path) if use_cache else {}
@@ -101,7 +139,7 @@ def check_files(paths: list[str], workers: int | None = None, use_cache: bool = 
     todo = []
     for i, (p, st) in enumerate(zip(paths, stats)):
         hit = cached.get(p)
-        if st is not None and hit is not None and hit["key"] == list(st):
+        if st is not None and hit is not None and hit["key"] == list(st) and not (sink and sink.wants(p)):
             records.append(hit["rec"])
         else:
             records.append(None)
@@ -109,7 +147,7 @@ def check_files(paths: list[str], workers: int | None = None, use_cache: bool = 
     if todo:
         workers = workers or min(8, (os.cpu_count() or 1) + 1)
         with ThreadPoolExecutor(workers) as pool:  # file reads, cv2 decoding and Pillow's resize release the GIL
-            checked = pool.map(check_file, [paths[i] for i in todo])
+            checked = pool.map(check_file if sink is None else partial(check_file, sink=sink), [paths[i] for i in todo])
             for i, rec in zip(todo, track(checked, len(todo), "check images")):
                 records[i] = rec
         if use_cache:

@@ -3,8 +3,9 @@
 Near pairs are found without comparing all pairs. By the pigeonhole principle, two 64-bit hashes that differ in at
 most ``d`` bits agree exactly on at least one of ``d + 1`` disjoint bit bands, so only hashes sharing a band value are
 candidates; candidates are generated and verified with vectorised numpy (sort by band, pair within equal runs,
-XOR + popcount). Identical hashes are merged first, so a folder of thousands of identical blank images costs nothing.
-Pairs become clusters through connected components (union-find).
+XOR + popcount), one offset within the runs at a time, so memory stays O(n) even when thousands of hashes share a band
+(``bench/large_data.py``: 100k hashes in about a second and ~10 MB). Identical hashes are merged first, so a folder
+of thousands of identical blank images costs nothing. Pairs become clusters through connected components (union-find).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from podium.core.errors import PodiumError
 MAX_DISTANCE = 16  # beyond this pHash matches unrelated images, and each band is too short to filter anything
 
 
-def _equal_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (i, j), i < j in sorted order, of positions whose ``keys`` are equal; as original indices."""
+def _equal_runs(keys: np.ndarray, hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (i, j), i < j in sorted order, of positions whose ``keys`` are equal and whose ``hashes`` are within
+    ``max_distance`` bits; as original indices. Candidates are verified as they are generated, one offset at a time,
+    so memory stays O(n) however large a run of equal keys is (thousands of similar scans sharing a band)."""
     order = np.argsort(keys, kind="stable")
     k = keys[order]
     n = len(k)
@@ -30,8 +33,10 @@ def _equal_runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pos = np.flatnonzero(remaining > 0)
     offset = 1
     while len(pos):  # one vectorised step per offset; the active set shrinks to the larger runs
-        left.append(order[pos])
-        right.append(order[pos + offset])
+        a, b = order[pos], order[pos + offset]
+        close = _popcount(hashes[a] ^ hashes[b]) <= max_distance
+        left.append(a[close])
+        right.append(b[close])
         offset += 1
         pos = pos[remaining[pos] >= offset]
     if not left:
@@ -58,10 +63,9 @@ def near_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.nd
     for lo, hi in zip(edges[:-1], edges[1:]):
         mask = np.uint64((1 << int(hi - lo)) - 1)
         keys = (hashes >> np.uint64(lo)) & mask
-        a, b = _equal_runs(keys)
-        close = _popcount(hashes[a] ^ hashes[b]) <= max_distance
-        left.append(a[close])
-        right.append(b[close])
+        a, b = _equal_runs(keys, hashes, max_distance)
+        left.append(a)
+        right.append(b)
     return np.concatenate(left), np.concatenate(right)
 
 

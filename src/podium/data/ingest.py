@@ -18,7 +18,7 @@ import pandas as pd
 from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
-from podium.data.checks import check_files
+from podium.data.checks import PixelSink, check_files
 from podium.data.files import check_name, has_images, resolve_images, skipped_dir, walk_images
 from podium.data.images import is_image
 from podium.data.tables import read_table
@@ -327,7 +327,7 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
     return comp
 
 
-def screen_images(comp: Competition, skip_bad: bool, strict: bool = True
+def screen_images(comp: Competition, skip_bad: bool, strict: bool = True, sink: PixelSink | None = None
                   ) -> tuple[Competition, pd.DataFrame, list[str]]:
     """Check every training and test image in one parallel, cached pass and act on the unusable ones.
 
@@ -340,7 +340,7 @@ def screen_images(comp: Competition, skip_bad: bool, strict: bool = True
     if comp.test is not None:
         parts.append(comp.test.assign(split="test")[["split", "id", "path"]])
     listing = pd.concat(parts, ignore_index=True)
-    table = check_files(listing["path"].tolist())
+    table = check_files(listing["path"].tolist(), sink=sink)  # sink: the coming run's cache, filled by the same decode
     table.insert(0, "id", listing["id"].to_numpy())
     table.insert(0, "split", listing["split"].to_numpy())
     bad = table["error"].notna().to_numpy()

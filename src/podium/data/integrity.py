@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.io import write_csv
 from podium.core.registry import Registry
-from podium.data.checks import phash_ints
+from podium.data.cache import StoreFiller
+from podium.data.checks import PixelSink, phash_ints
 from podium.data.duplicates import cluster_labels, find_clusters
 from podium.data.extra import leaking_extra_rows, with_extra
 from podium.data.ingest import Competition, load_competition, screen_images
@@ -108,10 +110,12 @@ def _groups(n: int, clusters: np.ndarray | None, user: pd.Series | None) -> np.n
     return np.unique(cluster_labels(offset, np.concatenate(left), np.concatenate(right))[:n], return_inverse=True)[1]
 
 
-def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True) -> tuple[Competition, Integrity]:
+def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True, sink: PixelSink | None = None
+                      ) -> tuple[Competition, Integrity]:
     """Screen the images, find duplicates, apply the conflict policy and build fold groups (see ``Integrity``).
 
-    ``strict=False`` reports unreadable images instead of stopping (``podium inspect``).
+    ``strict=False`` reports unreadable images instead of stopping (``podium inspect``); ``sink`` (the run's
+    decoded-image cache) takes the pixels of the same decode.
     """
     policy = CONFLICT_POLICIES.get(cfg.conflicts)
     empty = pd.DataFrame(columns=list(DUPLICATE_COLUMNS))
@@ -119,7 +123,7 @@ def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True) -
     user = comp.train["group"] if "group" in comp.train.columns else None
     if not cfg.check_images:
         return comp, Integrity(None, [], empty, [], no_overlap, [], _groups(len(comp.train), None, user))
-    comp, table, dropped = screen_images(comp, cfg.skip_bad, strict)
+    comp, table, dropped = screen_images(comp, cfg.skip_bad, strict, sink)
     cluster, exact = find_clusters(table["sha1"].tolist(), phash_ints(table["phash"]), cfg.near_distance)
     dups = _cluster_frame(comp, table, cluster, exact)
     conflicts, keep = [], np.ones(len(comp.train), dtype=bool)
@@ -142,11 +146,20 @@ def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True) -
     return comp, Integrity(table, dropped, out, conflicts, _overlap(dups), dropped_conflicts, groups)
 
 
-def prepare(root: str | Path, cfg: DataConfig, strict: bool = True) -> tuple[Competition, Integrity]:
+def prepare(root: str | Path, cfg: DataConfig, strict: bool = True,
+            cache: Callable[[list[str]], StoreFiller | None] | None = None) -> tuple[Competition, Integrity]:
     """Read the competition folder (and its ``data.extra`` folders) and run every check on it (errors stop here,
-    before any training)."""
+    before any training).
+
+    ``cache(paths)`` gives the decoded-image stores of the coming run (``cache.first_pass_filler``): the check pass
+    fills them with the same decode, so a first run decodes each image once."""
     comp = with_extra(load_competition(root, cfg, check=False), cfg)
-    checked, integ = check_competition(comp, cfg, strict)
+    filler = None
+    if cache is not None and cfg.check_images:
+        paths = comp.train["path"].tolist() + ([] if comp.test is None else comp.test["path"].tolist())
+        filler = cache(paths)
+    with filler if filler is not None else nullcontext():
+        checked, integ = check_competition(comp, cfg, strict, filler)
     leaking = leaking_extra_rows(checked, integ.duplicates)
     if not len(leaking):
         return checked, integ

@@ -12,6 +12,7 @@ scaler and the global random generators (dropout, stochastic depth) as they were
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -73,6 +74,8 @@ class FoldParts:
     val_idx: np.ndarray
     batch_aug: SoftTargetMixup | None = None
     bn_hooks: list = field(default_factory=list)
+    cache_s: float = 0.0  # seconds spent making sure every image of the fold is in the decoded-image cache
+    cache_note: str = ""  # the cache's size and disk use, for the log
 
     def eval_model(self, accelerator: Accelerator) -> torch.nn.Module:
         """The weights that are evaluated and saved: the EMA when there is one."""
@@ -114,6 +117,8 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
         return FoldResult(fold, val_idx, probs, summary, plain)
     reset_peak(accelerator.device.type)
     parts = build_fold(fold, comp, folds, cfg, accelerator)
+    if parts.cache_note and fold == (cfg.cv.train_folds or (0,))[0]:  # the same store for every fold: said once
+        reporter.print(f"{parts.cache_note}, ready in {parts.cache_s:.1f} s")
     progress = resume_fold(parts, run, accelerator, reporter)
     # run.trackers: one tracker run per fold, its step the optimiser update count (restored with the schedule)
     with fold_trackers(cfg, run, fold, parts.scheduler.last_epoch, accelerator, reporter) as trackers:
@@ -149,7 +154,9 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     device = accelerator.device.type
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
+    t0 = time.perf_counter()
     images = decoded_images(paths, prep.hw, cfg.data, ops_of(prep))  # None when data.cache=false
+    cache_s = time.perf_counter() - t0
     learn = comp.train_targets if comp.train_targets is not None else targets  # soft, pseudo, teacher targets
     train_ds = training_dataset(paths[train_idx], learn[train_idx], prep, cfg.aug, tc.seed + fold,
                                 None if images is None else images.take(train_idx))
@@ -172,7 +179,8 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
     maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
     return FoldParts(fold, model, optimizer, scheduler, ema, train_loader, val_loader, loss_fn, prep, train_idx,
-                     val_idx, create_batch_aug(cfg.aug, comp.task, len(classes)))
+                     val_idx, create_batch_aug(cfg.aug, comp.task, len(classes)), cache_s=cache_s,
+                     cache_note="" if images is None else images.describe())
 
 
 def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: Reporter) -> Progress:
@@ -202,6 +210,7 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
     """Train and validate one epoch; log it (and to ``trackers``), keep the best weights and save the state to
     resume from."""
     tc, task, fold = cfg.train, comp.task, parts.fold
+    t0 = time.perf_counter()
     # The prepared loader restarts its own epoch counter at 0 in a new process: it must be told the epoch, or a
     # resumed epoch would draw epoch 0's shuffle and augmentation keys.
     parts.train_loader.set_epoch(epoch)
@@ -220,7 +229,8 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
                           parts.loss_fn, channels_last=tc.channels_last, description=f"fold {fold} validate")
     key = selection_key(metrics, task.primary)
     improved = progress.best_epoch == 0 or key > progress.best  # NaN (a diverged loss) never beats a number
-    progress.rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved})
+    progress.rows.append({"epoch": epoch + 1, **stats, **metrics, "best": improved,
+                          "wall_s": time.perf_counter() - t0})  # training and validation
     progress.epoch = epoch + 1
     shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
     reporter.print(f"fold {fold} epoch {epoch + 1}/{tc.epochs}  train_loss {stats['train_loss']:.4f}  {shown}  "
@@ -261,7 +271,8 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
                "train_rows": int(len(parts.train_idx)), "val_rows": int(len(parts.val_idx)),
                "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size_label,
-               "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])),
+               "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])), "cache_s": parts.cache_s,
+               "epochs_wall_s": [float(r.get("wall_s", r["train_s"])) for r in progress.rows],
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model)}
     ids = comp.train["id"].to_numpy()[parts.val_idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))

@@ -139,7 +139,7 @@ class FoldTrackers:
         self._flush()
         values = {"epoch": row["epoch"], "epoch/train_loss": row["train_loss"],
                   "epoch/images_per_s": row["images_per_s"], "val/loss": row["val_loss"]}
-        skip = {"epoch", "train_loss", "images_per_s", "lr", "train_s", "best", "val_loss"}
+        skip = {"epoch", "train_loss", "images_per_s", "lr", "train_s", "wall_s", "best", "val_loss"}
         values.update({f"val/{k}": v for k, v in row.items() if k not in skip})
         self.log({k: float(v) for k, v in values.items()}, self.last)
 

@@ -218,8 +218,8 @@ def oof_metrics(inp: Inputs) -> str:
     per_class = pd.DataFrame(metrics["per_class"]).T.reset_index(names="class").astype({"support": int})
     parts = ["<h3>Overall</h3>", table(overall)]
     if metrics.get("per_fold"):
-        parts += ["<h3>Per fold</h3>", table(pd.DataFrame(metrics["per_fold"]).drop(columns=["img_size"],
-                                                                                    errors="ignore"))]
+        folds = pd.DataFrame(metrics["per_fold"]).drop(columns=["img_size", "epochs_wall_s"], errors="ignore")
+        parts += ["<h3>Per fold</h3>", table(folds)]
     parts += ["<h3>Per class</h3>", table(per_class)]
     truth, probs = inp.truth(), inp.oof[inp.classes].to_numpy()
     figures = []

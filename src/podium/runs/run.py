@@ -163,6 +163,16 @@ class Run:
         self._update_info({"status": status, "reason": reason, **extra})
         self.record(status=status, **{k: v for k, v in extra.items() if k in ("cv_score", "wall_s", "img_size")})
 
+    def write_timings(self, timings: dict[str, Any]) -> None:
+        """Where the run's time went (``pipeline.time_breakdown``), kept in run.json under ``timings``."""
+        if self.writer:
+            self._update_info({"timings": timings})
+
+    @property
+    def timings(self) -> dict[str, Any]:
+        """The time breakdown of the run's last process (empty before it finished)."""
+        return self._info_or_empty().get("timings", {})
+
     def record(self, **row: Any) -> None:
         """Insert or update this run's row of the experiment log."""
         if self.writer:

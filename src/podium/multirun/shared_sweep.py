@@ -1,0 +1,187 @@
+"""``podium sweep --storage URL``: one grid shared by several processes or machines through an Optuna RDB storage.
+
+    open_grid     the study ``sweep-<sweep name>`` in the storage (the one ``podium search`` uses: SQLite file,
+                  PostgreSQL, MySQL); its creator enqueues one waiting trial per combination (the grid is kept in the
+                  study's user attributes, and a later call with another grid for the same name is refused). A call
+                  that finds a combination failed, with nothing queued or running for it, queues it again.
+    work          the queue: a worker claims a waiting trial with the storage's atomic WAITING -> RUNNING update (the
+                  same claim ``study.ask`` makes for enqueued trials), trains the combination as ``podium sweep``
+                  does (``sweep.run_combination``), and records the outcome and the scores in the trial; a failed
+                  combination is queued again up to ``retries`` times. Each combination is claimed by exactly one
+                  worker at a time, so it runs once (plus its retries).
+    shared_table  the sweep table read from the storage: each combination's latest trial (status, scores, speed,
+                  memory, run folder, host), so any machine prints the whole grid without seeing the others' disks.
+
+Why not ``optuna.samplers.GridSampler``: it counts a failed trial as visited (no retry), and once every grid point
+has started it hands a running point to the next worker, which would train it a second time; Optuna's queue of
+enqueued trials gives each point to one worker. A worker killed mid-run leaves its trial RUNNING (Optuna's heartbeat
+runs only inside ``study.optimize``): the same command run again on that machine finds the claim's process gone
+(host and pid are kept in the trial), marks it failed and queues it again, and ``run_combination`` resumes the
+interrupted run folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+import pandas as pd
+
+from podium.config import to_dict
+from podium.core.errors import PodiumError
+from podium.core.io import write_csv, write_json
+from podium.multirun.search import check_storage_url, optuna_module, quiet_optuna, storage_lock
+from podium.multirun.sweep import Sweep, combo_row, in_processes, run_combination, worker_threads
+from podium.runs.files import alive
+
+ROW_KEYS = ("run", "status", "metric", "cv_score", "cv_score_no_tta", "epoch_s", "peak_mem_mb", "params", "wall_s",
+            "reason")
+
+
+def study_name(sweep: Sweep) -> str:
+    """The study that holds ``sweep``'s grid."""
+    return f"sweep-{sweep.folder.name}"
+
+
+def open_grid(optuna: Any, url: str, sweep: Sweep) -> Any:
+    """The sweep's study, created with one waiting trial per combination, or loaded (its grid must be the same);
+    failed combinations with nothing queued or running are queued again."""
+    from sqlalchemy.exc import DBAPIError
+
+    grid = [c.name for c in sweep.combos]
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        with storage_lock(url):  # SQLite: the first process creates and fills the queue while the others wait
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine)
+            try:
+                study = optuna.create_study(study_name=study_name(sweep), storage=storage, direction="maximize")
+                created = True
+            except optuna.exceptions.DuplicatedStudyError:
+                study = optuna.load_study(study_name=study_name(sweep), storage=storage)
+                created = False
+            if created or "grid" not in study.user_attrs:
+                for i in range(len(grid)):
+                    if not trials_of(study, i):
+                        enqueue(study, sweep, i, 1)
+                study.set_user_attr("grid", grid)
+            elif study.user_attrs["grid"] != grid:
+                raise PodiumError(f"The storage {url} holds sweep {sweep.folder.name} with another grid; give the "
+                                  "sweep another --name.")
+            else:
+                for i in range(len(grid)):
+                    latest = trials_of(study, i)[-1]
+                    if stale(latest):  # its worker on this machine is gone: failed, and queued again below
+                        trial_id = storage.get_trial_id_from_study_id_trial_number(
+                            storage.get_study_id_from_name(study.study_name), latest.number)
+                        storage.set_trial_user_attr(trial_id, "reason", "its process died")
+                        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+                        latest = trials_of(study, i)[-1]
+                    if latest.state == optuna.trial.TrialState.FAIL:
+                        enqueue(study, sweep, i, latest.user_attrs.get("attempt", 1) + 1)
+    except ImportError as e:  # the database's driver (psycopg2, PyMySQL, ...) is not installed
+        raise PodiumError(f"--storage {url}: {str(e).splitlines()[0]} (its Python driver is missing).") from None
+    except DBAPIError as e:
+        raise PodiumError(f"Cannot open the sweep storage {url} ({str(e.orig or e).splitlines()[0]}).") from None
+    return study
+
+
+def stale(trial: Any) -> bool:
+    """A RUNNING trial claimed by a process of this machine that no longer exists (killed, or the machine rebooted)."""
+    return (trial.state.name == "RUNNING" and trial.user_attrs.get("host") == socket.gethostname()
+            and not alive(trial.user_attrs.get("pid")))
+
+
+def enqueue(study: Any, sweep: Sweep, index: int, attempt: int) -> None:
+    """Queue combination ``index`` (its ``attempt``-th try)."""
+    study.enqueue_trial(sweep.combos[index].values, user_attrs={"combo": index, "attempt": attempt})
+
+
+def trials_of(study: Any, index: int) -> list[Any]:
+    """The trials of combination ``index``, oldest first."""
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("combo") == index]
+
+
+def claim(optuna: Any, study: Any) -> Any | None:
+    """A waiting trial, now RUNNING and ours (the storage's update is atomic: two workers never get the same one);
+    None when the queue is empty."""
+    storage, study_id = study._storage, study._storage.get_study_id_from_name(study.study_name)
+    waiting = optuna.trial.TrialState.WAITING
+    for t in study.get_trials(deepcopy=False, states=(waiting,)):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        if storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
+            storage.set_trial_user_attr(trial_id, "host", socket.gethostname())
+            storage.set_trial_user_attr(trial_id, "pid", os.getpid())
+            return t
+    return None
+
+
+def work(sweep: Sweep, url: str, threads: int = 0, retries: int = 1) -> int:
+    """Claim and train combinations until the queue is empty; return how many this worker trained."""
+    optuna = optuna_module()
+    quiet_optuna(optuna)
+    study = open_grid(optuna, url, sweep)
+    done = 0
+    while (trial := claim(optuna, study)) is not None:
+        index, attempt = trial.user_attrs["combo"], trial.user_attrs["attempt"]
+        combo = sweep.combos[index]
+        outcome = run_combination(str(sweep.data_dir), to_dict(combo.cfg), threads)
+        row = combo_row(combo, outcome)
+        storage = study._storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(
+            storage.get_study_id_from_name(study.study_name), trial.number)
+        for key in ROW_KEYS:
+            value = row.get(key)
+            storage.set_trial_user_attr(trial_id, key, None if pd.isna(value) else value)
+        score = row.get("cv_score")
+        if outcome["status"] == "done" and score is not None and not pd.isna(score):
+            study.tell(trial.number, float(score))
+        else:
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            if attempt <= retries:
+                enqueue(study, sweep, index, attempt + 1)
+        done += 1
+    return done
+
+
+def shared_table(study: Any, sweep: Sweep) -> pd.DataFrame:
+    """One row per combination from its latest trial in the storage: axis values, status, scores, speed, memory,
+    attempts, host."""
+    states = {"COMPLETE": "done", "FAIL": "failed", "RUNNING": "running", "WAITING": "pending"}
+    rows = []
+    for i, combo in enumerate(sweep.combos):
+        trials = trials_of(study, i)
+        row: dict[str, Any] = {**combo.values, **dict.fromkeys(ROW_KEYS), "attempts": 0, "host": ""}
+        row.update(status="pending", reason="", run="", metric="")
+        if trials:
+            last = trials[-1]
+            row.update({k: last.user_attrs[k] for k in (*ROW_KEYS, "host") if k in last.user_attrs})
+            row["status"] = states.get(last.state.name, last.state.name.lower())
+            row["attempts"] = sum(t.state.is_finished() for t in trials)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_shared_sweep(sweep: Sweep, storage: str, threads: int = 0, retries: int = 1) -> pd.DataFrame:
+    """Work on the grid shared through ``storage`` (with ``sweep.jobs`` processes here), then return the table read
+    from the storage (also written to sweep.csv in the sweep folder on this machine)."""
+    check_storage_url(storage)
+    if retries < 0:
+        raise PodiumError(f"--retries must be 0 or more, got {retries}.")
+    optuna = optuna_module()
+    quiet_optuna(optuna)
+    study = open_grid(optuna, storage, sweep)  # created (and queued) here, before any worker starts
+    if sweep.jobs == 1:
+        work(sweep, storage, threads, retries)
+    else:
+        per = worker_threads(sweep.jobs, threads)
+        calls = [(sweep, storage, per, retries)] * sweep.jobs  # the study exists: the workers only load it
+        for _, future in in_processes(work, calls, sweep.jobs):
+            future.result()
+    table = shared_table(study, sweep)
+    sweep.folder.mkdir(parents=True, exist_ok=True)
+    write_json(sweep.folder / "sweep.json", {"data_dir": str(sweep.data_dir), "axes": sweep.axes, "storage": storage,
+                                             "study": study_name(sweep), "runs": [c.name for c in sweep.combos]})
+    write_csv(sweep.folder / "sweep.csv", table)
+    return table
+
