@@ -134,6 +134,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "train.precision": (("auto", "no", "bf16", "fp16"), ()),
     "train.device": (("auto", "cpu", "cuda", "mps"), ()),
     "predict.tta": ("podium.engine.tta:VIEWS", ()),
+    "cv.metric": ("podium.tasks.metrics:METRICS", ("auto",)),
     "data.preprocess": ("podium.data.image_ops:IMAGE_OPS", ()),
     "predict.threshold_mode": ("podium.tasks.thresholds:THRESHOLD_MODES", ()),
     "predict.binary_threshold": ("podium.tasks.thresholds:BINARY_RULES", ()),

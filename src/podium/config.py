@@ -25,7 +25,8 @@ from podium.core.errors import PodiumError
 
 def opt(default: Any, help: str, *, choices: str | tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
         reserved: tuple[str, ...] = (), also: tuple[float, ...] = (), gt: float | None = None, ge: float | None = None,
-        lt: float | None = None, le: float | None = None, parse: Any = None, **words: Any) -> Any:
+        lt: float | None = None, le: float | None = None, parse: Any = None, user: bool = False,
+        **words: Any) -> Any:
     """A config field with a default, the help text shown by ``podium train --help`` and what values it accepts.
 
     ``choices`` names a registry lazily (``"podium.data.transforms:AUGMENTATIONS"``, imported only when a value is
@@ -33,12 +34,15 @@ def opt(default: Any, help: str, *, choices: str | tuple[str, ...] | None = None
     bound a number and ``also`` lists values allowed outside the bounds. Tuple fields apply both to every item (see
     podium.config_checks). ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets
     ``train.batch_size=auto`` be written for an int field (which then holds 0). ``parse(value, key)`` reads a value
-    of its own syntax instead of the type check (``model.img_size=288x224``).
+    of its own syntax instead of the type check (``model.img_size=288x224``); ``user`` lets a choice field also take
+    a user's ``module:function`` (``cv.metric``).
     """
     bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
     meta = {"help": help, "words": words, "choices": choices, "reserved": reserved, "also": also, **bounds}
     if parse is not None:
         meta["parse"] = parse
+    if user:  # a choice field that also takes a user's module:function
+        meta["user"] = True
     return field(default=default, metadata=meta)
 
 
@@ -206,6 +210,11 @@ class CVConfig:
     seed: int = opt(42, "Seed of the fold split.", ge=0, le=2**31 - 1)
     train_folds: tuple[int, ...] = opt((), "Folds to train (0-based, below cv.folds); empty: all.", ge=0)
     folds_file: str = opt("", "Reuse the folds of this folds.csv (id,fold) instead of computing them.")
+    metric: str = opt("auto", "The competition's metric: picks each fold's best epoch, is what the fitted decisions "
+                      "(thresholds, cut points) maximise, ranks sweeps and searches, weights blends and is cv_score. "
+                      "A registered name, or module:function[:max|min] (a function (y_true, y_prob) -> float); auto: "
+                      "the task's own (accuracy, roc_auc, qwk, mean_auc).",
+                      choices="podium.tasks.metrics:METRICS", reserved=("auto",), user=True)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def check_value(value: Any, meta: Mapping[str, Any], key: str) -> None:
     """Raise a one-line PodiumError when ``value`` (one item of a tuple field) breaks the field's declared rules."""
     if isinstance(value, str):
         allowed = choice_names(meta, key)
-        if allowed is not None and value not in allowed[1]:
+        if allowed is not None and value not in allowed[1] and not (meta.get("user") and ":" in value):
             kind, names = allowed
             raise PodiumError(f"Config key {key}: unknown {kind} {value!r}; choose from {', '.join(names)}."
                               f"{suggest(value, names)}")
@@ -128,6 +128,8 @@ def check_relations(cfg: Any) -> None:
     if cfg.aug.batch and cfg.train.batch_size % 2:
         raise PodiumError(f"Config key train.batch_size must be even with aug.batch={','.join(cfg.aug.batch)} (images "
                           f"are mixed in pairs), got {cfg.train.batch_size}.")
+    if cfg.cv.metric != "auto":  # a user's module:function is imported now; a metric must fit a named task
+        importlib.import_module("podium.tasks.metrics").check_metric(cfg.cv.metric, cfg.data.task)
     if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold
         importlib.import_module("podium.engine.trackers").check_trackers(cfg.run)
     ft, epochs = cfg.finetune, cfg.train.epochs

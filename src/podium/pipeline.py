@@ -47,7 +47,7 @@ from podium.models.preprocessing import Preprocessing
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
-from podium.tasks.metrics import per_class, score
+from podium.tasks.metrics import fit_decisions, per_class, resolve_metric, score
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     comp, integ = prepare(data_dir, cfg.data)
     comp = replace(comp, task=comp.task.for_loss(cfg.train.loss, len(comp.classes)))  # what the outputs mean
+    comp = replace(comp, task=resolve_metric(comp.task, cfg.cv.metric))  # cv.metric fits the detected task
     check_loss(comp, cfg)
     SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
     if cfg.aug.pipeline:
@@ -248,7 +249,7 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)
-    decisions = task.fit_decisions(y, probs, plan.cfg.predict)  # thresholds, cut points
+    decisions = fit_decisions(task, y, probs, plan.cfg.predict)  # thresholds, cut points, for the metric
     run.write_decisions(decisions)
     overall = score(task, y, probs, decisions=decisions)
     if all(r.plain is not None for r in results):  # pooled over the OOF rows, like cv_score

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from podium.core.registry import Registry
-from podium.tasks.metrics import METRICS
+from podium.tasks.metrics import get_metric
 from podium.tasks.task import Task
 
 # (members' probabilities, one weight per member, task) -> blended probabilities (N, C)
@@ -50,8 +50,9 @@ def rank_mean(members: list[np.ndarray], w: np.ndarray, task: Task) -> np.ndarra
 
 
 def primary_score(task: Task, y: np.ndarray, p: np.ndarray) -> float:
-    """The task's primary metric (the one weights are fitted for)."""
-    return float(METRICS.get(task.primary)(y, p, 0.5))
+    """The task's primary metric (``cv.metric``, the one weights are fitted for) as a higher-is-better key."""
+    metric = get_metric(task.primary)
+    return metric.key(metric(y, p, 0.5))
 
 
 def hill_climb(task: Task, y: np.ndarray, members: list[np.ndarray], steps: int = 100, tol: float = 1e-5

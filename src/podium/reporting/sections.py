@@ -72,6 +72,8 @@ def gather(run: Run, cfg: PodiumConfig | None = None) -> Inputs:
     with (default: the run's own)."""
     cfg, info = cfg or run.config, run.info
     task, classes = get_task(info["task"]), list(info["classes"])
+    if info.get("metric"):  # the run's cv.metric
+        task = task.with_metric(info["metric"])
     try:
         oof = run.oof
     except PodiumError:

@@ -35,11 +35,16 @@ def record_run(root: str | Path, row: dict[str, Any]) -> None:
 
 
 def list_runs(root: str | Path) -> list[dict[str, Any]]:
-    """All runs, best CV score first (runs without a score last, newest first among them)."""
+    """All runs, best CV score first in its metric's direction (a lower-is-better ``cv.metric`` such as log_loss
+    ranks low scores first; runs without a score last, newest first among equals)."""
+    from podium.tasks.metrics import metric_key
+
     path = Path(root) / DB_NAME
     if not path.is_file():
         return []
     with closing(_connect(Path(root))) as con:
         con.row_factory = sqlite3.Row
-        rows = con.execute("SELECT * FROM runs ORDER BY cv_score IS NULL, cv_score DESC, started DESC").fetchall()
-    return [dict(r) for r in rows]
+        rows = [dict(r) for r in con.execute("SELECT * FROM runs ORDER BY started DESC").fetchall()]
+    keys = {m: metric_key(m, 1.0) > 0 for m in {r["metric"] or "" for r in rows}}  # metric -> higher is better
+    return sorted(rows, key=lambda r: (r["cv_score"] is None,
+                                       -(r["cv_score"] or 0.0) if keys[r["metric"] or ""] else (r["cv_score"] or 0.0)))

@@ -19,7 +19,7 @@ kept sorted and kept only where they beat the midpoints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,12 +125,21 @@ def qwk(y: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
     return float(cohen_kappa_score(y, pred, weights="quadratic", labels=np.arange(num_classes)))
 
 
-def fit_cut_points(y: np.ndarray, score: np.ndarray, num_classes: int) -> list[float]:
-    """The K-1 sorted cut points on ``score`` maximising QWK against ``y`` (never worse than the midpoints)."""
+_qwk = qwk
+
+
+def fit_cut_points(y: np.ndarray, score: np.ndarray, num_classes: int,
+                   objective: Callable[[np.ndarray, np.ndarray], float] | None = None) -> list[float]:
+    """The K-1 sorted cut points on ``score`` maximising ``objective(y, grades)`` (higher is better; default QWK)
+    against ``y`` (never worse than the midpoints)."""
     y, score = np.asarray(y, dtype=np.int64), np.asarray(score, dtype=np.float64)
     mid = np.arange(num_classes - 1) + 0.5
     freq = np.cumsum(np.bincount(y, minlength=num_classes))[:-1] / max(len(y), 1)
     quantiles = np.quantile(score, np.clip(freq, 0, 1)) if len(score) else mid
+
+    def qwk(y: np.ndarray, pred: np.ndarray, k: int) -> float:  # the objective, QWK unless told otherwise
+        return float(objective(y, pred)) if objective is not None else _qwk(y, pred, k)
+
     best, best_q = mid, qwk(y, grades(score, mid), num_classes)
 
     def loss(c: np.ndarray) -> float:
