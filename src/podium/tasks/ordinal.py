@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -43,6 +44,11 @@ class OrdinalCoding:
 
     def probabilities(self, logits: np.ndarray, num_classes: int) -> np.ndarray:
         """Per-grade probabilities (N, K) whose expected grade is the coding's continuous score."""
+        raise NotImplementedError
+
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """What Grad-CAM explains for ``grade``: a differentiable scalar of one image's outputs (a 1-D tensor of
+        ``outputs(num_classes)`` values) that rises with the evidence for that grade."""
         raise NotImplementedError
 
 
@@ -68,6 +74,10 @@ class Softmax(OrdinalCoding):
         """Softmax over the grades."""
         return softmax(logits)
 
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """The grade's own logit."""
+        return outputs[grade]
+
 
 class Cumulative(OrdinalCoding):
     """K-1 logits for P(grade > k)."""
@@ -82,6 +92,13 @@ class Cumulative(OrdinalCoding):
         ones, zeros = np.ones((len(above), 1)), np.zeros((len(above), 1))
         # ``0.0 - x`` rather than ``-x``: a zero difference is written as 0, not -0 (oof.csv, test_predictions.csv)
         return 0.0 - np.diff(np.concatenate([ones, above, zeros], axis=1), axis=1)
+
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """The cumulative logits that separate ``grade`` from its neighbours: above the cut below it (logit
+        ``grade-1``) and not above the cut over it (minus logit ``grade``); one of them at the bottom and top."""
+        below = outputs[grade - 1] if grade > 0 else 0.0
+        above = outputs[grade] if grade < num_classes - 1 else 0.0
+        return below - above
 
 
 class Regression(OrdinalCoding):
@@ -101,6 +118,11 @@ class Regression(OrdinalCoding):
         p[rows, low] = 1 - frac
         p[rows, low + 1] += frac
         return p
+
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """The score pulled towards ``grade``: the score itself for the upper half of the grades, minus it for the
+        lower half (its only output is the expected grade)."""
+        return outputs[0] if 2 * grade >= num_classes - 1 else -outputs[0]
 
 
 ORDINAL_LOSSES: Registry[OrdinalCoding] = Registry("ordinal loss")

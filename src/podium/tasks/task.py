@@ -98,6 +98,11 @@ class Task:
         """Extra per-row columns of prediction files besides the class probabilities (an ordinal score)."""
         return {}
 
+    def evidence(self, outputs: Any, cls: int, num_classes: int) -> Any:
+        """What Grad-CAM explains for class ``cls``: a differentiable scalar of one image's model outputs (a 1-D
+        tensor); the class's own logit unless the outputs code the classes otherwise."""
+        return outputs[cls]
+
     def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
                         ) -> dict[str, float]:
         """Scores of the plain decoding next to the fitted decisions' on the same rows (for metrics.json)."""
@@ -350,6 +355,10 @@ class OrdinalTask(SingleLabelTask):
         if len(fits) != 1:
             raise ValueError(f"{outputs} outputs of the {self.loss} coding need the grade count (Task.for_loss)")
         return fits[0]
+
+    def evidence(self, outputs: Any, cls: int, num_classes: int) -> Any:
+        """The coding's evidence for grade ``cls`` (``OrdinalCoding.evidence``)."""
+        return self.coding().evidence(outputs, cls, num_classes)
 
     def columns(self, probs: np.ndarray) -> dict[str, np.ndarray]:
         """``score``: the expected grade."""
