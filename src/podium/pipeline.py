@@ -224,7 +224,7 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
         sources = comp.train["source"][~main].value_counts()
         reporter.print(f"data.extra: {int((~main).sum())} train-only images ("
                        f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
-    for note in plan.notes:
+    for note in (*comp.notes, *plan.notes):  # what ingest decided where the folder left it open, then the plan's
         reporter.print(note)
     if plan.cfg.run.trackers:
         reporter.print(f"trackers: {describe_trackers(plan.cfg.run, run.runs_root)}")

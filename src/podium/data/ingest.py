@@ -19,7 +19,8 @@ from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
 from podium.data.checks import check_files
-from podium.data.files import check_name, has_images, resolve_images, skipped_dir, walk_images
+from podium.data.columns import ColumnRoles, column_roles
+from podium.data.files import FolderIndex, check_name, has_images, resolve_images, skipped_dir, walk_images
 from podium.data.images import is_image
 from podium.data.tables import read_table
 from podium.tasks.submission import SubmissionFormat, infer_format
@@ -38,6 +39,7 @@ class RawLabels:
     lists: list[list[str]] | None = None
     onehot: np.ndarray | None = None
     columns: tuple[str, ...] = ()
+    roles: ColumnRoles | None = None  # csv layout: what each column of train.csv was taken to be
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Competition:
     test: pd.DataFrame | None  # columns: id, path
     submission: SubmissionFormat | None
     sample_path: Path | None = None
+    notes: tuple[str, ...] = ()  # what was decided where the folder left it open, each with its override
+    roles: ColumnRoles | None = None
 
     def label_strings(self) -> list[str]:
         """Human-readable label of each training row (space-joined where a row holds several)."""
@@ -135,15 +139,15 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
                               f"its columns: {list(df.columns)}.")
     if cfg.group_col in cfg.label_cols or cfg.group_col == id_col:
         raise PodiumError(f"data.group_col={cfg.group_col!r} is also the id or a label column; pick another column.")
-    skip = {id_col, *cfg.ignore_cols, *group_cols}
-    label_cols = list(cfg.label_cols) or [c for c in df.columns if c not in skip]
+    roles = column_roles(df, id_col, cfg, _sample_columns(root, cfg), name)
+    label_cols = list(roles.labels)
     if not label_cols:
         raise PodiumError(f"{name} has only the id column {id_col!r}; add a label column.")
     ids = df[id_col].str.strip().tolist()
     _check_ids(ids, name)
     frame = pd.DataFrame({"id": ids})
-    if cfg.group_col:
-        frame["group"] = df[cfg.group_col].str.strip().to_numpy()
+    if roles.group:
+        frame["group"] = df[roles.group].str.strip().to_numpy()
     if len(label_cols) == 1:
         col = df[label_cols[0]].str.strip()
         empty = col.index[col == ""].tolist()
@@ -153,7 +157,7 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
         sep = cfg.label_sep
         lists = [v.split(sep) if sep.strip() else v.split() for v in col]
         lists = [[t.strip() for t in labels if t.strip()] for labels in lists]
-        return frame, RawLabels(lists=lists)
+        return frame, RawLabels(lists=lists, roles=roles)
     bad = [c for c in label_cols if not set(df[c].str.strip()) <= _ZERO_ONE]
     if bad:
         example = df[bad[0]][~df[bad[0]].str.strip().isin(_ZERO_ONE)]
@@ -163,7 +167,17 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
             f"{example.iloc[0]!r}). Set data.label_cols=... and data.ignore_cols=... to say which columns are labels."
         )
     onehot = np.stack([df[c].str.strip().astype(float).to_numpy() for c in label_cols], axis=1).astype(np.int64)
-    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols))
+    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols), roles=roles)
+
+
+def _sample_columns(root: Path, cfg: DataConfig) -> list[str] | None:
+    """The sample submission's columns besides its id (the first column, or ``data.id_col``), or None without one."""
+    path = root / cfg.sample_submission
+    if not path.is_file():
+        return None
+    sample = read_csv(path, cfg)
+    id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
+    return [c for c in sample.columns if c != id_col]
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -259,7 +273,7 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
         id_col = cfg.id_col if cfg.id_col in listing.columns else listing.columns[0]
         ids = listing[id_col].str.strip().tolist()
         _check_ids(ids, name)
-        paths = resolve_images(root, ids, cfg.test_dir, TEST_DIRS, f"ids of {name}")
+        paths = resolve_images(root, ids, cfg.test_dir, (*TEST_DIRS, *nested_dirs(root, "test")), f"ids of {name}")
         return pd.DataFrame({"id": ids, "path": paths}), sample, (sample_path if sample is not None else None)
     for d in ([root / cfg.test_dir] if cfg.test_dir else [root / t for t in TEST_DIRS[:2]]):
         if d.is_dir():
@@ -267,6 +281,49 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
             if files:
                 return pd.DataFrame({"id": [os.path.basename(f) for f in files], "path": files}), None, None
     return None, None, None
+
+
+def nested_dirs(root: Path, word: str) -> tuple[str, ...]:
+    """Image folders two levels down whose name holds ``word`` (SIIM-ISIC's ``jpeg/train``), as relative paths."""
+    out = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir() and not skipped_dir(p.name)):
+        out += [f"{child.name}/{g.name}" for g in sorted(child.iterdir())
+                if g.is_dir() and word in g.name.lower() and not skipped_dir(g.name)]
+    return tuple(out)
+
+
+def _train_paths(root: Path, ids: list[str], raw: RawLabels, cfg: DataConfig, notes: list[str]) -> list[str]:
+    """Each training id's image: in an image folder beside the CSV (``TRAIN_DIRS``, ``data.image_dir``, or one two
+    levels down), else in a folder per label inside one (Paddy Doctor's ``train_images/<label>/<image_id>``)."""
+    candidates = (*TRAIN_DIRS, *nested_dirs(root, "train"))
+    try:
+        return resolve_images(root, ids, cfg.image_dir, candidates, f"ids of {cfg.train_csv}")
+    except PodiumError:
+        if raw.lists is None or any(len(labels) != 1 for labels in raw.lists):
+            raise
+        folders = [root / cfg.image_dir] if cfg.image_dir else [root / c for c in candidates if (root / c).is_dir()]
+        for folder in folders:
+            paths = _in_class_folders(folder, ids, [labels[0] for labels in raw.lists])
+            if paths is not None:
+                notes.append(f"images found in a folder per label: {folder.relative_to(root).as_posix()}/<label>/; "
+                             "data.image_dir=... overrides.")
+                return paths
+        raise
+
+
+def _in_class_folders(folder: Path, ids: list[str], labels: list[str]) -> list[str] | None:
+    """Each id's file in ``folder/<its label>/``, or None when any is missing."""
+    indexes: dict[str, FolderIndex | None] = {}
+    paths = []
+    for id_, label in zip(ids, labels):
+        if label not in indexes:
+            indexes[label] = FolderIndex.of(folder / label) if (folder / label).is_dir() else None
+        index = indexes[label]
+        hit = None if index is None else index.find(id_.replace("\\", "/").rsplit("/", 1)[-1])
+        if hit is None:
+            return None
+        paths.append(hit)
+    return paths
 
 
 def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> Competition:
@@ -290,15 +347,16 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
         layout_name = cfg.layout
     train, raw = LAYOUTS.get(layout_name).read(root, cfg)
     task, classes, targets = _targets(raw, cfg)
+    notes = list(raw.roles.notes) if raw.roles is not None else []
     if "path" not in train.columns:
-        train["path"] = resolve_images(root, train["id"].tolist(), cfg.image_dir, TRAIN_DIRS, f"ids of {cfg.train_csv}")
+        train["path"] = _train_paths(root, train["id"].tolist(), raw, cfg, notes)
     test, sample, sample_path = _read_test(root, cfg)
     fmt = None
     if sample is not None:
         id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
         fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
     comp = Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt,
-                       sample_path)
+                       sample_path, tuple(notes), raw.roles)
     if check and cfg.check_images:
         comp, _, _ = screen_images(comp, cfg.skip_bad)
     return comp
