@@ -90,7 +90,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
                 f"{k} {v:.4f}" for k, v in metrics["decision_scores"].items() if isinstance(v, float)))
         predict_test(plan, run, accelerator, reporter)
         wall = time.time() - t0
-        run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
+        run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"],
+                       validated=validated(plan))
         reporter.print(f"done in {wall:.0f} s")
         if plan.cfg.run.report and accelerator.is_main_process:
             report_after_training(run, reporter)
@@ -126,6 +127,14 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch
     todo = list(cfg.cv.train_folds) or list(range(cfg.cv.folds))
     return Plan(cfg, data_dir, comp, integ, folds, todo, (batch_note,) if batch_note else (), run)
+
+
+def validated(plan: Plan) -> str:
+    """Which rows the CV score is computed on: ``all folds``, or the folds ``cv.train_folds`` trained (a holdout
+    run, ``folds 0 of 5``): runs are ranked together only when this is the same."""
+    if len(plan.todo) == plan.cfg.cv.folds:
+        return "all folds"
+    return f"fold{'s' if len(plan.todo) > 1 else ''} {','.join(map(str, plan.todo))} of {plan.cfg.cv.folds}"
 
 
 def check_input_shape(cfg: PodiumConfig) -> None:
@@ -260,7 +269,7 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     metrics = {
         "task": task.name, "metric": task.primary, "cv_score": overall[task.primary], "cv_score_no_tta": no_tta,
         "threshold": decisions.get("threshold"), "decisions": decisions, "tta": list(plan.cfg.predict.tta),
-        "oof_rows": int(len(idx)), "overall": overall,
+        "oof_rows": int(len(idx)), "validated": validated(plan), "overall": overall,
         "decision_scores": task.decision_report(y, probs, decisions),  # plain decoding next to the fitted decisions
         "per_class": per_class(task, y, probs, list(comp.classes), decisions=decisions),
         "per_fold": [r.summary for r in results],

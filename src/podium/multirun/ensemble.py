@@ -148,19 +148,31 @@ def load_members(runs: list[Run]) -> Members:
     folds = first.folds_table
     for run in runs[1:]:
         check_same_folds(first, folds, run)
-    ids = folds["id"].tolist()
+    shared = validated_rows(runs, folds)
+    rows = folds[folds["id"].isin(shared)]
+    ids = rows["id"].tolist()
     classes, task = list(info["classes"]), resolve_metric(get_task(info["task"]), info.get("metric", "auto"))
-    probs = []
-    for run in runs:
-        oof = run.oof.set_index("id")
-        missing = [i for i in ids if i not in oof.index]
-        if missing:
-            raise PodiumError(f"{run.path.name} has no out-of-fold prediction for ids {list_some(missing)} (trained "
-                              "on some folds only?); ensemble runs that trained every fold.")
-        probs.append(oof.loc[ids, classes].to_numpy(dtype=np.float64))
+    probs = [run.oof.set_index("id").loc[ids, classes].to_numpy(dtype=np.float64) for run in runs]
     labels = first.oof.set_index("id").loc[ids, "label"].fillna("").astype(str)
     y = task.from_labels([[s] if s in classes else s.split() for s in labels], classes)
-    return Members(runs, Path(info["data_dir"]), task, classes, ids, folds["fold"].to_numpy(), y, probs)
+    return Members(runs, Path(info["data_dir"]), task, classes, ids, rows["fold"].to_numpy(), y, probs)
+
+
+def validated_rows(runs: list[Run], folds: pd.DataFrame) -> set[str]:
+    """The ids every member validated (all folds, or the folds ``cv.train_folds`` trained: a holdout run): the
+    same for every member, or a one-line refusal naming the member that validated other rows."""
+    fold_of = dict(zip(folds["id"], folds["fold"]))
+
+    def described(ids: set[str]) -> str:
+        return f"{len(ids)} rows of fold(s) {', '.join(str(f) for f in sorted({int(fold_of[i]) for i in ids}))}"
+
+    first = set(runs[0].oof["id"])
+    for run in runs[1:]:
+        mine = set(run.oof["id"])
+        if mine != first:
+            raise PodiumError(f"{run.path.name} validated other rows than {runs[0].path.name} ({described(mine)} vs "
+                              f"{described(first)}); blend runs that trained the same folds (cv.train_folds).")
+    return first
 
 
 def check_same_folds(first: Run, folds: pd.DataFrame, run: Run) -> None:

@@ -11,6 +11,7 @@ COLUMNS = {
     "run_dir": "TEXT PRIMARY KEY", "name": "TEXT", "started": "TEXT", "status": "TEXT", "data_dir": "TEXT",
     "task": "TEXT", "model": "TEXT", "img_size": "INTEGER", "folds": "INTEGER", "epochs": "INTEGER",
     "metric": "TEXT", "cv_score": "REAL", "wall_s": "REAL", "config_hash": "TEXT", "git_commit": "TEXT",
+    "validated": "TEXT",  # the rows cv_score was computed on: "all folds", or "folds 0 of 5" (cv.train_folds)
 }
 DB_NAME = "podium.db"
 
@@ -20,6 +21,9 @@ def _connect(root: Path) -> sqlite3.Connection:
     con = sqlite3.connect(root / DB_NAME, timeout=30)
     cols = ", ".join(f"{k} {v}" for k, v in COLUMNS.items())
     con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
+    have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+    for k in [k for k in COLUMNS if k not in have]:  # a log written before the column existed
+        con.execute(f"ALTER TABLE runs ADD COLUMN {k} {COLUMNS[k]}")
     return con
 
 

@@ -153,7 +153,8 @@ class Run:
         if not self.writer:
             return
         self._update_info({"status": status, "reason": reason, **extra})
-        self.record(status=status, **{k: v for k, v in extra.items() if k in ("cv_score", "wall_s", "img_size")})
+        self.record(status=status, **{k: v for k, v in extra.items() if k in ("cv_score", "wall_s", "img_size",
+                                                                                 "validated")})
 
     def record(self, **row: Any) -> None:
         """Insert or update this run's row of the experiment log."""
