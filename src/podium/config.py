@@ -138,6 +138,10 @@ class AugConfig:
         choices="podium.data.transforms:AUGMENTATIONS",
     )
     scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.", gt=0, le=1)
+    presize: float = opt(0.0, "Training honours model.resize as fastai's presizing does: each image is first resized "
+                         "with model.resize (squash, crop, pad) to presize x the input size, then random_resized_crop "
+                         "crops within it; 0: off (random_resized_crop crops the raw image, so model.resize acts in "
+                         "evaluation only).", ge=1, le=4, also=(0.0,))
     rotate: float = opt(15.0, "Largest rotation in degrees for affine.", ge=0, le=180)
     strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.", ge=0, le=1)
     pipeline: str = opt("", "An albumentations pipeline saved with A.save (YAML or JSON) used for training instead "
