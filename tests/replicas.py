@@ -183,3 +183,12 @@ def ranzcr(root: Path, n: int = 44, n_test: int = 3) -> Expect:
 
 REPLICAS = {"plant_pathology_2020": plant_pathology_2020, "plant_pathology_2021": plant_pathology_2021,
             "cassava": cassava, "paddy": paddy, "aptos": aptos, "siim_isic": siim_isic, "ranzcr": ranzcr}
+
+
+def cassava_2019(root: Path, per_class: int = 3) -> Path:
+    """The 2019 data as ``data.extra``: train/<cbb|cbsd|cgm|cmd|healthy>/train-<name>-<k>.jpg."""
+    rng = np.random.default_rng(2019)
+    for k, name in enumerate(("cbb", "cbsd", "cgm", "cmd", "healthy")):
+        for i in range(per_class):
+            write_image(root / "train" / name / f"train-{name}-{i}.jpg", class_image(k, rng))
+    return root

@@ -72,3 +72,21 @@ def test_without_a_sample_the_label_is_found_by_name_or_as_0_1_columns(tmp_path:
     assert roles.labels == replicas.RANZCR and roles.group == "PatientID"
     overridden = column_roles(df, "image_name", DataConfig(group_col="sex", label_cols=("benign_malignant",)), None)
     assert overridden.group == "sex" and overridden.labels == ("benign_malignant",)
+
+
+def test_cassava_names_its_integers_and_maps_the_2019_folders(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    from podium.pipeline import train
+
+    expect = replicas.cassava(tmp_path / "cassava")
+    extra = replicas.cassava_2019(tmp_path / "cassava-2019")
+    summary = inspect_data(expect.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "inspect")
+    assert summary["class_names"]["3"] == "Cassava Mosaic Disease (CMD)"
+    assert any("label_num_to_disease_map.json" in line for line in summary["decided"])
+    run = train(expect.root, merge(PodiumConfig(), [*tiny, f"data.extra={extra}"]))
+    folds = pd.read_csv(run.folds_path, dtype=str)
+    extra_rows = folds[folds["source"] == "extra:cassava-2019"]
+    assert len(extra_rows) == 15 and set(extra_rows["label"]) == {"0", "1", "2", "3", "4"}  # cmd -> 3, healthy -> 4
+    assert extra_rows.set_index("id").loc["extra:cassava-2019/train/cmd/train-cmd-0.jpg", "label"] == "3"
+    assert run.info["class_names"]["0"].startswith("Cassava Bacterial Blight")
+    sub = pd.read_csv(run.submission_path, dtype=str)
+    assert set(sub["label"]) <= {"0", "1", "2", "3", "4"}  # the submission keeps the integers

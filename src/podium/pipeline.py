@@ -210,6 +210,7 @@ def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary, "device": str(accelerator.device),
+                                        **({"class_names": comp.class_names} if comp.class_names else {}),
                                         "precision": accelerator.mixed_precision})
     folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
     if "source" in comp.train.columns:  # data.extra: where each row comes from
@@ -223,7 +224,7 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     """The run's opening lines: folder, data, device, and what the checks found."""
     comp = plan.comp
     counts = comp.task.counts(comp.targets, len(comp.classes))
-    per_class_counts = ", ".join(f"{c}: {n}" for c, n in zip(comp.classes, counts))
+    per_class_counts = ", ".join(f"{comp.shown(c)}: {n}" for c, n in zip(comp.classes, counts))
     reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "

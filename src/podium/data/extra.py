@@ -13,6 +13,7 @@ predictions or their metrics (the Cassava 2019 + 2020 merge).
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,18 +48,35 @@ def label_map(cfg: DataConfig) -> dict[str, str]:
     return out
 
 
+def named_classes(comp: Competition) -> dict[str, str]:
+    """Lower-cased class names -> class, from the competition's class names (Cassava's JSON map): the full name,
+    the name without its parenthesised abbreviation and the abbreviation (``cbb`` -> ``0``), so that the 2019
+    folders named by disease map onto the 2020 integers."""
+    out: dict[str, str] = {}
+    for cls, name in comp.class_names.items():
+        short = re.search(r"\(([^()]+)\)\s*$", name)
+        for key in (name, re.sub(r"\s*\([^()]*\)\s*$", "", name), short.group(1) if short else ""):
+            if key.strip():
+                out.setdefault(key.strip().lower(), cls)
+    return out
+
+
 def with_extra(comp: Competition, cfg: DataConfig) -> Competition:
-    """``comp`` with the rows of every ``data.extra`` folder appended (a ``source`` column on all rows)."""
+    """``comp`` with the rows of every ``data.extra`` folder appended (a ``source`` column on all rows). Labels are
+    renamed by ``data.extra_label_map``, else through the competition's class names (``named_classes``)."""
     if not cfg.extra:
         return comp
-    rename, frames, targets = label_map(cfg), [comp.train.assign(source=MAIN)], [comp.targets]
+    named = {k: v for k, v in named_classes(comp).items() if k not in {c.lower() for c in comp.classes}}
+    rename = {**named, **{k.lower(): v for k, v in label_map(cfg).items()}}
+    frames, targets = [comp.train.assign(source=MAIN)], [comp.targets]
     taken: set[str] = set()
     for folder in cfg.extra:
         extra = load_competition(folder, DataConfig(check_images=False), check=False)
         name = extra_source(folder, taken)
         taken.add(name)
         onehot = extra.task.onehot(extra.targets, len(extra.classes))
-        lists = [[rename.get(extra.classes[c], extra.classes[c]) for c in np.flatnonzero(row)] for row in onehot]
+        lists = [[rename.get(extra.classes[c].lower(), extra.classes[c]) for c in np.flatnonzero(row)]
+                 for row in onehot]
         unknown = sorted({label for labels in lists for label in labels} - set(comp.classes))
         if unknown:
             raise PodiumError(f"data.extra folder {folder} has labels that are not classes of the competition: "

@@ -7,6 +7,7 @@ labels; everything after that (classes, task, targets, test set, sample submissi
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ class Competition:
     sample_path: Path | None = None
     notes: tuple[str, ...] = ()  # what was decided where the folder left it open, each with its override
     roles: ColumnRoles | None = None
+    class_names: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> name (Cassava's JSON map)
+
+    def shown(self, cls: str) -> str:
+        """A class as people read it: ``3 (Cassava Mosaic Disease (CMD))`` where the folder names its labels."""
+        return f"{cls} ({self.class_names[cls]})" if cls in self.class_names else cls
 
     def label_strings(self) -> list[str]:
         """Human-readable label of each training row (space-joined where a row holds several)."""
@@ -283,6 +289,22 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
     return None, None, None
 
 
+def class_names(root: Path, classes: tuple[str, ...], notes: list[str]) -> dict[str, str]:
+    """Names of the labels from a JSON map beside the CSV (Cassava's ``label_num_to_disease_map.json``: {"0": "Cassava
+    Bacterial Blight (CBB)", ...}) when it names every class; shown by inspect and the logs, while the submission
+    keeps the labels themselves."""
+    for path in sorted(root.glob("label*map*.json")):
+        try:
+            mapping = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(mapping, dict) and all(str(c) in mapping for c in classes):
+            notes.append(f"class names from {path.name} (shown by inspect and the logs; the submission keeps "
+                         f"{', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}).")
+            return {str(c): str(mapping[str(c)]) for c in classes}
+    return {}
+
+
 def nested_dirs(root: Path, word: str) -> tuple[str, ...]:
     """Image folders two levels down whose name holds ``word`` (SIIM-ISIC's ``jpeg/train``), as relative paths."""
     out = []
@@ -355,8 +377,9 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
     if sample is not None:
         id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
         fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
+    names = class_names(root, classes, notes)
     comp = Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt,
-                       sample_path, tuple(notes), raw.roles)
+                       sample_path, tuple(notes), raw.roles, names)
     if check and cfg.check_images:
         comp, _, _ = screen_images(comp, cfg.skip_bad)
     return comp

@@ -127,7 +127,9 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
                    f"training and {s['test_images']} test images, checked in {seconds:.1f} s")
     for line in s.get("decided", []):
         reporter.print(escape(f"decided: {line}"))
-    reporter.print(escape("classes: " + ", ".join(f"{c} {n}" for c, n in s["class_counts"].items())))
+    names = s.get("class_names", {})
+    reporter.print(escape("classes: " + ", ".join(f"{c}{' (' + names[c] + ')' if c in names else ''} {n}"
+                                                  for c, n in s["class_counts"].items())))
     if set(s["label_combinations"]) - set(s["class_counts"]):  # rows with several (or no) labels
         reporter.print(escape("label combinations: " + ", ".join(
             f"{c or '(none)'} {n}" for c, n in list(s["label_combinations"].items())[:12])))
@@ -174,6 +176,8 @@ def inspect_data(data_dir: str | Path, cfg: PodiumConfig, out_dir: str | Path | 
     out = out if out_dir else check_folder(out / f"inspect-{comp.root.name}", "run.root")
     summary = summarize(comp, integ, cfg.data.near_distance)
     summary["decided"] = decided(comp, cfg)
+    if comp.class_names:
+        summary["class_names"] = comp.class_names
     if comp.roles is not None:
         summary["columns"] = comp.roles.summary()
     seconds = time.time() - t0
