@@ -7,7 +7,9 @@
    cross-fitted on 5 chunks of the holdout for its honest score): each run's accuracy, the blend's honest and
    in-sample accuracy, and what the sweep and the ensemble cost.
 
-    python -m bench.metric_holdout [--epochs 3] [--sweep-epochs 2]
+    python -m bench.metric_holdout [--epochs 3] [--sweep-epochs 2] [--skip-plant | --skip-potato]
+
+(results: bench/results/metric_holdout[_plant|_potato].{json,md}, by the parts run)
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def main() -> None:
             rows += [(f"potato: {k}", ", ".join(f"{a} {b}" for a, b in v.items()))
                      for k, v in results["potato"].items()]
     show(rows)
-    write_results("metric_holdout", {**results, "epochs": args.epochs, "sweep_epochs": args.sweep_epochs}, rows,
+    part = "_potato" if args.skip_plant else "_plant" if args.skip_potato else ""
+    write_results(f"metric_holdout{part}", {**results, "epochs": args.epochs, "sweep_epochs": args.sweep_epochs}, rows,
                   note=f"Holdout runs: fold 0 of 5 (20% validation), tf_efficientnet_lite0 packaged weights, 128 px, "
                        f"batch 32, identity+hflip TTA; plant {args.epochs} epochs, potato sweep {args.sweep_epochs} "
                        "epochs. Taken on a shared 2-core machine under load: seconds are not comparable to other "

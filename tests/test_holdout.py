@@ -22,6 +22,8 @@ def test_a_holdout_sweep_and_an_ensemble_of_its_runs(tmp_path: Path, tiny: tuple
     holdout = (*tiny, "cv.folds=4", "cv.train_folds=0")
     table = podium.sweep(data, ["model.resize=squash,crop"], overrides=holdout, name="hold")
     assert (table["status"] == "done").all()
+    best = table.loc[table["cv_score"].idxmax()]
+    assert sorted(table["rank"].tolist()) in ([1, 2], [1, 1]) and best["rank"] == 1  # ranked by the metric
     runs = [Path(p) for p in table["run_dir"]] if "run_dir" in table else sorted(
         (tmp_path / "runs").glob("hold-*"))
     for path in runs:
