@@ -37,6 +37,8 @@ def test_a_holdout_sweep_and_an_ensemble_of_its_runs(tmp_path: Path, tiny: tuple
 
     ens = podium.ensemble(*runs, blend="weights", name="hold-ens")
     m = ens.metrics
+    ranked = {g["validated"]: [r["name"] for r in g["rows"]] for g in leaderboard(tmp_path / "runs")}
+    assert any(n.startswith("hold-ens") for n in ranked["fold 0 of 4"])  # ranked with its holdout members
     assert m["oof_rows"] == 12 and len(ens.oof) == 12 and set(ens.oof["fold"]) == {0}
     assert np.isfinite(m["cv_score"]) and len(m["fold_weights"]) >= 2  # cross-fitted on chunks of the holdout
     sub = pd.read_csv(ens.submission_path)

@@ -276,7 +276,8 @@ def write(m: Members, blend: str, metrics: dict[str, Any], result: BlendResult, 
             pred, fmt = test
             write_test_outputs(ens, Prediction(pred.ids, pred.probs, pred.task, pred.classes, metrics["decisions"]),
                                fmt)
-        ens.finish_ensemble(metrics["cv_score"], wall, int(len(np.unique(m.folds))))
+        ens.finish_ensemble(metrics["cv_score"], wall, int(len(np.unique(m.folds))),
+                            m.runs[0].metrics.get("validated", "all folds"))
     except BaseException:
         shutil.rmtree(ens.path, ignore_errors=True)
         raise
