@@ -23,7 +23,7 @@ def leaderboard(root: str | Path, data: str | Path | None = None, task: str | No
         rows = [r for r in rows if r["data_dir"] == target]
     if task is not None:
         rows = [r for r in rows if r["task"] == task]
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in rows:  # the log is sorted best first; grouping keeps that order within each group
         done = r["status"] == "done" and r["cv_score"] is not None
         # a run without a score yet (running, failed) is listed with its data folder's and task's first group

@@ -23,7 +23,10 @@ def _connect(root: Path) -> sqlite3.Connection:
     con.execute(f"CREATE TABLE IF NOT EXISTS runs ({cols})")
     have = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
     for k in [k for k in COLUMNS if k not in have]:  # a log written before the column existed
-        con.execute(f"ALTER TABLE runs ADD COLUMN {k} {COLUMNS[k]}")
+        try:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {k} {COLUMNS[k]}")
+        except sqlite3.OperationalError:  # another process (a sweep's worker) added it just now
+            pass
     return con
 
 
