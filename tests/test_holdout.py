@@ -55,3 +55,19 @@ def test_cross_fit_of_one_fold_uses_inner_chunks() -> None:
     result = cross_fit(BLENDS.get("weights"), get_task("multiclass"), y, members, np.zeros(60, dtype=int))
     assert sorted(result.fold_weights) == list(range(5)) and result.honest.shape == (60, 3)
     assert sorted(np.bincount(inner_folds(60))) == [12] * 5
+
+
+def test_an_old_experiment_log_gains_the_validated_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from podium.runs.log import DB_NAME, list_runs, record_run
+
+    with sqlite3.connect(tmp_path / DB_NAME) as con:  # a log written before the column existed
+        con.execute("CREATE TABLE runs (run_dir TEXT PRIMARY KEY, name TEXT, started TEXT, status TEXT, "
+                    "metric TEXT, cv_score REAL)")
+        con.execute("INSERT INTO runs VALUES ('/r/old', 'old', '2026-01-01', 'done', 'log_loss', 0.4)")
+    record_run(tmp_path, {"run_dir": "/r/new", "name": "new", "started": "2026-01-02", "status": "done",
+                          "metric": "log_loss", "cv_score": 0.3, "validated": "fold 0 of 5"})
+    rows = list_runs(tmp_path)
+    assert [r["name"] for r in rows] == ["new", "old"]  # log_loss: lower first
+    assert rows[0]["validated"] == "fold 0 of 5" and rows[1]["validated"] is None
