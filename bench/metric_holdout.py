@@ -27,8 +27,9 @@ from podium.tasks.metrics import METRICS
 
 
 def base(args: object, work: Path, epochs: int) -> list[str]:
-    return ["model.name=tf_efficientnet_lite0", "model.pretrained=packaged", "model.img_size=128",
-            "train.batch_size=32", f"train.threads={args.threads}", "train.num_workers=0", f"train.epochs={epochs}",
+    return ["model.name=tf_efficientnet_lite0", "model.pretrained=packaged", f"model.img_size={args.size}",
+            f"train.batch_size={args.batch}", f"train.threads={args.threads}", "train.num_workers=0",
+            f"train.epochs={epochs}",
             "predict.tta=identity,hflip", "cv.folds=5", "cv.train_folds=0", "run.report=false", f"run.root={work}"]
 
 
@@ -111,11 +112,11 @@ def main() -> None:
                      for k, v in results["potato"].items()]
     show(rows)
     part = "_potato" if args.skip_plant else "_plant" if args.skip_potato else ""
-    write_results(f"metric_holdout{part}", {**results, "epochs": args.epochs, "sweep_epochs": args.sweep_epochs}, rows,
-                  note=f"Holdout runs: fold 0 of 5 (20% validation), tf_efficientnet_lite0 packaged weights, 128 px, "
-                       f"batch 32, identity+hflip TTA; plant {args.epochs} epochs, potato sweep {args.sweep_epochs} "
-                       "epochs. Taken on a shared 2-core machine under load: seconds are not comparable to other "
-                       "benches; scores are deterministic.")
+    write_results(f"metric_holdout{part}", {**results, "epochs": args.epochs, "sweep_epochs": args.sweep_epochs},
+                  rows, note=f"Holdout runs: fold 0 of 5 (20% validation), tf_efficientnet_lite0 packaged weights, "
+                       f"{args.size} px, batch {args.batch}, identity+hflip TTA; plant {args.epochs} epochs, potato "
+                       f"sweep {args.sweep_epochs} epochs. Taken on a shared 2-core machine under load: seconds are "
+                       "not comparable to other benches; scores are deterministic.")
 
 
 if __name__ == "__main__":
