@@ -71,6 +71,14 @@ def is_file(entry: os.DirEntry) -> bool:
         return False
 
 
+def is_dir(entry: os.DirEntry) -> bool:
+    """Whether a directory entry is a folder (following links); a link to itself or to nowhere is not."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
 def broken_link(entry: os.DirEntry) -> bool:
     """Whether an entry is a link that leads nowhere readable (missing target, or a loop such as a link to itself)."""
     return entry.is_symlink() and not os.path.exists(entry.path)

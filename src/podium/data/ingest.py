@@ -21,7 +21,7 @@ from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
 from podium.data.checks import check_files
 from podium.data.columns import ColumnRoles, column_roles
-from podium.data.files import FolderIndex, check_name, has_images, resolve_images, skipped_dir, walk_images
+from podium.data.files import FolderIndex, check_name, has_images, is_dir, resolve_images, skipped_dir, walk_images
 from podium.data.images import is_image
 from podium.data.tables import read_table
 from podium.tasks.submission import SubmissionFormat, infer_format
@@ -307,11 +307,11 @@ def class_names(root: Path, classes: tuple[str, ...], notes: list[str]) -> dict[
 
 def nested_dirs(root: Path, word: str) -> tuple[str, ...]:
     """Image folders two levels down whose name holds ``word`` (SIIM-ISIC's ``jpeg/train``), as relative paths."""
-    out = []
-    for child in sorted(p for p in root.iterdir() if p.is_dir() and not skipped_dir(p.name)):
-        out += [f"{child.name}/{g.name}" for g in sorted(child.iterdir())
-                if g.is_dir() and word in g.name.lower() and not skipped_dir(g.name)]
-    return tuple(out)
+    def subdirs(folder: str | Path) -> list[str]:  # scandir's entry types need no stat of the (many) image files
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_dir(e) and not skipped_dir(e.name))
+
+    return tuple(f"{child}/{g}" for child in subdirs(root) for g in subdirs(root / child) if word in g.lower())
 
 
 def _train_paths(root: Path, ids: list[str], raw: RawLabels, cfg: DataConfig, notes: list[str]) -> list[str]:
