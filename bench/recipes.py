@@ -7,7 +7,10 @@ Every variant trains fold 0 of the same 5-fold split (20% validation) with the p
 changes prediction only). Printed and written to bench/results/recipes.{json,md}: the validation score with TTA
 (accuracy for potato; mean column-wise AUC and sample F1 at 0.5 for plant pathology) and seconds per epoch.
 
-    python -m bench.recipes [--epochs 3] [--datasets potato plant-pathology-2021-mini]
+    python -m bench.recipes [--epochs 3] [--datasets potato plant-pathology-2021-mini] [--variants LABEL ...]
+
+With ``--variants`` only those rows run (and the d4 row only with the default), written to
+bench/results/recipes_subset.{json,md} so the full table stays.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ VARIANTS = {
     "+ focal loss": ("train.loss=focal",),
     "pad resize": ("model.resize=pad",),
     "crop resize": ("model.resize=crop",),
+    # aug.presize=1: training resizes with the method first, then random_resized_crop within (fastai's presizing)
+    "crop resize + presize": ("model.resize=crop", "aug.presize=1"),
+    "pad resize + presize": ("model.resize=pad", "aug.presize=1"),
 }
 
 
@@ -43,13 +49,16 @@ def headline(task_metrics: dict[str, float]) -> dict[str, float]:
     return {k: round(float(task_metrics[k]), 4) for k in keys}
 
 
-def bench_dataset(name: str, epochs: int, threads: int, work: Path) -> dict[str, dict]:
+def bench_dataset(name: str, epochs: int, threads: int, work: Path, variants: list[str] | None = None
+                  ) -> dict[str, dict]:
     base = ["model.name=tf_efficientnet_lite0", "model.pretrained=packaged", "model.img_size=128",
             "train.batch_size=32", f"train.threads={threads}", "train.num_workers=0", f"train.epochs={epochs}",
             "predict.tta=identity,hflip"]
     out: dict[str, dict] = {}
     default_run = None
     for label, extra in VARIANTS.items():
+        if variants and label not in variants:
+            continue
         cfg, comp, train_idx, val_idx = fold0(DATA / name, [*base, *extra, f"run.root={work}"])
         folds = np.ones(len(comp.train), dtype=np.int64)
         folds[val_idx] = 0
@@ -64,8 +73,10 @@ def bench_dataset(name: str, epochs: int, threads: int, work: Path) -> dict[str,
         out[label] = {**headline(score(comp.task, y, result.probs)), "s_per_epoch": round(float(log["train_s"].mean()),
                                                                                          1), "wall_s": round(wall, 1)}
         print(name, label, out[label], flush=True)
-        if default_run is None:
+        if default_run is None and not extra:
             default_run = (run, comp, result.val_idx, accelerator)
+    if default_run is None:
+        return out
     run, comp, val_idx, accelerator = default_run
     t0 = time.perf_counter()
     pred = predict_checkpoints(run.checkpoints(), comp.train["id"].to_numpy()[val_idx].tolist(),
@@ -80,16 +91,18 @@ def main() -> None:
     ap = base_parser(__doc__)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--datasets", nargs="+", default=["potato", "plant-pathology-2021-mini"])
+    ap.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS))
     args = ap.parse_args()
     results, rows = {}, []
     with TemporaryDirectory() as tmp:
         for name in args.datasets:
-            results[name] = bench_dataset(name, args.epochs, args.threads, Path(tmp))
+            results[name] = bench_dataset(name, args.epochs, args.threads, Path(tmp), args.variants)
             for label, r in results[name].items():
                 shown = ", ".join(f"{k} {v}" for k, v in r.items())
                 rows.append((f"{name}: {label}", shown))
     show(rows)
-    write_results("recipes", {"machine": machine(), "epochs": args.epochs, "results": results}, rows,
+    write_results("recipes_subset" if args.variants else "recipes",
+                  {"machine": machine(), "epochs": args.epochs, "results": results}, rows,
                   note=f"Fold 0 of 5 (20% validation), tf_efficientnet_lite0 packaged weights, 128 px, batch 32, "
                        f"{args.epochs} epochs, seed 42; scores with TTA.")
 

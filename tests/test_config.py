@@ -138,6 +138,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "train.device": (("auto", "cpu", "cuda", "mps"), ()),
     "data.pseudo_share": (("all", "fold"), ()),
     "predict.tta": ("podium.engine.tta:VIEWS", ()),
+    "cv.metric": ("podium.tasks.metrics:METRICS", ("auto",)),
     "data.preprocess": ("podium.data.image_ops:IMAGE_OPS", ()),
     "predict.threshold_mode": ("podium.tasks.thresholds:THRESHOLD_MODES", ()),
     "predict.binary_threshold": ("podium.tasks.thresholds:BINARY_RULES", ()),

@@ -99,7 +99,8 @@ def test_configured_columns_and_dirs(tmp_path: Path) -> None:
     [
         (lambda df: df.assign(label=df["label"].where(df.index != 3, "")), "empty labels in column 'label', rows 5"),
         (lambda df: pd.concat([df, df.iloc[[0]]]), "duplicate ids: img000 \\(rows 2, 50\\)"),
-        (lambda df: df.assign(extra=df["label"]), "hold other values"),
+        # no column named like a label or by the sample, and not 0/1: the user must say which is the label
+        (lambda df: df.rename(columns={"label": "kind"}).assign(extra=df["label"]), "hold other values"),
         (lambda df: df.assign(image_id=df["image_id"].where(df.index != 1, "ghost")), "no image file.*ghost"),
         (lambda df: df.assign(label="cat"), "single class"),
     ],

@@ -230,7 +230,7 @@ def test_extra_data_trains_only_and_duplicates_of_the_competition_are_dropped(tm
         train(comp, merge(PodiumConfig(), [*tiny, f"data.extra={extra}"]))
     run = train(comp, merge(PodiumConfig(), [*tiny, f"data.extra={extra}", "data.extra_label_map=wolf=fox"]))
     folds = pd.read_csv(run.folds_path)
-    extra_rows = folds[folds["source"] == "extra2019"]
+    extra_rows = folds[folds["source"] == "extra:extra2019"]
     assert len(extra_rows) == 18 and (extra_rows["fold"] == -1).all()  # 6 x 3 classes; the two copies dropped
     assert not extra_rows["id"].str.contains("copy_of").any()
     assert set(folds.loc[folds["source"] == "train", "fold"]) == {0, 1}

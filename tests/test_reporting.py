@@ -292,3 +292,21 @@ def test_report_renders_in_headless_chromium(single_run: Run, tmp_path: Path) ->
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (2000, 1400) and pixels.std() > 20  # not a blank page
     assert (pixels < 100).mean() > 0.01  # dark text, plots and the header are drawn
+
+
+@pytest.mark.parametrize("loss", ["cumulative", "ce", "regression"])
+def test_grad_cam_on_every_ordinal_coding_bottom_to_top_grade(loss: str) -> None:
+    from podium.tasks.task import get_task
+
+    grades = 5
+    task = get_task("ordinal").for_loss(loss, grades)
+    torch.manual_seed(0)
+    model = timm.create_model("test_resnet", pretrained=False, num_classes=task.outputs(grades))
+    prep = Preprocessing(32, "squash", "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 40, 3), dtype=np.uint8) for _ in range(grades)]
+    out = grad_cam(model, prep, images, list(range(grades)), task=task, num_classes=grades)  # grade 4 of 4 outputs
+    assert [o.shape for o in out] == [(32, 32, 3)] * grades
+    outputs = torch.arange(task.outputs(grades), dtype=torch.float32)
+    scalars = [float(task.evidence(outputs, g, grades)) for g in range(grades)]
+    assert len(scalars) == grades and all(np.isfinite(scalars))

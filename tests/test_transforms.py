@@ -213,3 +213,22 @@ def test_unknown_names() -> None:
         create_transform(PREP24, AugConfig(ops=("hlfip",)), train=True)
     with pytest.raises(PodiumError, match="Unknown resize method"):
         create_transform(Preprocessing(8, "stretch", "bilinear", (0,) * 3, (1,) * 3))
+
+
+@pytest.mark.parametrize("resize", ["pad", "squash", "crop"])
+def test_presize_makes_training_honour_the_resize_method(resize: str) -> None:
+    from podium.data.transforms import create_transform, seed_transform
+
+    prep = Preprocessing(32, resize, "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.875, pad_fill=0)
+    wide = np.full((40, 80, 3), 200, np.uint8)  # a wide white-ish image: pad letterboxes it with black bars
+    whole = AugConfig(ops=("random_resized_crop",), scale_min=1.0)  # the crop keeps all of a square input
+    presized = create_transform(prep, AugConfig(ops=whole.ops, scale_min=1.0, presize=1.0), train=True)
+    plain = create_transform(prep, whole, train=True)
+    seed_transform(presized, 0)
+    seed_transform(plain, 0)
+    evaluated = create_transform(prep)(image=wide)["image"]
+    trained = presized(image=wide)["image"]
+    assert trained.shape == evaluated.shape == (32, 32, 3)
+    assert np.abs(trained.astype(int) - evaluated).max() <= 1  # training sees what evaluation sees, then augments
+    if resize == "pad":  # without presizing the random crop never shows the letterbox bars
+        assert trained[0].max() == 0 and plain(image=wide)["image"][0].min() > 0

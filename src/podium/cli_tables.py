@@ -16,7 +16,8 @@ def show_leaderboards(groups: list[dict[str, Any]]) -> None:
     """One leaderboard per (data folder, task), best CV first, the metric named."""
     for g in groups:
         table = Table("name", "started", "status", "model", "size", "folds", "epochs", f"cv {g['metric']}", "wall",
-                      "config", "commit", title=f"{g['data_dir']} ({g['task']} task, cv = {g['metric']})")
+                      "config", "commit", title=f"{g['data_dir']} ({g['task']} task, cv = {g['metric']} on "
+                      f"{g.get('validated', 'all folds')})")
         for r in g["rows"]:
             score = "" if r["cv_score"] is None else f"{r['cv_score']:.4f}"
             wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"

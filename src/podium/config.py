@@ -26,7 +26,8 @@ from podium.core.errors import PodiumError
 
 def opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
         reserved: tuple[str, ...] = (), also: tuple[float, ...] = (), gt: float | None = None, ge: float | None = None,
-        lt: float | None = None, le: float | None = None, parse: Any = None, min_items: int = 0, **words: Any) -> Any:
+        lt: float | None = None, le: float | None = None, parse: Any = None, min_items: int = 0, user: bool = False,
+        **words: Any) -> Any:
     """A config field with a default, the help text shown by ``podium train --help`` and what values it accepts.
 
     ``choices`` lists fixed names; a key whose values are registered names (augmentations, losses, ...) is mapped to
@@ -35,13 +36,16 @@ def opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # n
     lists values allowed outside the bounds. Tuple fields apply both to every item (see podium.config_checks) and
     hold at least ``min_items``. ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets
     ``train.batch_size=auto`` be written for an int field (which then holds 0). ``parse(value, key)`` reads a value
-    of its own syntax instead of the type check (``model.img_size=288x224``).
+    of its own syntax instead of the type check (``model.img_size=288x224``); ``user`` lets a choice field also take
+    a user's ``module:function`` (``cv.metric``).
     """
     bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
     meta = {"help": help, "words": words, "choices": choices, "reserved": reserved, "also": also,
             "min_items": min_items, **bounds}
     if parse is not None:
         meta["parse"] = parse
+    if user:  # a choice field that also takes a user's module:function
+        meta["user"] = True
     return field(default=default, metadata=meta)
 
 
@@ -145,6 +149,10 @@ class AugConfig:
         ("random_resized_crop", "hflip", "vflip", "affine", "color"), "Augmentation ops applied in training.",
     )
     scale_min: float = opt(0.6, "Smallest area fraction kept by random_resized_crop.", gt=0, le=1)
+    presize: float = opt(0.0, "Training honours model.resize as fastai's presizing does: each image is first resized "
+                         "with model.resize (squash, crop, pad) to presize x the input size, then random_resized_crop "
+                         "crops within it; 0: off (random_resized_crop crops the raw image, so model.resize acts in "
+                         "evaluation only).", ge=1, le=4, also=(0.0,))
     rotate: float = opt(15.0, "Largest rotation in degrees for affine.", ge=0, le=180)
     strength: float = opt(0.2, "Brightness/contrast/saturation jitter for color.", ge=0, le=1)
     pipeline: str = opt("", "An albumentations pipeline saved with A.save (YAML or JSON) used for training instead "
@@ -218,6 +226,11 @@ class CVConfig:
     seed: int = opt(42, "Seed of the fold split.", ge=0, le=2**31 - 1)
     train_folds: tuple[int, ...] = opt((), "Folds to train (0-based, below cv.folds); empty: all.", ge=0)
     folds_file: str = opt("", "Reuse the folds of this folds.csv (id,fold) instead of computing them.")
+    metric: str = opt("auto", "The competition's metric: picks each fold's best epoch, is what the fitted decisions "
+                      "(thresholds, cut points) maximise, ranks sweeps and searches, weights blends and is cv_score. "
+                      "A registered name, or module:function[:max|min] (a function (y_true, y_prob) -> float); auto: "
+                      "the task's own (accuracy, roc_auc, qwk, mean_auc).",
+                      reserved=("auto",), user=True)
 
 
 @dataclass(frozen=True)

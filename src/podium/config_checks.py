@@ -119,7 +119,7 @@ def check_value(value: Any, meta: Mapping[str, Any], key: str, registry: Any = N
     is not a name of ``registry``, when one is given)."""
     if isinstance(value, str):
         allowed = choice_names(meta, key, registry)
-        if allowed is not None and value not in allowed[1]:
+        if allowed is not None and value not in allowed[1] and not (meta.get("user") and ":" in value):
             kind, names = allowed
             raise PodiumError(f"Config key {key}: unknown {kind} {value!r}; choose from {', '.join(names)}."
                               f"{suggest(value, names)}")

@@ -52,7 +52,7 @@ from podium.models.factory import check_model
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
-from podium.tasks.metrics import per_class, score
+from podium.tasks.metrics import fit_decisions, per_class, resolve_metric, score
 from podium.validation import validate
 
 
@@ -102,7 +102,8 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         run.write_timings(timings)
         reporter.print(timing_line(timings))
         wall = time.time() - t0
-        run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"])
+        run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"],
+                       validated=validated(plan))
         reporter.print(f"done in {wall:.0f} s")
         if plan.cfg.run.report and run.writer:
             report_after_training(run, reporter)
@@ -150,6 +151,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     comp, integ = prepare(data_dir, cfg.data, cache=first_pass_cache(cfg))
     prepare_s = time.perf_counter() - t0
     comp = replace(comp, task=comp.task.for_loss(cfg.train.loss, len(comp.classes)))  # what the outputs mean
+    comp = replace(comp, task=resolve_metric(comp.task, cfg.cv.metric))  # cv.metric fits the detected task
     comp, integ, pseudo = with_pseudo(comp, integ, cfg)  # train-only rows: before the folds, which list them
     check_loss(comp, cfg)
     SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
@@ -180,6 +182,14 @@ def first_pass_cache(cfg: PodiumConfig) -> Callable[[list[str]], StoreFiller | N
             return None
     ops = image_ops(cfg.data)
     return lambda paths: first_pass_filler(paths, tuple(size), cfg.data, ops)
+
+
+def validated(plan: Plan) -> str:
+    """Which rows the CV score is computed on: ``all folds``, or the folds ``cv.train_folds`` trained (a holdout
+    run, ``folds 0 of 5``): runs are ranked together only when this is the same."""
+    if len(plan.todo) == plan.cfg.cv.folds:
+        return "all folds"
+    return f"fold{'s' if len(plan.todo) > 1 else ''} {','.join(map(str, plan.todo))} of {plan.cfg.cv.folds}"
 
 
 def check_input_shape(cfg: PodiumConfig) -> None:
@@ -255,6 +265,7 @@ def start_run(plan: Plan, run: Run, accelerator: Accelerator) -> None:
     comp = plan.comp
     run.start(plan.cfg, plan.data_dir, {"layout": comp.layout, "task": comp.task.name, "classes": list(comp.classes),
                                         "metric": comp.task.primary, "device": str(accelerator.device),
+                                        **({"class_names": comp.class_names} if comp.class_names else {}),
                                         "precision": accelerator.mixed_precision, "sources": plan.sources})
     folds = pd.DataFrame({"id": comp.train["id"], "fold": plan.folds, "label": comp.label_strings()})
     if "source" in comp.train.columns:  # data.extra: where each row comes from
@@ -268,7 +279,7 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     """The run's opening lines: folder, data, device, and what the checks found."""
     comp = plan.comp
     counts = comp.task.counts(comp.targets, len(comp.classes))
-    per_class_counts = ", ".join(f"{c}: {n}" for c, n in zip(comp.classes, counts))
+    per_class_counts = ", ".join(f"{comp.shown(c)}: {n}" for c, n in zip(comp.classes, counts))
     reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
@@ -281,7 +292,7 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     for what, src in plan.sources.items():  # soft labels, pseudo-labels, a teacher: which run they come from
         score = "" if src.get("cv_score") is None else f", cv {src['metric']} {src['cv_score']:.4f}"
         reporter.print(f"{what.replace('_', ' ')} from {src['name']}{score}")
-    for note in plan.notes:
+    for note in (*comp.notes, *plan.notes):  # what ingest decided where the folder left it open, then the plan's
         reporter.print(note)
     if plan.cfg.run.trackers:
         reporter.print(f"trackers: {describe_trackers(plan.cfg.run, run.runs_root)}")
@@ -306,7 +317,7 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     oof.insert(0, "fold", fold_of)
     oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
     run.write_oof(oof)
-    decisions = task.fit_decisions(y, probs, plan.cfg.predict)  # thresholds, cut points
+    decisions = fit_decisions(task, y, probs, plan.cfg.predict)  # thresholds, cut points, for the metric
     run.write_decisions(decisions)
     overall = score(task, y, probs, decisions=decisions)
     if all(r.plain is not None for r in results):  # pooled over the OOF rows, like cv_score
@@ -317,7 +328,7 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     metrics = {
         "task": task.name, "metric": task.primary, "cv_score": overall[task.primary], "cv_score_no_tta": no_tta,
         "threshold": decisions.get("threshold"), "decisions": decisions, "tta": list(plan.cfg.predict.tta),
-        "oof_rows": int(len(idx)), "overall": overall,
+        "oof_rows": int(len(idx)), "validated": validated(plan), "overall": overall,
         "decision_scores": task.decision_report(y, probs, decisions),  # plain decoding next to the fitted decisions
         "per_class": per_class(task, y, probs, list(comp.classes), decisions=decisions),
         "per_fold": [r.summary for r in results],

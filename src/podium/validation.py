@@ -31,6 +31,7 @@ from podium.engine.trackers import TRACKERS, check_trackers
 from podium.engine.tta import VIEWS
 from podium.models.heads import HEADS
 from podium.models.weights import WEIGHT_SOURCES
+from podium.tasks.metrics import METRICS, check_metric
 from podium.tasks.task import TASKS
 from podium.tasks.thresholds import BINARY_RULES, THRESHOLD_MODES
 
@@ -58,6 +59,7 @@ REGISTRY_KEYS: dict[str, Registry[Any]] = {
     "predict.threshold_mode": THRESHOLD_MODES,
     "predict.binary_threshold": BINARY_RULES,
     "run.trackers": TRACKERS,
+    "cv.metric": METRICS,  # or a user's module:function (the field's ``user`` flag)
 }
 
 
@@ -87,6 +89,8 @@ def check_relations(cfg: PodiumConfig) -> None:
     if cfg.aug.batch and cfg.train.batch_size % 2:
         raise PodiumError(f"Config key train.batch_size must be even with aug.batch={','.join(cfg.aug.batch)} (images "
                           f"are mixed in pairs), got {cfg.train.batch_size}.")
+    if cfg.cv.metric != "auto":  # a user's module:function is imported now; a metric must fit a named task
+        check_metric(cfg.cv.metric, cfg.data.task)
     if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold
         check_trackers(cfg.run)
     ft, epochs = cfg.finetune, cfg.train.epochs

@@ -2,8 +2,9 @@
 
 Each extra folder is read like a competition folder (any layout podium detects), its labels are matched to the
 competition's classes by name (``data.extra_label_map`` renames them first), and its rows are appended with a
-``source`` column (``train`` for the competition's own rows, the folder's name for the others) and ids prefixed with
-that name. The integrity checks then run on everything together; an extra image that duplicates (exactly or nearly)
+``source`` column (``train`` for the competition's own rows, ``extra:<folder name>`` for the others, so no folder
+name can pass for the competition's own rows, not even one called ``train``) and ids prefixed with that tag. The
+integrity checks then run on everything together; an extra image that duplicates (exactly or nearly)
 a competition training or test image is dropped and reported, so nothing an extra row teaches can leak into a
 validation fold or flatter the test. Extra rows get no fold: they train in every fold and never appear in the OOF
 predictions or their metrics (the Cassava 2019 + 2020 merge).
@@ -12,6 +13,7 @@ predictions or their metrics (the Cassava 2019 + 2020 merge).
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,17 @@ from podium.core.errors import PodiumError, list_some
 from podium.data.ingest import Competition, load_competition
 
 MAIN = "train"  # the source name of the competition's own training rows
+EXTRA = "extra:"  # the prefix of every extra folder's source name: never equal to MAIN
+
+
+def extra_source(folder: str | Path, taken: set[str]) -> str:
+    """The source tag of an extra folder: ``extra:<name>`` (``extra:<name>-2`` ... when two folders share a name)."""
+    name = Path(folder).expanduser().resolve().name
+    tag, k = f"{EXTRA}{name}", 1
+    while tag in taken:
+        k += 1
+        tag = f"{EXTRA}{name}-{k}"
+    return tag
 
 
 def label_map(cfg: DataConfig) -> dict[str, str]:
@@ -35,16 +48,35 @@ def label_map(cfg: DataConfig) -> dict[str, str]:
     return out
 
 
+def named_classes(comp: Competition) -> dict[str, str]:
+    """Lower-cased class names -> class, from the competition's class names (Cassava's JSON map): the full name,
+    the name without its parenthesised abbreviation and the abbreviation (``cbb`` -> ``0``), so that the 2019
+    folders named by disease map onto the 2020 integers."""
+    out: dict[str, str] = {}
+    for cls, name in comp.class_names.items():
+        short = re.search(r"\(([^()]+)\)\s*$", name)
+        for key in (name, re.sub(r"\s*\([^()]*\)\s*$", "", name), short.group(1) if short else ""):
+            if key.strip():
+                out.setdefault(key.strip().lower(), cls)
+    return out
+
+
 def with_extra(comp: Competition, cfg: DataConfig) -> Competition:
-    """``comp`` with the rows of every ``data.extra`` folder appended (a ``source`` column on all rows)."""
+    """``comp`` with the rows of every ``data.extra`` folder appended (a ``source`` column on all rows). Labels are
+    renamed by ``data.extra_label_map``, else through the competition's class names (``named_classes``)."""
     if not cfg.extra:
         return comp
-    rename, frames, targets = label_map(cfg), [comp.train.assign(source=MAIN)], [comp.targets]
+    named = {k: v for k, v in named_classes(comp).items() if k not in {c.lower() for c in comp.classes}}
+    rename = {**named, **{k.lower(): v for k, v in label_map(cfg).items()}}
+    frames, targets = [comp.train.assign(source=MAIN)], [comp.targets]
+    taken: set[str] = set()
     for folder in cfg.extra:
         extra = load_competition(folder, DataConfig(check_images=False), check=False)
-        name = Path(folder).expanduser().resolve().name
+        name = extra_source(folder, taken)
+        taken.add(name)
         onehot = extra.task.onehot(extra.targets, len(extra.classes))
-        lists = [[rename.get(extra.classes[c], extra.classes[c]) for c in np.flatnonzero(row)] for row in onehot]
+        lists = [[rename.get(extra.classes[c].lower(), extra.classes[c]) for c in np.flatnonzero(row)]
+                 for row in onehot]
         unknown = sorted({label for labels in lists for label in labels} - set(comp.classes))
         if unknown:
             raise PodiumError(f"data.extra folder {folder} has labels that are not classes of the competition: "
@@ -58,7 +90,8 @@ def with_extra(comp: Competition, cfg: DataConfig) -> Competition:
     train = pd.concat(frames, ignore_index=True)
     clash = train["id"][train["id"].duplicated()].tolist()
     if clash:
-        raise PodiumError(f"data.extra: ids {list_some(clash)} occur twice; two extra folders share a name.")
+        raise PodiumError(f"data.extra: ids {list_some(clash)} occur twice; rename the competition's ids or the "
+                          "extra folder.")
     return dataclasses.replace(comp, train=train, targets=np.concatenate(targets))
 
 

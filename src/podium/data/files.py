@@ -63,6 +63,27 @@ def walk_images(folder: Path, root: Path) -> Iterator[str]:
                 yield check_name(os.path.join(dirpath, f), root)
 
 
+def is_file(entry: os.DirEntry) -> bool:
+    """Whether a directory entry is a file (following links); a link to itself or to nowhere is not (no OSError)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+def is_dir(entry: os.DirEntry) -> bool:
+    """Whether a directory entry is a folder (following links); a link to itself or to nowhere is not."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def broken_link(entry: os.DirEntry) -> bool:
+    """Whether an entry is a link that leads nowhere readable (missing target, or a loop such as a link to itself)."""
+    return entry.is_symlink() and not os.path.exists(entry.path)
+
+
 def has_images(folder: Path) -> bool:
     """Whether any image lies under ``folder`` (hidden and ``__MACOSX`` folders skipped)."""
     for _, dirs, files in os.walk(folder):
@@ -87,7 +108,7 @@ class FolderIndex:
         stems: dict[str, str] = {}
         with os.scandir(folder) as it:
             for e in it:
-                if e.is_file() and ignored_kind(e.name) in (None, "not_image"):
+                if is_file(e) and ignored_kind(e.name) in (None, "not_image"):
                     index.names[e.name] = e.path
                     if is_image(e.name):
                         stems.setdefault(os.path.splitext(e.name)[0], e.path)
@@ -158,7 +179,8 @@ def resolve_images(root: Path, ids: list[str], configured: str, candidates: tupl
 
 def ignored_files(root: Path, used: list[str]) -> dict[str, dict]:
     """What ``podium inspect`` reports as ignored: per kind (appledouble, hidden, not_image, macosx, unlisted_image,
-    non_utf8_name), the count and up to five examples, over the folders that hold the used images and the data
+    non_utf8_name, broken_link: a symbolic link to itself or to nothing), the count and up to five examples, over
+    the folders that hold the used images and the data
     folder's ``__MACOSX``."""
     used_set = set(used)
     found: dict[str, list[str]] = {}
@@ -166,9 +188,9 @@ def ignored_files(root: Path, used: list[str]) -> dict[str, dict]:
     for folder in sorted(folders):
         with os.scandir(folder) as it:
             for e in it:
-                if not e.is_file() or e.path in used_set:
+                if e.path in used_set or not (is_file(e) or broken_link(e)):
                     continue
-                kind = ignored_kind(e.name) or "unlisted_image"
+                kind = "broken_link" if broken_link(e) else ignored_kind(e.name) or "unlisted_image"
                 try:
                     e.name.encode("utf-8")
                 except UnicodeEncodeError:

@@ -7,6 +7,7 @@ labels; everything after that (classes, task, targets, test set, sample submissi
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
 from podium.data.checks import PixelSink, check_files
-from podium.data.files import check_name, has_images, resolve_images, skipped_dir, walk_images
+from podium.data.columns import ColumnRoles, column_roles
+from podium.data.files import FolderIndex, check_name, has_images, is_dir, resolve_images, skipped_dir, walk_images
 from podium.data.images import is_image
 from podium.data.tables import read_table
 from podium.tasks.submission import SubmissionFormat, infer_format
@@ -38,6 +40,7 @@ class RawLabels:
     lists: list[list[str]] | None = None
     onehot: np.ndarray | None = None
     columns: tuple[str, ...] = ()
+    roles: ColumnRoles | None = None  # csv layout: what each column of train.csv was taken to be
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ class Competition:
     test: pd.DataFrame | None  # columns: id, path
     submission: SubmissionFormat | None
     sample_path: Path | None = None
+    notes: tuple[str, ...] = ()  # what was decided where the folder left it open, each with its override
+    roles: ColumnRoles | None = None
+    class_names: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> name (Cassava's JSON map)
+
+    def shown(self, cls: str) -> str:
+        """A class as people read it: ``3 (Cassava Mosaic Disease (CMD))`` where the folder names its labels."""
+        return f"{cls} ({self.class_names[cls]})" if cls in self.class_names else cls
     # What the loss sees for each training row when it is not ``targets``: soft labels, pseudo-labels, a teacher's
     # probabilities (podium.inference.teachers); float (N, C), or (N, 2C) as [truth, teacher] for distillation
     train_targets: np.ndarray | None = None
@@ -138,15 +148,15 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
                               f"its columns: {list(df.columns)}.")
     if cfg.group_col in cfg.label_cols or cfg.group_col == id_col:
         raise PodiumError(f"data.group_col={cfg.group_col!r} is also the id or a label column; pick another column.")
-    skip = {id_col, *cfg.ignore_cols, *group_cols}
-    label_cols = list(cfg.label_cols) or [c for c in df.columns if c not in skip]
+    roles = column_roles(df, id_col, cfg, _sample_columns(root, cfg), name)
+    label_cols = list(roles.labels)
     if not label_cols:
         raise PodiumError(f"{name} has only the id column {id_col!r}; add a label column.")
     ids = df[id_col].str.strip().tolist()
     _check_ids(ids, name)
     frame = pd.DataFrame({"id": ids})
-    if cfg.group_col:
-        frame["group"] = df[cfg.group_col].str.strip().to_numpy()
+    if roles.group:
+        frame["group"] = df[roles.group].str.strip().to_numpy()
     if len(label_cols) == 1:
         col = df[label_cols[0]].str.strip()
         empty = col.index[col == ""].tolist()
@@ -156,7 +166,7 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
         sep = cfg.label_sep
         lists = [v.split(sep) if sep.strip() else v.split() for v in col]
         lists = [[t.strip() for t in labels if t.strip()] for labels in lists]
-        return frame, RawLabels(lists=lists)
+        return frame, RawLabels(lists=lists, roles=roles)
     bad = [c for c in label_cols if not set(df[c].str.strip()) <= _ZERO_ONE]
     if bad:
         example = df[bad[0]][~df[bad[0]].str.strip().isin(_ZERO_ONE)]
@@ -166,7 +176,17 @@ def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
             f"{example.iloc[0]!r}). Set data.label_cols=... and data.ignore_cols=... to say which columns are labels."
         )
     onehot = np.stack([df[c].str.strip().astype(float).to_numpy() for c in label_cols], axis=1).astype(np.int64)
-    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols))
+    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols), roles=roles)
+
+
+def _sample_columns(root: Path, cfg: DataConfig) -> list[str] | None:
+    """The sample submission's columns besides its id (the first column, or ``data.id_col``), or None without one."""
+    path = root / cfg.sample_submission
+    if not path.is_file():
+        return None
+    sample = read_csv(path, cfg)
+    id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
+    return [c for c in sample.columns if c != id_col]
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -262,7 +282,7 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
         id_col = cfg.id_col if cfg.id_col in listing.columns else listing.columns[0]
         ids = listing[id_col].str.strip().tolist()
         _check_ids(ids, name)
-        paths = resolve_images(root, ids, cfg.test_dir, TEST_DIRS, f"ids of {name}")
+        paths = resolve_images(root, ids, cfg.test_dir, (*TEST_DIRS, *nested_dirs(root, "test")), f"ids of {name}")
         return pd.DataFrame({"id": ids, "path": paths}), sample, (sample_path if sample is not None else None)
     for d in ([root / cfg.test_dir] if cfg.test_dir else [root / t for t in TEST_DIRS[:2]]):
         if d.is_dir():
@@ -292,6 +312,65 @@ def read_test_set(root: str | Path, cfg: DataConfig, task: Task, classes: list[s
     return test, fmt, sample_path
 
 
+def class_names(root: Path, classes: tuple[str, ...], notes: list[str]) -> dict[str, str]:
+    """Names of the labels from a JSON map beside the CSV (Cassava's ``label_num_to_disease_map.json``: {"0": "Cassava
+    Bacterial Blight (CBB)", ...}) when it names every class; shown by inspect and the logs, while the submission
+    keeps the labels themselves."""
+    for path in sorted(root.glob("label*map*.json")):
+        try:
+            mapping = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(mapping, dict) and all(str(c) in mapping for c in classes):
+            notes.append(f"class names from {path.name} (shown by inspect and the logs; the submission keeps "
+                         f"{', '.join(classes[:3])}{', ...' if len(classes) > 3 else ''}).")
+            return {str(c): str(mapping[str(c)]) for c in classes}
+    return {}
+
+
+def nested_dirs(root: Path, word: str) -> tuple[str, ...]:
+    """Image folders two levels down whose name holds ``word`` (SIIM-ISIC's ``jpeg/train``), as relative paths."""
+    def subdirs(folder: str | Path) -> list[str]:  # scandir's entry types need no stat of the (many) image files
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_dir(e) and not skipped_dir(e.name))
+
+    return tuple(f"{child}/{g}" for child in subdirs(root) for g in subdirs(root / child) if word in g.lower())
+
+
+def _train_paths(root: Path, ids: list[str], raw: RawLabels, cfg: DataConfig, notes: list[str]) -> list[str]:
+    """Each training id's image: in an image folder beside the CSV (``TRAIN_DIRS``, ``data.image_dir``, or one two
+    levels down), else in a folder per label inside one (Paddy Doctor's ``train_images/<label>/<image_id>``)."""
+    candidates = (*TRAIN_DIRS, *nested_dirs(root, "train"))
+    try:
+        return resolve_images(root, ids, cfg.image_dir, candidates, f"ids of {cfg.train_csv}")
+    except PodiumError:
+        if raw.lists is None or any(len(labels) != 1 for labels in raw.lists):
+            raise
+        folders = [root / cfg.image_dir] if cfg.image_dir else [root / c for c in candidates if (root / c).is_dir()]
+        for folder in folders:
+            paths = _in_class_folders(folder, ids, [labels[0] for labels in raw.lists])
+            if paths is not None:
+                notes.append(f"images found in a folder per label: {folder.relative_to(root).as_posix()}/<label>/; "
+                             "data.image_dir=... overrides.")
+                return paths
+        raise
+
+
+def _in_class_folders(folder: Path, ids: list[str], labels: list[str]) -> list[str] | None:
+    """Each id's file in ``folder/<its label>/``, or None when any is missing."""
+    indexes: dict[str, FolderIndex | None] = {}
+    paths = []
+    for id_, label in zip(ids, labels):
+        if label not in indexes:
+            indexes[label] = FolderIndex.of(folder / label) if (folder / label).is_dir() else None
+        index = indexes[label]
+        hit = None if index is None else index.find(id_.replace("\\", "/").rsplit("/", 1)[-1])
+        if hit is None:
+            return None
+        paths.append(hit)
+    return paths
+
+
 def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> Competition:
     """Read a competition folder: detect the layout and task, resolve every image, check them, read the test set."""
     root = Path(root).expanduser().resolve()
@@ -313,15 +392,17 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
         layout_name = cfg.layout
     train, raw = LAYOUTS.get(layout_name).read(root, cfg)
     task, classes, targets = _targets(raw, cfg)
+    notes = list(raw.roles.notes) if raw.roles is not None else []
     if "path" not in train.columns:
-        train["path"] = resolve_images(root, train["id"].tolist(), cfg.image_dir, TRAIN_DIRS, f"ids of {cfg.train_csv}")
+        train["path"] = _train_paths(root, train["id"].tolist(), raw, cfg, notes)
     test, sample, sample_path = _read_test(root, cfg)
     fmt = None
     if sample is not None:
         id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
         fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
+    names = class_names(root, classes, notes)
     comp = Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt,
-                       sample_path)
+                       sample_path, tuple(notes), raw.roles, names)
     if check and cfg.check_images:
         comp, _, _ = screen_images(comp, cfg.skip_bad)
     return comp

@@ -24,6 +24,7 @@ from podium.data.files import ignored_files
 from podium.data.image_ops import ImageOps, image_ops
 from podium.data.ingest import Competition
 from podium.data.integrity import Integrity, prepare
+from podium.tasks.metrics import resolve_metric
 
 THUMB = 112
 PER_CLASS = 6
@@ -101,11 +102,34 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
     return write_with(path, lambda tmp: tmp.write_bytes(png.tobytes()))
 
 
+def decided(comp: Competition, cfg: PodiumConfig) -> list[str]:
+    """What podium decided about the folder, each with the override that changes it: layout, task, label, group
+    and metadata columns, metric, and the notes ingest made where the folder left a choice open."""
+    metric = resolve_metric(comp.task, cfg.cv.metric).primary
+    lines = [f"layout {comp.layout} (data.layout=... overrides)",
+             f"task {comp.task.name} (data.task=... overrides)"]
+    roles = comp.roles
+    if roles is not None:
+        lines.append(f"label column{'s' if len(roles.labels) > 1 else ''} {', '.join(roles.labels)} "
+                     "(data.label_cols=... overrides)")
+        lines.append(f"group column {roles.group} (data.group_col=... overrides)" if roles.group else
+                     "no group column (data.group_col=COLUMN sets one)")
+        if roles.metadata or roles.restating:
+            lines.append(f"ignored for training: {', '.join([*roles.metadata, *roles.restating])} "
+                         "(data.ignore_cols=... to silence)")
+    lines.append(f"metric {metric} (cv.metric=... overrides)")
+    return lines + list(comp.notes)
+
+
 def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Reporter) -> None:
     s = summary
     reporter.print(f"[bold]{escape(s['data_dir'])}[/bold]: {s['layout']} layout, {s['task']} task, {s['train_images']} "
                    f"training and {s['test_images']} test images, checked in {seconds:.1f} s")
-    reporter.print(escape("classes: " + ", ".join(f"{c} {n}" for c, n in s["class_counts"].items())))
+    for line in s.get("decided", []):
+        reporter.print(escape(f"decided: {line}"))
+    names = s.get("class_names", {})
+    reporter.print(escape("classes: " + ", ".join(f"{c}{' (' + names[c] + ')' if c in names else ''} {n}"
+                                                  for c, n in s["class_counts"].items())))
     if set(s["label_combinations"]) - set(s["class_counts"]):  # rows with several (or no) labels
         reporter.print(escape("label combinations: " + ", ".join(
             f"{c or '(none)'} {n}" for c, n in list(s["label_combinations"].items())[:12])))
@@ -151,6 +175,11 @@ def inspect_data(data_dir: str | Path, cfg: PodiumConfig, out_dir: str | Path | 
     comp, integ = prepare(data_dir, cfg.data, strict=False)
     out = out if out_dir else check_folder(out / f"inspect-{comp.root.name}", "run.root")
     summary = summarize(comp, integ, cfg.data.near_distance)
+    summary["decided"] = decided(comp, cfg)
+    if comp.class_names:
+        summary["class_names"] = comp.class_names
+    if comp.roles is not None:
+        summary["columns"] = comp.roles.summary()
     seconds = time.time() - t0
     summary["check_seconds"] = round(seconds, 3)
     integ.write_duplicates(out)

@@ -7,6 +7,7 @@ Geometric ops (crop, flips, turns, affine) are matrices: a run of them is drawn 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -384,8 +385,17 @@ def seed_transform(transform: A.Compose, seed: int) -> None:
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))  # public API, shared by every op
 
 
+def presized(prep: Preprocessing, factor: float) -> Preprocessing:
+    """``prep`` at ``factor`` times its input size (``aug.presize``: what training resizes to before cropping)."""
+    h, w = prep.hw
+    return dataclasses.replace(prep, size=round(h * factor), width=round(w * factor) if prep.width else 0)
+
+
 def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: bool = False) -> A.Compose:
     """The training pipeline (``aug`` ops in order) or the evaluation pipeline (the model's resize only).
+
+    With ``aug.presize`` and ``random_resized_crop``, training first resizes with ``model.resize`` to the presize
+    (fastai's presizing), so squash, crop and pad act in training as in evaluation.
 
     Consecutive geometric ops (Warp) are fused into one FusedWarp.
     """
@@ -395,6 +405,8 @@ def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: b
     names = list(aug.ops) if (train and aug is not None) else []
     if "random_resized_crop" not in names:
         ops += RESIZES.get(prep.resize)(prep)
+    elif aug is not None and aug.presize > 0:  # fastai's presizing: the resize method first, the random crop within
+        ops += RESIZES.get(prep.resize)(presized(prep, aug.presize))
     run: list[Warp] = []
     for name in names:
         op = AUGMENTATIONS.get(name)(prep, aug)  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ from podium.engine.tta import view_names
 from podium.models.factory import create_model, resolve_preprocessing
 from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
+from podium.tasks.metrics import get_metric
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,10 @@ class Progress:
 
 
 def selection_key(metrics: dict[str, float], primary: str) -> float:
-    """Higher is better: the primary metric, or minus the validation loss where the metric is undefined."""
+    """Higher is better: the primary metric in its direction (``cv.metric``), or minus the validation loss where the
+    metric is undefined."""
     value = metrics[primary]
-    return -metrics["val_loss"] if math.isnan(value) else value
+    return -metrics["val_loss"] if math.isnan(value) else get_metric(primary).key(value)
 
 
 # Called after each epoch of a fold with (fold, that epoch's log row: epoch, losses, validation metrics); it may

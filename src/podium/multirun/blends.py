@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from podium.core.registry import Registry
-from podium.tasks.metrics import METRICS
+from podium.tasks.metrics import get_metric
 from podium.tasks.task import Task
 
 # (members' probabilities, one weight per member, task) -> blended probabilities (N, C)
@@ -50,8 +50,9 @@ def rank_mean(members: list[np.ndarray], w: np.ndarray, task: Task) -> np.ndarra
 
 
 def primary_score(task: Task, y: np.ndarray, p: np.ndarray) -> float:
-    """The task's primary metric (the one weights are fitted for)."""
-    return float(METRICS.get(task.primary)(y, p, 0.5))
+    """The task's primary metric (``cv.metric``, the one weights are fitted for) as a higher-is-better key."""
+    metric = get_metric(task.primary)
+    return metric.key(metric(y, p, 0.5))
 
 
 def hill_climb(task: Task, y: np.ndarray, members: list[np.ndarray], steps: int = 100, tol: float = 1e-5
@@ -101,13 +102,26 @@ class BlendResult:
     fold_weights: dict[int, list[float]]
 
 
+INNER_FOLDS = 5  # the chunks a single validated fold (a holdout) is cross-fitted on
+
+
+def inner_folds(n: int, k: int = INNER_FOLDS, seed: int = 0) -> np.ndarray:
+    """``k`` seeded chunks of ``n`` rows (at most ``n``), to cross-fit blend weights on the rows of one holdout fold."""
+    return np.random.default_rng(seed).permutation(n) % max(1, min(k, n))
+
+
 def cross_fit(blend: Blend, task: Task, y: np.ndarray, members: list[np.ndarray], folds: np.ndarray) -> BlendResult:
     """Fit ``blend`` on every OOF row (the final weights) and, when it is fitted on labels, once per fold on the
-    other folds' rows to blend that fold: the honest OOF probabilities, which no label of their own row has seen."""
+    other folds' rows to blend that fold: the honest OOF probabilities, which no label of their own row has seen.
+
+    Members that validated one fold only (``cv.train_folds=0``: a holdout) have no other fold to fit on: their rows
+    are cross-fitted on ``inner_folds`` chunks instead (``fold_weights`` then holds the chunks' weights)."""
     weights = blend.fit(task, y, members)
     probs = blend.combine(members, weights, task)
     if not blend.fitted:
         return BlendResult(weights, probs, probs, {})
+    if len(np.unique(folds)) < 2:
+        folds = inner_folds(len(y))
     honest, per_fold = np.zeros_like(probs), {}
     for f in np.unique(folds):
         out = folds == f

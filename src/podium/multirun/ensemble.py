@@ -27,7 +27,7 @@ from podium.core.errors import PodiumError, list_some
 from podium.multirun.blends import BLENDS, Blend, BlendResult, cross_fit
 from podium.runs.ensemble import Ensemble, is_ensemble
 from podium.runs.run import Run, experiment_log
-from podium.tasks.metrics import per_class, score
+from podium.tasks.metrics import fit_decisions, metric_key, per_class, resolve_metric, score
 from podium.tasks.task import Task, get_task
 from podium.validation import validate
 
@@ -119,6 +119,11 @@ def top_runs(k: int, data: str | Path | None, where: list[str] | tuple[str, ...]
     if len(datasets) > 1:
         raise PodiumError(f"The experiment log in {root} holds runs of {len(datasets)} data folders "
                           f"({list_some(datasets, 3)}); choose one with --data DIR.")
+    metrics = sorted({r["metric"] for r in rows})
+    if len(metrics) > 1:
+        raise PodiumError(f"The runs to choose from are scored by {len(metrics)} metrics ({', '.join(metrics)}); "
+                          "choose runs of one cv.metric with --where cv.metric=NAME.")
+    rows.sort(key=lambda r: -metric_key(r["metric"], r["cv_score"]))  # best first, in the metric's direction
     runs = []
     for r in rows:
         run = Run(r["run_dir"])
@@ -137,26 +142,38 @@ def load_members(runs: list[Run]) -> Members:
     first, info = runs[0], runs[0].info
     for run in runs[1:]:
         other = run.info
-        for key in ("data_dir", "task", "classes"):
+        for key in ("data_dir", "task", "classes", "metric"):
             if other.get(key) != info.get(key):
                 raise PodiumError(f"{run.path.name} and {first.path.name} differ in {key} ({other.get(key)} vs "
                                   f"{info.get(key)}); an ensemble blends runs of one data folder and task.")
     folds = first.folds_table
     for run in runs[1:]:
         check_same_folds(first, folds, run)
-    ids = folds["id"].tolist()
-    classes, task = list(info["classes"]), get_task(info["task"])
-    probs = []
-    for run in runs:
-        oof = run.oof.set_index("id")
-        missing = [i for i in ids if i not in oof.index]
-        if missing:
-            raise PodiumError(f"{run.path.name} has no out-of-fold prediction for ids {list_some(missing)} (trained "
-                              "on some folds only?); ensemble runs that trained every fold.")
-        probs.append(oof.loc[ids, classes].to_numpy(dtype=np.float64))
+    shared = validated_rows(runs, folds)
+    rows = folds[folds["id"].isin(shared)]
+    ids = rows["id"].tolist()
+    classes, task = list(info["classes"]), resolve_metric(get_task(info["task"]), info.get("metric", "auto"))
+    probs = [run.oof.set_index("id").loc[ids, classes].to_numpy(dtype=np.float64) for run in runs]
     labels = first.oof.set_index("id").loc[ids, "label"].fillna("").astype(str)
     y = task.from_labels([[s] if s in classes else s.split() for s in labels], classes)
-    return Members(runs, Path(info["data_dir"]), task, classes, ids, folds["fold"].to_numpy(), y, probs)
+    return Members(runs, Path(info["data_dir"]), task, classes, ids, rows["fold"].to_numpy(), y, probs)
+
+
+def validated_rows(runs: list[Run], folds: pd.DataFrame) -> set[str]:
+    """The ids every member validated (all folds, or the folds ``cv.train_folds`` trained: a holdout run): the
+    same for every member, or a one-line refusal naming the member that validated other rows."""
+    fold_of = dict(zip(folds["id"], folds["fold"]))
+
+    def described(ids: set[str]) -> str:
+        return f"{len(ids)} rows of fold(s) {', '.join(str(f) for f in sorted({int(fold_of[i]) for i in ids}))}"
+
+    first = set(runs[0].oof["id"])
+    for run in runs[1:]:
+        mine = set(run.oof["id"])
+        if mine != first:
+            raise PodiumError(f"{run.path.name} validated other rows than {runs[0].path.name} ({described(mine)} vs "
+                              f"{described(first)}); blend runs that trained the same folds (cv.train_folds).")
+    return first
 
 
 def check_same_folds(first: Run, folds: pd.DataFrame, run: Run) -> None:
@@ -176,22 +193,23 @@ def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], B
     task = m.task
     predict = m.runs[0].config.predict  # how the members fit their decisions: the blend fits its own alike
     result = cross_fit(blender, task, m.y, m.probs, m.folds)
-    decisions = task.fit_decisions(m.y, result.probs, predict)
-    honest_decisions = task.fit_decisions(m.y, result.honest, predict)
+    decisions = fit_decisions(task, m.y, result.probs, predict)
+    honest_decisions = fit_decisions(task, m.y, result.honest, predict)
     honest = score(task, m.y, result.honest, decisions=honest_decisions)
     per_fold = [{"fold": int(f), **score(task, m.y[m.folds == f], result.honest[m.folds == f],
                                          decisions=honest_decisions)} for f in np.unique(m.folds)]
     in_sample = score(task, m.y, result.probs, decisions=decisions)
     member_rows = []
     for run, p, w in zip(m.runs, m.probs, result.weights):
-        own = score(task, m.y, p, decisions=task.fit_decisions(m.y, p, predict))
+        own = score(task, m.y, p, decisions=fit_decisions(task, m.y, p, predict))
         member_rows.append({"run_dir": str(run.path), "name": run.path.name, "weight": float(w),
                             "cv_score": own[task.primary], "overall": own})
-    best = max(r["cv_score"] for r in member_rows)
+    best = max((r["cv_score"] for r in member_rows), key=lambda v: metric_key(task.primary, v))
     metrics = {
         "task": task.name, "metric": task.primary, "blend": blend, "cv_score": honest[task.primary],
         "cv_score_in_sample": in_sample[task.primary], "best_member_score": best,
-        "gain_over_best": honest[task.primary] - best, "threshold": decisions.get("threshold"),
+        "gain_over_best": honest[task.primary] - best,  # negative is a gain for a lower-is-better metric
+        "threshold": decisions.get("threshold"),
         "decisions": decisions, "oof_rows": len(m.ids), "overall": honest, "overall_in_sample": in_sample,
         "per_class": per_class(task, m.y, result.honest, m.classes, decisions=honest_decisions),
         "per_fold": per_fold,  # the honest blend's scores on each fold's rows
@@ -259,7 +277,8 @@ def write(m: Members, blend: str, metrics: dict[str, Any], result: BlendResult, 
             pred, fmt = test
             write_test_outputs(ens, Prediction(pred.ids, pred.probs, pred.task, pred.classes, metrics["decisions"]),
                                fmt)
-        ens.finish_ensemble(metrics["cv_score"], wall, int(len(np.unique(m.folds))))
+        ens.finish_ensemble(metrics["cv_score"], wall, int(len(np.unique(m.folds))),
+                            m.runs[0].metrics.get("validated", "all folds"))
     except BaseException:
         shutil.rmtree(ens.path, ignore_errors=True)
         raise

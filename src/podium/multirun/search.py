@@ -31,6 +31,7 @@ from podium.core.errors import PodiumError, install_hint
 from podium.core.io import existing_file
 from podium.multirun.sweep import in_processes, worker_threads
 from podium.runs.lifecycle import Pruned
+from podium.tasks.metrics import get_metric
 from podium.validation import validate
 
 TYPES = ("float", "int", "categorical")
@@ -170,16 +171,17 @@ def storage_lock(url: str) -> Iterator[None]:
         yield
 
 
-def open_study(optuna: Any, url: str, name: str, create: bool) -> Any:
+def open_study(optuna: Any, url: str, name: str, create: bool, direction: str = "maximize") -> Any:
     """The study ``name`` in the storage ``url`` (created if ``create`` and missing), its tables made under
-    ``storage_lock``; a storage that cannot be opened is one line naming it."""
+    ``storage_lock``; a storage that cannot be opened is one line naming it. ``direction`` is the metric's
+    (``cv.metric=log_loss`` minimises)."""
     from sqlalchemy.exc import DBAPIError
 
     sqlite = url.startswith("sqlite")
     engine = {"connect_args": {"timeout": 60}} if sqlite else {}
     # SQLite is serialised by the lock; a server may see several processes start at once
     tries = 1 if sqlite else 5
-    extra = {"direction": "maximize", "load_if_exists": True} if create else {}
+    extra = {"direction": direction, "load_if_exists": True} if create else {}
     failure = ""
     for attempt in range(tries):
         try:
@@ -248,7 +250,8 @@ def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: 
     name = study or f"{data_dir.name}-search"
     url = storage_url(storage, base)
     quiet_optuna(optuna)
-    the_study = open_study(optuna, url, name, create=True)
+    direction = "maximize" if get_metric(primary).greater_is_better else "minimize"
+    the_study = open_study(optuna, url, name, create=True, direction=direction)
     remaining = trials - len(the_study.get_trials(deepcopy=False, states=finished(optuna)))
     if remaining > 0 and jobs == 1:
         optimize(the_study, data_dir, base, params, primary, trials, remaining)

@@ -35,6 +35,7 @@ from podium.config import PodiumConfig, config_hash, from_dict, merge, to_dict
 from podium.core.errors import Interrupted, PodiumError
 from podium.core.io import write_csv, write_json
 from podium.runs.run import Run
+from podium.tasks.metrics import metric_key
 from podium.validation import validate
 
 SWEEPS = "sweeps"
@@ -222,8 +223,12 @@ def cpu_count() -> int:
 
 
 def write_table(sweep: Sweep, outcomes: dict[int, dict[str, Any]]) -> pd.DataFrame:
-    """sweep.csv: one row per combination, pending ones included."""
+    """sweep.csv: one row per combination, pending ones included; ``rank`` orders the scored ones best first in
+    their metric's direction (``cv.metric=log_loss``: lowest first)."""
     table = pd.DataFrame([combo_row(c, outcomes.get(i)) for i, c in enumerate(sweep.combos)])
+    keys = pd.Series([metric_key(m, s) if pd.notna(s) else None for m, s in zip(table["metric"], table["cv_score"])],
+                     dtype="float64")
+    table["rank"] = keys.rank(ascending=False, method="min").astype("Int64")
     write_csv(sweep.folder / "sweep.csv", table)
     return table
 

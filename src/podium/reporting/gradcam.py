@@ -18,6 +18,7 @@ import torch
 
 from podium.data.preprocessing import Preprocessing
 from podium.data.transforms import create_transform
+from podium.tasks.task import Task
 
 
 class Unsupported(Exception):
@@ -88,11 +89,20 @@ def model_input(images: Sequence[np.ndarray], prep: Preprocessing) -> tuple[torc
 
 
 def grad_cam(model: torch.nn.Module, prep: Preprocessing, images: Sequence[np.ndarray], classes: Sequence[int],
-             batch: int = 8) -> list[np.ndarray]:
-    """Grad-CAM of class ``classes[i]`` on ``images[i]`` (HxWx3 uint8 RGB), overlaid on the resized image."""
+             batch: int = 8, task: Task | None = None, num_classes: int = 0) -> list[np.ndarray]:
+    """Grad-CAM of class ``classes[i]`` on ``images[i]`` (HxWx3 uint8 RGB), overlaid on the resized image.
+
+    ``task`` (as trained, ``Checkpoint.resolved_task``) says what is explained for a class (``Task.evidence``: the
+    class's logit, or for ordinal codings the outputs that separate the grade from its neighbours) over
+    ``num_classes`` classes; without it, the class's logit."""
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    def explain(c: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        if task is None:
+            return ClassifierOutputTarget(c)
+        return lambda out: task.evidence(out, c, num_classes)
 
     model = model.float().eval()
     target = cam_target(model, prep.hw)
@@ -100,6 +110,6 @@ def grad_cam(model: torch.nn.Module, prep: Preprocessing, images: Sequence[np.nd
     with GradCAM(model=model, target_layers=[target.layer], reshape_transform=target.reshape) as cam:
         for start in range(0, len(images), batch):
             x, shown = model_input(images[start:start + batch], prep)
-            maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(c)) for c in classes[start:start + batch]])
+            maps = cam(input_tensor=x, targets=[explain(int(c)) for c in classes[start:start + batch]])
             out += [show_cam_on_image(img.astype(np.float32) / 255.0, m, use_rgb=True) for img, m in zip(shown, maps)]
     return out

@@ -71,6 +71,8 @@ def gather(run: Run, cfg: PodiumConfig | None = None) -> Inputs:
     with (default: the run's own)."""
     cfg, info = cfg or run.config, run.info
     task, classes = get_task(info["task"]), list(info["classes"])
+    if info.get("metric"):  # the run's cv.metric
+        task = task.with_metric(info["metric"])
     try:
         oof = run.oof
     except PodiumError:
@@ -283,7 +285,8 @@ def gradcam(inp: Inputs, errors: int = 8, per_class: int = 2, max_classes: int =
             ckpt = inp.checkpoint(int(fold))
             ops = ops_of(ckpt.preprocessing)  # the fold model's own data.preprocess: explain what it saw
             images += grad_cam(ckpt.build_model(), ckpt.preprocessing,
-                               [inp.image(inp.oof["id"].iloc[r], ops) for r in group["row"]], group["cls"].tolist())
+                               [inp.image(inp.oof["id"].iloc[r], ops) for r in group["row"]], group["cls"].tolist(),
+                               task=ckpt.resolved_task(), num_classes=len(inp.classes))
             captions += [f"{k}: {short(inp.oof['id'].iloc[r])}\ntrue {inp.oof['label'].iloc[r] or '(none)'}\n"
                          f"CAM for {inp.classes[c]} (p {probs[r, c]:.2f})"
                          for r, c, k in zip(group["row"], group["cls"], group["kind"])]

@@ -11,7 +11,9 @@ from podium.runs.run import Run, experiment_log
 
 
 def leaderboard(root: str | Path, data: str | Path | None = None, task: str | None = None) -> list[dict[str, Any]]:
-    """The log's rows grouped by (data folder, task), each group best CV first: [{data_dir, task, metric, rows}].
+    """The log's rows grouped by (data folder, task, metric, validated rows), each group best CV first:
+    [{data_dir, task, metric, validated, rows}]: a holdout run (``cv.train_folds=0``) is ranked with runs scored on
+    the same rows by the same metric only.
 
     ``data`` keeps the runs of that data folder, ``task`` those of that task.
     """
@@ -21,10 +23,15 @@ def leaderboard(root: str | Path, data: str | Path | None = None, task: str | No
         rows = [r for r in rows if r["data_dir"] == target]
     if task is not None:
         rows = [r for r in rows if r["task"] == task]
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in rows:  # the log is sorted best first; grouping keeps that order within each group
-        key = (r["data_dir"] or "", r["task"] or "")
-        group = groups.setdefault(key, {"data_dir": key[0], "task": key[1], "metric": r["metric"], "rows": []})
+        done = r["status"] == "done" and r["cv_score"] is not None
+        # a run without a score yet (running, failed) is listed with its data folder's and task's first group
+        key = (r["data_dir"] or "", r["task"] or "", r["metric"] or "", r.get("validated") or "all folds") if done \
+            else next((k for k in groups if k[:2] == (r["data_dir"] or "", r["task"] or "")),
+                      (r["data_dir"] or "", r["task"] or "", r["metric"] or "", "all folds"))
+        group = groups.setdefault(key, {"data_dir": key[0], "task": key[1], "metric": r["metric"],
+                                        "validated": key[3], "rows": []})
         group["metric"] = group["metric"] or r["metric"]
         group["rows"].append(r)
     return list(groups.values())

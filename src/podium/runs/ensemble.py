@@ -85,13 +85,13 @@ class Ensemble(Run):
                            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running", "reason": "",
                            "pid": os.getpid(), "host": socket.gethostname()})
 
-    def finish_ensemble(self, cv_score: float, wall_s: float, folds: int) -> None:
-        """Mark the ensemble done and add its row to the experiment log."""
+    def finish_ensemble(self, cv_score: float, wall_s: float, folds: int, validated: str = "all folds") -> None:
+        """Mark the ensemble done and add its row to the experiment log (``validated``: the rows it was scored on)."""
         info = self.info
         self._update_info({"status": "done", "cv_score": cv_score, "wall_s": wall_s})
         self.record(name=self.path.name, started=info["started"], status="done", data_dir=info["data_dir"],
                     task=info.get("task"), model=f"ensemble:{info.get('blend')}", folds=folds,
-                    metric=info.get("metric"), cv_score=cv_score, wall_s=wall_s)
+                    metric=info.get("metric"), cv_score=cv_score, wall_s=wall_s, validated=validated)
 
 
 def is_ensemble(path: str | Path) -> bool:

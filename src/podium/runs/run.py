@@ -161,7 +161,8 @@ class Run:
         if not self.writer:
             return
         self._update_info({"status": status, "reason": reason, **extra})
-        self.record(status=status, **{k: v for k, v in extra.items() if k in ("cv_score", "wall_s", "img_size")})
+        self.record(status=status, **{k: v for k, v in extra.items() if k in ("cv_score", "wall_s", "img_size",
+                                                                                 "validated")})
 
     def write_timings(self, timings: dict[str, Any]) -> None:
         """Where the run's time went (``pipeline.time_breakdown``), kept in run.json under ``timings``."""

@@ -1,70 +1,247 @@
-"""Metrics, each a registered function ``(targets, probs, threshold) -> float``, plus per-class reports.
+"""Metrics, each a registered ``Metric`` (``METRICS``): a function ``(targets, probs, threshold) -> float`` with its
+direction, the tasks it fits and, for metrics of decoded labels, the same score of (targets, predicted targets), which
+is what fitted decisions (thresholds, cut points) maximise.
 
 Targets are class indices (N,) for single-label tasks and a 0/1 matrix (N, C) for multilabel ones; probabilities are
-(N, C). Every metric is higher-is-better except log_loss, which the task never uses as its primary metric.
+(N, C). ``cv.metric`` names one (or ``module:function``, a user's ``(y_true, y_prob) -> float`` with a declared
+direction, see ``user_metric``): it becomes the task's primary metric (``resolve_metric``), which picks each fold's
+best epoch, is what the decisions maximise (``fit_decisions``), ranks runs and weights blends (``Metric.key``), and
+is the run's ``cv_score``.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
 
+from podium.config import PredictConfig
+from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.tasks.task import Task
-from podium.tasks.thresholds import global_threshold
+from podium.tasks.thresholds import Objective, decode_multilabel, global_threshold
 from podium.tasks.thresholds import sample_f1 as _sample_f1
 
-Metric = Callable[[np.ndarray, np.ndarray, float], float]
+SINGLE = ("binary", "multiclass", "ordinal")
+EVERY = (*SINGLE, "multilabel")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A score of predictions. ``fn(targets, probs, threshold)``; ``labels(targets, predicted, num_classes)`` when
+    the metric reads decoded labels (argmax, or the multilabel ``threshold``): then fitted decisions can raise it.
+    ``greater_is_better`` is its direction and ``tasks`` the tasks it fits."""
+
+    fn: Callable[[np.ndarray, np.ndarray, Any], float]
+    greater_is_better: bool = True
+    tasks: tuple[str, ...] = EVERY
+    labels: Callable[[np.ndarray, np.ndarray, int], float] | None = None
+
+    def __call__(self, y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
+        """The score of probabilities ``p`` against targets ``y`` (multilabel rows decoded at ``threshold``)."""
+        return float(self.fn(y, p, threshold))
+
+    def key(self, value: float | None) -> float:
+        """A higher-is-better sort key of a value of this metric (NaN and None are the worst)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return -math.inf
+        return float(value) if self.greater_is_better else -float(value)
+
+    def objective(self, num_classes: int) -> Objective | None:
+        """``(targets, predicted targets) -> key``, what decisions maximise; None when it reads no labels."""
+        if self.labels is None:
+            return None
+        labels = self.labels
+        return lambda y, pred: self.key(labels(np.asarray(y), np.asarray(pred), num_classes))
+
+
 METRICS: Registry[Metric] = Registry("metric")
 
 
-@METRICS.register("accuracy")
-def accuracy(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Share of rows whose most likely class is the true one."""
-    return float((p.argmax(axis=1) == y).mean())
+def _decode(y: np.ndarray, p: np.ndarray, threshold: Any) -> np.ndarray:
+    """Predicted targets: the rows decoded at ``threshold`` for multilabel targets, else the most likely class."""
+    p = np.asarray(p)
+    return decode_multilabel(p, threshold) if np.ndim(y) == 2 else p.argmax(axis=1)
 
 
-@METRICS.register("log_loss")
-def log_loss(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Cross-entropy of the predicted distribution (lower is better)."""
-    return float(skm.log_loss(y, np.clip(p, 1e-15, 1), labels=np.arange(p.shape[1])))
+def labelled(score_labels: Callable[[np.ndarray, np.ndarray, int], float], greater_is_better: bool = True,
+             tasks: tuple[str, ...] = EVERY) -> Metric:
+    """A metric of decoded labels ``score_labels(targets, predicted, num_classes)``."""
+    def fn(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
+        return score_labels(np.asarray(y), _decode(y, p, threshold), np.asarray(p).shape[1])
+    return Metric(fn, greater_is_better, tasks, score_labels)
 
 
-@METRICS.register("macro_f1")
-def macro_f1(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Unweighted mean of the per-class F1 scores of the argmax predictions."""
-    return float(skm.f1_score(y, p.argmax(axis=1), average="macro", labels=np.arange(p.shape[1]), zero_division=0))
+def _f1(average: str) -> Callable[[np.ndarray, np.ndarray, int], float]:
+    def f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+        labels = None if np.ndim(y) == 2 else np.arange(k)
+        return float(skm.f1_score(y, pred, average=average, labels=labels, zero_division=0))
+    return f1
 
 
-@METRICS.register("roc_auc")
-def roc_auc(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+def _accuracy(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    """Share of rows predicted exactly (the whole label set for multilabel rows)."""
+    same = pred == y
+    return float((same.all(axis=1) if same.ndim == 2 else same).mean())
+
+
+def _qwk(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    return float(skm.cohen_kappa_score(y, pred, weights="quadratic", labels=np.arange(k)))
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
     """ROC AUC of the positive (second) class; NaN when a fold holds one class only."""
     if len(np.unique(y)) < 2:
         return float("nan")
-    return float(skm.roc_auc_score(y, p[:, 1]))
+    return float(skm.roc_auc_score(y, np.asarray(p)[:, 1]))
 
 
-@METRICS.register("qwk")
-def qwk(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Quadratic weighted kappa of the argmax grades."""
-    return float(skm.cohen_kappa_score(y, p.argmax(axis=1), weights="quadratic", labels=np.arange(p.shape[1])))
-
-
-@METRICS.register("mean_auc")
-def mean_auc(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
-    """Mean column-wise ROC AUC over the classes that have both positives and negatives."""
+def _mean_auc(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
+    """Mean column-wise ROC AUC over the classes that have both positives and negatives (single-label targets as
+    one-hot columns: Plant Pathology 2020)."""
+    p = np.asarray(p)
+    y = np.asarray(y) if np.ndim(y) == 2 else np.eye(p.shape[1], dtype=np.int64)[np.asarray(y, dtype=np.int64)]
     scores = [skm.roc_auc_score(y[:, c], p[:, c]) for c in range(y.shape[1]) if 0 < y[:, c].sum() < len(y)]
     return float(np.mean(scores)) if scores else float("nan")
 
 
-@METRICS.register("sample_f1")
-def sample_f1(y: np.ndarray, p: np.ndarray, threshold: float | list[float] = 0.5) -> float:
-    """Mean over rows of the F1 of the label set decoded at ``threshold`` (one, or one per class; Plant Pathology
-    2021's metric)."""
+def _log_loss(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
+    """Cross-entropy of the predicted distribution; for multilabel rows the mean binary cross-entropy."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-15, 1 - 1e-15)
+    if np.ndim(y) == 2:
+        y = np.asarray(y)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(skm.log_loss(y, p / p.sum(axis=1, keepdims=True), labels=np.arange(p.shape[1])))
+
+
+def _sample_f1_metric(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
+    """Mean over rows of the F1 of the label set decoded at ``threshold`` (Plant Pathology 2021's metric)."""
     return _sample_f1(y, p, threshold)
+
+
+def _sample_f1_labels(y: np.ndarray, pred: np.ndarray, k: int) -> float:
+    return float(skm.f1_score(y, pred, average="samples", zero_division=0))
+
+
+def _register(names: tuple[str, ...], metric: Metric) -> None:
+    for name in names:
+        METRICS.register(name)(metric)
+
+
+_register(("accuracy",), labelled(_accuracy))
+_register(("balanced_accuracy",), labelled(lambda y, pred, k: float(skm.balanced_accuracy_score(y, pred)),
+                                           tasks=SINGLE))
+_register(("log_loss",), Metric(_log_loss, greater_is_better=False))
+_register(("macro_f1", "f1_macro"), labelled(_f1("macro")))
+_register(("f1_micro",), labelled(_f1("micro")))
+_register(("f1_weighted",), labelled(_f1("weighted")))
+_register(("sample_f1", "f1_samples"), Metric(_sample_f1_metric, True, ("multilabel",), _sample_f1_labels))
+_register(("roc_auc",), Metric(_roc_auc, tasks=("binary",)))
+_register(("mean_auc",), Metric(_mean_auc))
+_register(("qwk",), labelled(_qwk, tasks=SINGLE))
+_register(("mae",), labelled(lambda y, pred, k: float(np.mean(np.abs(np.asarray(pred) - np.asarray(y)))),
+                             greater_is_better=False, tasks=SINGLE))
+
+# the names tests and old code call as functions
+accuracy, log_loss, roc_auc, mean_auc = (METRICS.get(n) for n in ("accuracy", "log_loss", "roc_auc", "mean_auc"))
+macro_f1, qwk, sample_f1 = (METRICS.get(n) for n in ("macro_f1", "qwk", "sample_f1"))
+
+
+# ------------------------------------------------------------------------------------------------- a user's metric
+
+
+def user_metric(spec: str) -> Metric:
+    """``module:function`` (or ``path/file.py:function``), optionally ``:max`` / ``:min``: a user's metric
+    ``function(y_true, y_prob) -> float``, imported now. Its direction is the suffix, else the function's
+    ``greater_is_better`` attribute; one of them must say it. It fits every task; it reads probabilities."""
+    parts = spec.split(":")
+    direction = parts.pop() if len(parts) == 3 and parts[-1] in ("max", "min") else None
+    if len(parts) != 2 or not all(parts):
+        raise PodiumError(f"Config key cv.metric: {spec!r} must be a metric name or module:function[:max|min].")
+    module, name = parts
+    try:
+        if module.endswith(".py"):
+            path = Path(module).expanduser()
+            spec_ = importlib.util.spec_from_file_location(path.stem, path)
+            if spec_ is None or spec_.loader is None or not path.is_file():
+                raise FileNotFoundError(f"no file {path}")
+            mod = importlib.util.module_from_spec(spec_)
+            spec_.loader.exec_module(mod)
+        else:
+            mod = importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of the user's module is one line
+        raise PodiumError(f"Config key cv.metric={spec}: cannot import {module} ({type(e).__name__}: {e}); put it "
+                          "on PYTHONPATH or give its file, path/to/file.py:function.") from None
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise PodiumError(f"Config key cv.metric={spec}: {module} has no function {name!r}.")
+    greater = {"max": True, "min": False}.get(direction or "", getattr(fn, "greater_is_better", None))
+    if not isinstance(greater, bool):
+        raise PodiumError(f"Config key cv.metric={spec}: declare the metric's direction, {module}:{name}:max or "
+                          f":min (or set {name}.greater_is_better = True or False).")
+    return Metric(lambda y, p, threshold=0.5: float(fn(y, p)), greater)
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric ``name``, or a user's ``module:function`` (``user_metric``)."""
+    if ":" in name:
+        return user_metric(name)
+    if name not in METRICS:
+        try:
+            METRICS.get(name)
+        except PodiumError as e:
+            raise PodiumError(f"Config key cv.metric: {e}") from None
+    return METRICS.get(name)
+
+
+def check_metric(name: str, task: str = "auto") -> None:
+    """Config load: ``cv.metric`` names a metric (or imports), and fits ``task`` when the task is named."""
+    if name == "auto":
+        return
+    metric = get_metric(name)
+    if task != "auto" and task not in metric.tasks:
+        raise PodiumError(f"Config key cv.metric={name} does not fit the {task} task; it fits "
+                          f"{', '.join(metric.tasks)}. Choose one of {', '.join(fitting_metrics(task))}.")
+
+
+def fitting_metrics(task: str) -> list[str]:
+    """The registered metrics that fit the task called ``task``."""
+    return [n for n in METRICS if task in METRICS.get(n).tasks]
+
+
+def resolve_metric(task: Task, name: str) -> Task:
+    """The task scored by ``cv.metric=name`` (``auto``: its own primary metric); a metric that does not fit the
+    task is one line naming the choices."""
+    if name in ("auto", "", None) or name == task.primary:
+        return task
+    check_metric(name, task.name)
+    return task.with_metric(name)
+
+
+def metric_key(name: str, value: float | None) -> float:
+    """A higher-is-better sort key of a ``name`` score (for ranking runs; a metric that no longer imports is taken
+    as higher-is-better)."""
+    try:
+        return get_metric(name).key(value)
+    except PodiumError:
+        return Metric(lambda y, p, t=0.5: 0.0).key(value)
+
+
+# ------------------------------------------------------------------------------------------------ scores, decisions
+
+
+def fit_decisions(task: Task, y: np.ndarray, p: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
+    """``task.fit_decisions`` maximising the task's primary metric where it reads labels (``cv.metric=f1_micro``
+    fits the multilabel threshold for micro F1, ``mae`` the ordinal cut points for MAE), else the rule's own."""
+    objective = get_metric(task.primary).objective(np.asarray(p).shape[1])
+    return task.fit_decisions(y, p, predict, objective)
 
 
 def score(task: Task, y: np.ndarray, p: np.ndarray, threshold: float = 0.5,
@@ -72,7 +249,7 @@ def score(task: Task, y: np.ndarray, p: np.ndarray, threshold: float = 0.5,
     """All of the task's metrics; a ``threshold`` in ``decisions`` (``Task.fit_decisions``, one number or one per
     class) overrides ``threshold``."""
     threshold = (decisions or {}).get("threshold", threshold)
-    return {name: METRICS.get(name)(y, p, threshold) for name in task.metrics}
+    return {name: get_metric(name)(y, p, threshold) for name in task.metrics}
 
 
 def per_class(task: Task, y: np.ndarray, p: np.ndarray, classes: list[str], threshold: float = 0.5,

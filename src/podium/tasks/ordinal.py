@@ -19,8 +19,9 @@ kept sorted and kept only where they beat the midpoints.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -43,6 +44,11 @@ class OrdinalCoding:
 
     def probabilities(self, logits: np.ndarray, num_classes: int) -> np.ndarray:
         """Per-grade probabilities (N, K) whose expected grade is the coding's continuous score."""
+        raise NotImplementedError
+
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """What Grad-CAM explains for ``grade``: a differentiable scalar of one image's outputs (a 1-D tensor of
+        ``outputs(num_classes)`` values) that rises with the evidence for that grade."""
         raise NotImplementedError
 
 
@@ -68,6 +74,10 @@ class Softmax(OrdinalCoding):
         """Softmax over the grades."""
         return softmax(logits)
 
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """The grade's own logit."""
+        return outputs[grade]
+
 
 class Cumulative(OrdinalCoding):
     """K-1 logits for P(grade > k)."""
@@ -82,6 +92,13 @@ class Cumulative(OrdinalCoding):
         ones, zeros = np.ones((len(above), 1)), np.zeros((len(above), 1))
         # ``0.0 - x`` rather than ``-x``: a zero difference is written as 0, not -0 (oof.csv, test_predictions.csv)
         return 0.0 - np.diff(np.concatenate([ones, above, zeros], axis=1), axis=1)
+
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """The cumulative logits that separate ``grade`` from its neighbours: above the cut below it (logit
+        ``grade-1``) and not above the cut over it (minus logit ``grade``); one of them at the bottom and top."""
+        below = outputs[grade - 1] if grade > 0 else 0.0
+        above = outputs[grade] if grade < num_classes - 1 else 0.0
+        return below - above
 
 
 class Regression(OrdinalCoding):
@@ -101,6 +118,11 @@ class Regression(OrdinalCoding):
         p[rows, low] = 1 - frac
         p[rows, low + 1] += frac
         return p
+
+    def evidence(self, outputs: Any, grade: int, num_classes: int) -> Any:
+        """The score pulled towards ``grade``: the score itself for the upper half of the grades, minus it for the
+        lower half (its only output is the expected grade)."""
+        return outputs[0] if 2 * grade >= num_classes - 1 else -outputs[0]
 
 
 ORDINAL_LOSSES: Registry[OrdinalCoding] = Registry("ordinal loss")
@@ -125,12 +147,21 @@ def qwk(y: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
     return float(cohen_kappa_score(y, pred, weights="quadratic", labels=np.arange(num_classes)))
 
 
-def fit_cut_points(y: np.ndarray, score: np.ndarray, num_classes: int) -> list[float]:
-    """The K-1 sorted cut points on ``score`` maximising QWK against ``y`` (never worse than the midpoints)."""
+_qwk = qwk
+
+
+def fit_cut_points(y: np.ndarray, score: np.ndarray, num_classes: int,
+                   objective: Callable[[np.ndarray, np.ndarray], float] | None = None) -> list[float]:
+    """The K-1 sorted cut points on ``score`` maximising ``objective(y, grades)`` (higher is better; default QWK)
+    against ``y`` (never worse than the midpoints)."""
     y, score = np.asarray(y, dtype=np.int64), np.asarray(score, dtype=np.float64)
     mid = np.arange(num_classes - 1) + 0.5
     freq = np.cumsum(np.bincount(y, minlength=num_classes))[:-1] / max(len(y), 1)
     quantiles = np.quantile(score, np.clip(freq, 0, 1)) if len(score) else mid
+
+    def qwk(y: np.ndarray, pred: np.ndarray, k: int) -> float:  # the objective, QWK unless told otherwise
+        return float(objective(y, pred)) if objective is not None else _qwk(y, pred, k)
+
     best, best_q = mid, qwk(y, grades(score, mid), num_classes)
 
     def loss(c: np.ndarray) -> float:

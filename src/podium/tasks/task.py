@@ -35,6 +35,7 @@ from podium.tasks.thresholds import (
     BINARY_RULES,
     THRESHOLD_MODES,
     DecisionView,
+    Objective,
     binary_report,
     binary_view,
     decode_multilabel,
@@ -97,6 +98,11 @@ class Task:
         """Extra per-row columns of prediction files besides the class probabilities (an ordinal score)."""
         return {}
 
+    def evidence(self, outputs: Any, cls: int, num_classes: int) -> Any:
+        """What Grad-CAM explains for class ``cls``: a differentiable scalar of one image's model outputs (a 1-D
+        tensor); the class's own logit unless the outputs code the classes otherwise."""
+        return outputs[cls]
+
     def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
                         ) -> dict[str, float]:
         """Scores of the plain decoding next to the fitted decisions' on the same rows (for metrics.json)."""
@@ -132,8 +138,15 @@ class Task:
         """Class weights for ``train.class_weights=balanced``, in the form the task's loss takes."""
         raise NotImplementedError
 
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
-        """The decision rule fitted on (out-of-fold) predictions, as the ``predict`` settings ask."""
+    def with_metric(self, metric: str) -> Task:
+        """The task scored by ``metric`` (``cv.metric``): its primary metric, first of the metrics it reports
+        (whether the metric fits the task is ``podium.tasks.metrics.resolve_metric``'s question)."""
+        return replace(self, primary=metric, metrics=(metric, *[m for m in self.metrics if m != metric]))
+
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig,
+                      objective: Objective | None = None) -> dict[str, Any]:
+        """The decision rule fitted on (out-of-fold) predictions, as the ``predict`` settings ask, maximising
+        ``objective(targets, predicted targets)`` (higher is better; None: the rule's own metric)."""
         return {}
 
     def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
@@ -235,12 +248,14 @@ class MultiLabelTask(Task):
         pos = self.counts(targets, num_classes).clip(min=1)
         return np.minimum((len(targets) - pos) / pos, 10.0)
 
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig,
+                      objective: Objective | None = None) -> dict[str, Any]:
         """``{"threshold": t}``: ``predict.threshold`` for every class, or with a negative one the threshold(s)
-        fitted by ``predict.threshold_mode`` (one global float, or one per class)."""
+        fitted by ``predict.threshold_mode`` (one global float, or one per class) for ``objective``."""
         if predict.threshold >= 0:
             return {"threshold": float(predict.threshold)}
-        return {"threshold": THRESHOLD_MODES.get(predict.threshold_mode)(np.asarray(targets), np.asarray(probs))}
+        rule = THRESHOLD_MODES.get(predict.threshold_mode)
+        return {"threshold": rule(np.asarray(targets), np.asarray(probs), objective=objective)}
 
     def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
         """Every class at or above ``decisions["threshold"]`` (default 0.5; one number or one per class); the most
@@ -265,9 +280,11 @@ class MultiLabelTask(Task):
 class BinaryTask(SingleLabelTask):
     """Two classes; label submissions may use a threshold on the positive (second) class fitted on OOF rows."""
 
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
-        """``{"threshold": t}`` fitted by ``predict.binary_threshold``; nothing for ``argmax``."""
-        t = BINARY_RULES.get(predict.binary_threshold)(np.asarray(targets), np.asarray(probs))
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig,
+                      objective: Objective | None = None) -> dict[str, Any]:
+        """``{"threshold": t}`` fitted by ``predict.binary_threshold`` (``metric``: for ``objective``); nothing for
+        ``argmax``."""
+        t = BINARY_RULES.get(predict.binary_threshold)(np.asarray(targets), np.asarray(probs), objective=objective)
         return {} if t is None else {"threshold": float(t)}
 
     def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
@@ -339,14 +356,20 @@ class OrdinalTask(SingleLabelTask):
             raise ValueError(f"{outputs} outputs of the {self.loss} coding need the grade count (Task.for_loss)")
         return fits[0]
 
+    def evidence(self, outputs: Any, cls: int, num_classes: int) -> Any:
+        """The coding's evidence for grade ``cls`` (``OrdinalCoding.evidence``)."""
+        return self.coding().evidence(outputs, cls, num_classes)
+
     def columns(self, probs: np.ndarray) -> dict[str, np.ndarray]:
         """``score``: the expected grade."""
         return {"score": expected_grade(probs)}
 
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig) -> dict[str, Any]:
-        """``{"cut_points": [...]}``: the K-1 sorted thresholds on the score maximising OOF QWK."""
+    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig,
+                      objective: Objective | None = None) -> dict[str, Any]:
+        """``{"cut_points": [...]}``: the K-1 sorted thresholds on the score maximising ``objective`` (default
+        QWK) on the OOF rows."""
         probs = np.asarray(probs)
-        return {"cut_points": fit_cut_points(np.asarray(targets), expected_grade(probs), probs.shape[1])}
+        return {"cut_points": fit_cut_points(np.asarray(targets), expected_grade(probs), probs.shape[1], objective)}
 
     def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
         """Grades from the cut points on the score; argmax without them."""

@@ -23,7 +23,10 @@ from podium.core.registry import Registry
 
 GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 
-ThresholdRule = Callable[[np.ndarray, np.ndarray], "float | list[float] | None"]
+# (targets, probabilities, objective=None) -> threshold(s); ``objective(targets, decoded targets)`` is the metric
+# the rule maximises (higher is better; ``cv.metric`` through ``podium.tasks.metrics.fit_decisions``), None: its own.
+ThresholdRule = Callable[..., "float | list[float] | None"]
+Objective = Callable[[np.ndarray, np.ndarray], float]
 THRESHOLD_MODES: Registry[ThresholdRule] = Registry("threshold mode")
 BINARY_RULES: Registry[ThresholdRule] = Registry("binary threshold rule")
 # The metric each fitted binary rule maximises, of (targets, 0/1 predictions).
@@ -80,33 +83,47 @@ def sample_f1(y: np.ndarray, p: np.ndarray, threshold: float | np.ndarray | list
     return float(skm.f1_score(y, decode_multilabel(p, threshold), average="samples", zero_division=0))
 
 
+def _sample_f1_of(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(skm.f1_score(y, pred, average="samples", zero_division=0))
+
+
+def _decoded(objective: Objective | None) -> Callable[[np.ndarray, np.ndarray, Any], float]:
+    """``(y, p, threshold) -> score`` of the rows decoded at ``threshold`` (default objective: sample F1)."""
+    obj = objective or _sample_f1_of
+    return lambda y, p, t: obj(y, decode_multilabel(p, t))
+
+
 @THRESHOLD_MODES.register("global")
-def global_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """One threshold for every class, the one of a 0.05..0.95 grid maximising sample F1."""
-    scores = [sample_f1(y, p, t) for t in GRID]
+def global_threshold(y: np.ndarray, p: np.ndarray, objective: Objective | None = None) -> float:
+    """One threshold for every class, the one of a 0.05..0.95 grid maximising ``objective`` (sample F1)."""
+    at = _decoded(objective)
+    scores = [at(y, p, t) for t in GRID]
     return float(GRID[int(np.argmax(scores))])
 
 
 @THRESHOLD_MODES.register("per_class")
-def per_class_sample_f1(y: np.ndarray, p: np.ndarray, rounds: int = 2) -> list[float]:
-    """One threshold per class maximising sample F1 of the whole decoded rows: coordinate ascent from the best
-    global threshold, each class's threshold searched on the grid with the others fixed (never worse than global)."""
-    t = np.full(p.shape[1], global_threshold(y, p))
-    best = sample_f1(y, p, t)
+def per_class_sample_f1(y: np.ndarray, p: np.ndarray, objective: Objective | None = None, rounds: int = 2
+                        ) -> list[float]:
+    """One threshold per class maximising ``objective`` (sample F1) of the whole decoded rows: coordinate ascent
+    from the best global threshold, each class's threshold searched on the grid with the others fixed (never worse
+    than global)."""
+    at = _decoded(objective)
+    t = np.full(p.shape[1], global_threshold(y, p, objective))
+    best = at(y, p, t)
     for _ in range(rounds):
         for c in range(p.shape[1]):
             for v in GRID:
                 trial = t.copy()
                 trial[c] = v
-                s = sample_f1(y, p, trial)
+                s = at(y, p, trial)
                 if s > best + 1e-12:
                     best, t = s, trial
     return [float(v) for v in t]
 
 
 @THRESHOLD_MODES.register("per_class_f1")
-def per_class_f1(y: np.ndarray, p: np.ndarray) -> list[float]:
-    """One threshold per class maximising that class's own F1 (each column on its own)."""
+def per_class_f1(y: np.ndarray, p: np.ndarray, objective: Objective | None = None) -> list[float]:
+    """One threshold per class maximising that class's own F1 (each column on its own; ``objective`` unused)."""
     out = []
     for c in range(p.shape[1]):
         scores = [skm.f1_score(y[:, c], (p[:, c] >= t).astype(int), zero_division=0) for t in GRID]
@@ -115,7 +132,7 @@ def per_class_f1(y: np.ndarray, p: np.ndarray) -> list[float]:
 
 
 @BINARY_RULES.register("argmax")
-def binary_argmax(y: np.ndarray, p: np.ndarray) -> None:
+def binary_argmax(y: np.ndarray, p: np.ndarray, objective: Objective | None = None) -> None:
     """No threshold: the more likely class (0.5)."""
     return None
 
@@ -127,15 +144,22 @@ def _best_binary(y: np.ndarray, p: np.ndarray, metric: Callable[[np.ndarray, np.
 
 
 @BINARY_RULES.register("accuracy")
-def binary_accuracy(y: np.ndarray, p: np.ndarray) -> float:
+def binary_accuracy(y: np.ndarray, p: np.ndarray, objective: Objective | None = None) -> float:
     """The threshold on the positive class's probability that maximises accuracy."""
     return _best_binary(y, p, BINARY_METRICS["accuracy"])
 
 
 @BINARY_RULES.register("f1")
-def binary_f1(y: np.ndarray, p: np.ndarray) -> float:
+def binary_f1(y: np.ndarray, p: np.ndarray, objective: Objective | None = None) -> float:
     """The threshold on the positive class's probability that maximises the positive class's F1."""
     return _best_binary(y, p, BINARY_METRICS["f1"])
+
+
+@BINARY_RULES.register("metric")
+def binary_metric(y: np.ndarray, p: np.ndarray, objective: Objective | None = None) -> float:
+    """The threshold on the positive class's probability that maximises ``cv.metric`` (of the decoded labels;
+    accuracy when the metric does not read labels, such as ROC AUC)."""
+    return _best_binary(y, p, objective or BINARY_METRICS["accuracy"])
 
 
 def multilabel_report(y: np.ndarray, p: np.ndarray, threshold: float | list[float]) -> dict[str, float]:

@@ -1,0 +1,92 @@
+"""The competitions as downloaded (tests/replicas.py): inspect, train and predict each with no data flags, and the
+column rules of podium.data.columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import replicas
+from podium.config import DataConfig, PodiumConfig, load_config, merge
+from podium.data.columns import column_roles
+from podium.data.inspection import inspect_data
+from podium.data.tables import read_table
+
+
+@pytest.mark.parametrize("name", list(replicas.REPLICAS))
+def test_each_replica_trains_and_submits_with_no_data_flags(name: str, tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    from podium.pipeline import train
+
+    expect = replicas.REPLICAS[name](tmp_path / name)
+    run = train(expect.root, merge(PodiumConfig(), [*tiny, "predict.tta=identity"]))
+    assert run.info["task"] == expect.task
+    sub = pd.read_csv(run.submission_path, dtype=str, keep_default_na=False)
+    assert tuple(sub.columns) == expect.columns and len(sub) == expect.test_rows
+    sample = pd.read_csv(expect.root / "sample_submission.csv", dtype=str, keep_default_na=False)
+    assert sub.iloc[:, 0].tolist() == sample.iloc[:, 0].tolist()  # the sample's ids, in its order
+    if expect.group:  # the group column keeps a patient's rows in one fold
+        folds = pd.read_csv(run.folds_path, dtype=str).merge(
+            pd.read_csv(expect.root / "train.csv", dtype=str).rename(columns={expect.columns[0]: "id"}), on="id")
+        assert (folds.groupby(expect.group)["fold"].nunique() == 1).all()
+
+
+def test_predict_and_inspect_on_the_paddy_replica(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    from podium.api import predict
+    from podium.pipeline import train
+
+    expect = replicas.paddy(tmp_path / "paddy")
+    summary = inspect_data(expect.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "inspect")
+    decided = "\n".join(summary["decided"])
+    for words in ("layout csv", "task multiclass", "label column label", "no group column", "variety, age",
+                  "metric accuracy (cv.metric=", "train_images/<label>/"):
+        assert words in decided
+    assert summary["columns"]["metadata_columns"] == ["variety", "age"]
+    run = train(expect.root, merge(PodiumConfig(), list(tiny)))
+    (run.path / "submission.csv").unlink()
+    table = predict(run)
+    assert len(table) == 4 and (run.path / "submission.csv").is_file()
+
+
+def test_inspect_names_restating_columns_groups_and_suggests_ordinal(tmp_path: Path) -> None:
+    siim = replicas.siim_isic(tmp_path / "siim")
+    summary = inspect_data(siim.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "i1")
+    assert summary["columns"] == {"label_columns": ["target"], "group_column": "patient_id",
+                                  "restating_columns": ["diagnosis", "benign_malignant"],
+                                  "metadata_columns": ["sex", "age_approx", "anatom_site_general_challenge"]}
+    assert any("metric roc_auc" in line for line in summary["decided"])
+    aptos = replicas.aptos(tmp_path / "aptos")
+    summary = inspect_data(aptos.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "i2")
+    assert any("data.task=ordinal" in line for line in summary["decided"])
+
+
+def test_without_a_sample_the_label_is_found_by_name_or_as_0_1_columns(tmp_path: Path) -> None:
+    siim = replicas.siim_isic(tmp_path / "siim")
+    df = read_table(siim.root / "train.csv")
+    roles = column_roles(df, "image_name", DataConfig(), None)
+    assert roles.labels == ("target",) and roles.group == "patient_id"
+    assert any("also named like a label: diagnosis; data.label_cols=diagnosis" in n for n in roles.notes)
+    ranzcr = replicas.ranzcr(tmp_path / "ranzcr")
+    roles = column_roles(read_table(ranzcr.root / "train.csv"), "StudyInstanceUID", DataConfig(), None)
+    assert roles.labels == replicas.RANZCR and roles.group == "PatientID"
+    overridden = column_roles(df, "image_name", DataConfig(group_col="sex", label_cols=("benign_malignant",)), None)
+    assert overridden.group == "sex" and overridden.labels == ("benign_malignant",)
+
+
+def test_cassava_names_its_integers_and_maps_the_2019_folders(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    from podium.pipeline import train
+
+    expect = replicas.cassava(tmp_path / "cassava")
+    extra = replicas.cassava_2019(tmp_path / "cassava-2019")
+    summary = inspect_data(expect.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "inspect")
+    assert summary["class_names"]["3"] == "Cassava Mosaic Disease (CMD)"
+    assert any("label_num_to_disease_map.json" in line for line in summary["decided"])
+    run = train(expect.root, merge(PodiumConfig(), [*tiny, f"data.extra={extra}"]))
+    folds = pd.read_csv(run.folds_path, dtype=str)
+    extra_rows = folds[folds["source"] == "extra:cassava-2019"]
+    assert len(extra_rows) == 15 and set(extra_rows["label"]) == {"0", "1", "2", "3", "4"}  # cmd -> 3, healthy -> 4
+    assert extra_rows.set_index("id").loc["extra:cassava-2019/train/cmd/train-cmd-0.jpg", "label"] == "3"
+    assert run.info["class_names"]["0"].startswith("Cassava Bacterial Blight")
+    sub = pd.read_csv(run.submission_path, dtype=str)
+    assert set(sub["label"]) <= {"0", "1", "2", "3", "4"}  # the submission keeps the integers
