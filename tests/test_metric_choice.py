@@ -15,6 +15,7 @@ from podium.core.errors import PodiumError
 from podium.engine.fold import selection_key
 from podium.tasks.metrics import METRICS, fit_decisions, get_metric, metric_key, resolve_metric, score
 from podium.tasks.task import get_task
+from podium.validation import validate
 
 ISSUE_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1_samples", "roc_auc",
                  "mean_auc", "log_loss", "qwk", "mae")
@@ -48,13 +49,13 @@ def test_multilabel_f1_variants_read_the_threshold() -> None:
                                                ("multiclass", "roc_auc"), ("multilabel", "mae")])
 def test_a_metric_that_does_not_fit_the_named_task_is_one_line_at_load(task: str, metric: str) -> None:
     with pytest.raises(PodiumError, match=f"cv.metric={metric} does not fit the {task} task") as e:
-        load_config(None, [f"data.task={task}", f"cv.metric={metric}"])
+        validate(load_config(None, [f"data.task={task}", f"cv.metric={metric}"]))
     assert "\n" not in str(e.value)
 
 
 def test_unknown_metric_names_the_choices() -> None:
     with pytest.raises(PodiumError, match="Did you mean 'f1_micro'"):
-        load_config(None, ["cv.metric=f1_mikro"])
+        validate(load_config(None, ["cv.metric=f1_mikro"]))
 
 
 def test_a_metric_that_does_not_fit_the_detected_task_is_refused_by_resolve() -> None:
@@ -91,11 +92,11 @@ def test_user_metric_with_declared_direction(tmp_path: Path, monkeypatch: pytest
 def test_user_metric_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _write_user_module(tmp_path, monkeypatch)
     with pytest.raises(PodiumError, match="declare the metric's direction"):
-        load_config(None, ["cv.metric=mymetrics:brier"])
+        validate(load_config(None, ["cv.metric=mymetrics:brier"]))
     with pytest.raises(PodiumError, match="cannot import nosuchmodule"):
-        load_config(None, ["cv.metric=nosuchmodule:f:max"])
+        validate(load_config(None, ["cv.metric=nosuchmodule:f:max"]))
     with pytest.raises(PodiumError, match="has no function 'nothere'"):
-        load_config(None, ["cv.metric=mymetrics:nothere:max"])
+        validate(load_config(None, ["cv.metric=mymetrics:nothere:max"]))
 
 
 def test_best_epoch_follows_the_metric_direction() -> None:
