@@ -310,3 +310,12 @@ def test_grad_cam_on_every_ordinal_coding_bottom_to_top_grade(loss: str) -> None
     outputs = torch.arange(task.outputs(grades), dtype=torch.float32)
     scalars = [float(task.evidence(outputs, g, grades)) for g in range(grades)]
     assert len(scalars) == grades and all(np.isfinite(scalars))
+
+
+def test_classes_are_shown_by_their_names_where_the_folder_names_them() -> None:
+    """Cassava's label_num_to_disease_map.json: the report reads the names from run.json; the classes stay integers."""
+    from podium.reporting.sections import Inputs
+
+    inp = Inputs(None, None, {"class_names": {"0": "Cassava Bacterial Blight (CBB)"}}, None, ["0", "1"], None, None)
+    assert inp.shown == ["0 (Cassava Bacterial Blight (CBB))", "1"] and inp.classes == ["0", "1"]
+    assert Inputs(None, None, {}, None, ["a"], None, None).shown == ["a"]

@@ -45,6 +45,13 @@ class Inputs:
     ops_note: str = ""  # why the images are shown without the model's image ops, when they are
     model: str = ""
 
+    @property
+    def shown(self) -> list[str]:
+        """The classes as people read them: ``3 (Cassava Mosaic Disease (CMD))`` where the data folder names its
+        labels (run.json's ``class_names``), else the classes themselves (the submission's spelling)."""
+        names = self.info.get("class_names") or {}
+        return [f"{c} ({names[c]})" if c in names else c for c in self.classes]
+
     def checkpoint(self, fold: int) -> Checkpoint:
         """fold ``fold``'s best checkpoint (read once)."""
         if fold not in self.checkpoints:
@@ -103,7 +110,7 @@ def overview(inp: Inputs) -> str:
         ("run folder", inp.run.path),
         ("status", inp.run.status + (f" ({info['reason']})" if info.get("reason") else "")),
         ("data folder", info.get("data_dir")), ("layout / task", f"{info.get('layout')} / {info.get('task')}"),
-        ("classes", f"{len(inp.classes)}: {', '.join(inp.classes[:12])}{' ...' if len(inp.classes) > 12 else ''}"),
+        ("classes", f"{len(inp.classes)}: {', '.join(inp.shown[:12])}{' ...' if len(inp.classes) > 12 else ''}"),
         ("model", f"{cfg.model.name} ({cfg.model.pretrained}), "
                   f"{info.get('img_size') or 'x'.join(map(str, cfg.model.img_size)) or 'default'} px"),
         ("folds / epochs", f"{cfg.cv.folds} / {cfg.train.epochs}"),
@@ -127,10 +134,10 @@ def data(inp: Inputs) -> str:
     known = set(inp.classes)
     lists = [[s] if s in known else s.split() for s in folds["label"].fillna("").astype(str)]
     onehot = inp.task.onehot(inp.task.from_labels(lists, inp.classes), len(inp.classes))
-    parts = [img(plots.to_png(plots.class_counts(inp.classes, onehot.sum(axis=0).tolist())), "class counts")]
+    parts = [img(plots.to_png(plots.class_counts(inp.shown, onehot.sum(axis=0).tolist())), "class counts")]
     per_fold = pd.DataFrame(
         [[f"fold {k}", int((folds["fold"] == k).sum()), *onehot[folds["fold"].to_numpy() == k].sum(axis=0)]
-         for k in sorted(folds["fold"].unique())], columns=["fold", "images", *inp.classes])
+         for k in sorted(folds["fold"].unique())], columns=["fold", "images", *inp.shown])
     parts += ["<h3>Folds (images per class in each validation fold)</h3>", table(per_fold)]
     if inp.paths is not None:
         ids = list(inp.paths.values())
@@ -227,8 +234,8 @@ def oof_metrics(inp: Inputs) -> str:
     figures = []
     if not inp.task.multilabel:
         pred = inp.task.predict(probs, inp.run.decisions)
-        figures.append(img(plots.to_png(plots.confusion_matrix(truth.argmax(1), pred, inp.classes)), "confusion"))
-    figures.append(img(plots.to_png(plots.roc_curves(truth, probs, inp.classes)), "ROC curves"))
+        figures.append(img(plots.to_png(plots.confusion_matrix(truth.argmax(1), pred, inp.shown)), "confusion"))
+    figures.append(img(plots.to_png(plots.roc_curves(truth, probs, inp.shown)), "ROC curves"))
     return "".join(parts) + '<div class="row">' + "".join(f"<div>{f}</div>" for f in figures) + "</div>"
 
 
@@ -245,7 +252,7 @@ def _caption(inp: Inputs, r: int, truth: np.ndarray, probs: np.ndarray, pred: li
     worst = int(np.abs(truth[r] - probs[r]).argmax()) if inp.task.multilabel else int(probs[r].argmax())
     label = inp.oof["label"].iloc[r]
     return f"{short(inp.oof['id'].iloc[r])}\ntrue {label or '(none)'}\npred {pred[r]}\n" \
-           f"p({inp.classes[worst]}) = {probs[r, worst]:.2f}", worst
+           f"p({inp.shown[worst]}) = {probs[r, worst]:.2f}", worst
 
 
 def top_losses(inp: Inputs, count: int = 18) -> str:
@@ -288,7 +295,7 @@ def gradcam(inp: Inputs, errors: int = 8, per_class: int = 2, max_classes: int =
                                [inp.image(inp.oof["id"].iloc[r], ops) for r in group["row"]], group["cls"].tolist(),
                                task=ckpt.resolved_task(), num_classes=len(inp.classes))
             captions += [f"{k}: {short(inp.oof['id'].iloc[r])}\ntrue {inp.oof['label'].iloc[r] or '(none)'}\n"
-                         f"CAM for {inp.classes[c]} (p {probs[r, c]:.2f})"
+                         f"CAM for {inp.shown[c]} (p {probs[r, c]:.2f})"
                          for r, c, k in zip(group["row"], group["cls"], group["kind"])]
             colors += ["#b22222" if k == "error" else "#1a7f37" for k in group["kind"]]
     except Unsupported as e:
