@@ -42,6 +42,7 @@ def test_a_run_without_a_terminal_prints_progress_lines(single_dir: Path, tiny: 
     monkeypatch.setenv("PODIUM_PROGRESS_SECONDS", "0")  # a line per step: the tiny run is faster than 5 s
     train(single_dir, merge(PodiumConfig(), list(tiny)))
     out = capsys.readouterr().out
-    for step in ("check images: ", "cache 40 px: ", "fold 0 epoch 1/1: ", "fold 0 validate: ", "fold 1 OOF: ",
-                 "predict fold 1: "):
+    for step in ("check images: ", "fold 0 epoch 1/1: ", "fold 0 validate: ", "fold 1 OOF: ", "predict fold 1: "):
         assert step in out, step
+    # the cache is filled by the check pass on a first run (one decode per image), or built with its own progress
+    assert "cache 40 px: " in out or "one decode each" in out
