@@ -14,6 +14,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
+from podium.cli_deploy import export, merge, pack, serve
 from podium.cli_tables import show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
 from podium.core.errors import Interrupted, PodiumError
 
@@ -115,48 +116,6 @@ def predict(
 
 
 @app.command()
-def export(
-    folder: Annotated[Path, typer.Argument(help="Run or ensemble folder.")],
-    out: Annotated[Optional[Path], typer.Option(help="ONNX file (default: FOLDER/export/model.onnx).")] = None,
-    folds: Annotated[str, typer.Option(help="all (fold average inside the graph) or one fold number.")] = "all",
-    tta: Annotated[bool, typer.Option("--tta", help="Put the run's TTA views inside the graph.")] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
-    fp16: Annotated[bool, typer.Option("--fp16", help="float16 weights and activations (uint8 in, float32 out).")]
-    = False,
-    quantize: Annotated[str, typer.Option(help="int8: dynamic quantisation (its metric change is reported).")] = "",
-    layout: Annotated[str, typer.Option(help="Input layout: nhwc (N, H, W, 3) or nchw (N, 3, H, W), uint8 RGB.")]
-    = "nhwc",
-) -> None:
-    """Write one ONNX graph (uint8 images in, podium's probabilities out; normalisation, fold average, TTA and the
-    task's decoding inside) and check it against podium on OOF images (export.json); fails on a parity miss."""
-    from podium.api import export as run
-
-    r = run(folder, out, folds, tta, opset, fp16, quantize, layout)
-    p = r["parity"]
-    Console(soft_wrap=True).print(
-        f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, {r['precision']}, {r['export_s']:.0f} s): max |p - podium| "
-        f"{p['max_abs_diff']:.1e} on {p['images']} OOF images, labels agree {p['label_agreement']:.1%}, "
-        f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f})")
-
-
-@app.command()
-def serve(
-    target: Annotated[Path, typer.Argument(help="ONNX file from podium export, or a run or ensemble folder.")],
-    host: Annotated[str, typer.Option(help="Address to listen on; any but localhost needs a token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    token: Annotated[Optional[str], typer.Option(help="API token (or PODIUM_TOKEN); clients send "
-                                                      "'Authorization: Bearer TOKEN'.")] = None,
-    max_images: Annotated[int, typer.Option(help="Images per request (more: 413).")] = 16,
-    max_mb: Annotated[float, typer.Option(help="Request body in MB (more: 413).")] = 20.0,
-    max_mpx: Annotated[float, typer.Option(help="Megapixels an image header may claim (more: 413).")] = 40.0,
-) -> None:
-    """Serve the model: an upload page at /, POST /predict (multipart images or JSON base64), /health and /info."""
-    from podium.api import serve as run
-
-    run(target, host, port, token, max_images, max_mb, max_mpx)
-
-
-@app.command()
 def report(run_dir: RunDir) -> None:
     """(Re)write RUN_DIR/report.html from the run folder alone: data, augmentations, learning rate, curves, OOF
     metrics, top losses, Grad-CAM, config and provenance."""
@@ -252,46 +211,6 @@ def ensemble(
     show_ensemble(ens.metrics, ens.path)
 
 
-@app.command()
-def merge(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders of one config that trained different cv.train_folds.",
-                                               show_default=False)],
-    out: Annotated[Path, typer.Option(help="The merged run folder (new).")],
-    data: Annotated[Optional[Path], typer.Option(help="Competition folder, when not at the runs' path here.")] = None,
-) -> None:
-    """Combine runs that trained different folds (separate machines or notebook sessions) into one finished run:
-    OOF, decisions, metrics and submission as if it had been trained in one go."""
-    from podium.api import merge as run
-
-    merged = run(*runs, out=out, data=data)
-    m = merged.metrics
-    Console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
-
-
-@app.command()
-def pack(
-    folders: Annotated[list[Path], typer.Argument(help="Run or ensemble folders to pack.", show_default=False)],
-    out: Annotated[Path, typer.Option(help="The folder to upload as a Kaggle dataset (new).")],
-    base: Annotated[Optional[Path], typer.Option(help="Requirements or `pip freeze` file of the notebook's "
-                                                      "environment; its packages are not packed (default: Kaggle's "
-                                                      "image, see docs/KAGGLE.md).")] = None,
-    fp16: Annotated[bool, typer.Option(help="Store the weights in half precision (half the size).")] = False,
-    dataset: Annotated[str, typer.Option(help="The Kaggle dataset name, used in the notebook cell.")] = "podium-pack",
-    python_version: Annotated[str, typer.Option(help="The notebook's Python (e.g. 3.11) when it differs from this "
-                                                     "one's.")] = "",
-    platform: Annotated[str, typer.Option(help="The notebook's wheel platform (e.g. manylinux2014_x86_64) when it "
-                                               "differs from this machine's.")] = "",
-) -> None:
-    """Pack runs or ensembles for a Kaggle code competition: wheels for an offline pip install, slimmed checkpoints,
-    predict.py and the notebook cell."""
-    from podium.api import pack as run
-
-    info = run(*folders, out=out, base=base, fp16=fp16, dataset=dataset, python_version=python_version,
-               platform=platform)
-    Console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
-                    f"{sum(info['bytes'].values()) / 2**20:.1f} MiB{' (fp16 weights)' if info['fp16'] else ''}")
-
-
 @app.command(cls=ConfigHelpCommand)
 def sweep(
     data_dir: DataDir,
@@ -345,6 +264,10 @@ def search(
     Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
                     f"{best['value']:.4f}, run {best['run_dir']}")
     Console(soft_wrap=True).print(escape(best["command"]))
+
+
+for command in (export, serve, merge, pack):  # podium.cli_deploy: models that leave the run folder
+    app.command()(command)
 
 
 def main() -> None:
