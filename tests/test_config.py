@@ -137,6 +137,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "train.precision": (("auto", "no", "bf16", "fp16"), ()),
     "train.device": (("auto", "cpu", "cuda", "mps"), ()),
     "data.pseudo_share": (("all", "fold"), ()),
+    "data.pseudo_folds": (("matched", "averaged"), ()),
     "predict.tta": ("podium.engine.tta:VIEWS", ()),
     "cv.metric": ("podium.tasks.metrics:METRICS", ("auto",)),
     "data.preprocess": ("podium.data.image_ops:IMAGE_OPS", ()),

@@ -15,7 +15,8 @@ from podium.config import PodiumConfig, merge
 from podium.core.errors import PodiumError
 from podium.data.integrity import prepare
 from podium.engine.fold import trains_in
-from podium.inference.teachers import PSEUDO, with_pseudo, with_soft_labels
+from podium.inference.pseudo import PSEUDO, with_pseudo
+from podium.inference.teachers import with_soft_labels
 from podium.runs.run import Run
 
 
@@ -68,30 +69,107 @@ def test_soft_labels_train_and_record_their_source(single_dir: Path, tiny: tuple
     assert numbers["soft labels from"] == (None, src.path.name)
 
 
-@pytest.mark.parametrize("share", ["all", "fold"])
-def test_pseudo_rows_train_but_never_validate(single_dir: Path, tiny: tuple[str, ...], share: str) -> None:
+@pytest.mark.parametrize(("share", "mode"), [("all", "matched"), ("fold", "matched"), ("all", "averaged")])
+def test_pseudo_rows_train_but_never_validate(single_dir: Path, tiny: tuple[str, ...], share: str, mode: str) -> None:
     src = _source(single_dir, tiny)
     run = podium.train(single_dir, overrides=[*tiny, f"data.pseudo={src.path}", f"data.pseudo_share={share}",
-                                              "run.name=pseudo"])
+                                              f"data.pseudo_folds={mode}", "run.name=pseudo"])
     folds = run.folds_table
     pseudo = folds[folds["source"] == PSEUDO]
-    assert len(pseudo) == 12 and (pseudo["fold"] == -1).all()
+    copies = 2 if (share, mode) == ("all", "matched") else 1  # matched, every fold: one row per image and fold
+    assert len(pseudo) == 12 * copies and (pseudo["fold"] == -1).all()
     assert not run.oof["id"].str.startswith(PSEUDO + "/").any() and len(run.oof) == 48
-    assert run.info["sources"]["pseudo"]["rows"] == 12
+    assert run.info["sources"]["pseudo"]["images"] == 12 and run.info["sources"]["pseudo"]["rows"] == 12 * copies
     cfg = merge(run.config, [])
     comp, integ = prepare(single_dir, cfg.data)
     comp, integ, _ = with_pseudo(comp, integ, cfg)
     fold_of = folds.set_index("id").loc[comp.train["id"], "fold"].to_numpy()
     rows = [set(np.flatnonzero(trains_in(comp, fold_of, k) & (fold_of == -1))) for k in range(2)]
-    if share == "all":
+    images = [set(comp.train["pseudo_id"].iloc[sorted(r)]) for r in rows]
+    if (share, mode) == ("all", "averaged"):
         assert rows[0] == rows[1] and len(rows[0]) == 12
+    elif share == "all":  # each fold its own copies of all 12 images
+        assert not rows[0] & rows[1] and images[0] == images[1] and len(images[0]) == 12
     else:
-        assert not rows[0] & rows[1] and len(rows[0] | rows[1]) == 12
+        assert not rows[0] & rows[1] and len(rows[0] | rows[1]) == 12 and not images[0] & images[1]
+
+
+def test_matched_pseudo_labels_come_from_the_fold_model_that_never_saw_the_fold(single_dir: Path,
+                                                                               tiny: tuple[str, ...]) -> None:
+    src = _source(single_dir, tiny)
+    classes = ["cat", "dog", "fox"]
+    by_fold = src.fold_predictions()
+    assert sorted(by_fold["fold"].unique()) == [0, 1]  # each fold model's test probabilities, kept by predict
+    mean = by_fold.groupby("id")[classes].mean().loc[src.test_predictions["id"]]
+    assert np.allclose(mean.to_numpy(), src.test_predictions[classes].to_numpy(), atol=1e-6)
+    cfg = merge(PodiumConfig(), [*tiny, f"data.pseudo={src.path}"])
+    comp, integ = prepare(single_dir, cfg.data)
+    comp, _, info = with_pseudo(comp, integ, cfg)
+    pseudo = (comp.train["source"] == PSEUDO).to_numpy()
+    want = by_fold.set_index(["fold", "id"])[classes]
+    keys = list(zip(comp.train["part"][pseudo], comp.train["pseudo_id"][pseudo]))
+    assert np.allclose(comp.train_targets[pseudo], want.loc[keys].to_numpy(), atol=1e-6)
+    assert info["folds"] == "matched" and info["unlabelled"] == "test set"
+    averaged = merge(cfg, ["data.pseudo_folds=averaged"])
+    comp2, _, _ = with_pseudo(*prepare(single_dir, averaged.data), averaged)
+    flat = (comp2.train["source"] == PSEUDO).to_numpy()
+    assert np.allclose(comp2.train_targets[flat], mean.loc[comp2.train["pseudo_id"][flat]].to_numpy(), atol=1e-6)
+
+
+def test_matched_pseudo_labels_need_per_fold_predictions_and_the_same_folds(single_dir: Path,
+                                                                            tiny: tuple[str, ...]) -> None:
+    src = _source(single_dir, tiny)
+    src.predictions_path(folds=True).unlink()  # a source predicted before per-fold files existed
+    with pytest.raises(PodiumError, match=r"no predictions of its fold 0, 1 model.*podium predict .*pseudo_folds="):
+        podium.train(single_dir, overrides=[*tiny, f"data.pseudo={src.path}", "run.name=student"])
+    run = podium.train(single_dir, overrides=[*tiny, f"data.pseudo={src.path}", "data.pseudo_folds=averaged",
+                                              "run.name=averaged"])
+    assert run.status == "done" and run.info["sources"]["pseudo"]["folds"] == "averaged"
+    other = _source(single_dir, tiny, "cv.seed=7", "run.name=other")
+    with pytest.raises(PodiumError, match=r"data.pseudo=.* was trained on other folds.*pseudo_folds=averaged"):
+        podium.train(single_dir, overrides=[*tiny, f"data.pseudo={other.path}", "run.name=student"])
+    assert not [p for p in (Path(run.path).parent).iterdir() if p.name.startswith("student-")]
+
+
+def test_pseudo_labels_from_an_unlabelled_folder_skip_duplicates_of_train(single_dir: Path, tiny: tuple[str, ...],
+                                                                          tmp_path: Path) -> None:
+    import shutil
+
+    pool = tmp_path / "unlabelled"
+    datagen.csv_single(tmp_path / "pool_src", n=3, n_test=6, seed=9)
+    shutil.copytree(tmp_path / "pool_src" / "test_images", pool)
+    shutil.copyfile(single_dir / "train_images" / "img000.png", pool / "copy_of_train.png")  # must be left out
+    src = _source(single_dir, tiny)
+    with pytest.raises(PodiumError, match=r"No predictions .*podium predict .* --images .*unlabelled`"):
+        podium.train(single_dir, overrides=[*tiny, f"data.pseudo={src.path}", f"data.pseudo_images={pool}"])
+    table = podium.predict(src, images=pool)
+    assert len(table) == 7 and src.predictions_path("unlabelled", folds=True).is_file()
+    run = podium.train(single_dir, overrides=[*tiny, f"data.pseudo={src.path}", f"data.pseudo_images={pool}",
+                                              "data.pseudo_share=fold", "run.name=pool"])
+    info = run.info["sources"]["pseudo"]
+    assert info["unlabelled"] == "unlabelled" and info["images"] == 6 and info["dropped_duplicates"] == 1
+    assert len(run.oof) == 48
+    with pytest.raises(PodiumError, match=r"data.pseudo_images needs data.pseudo"):
+        podium.train(single_dir, overrides=[*tiny, f"data.pseudo_images={pool}"])
+
+
+def test_an_ensemble_keeps_each_folds_blend_for_pseudo_labels(single_dir: Path, tiny: tuple[str, ...],
+                                                              tmp_path: Path) -> None:
+    a, b = _source(single_dir, tiny), _source(single_dir, tiny, "train.seed=1", "run.name=b")
+    ens = podium.ensemble(a.path, b.path, blend="mean")
+    classes = ["cat", "dog", "fox"]
+    mine = ens.fold_predictions().set_index(["fold", "id"])[classes].sort_index()
+    members = pd.concat([a.fold_predictions(), b.fold_predictions()]).groupby(["fold", "id"])[classes].mean()
+    assert np.allclose(mine.to_numpy(), members.sort_index().to_numpy(), atol=1e-6)
+    run = podium.train(single_dir, overrides=[*tiny, f"data.pseudo={ens.path}", "run.name=from-ensemble"])
+    assert run.info["sources"]["pseudo"]["rows"] == 24
+    pool = datagen.csv_single(tmp_path / "pool_src", n=3, n_test=4, seed=9) / "test_images"
+    assert len(podium.predict(ens, images=pool)) == 4 and ens.predictions_path("test_images", folds=True).is_file()
 
 
 def test_pseudo_threshold_keeps_only_sure_rows_as_hard_labels(single_dir: Path, tiny: tuple[str, ...]) -> None:
     src = _source(single_dir, tiny)
-    probs = src.test_predictions[["cat", "dog", "fox"]].to_numpy().max(axis=1)
+    probs = src.fold_predictions()[["cat", "dog", "fox"]].to_numpy().max(axis=1)  # each (fold model, image)
     cut = float(np.median(probs))
     cfg = merge(PodiumConfig(), [*tiny, f"data.pseudo={src.path}", f"data.pseudo_threshold={cut}"])
     comp, integ = prepare(single_dir, cfg.data)

@@ -104,8 +104,14 @@ def predict(run: str | Path | Run | None = None, images: str | Path | None = Non
         table.attrs["path"] = str(path)  # where it was written, for the command line to say
         return table
     from podium.inference.run import predict_run
+    from podium.multirun.predict import predict_images
+    from podium.runs.ensemble import is_ensemble
 
-    path = predict_run(run, images, out, tuple(tta) if tta else None, device)
+    folder = getattr(run, "path", run)
+    if images is not None and is_ensemble(folder):  # an ensemble's members predict, blended with its weights
+        path = predict_images(folder, images, out, tuple(tta) if tta else None, device)
+    else:
+        path = predict_run(run, images, out, tuple(tta) if tta else None, device)
     table = pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
     table.attrs["path"] = str(path)  # where it was written, for the command line to say
     return table

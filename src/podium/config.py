@@ -93,6 +93,11 @@ class DataConfig:
                                   ge=0, le=1)
     pseudo_share: str = opt("all", "data.pseudo rows train every fold's model (all), or each one fold's (fold: split "
                             "across the folds, seeded by id).", choices=("all", "fold"))
+    pseudo_folds: str = opt("matched", "data.pseudo targets of fold k's rows: matched: the source's fold-k model's "
+                            "(it never saw fold k: an honest CV; needs the same folds and its per-fold predictions); "
+                            "averaged: its fold average (flatters the CV).", choices=("matched", "averaged"))
+    pseudo_images: str = opt("", "data.pseudo: a folder of unlabelled images to pseudo-label instead of the test set "
+                             "(the source must have predicted it: podium predict SOURCE --images FOLDER).")
     group_col: str = opt("", "CSV column of groups (e.g. patient_id) kept in one fold together with duplicates.")
     cache: bool = opt(True, "Decode each image once into a memory-mapped uint8 cache reused by epochs, folds and runs.")
     cache_scale: float = opt(1.25, "Cached short side as a multiple of the model's input size (never upscaled).", ge=1)

@@ -47,7 +47,8 @@ from podium.engine.probe import resolve_auto_batch
 from podium.engine.trackers import check_trackers, describe_trackers
 from podium.engine.tta import check_shape_kept
 from podium.inference.checkpoints import predict_checkpoints, write_test_outputs
-from podium.inference.teachers import with_pseudo, with_targets
+from podium.inference.pseudo import with_pseudo
+from podium.inference.teachers import with_targets
 from podium.models.factory import check_model
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
@@ -158,7 +159,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     if cfg.aug.pipeline:
         load_pipeline(cfg.aug.pipeline)  # a missing or unusable file stops here
     folds = plan_folds(comp, integ, cfg, run)
-    comp, sources = with_targets(comp, folds, cfg)  # soft labels and a teacher, checked against these folds
+    comp, sources = with_targets(comp, folds, cfg)  # soft labels, a teacher, matched pseudo: same folds?
     check_model(cfg.model)  # unknown architecture or no weights available here
     check_input_shape(cfg)
     cfg, batch_note = resolve_auto_batch(cfg, len(comp.classes))  # the saved config holds the concrete batch

@@ -93,6 +93,9 @@ def check_relations(cfg: PodiumConfig) -> None:
         check_metric(cfg.cv.metric, cfg.data.task)
     if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold
         check_trackers(cfg.run)
+    if cfg.data.pseudo_images and not cfg.data.pseudo:
+        raise PodiumError("Config key data.pseudo_images needs data.pseudo: the run or ensemble whose predictions of "
+                          f"{cfg.data.pseudo_images} become the pseudo-labels.")
     ft, epochs = cfg.finetune, cfg.train.epochs
     if cfg.model.pretrained != "none" and ft.freeze_epochs >= epochs:
         raise PodiumError(f"Config key finetune.freeze_epochs must be < train.epochs ({epochs}) with pretrained "

@@ -3,7 +3,7 @@ checkpoint) predicts with TTA through ``predict_logits``, and the folds' probabi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ class Prediction:
     task: Task
     classes: list[str]
     decisions: dict
+    by_fold: dict[int, np.ndarray] = field(default_factory=dict)  # each fold model's probabilities (or fold blend)
 
     @property
     def threshold(self) -> float | list[float]:
@@ -43,7 +44,7 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
     preprocessing and TTA ``views`` (default: the views the checkpoint was trained to use)."""
     if not checkpoints:
         raise PodiumError("No checkpoint to predict with.")
-    first, total = checkpoints[0], None
+    first, probs = checkpoints[0], []
     device = accelerator.device.type
     for ckpt in checkpoints:
         if (ckpt.classes, ckpt.task) != (first.classes, first.task):
@@ -58,10 +59,11 @@ def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: li
         loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
         logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last,
                                 scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}")
-        probs = ckpt.resolved_task().probabilities(logits)
-        total = probs if total is None else total + probs
-    return Prediction(list(ids), total / len(checkpoints), first.resolved_task(), list(first.classes),
-                      dict(first.decisions))
+        probs.append(ckpt.resolved_task().probabilities(logits))
+    folds = [c.fold for c in checkpoints]
+    by_fold = dict(zip(folds, probs)) if len(set(folds)) == len(folds) else {}  # checkpoints of one run each
+    return Prediction(list(ids), np.mean(probs, axis=0), first.resolved_task(), list(first.classes),
+                      dict(first.decisions), by_fold)
 
 
 def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:
@@ -75,9 +77,33 @@ def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:
     return df
 
 
+def fold_table(pred: Prediction) -> pd.DataFrame | None:
+    """Each fold model's probabilities in one long table (fold, id, one column per class); None without them."""
+    if not pred.by_fold:
+        return None
+    parts = [pd.DataFrame(p, columns=pred.classes).assign(fold=f, id=pred.ids) for f, p in sorted(pred.by_fold.items())]
+    table = pd.concat(parts, ignore_index=True)
+    return table[["fold", "id", *pred.classes]]
+
+
+def fold_arrays(table: pd.DataFrame | None, ids: list[str], classes: list[str]) -> dict[int, np.ndarray]:
+    """A ``fold_table`` read back: each fold's probabilities in the order of ``ids``; empty when there is no table
+    or a fold lacks one of the ids."""
+    if table is None:
+        return {}
+    out = {}
+    for f, part in table.assign(id=table["id"].astype(str)).groupby("fold", sort=True):
+        part = part.set_index("id")
+        if not part.index.is_unique or not all(i in part.index for i in ids):
+            return {}
+        out[int(f)] = part.loc[ids, classes].to_numpy(dtype=np.float64)
+    return out
+
+
 def write_test_outputs(run: Run, pred: Prediction, fmt: SubmissionFormat | None) -> Path:
-    """``test_predictions.csv`` (probabilities) and a validated ``submission.csv`` in the sample's format."""
-    run.write_test_predictions(probability_table(pred))
+    """``test_predictions.csv`` (probabilities, and each fold model's in ``test_predictions_folds.csv``) and a
+    validated ``submission.csv`` in the sample's format."""
+    run.write_test_predictions(probability_table(pred), fold_table(pred))
     fmt = fmt or default_format(pred.task, pred.classes, pred.ids)
     labels = pred.task.decode(pred.probs, pred.decisions, pred.classes)
     return run.write_submission(lambda path: write_submission(path, fmt, pred.ids, pred.probs, pred.classes,

@@ -13,7 +13,7 @@ from podium.data.images import check_images
 from podium.data.ingest import load_competition
 from podium.engine.accel import make_accelerator
 from podium.engine.tta import check_views
-from podium.inference.checkpoints import predict_checkpoints, probability_table, write_test_outputs
+from podium.inference.checkpoints import fold_table, predict_checkpoints, probability_table, write_test_outputs
 from podium.runs.run import Run
 
 
@@ -32,6 +32,8 @@ def predict_run(run: str | Path | Run, images: str | Path | None = None, out: st
 
     Without ``images``: the competition's test set -> ``test_predictions.csv`` and a validated ``submission.csv``.
     With ``images``: every image below that folder -> a CSV of ids, labels and class probabilities.
+    Each fold model's probabilities are kept beside the average (``*_folds.csv``, ``*-folds.csv``): a later run's
+    honest pseudo-labels read them.
     """
     run = run if isinstance(run, Run) else Run.open(run)
     cfg = run.config
@@ -49,7 +51,7 @@ def predict_run(run: str | Path | Run, images: str | Path | None = None, out: st
             raise PodiumError(f"{len(bad)} image(s) cannot be read: "
                               f"{list_some([f'{os.path.relpath(p, folder)} ({w})' for p, w in bad.items()])}.")
         pred = predict_checkpoints(checkpoints, ids, paths, accelerator, tta)
-        return run.write_predictions(folder.name, probability_table(pred), out)
+        return run.write_predictions(folder.name, probability_table(pred), out, fold_table(pred))
     data_dir = run.data_dir
     if not data_dir.is_dir():
         raise PodiumError(f"The run's data folder {data_dir} is gone; pass --images DIR to predict other images.")

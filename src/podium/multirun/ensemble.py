@@ -56,7 +56,7 @@ def ensemble(members: list[str | Path] | tuple[str | Path, ...] = (), top: int =
     runs = choose_members(members, top, data, where, root)
     m = load_members(runs)
     metrics, result = blend_oof(m, blender, blend)
-    test = blend_test(m, blender, result.weights, device)
+    test = blend_test(m, blender, result.weights, device, result.fold_weights)
     ens = write(m, blend, metrics, result, test, name, time.time() - t0)
     from podium.core.console import Reporter
     from podium.reporting import report_after_training
@@ -219,14 +219,17 @@ def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], B
     return metrics, result
 
 
-def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str) -> Any:
+def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str,
+               fold_weights: dict[int, list[float]] | None = None) -> Any:
     """The blended test predictions (a ``Prediction`` without decisions yet), or None when the data has no test set.
 
     Each member's saved test_predictions.csv is used when it exists; otherwise its checkpoints predict the test set.
+    Each fold's blend of the members' fold models is kept too (``blend_folds``) when every member has them.
     """
     from podium.data.ingest import load_competition
     from podium.engine.accel import make_accelerator
-    from podium.inference.checkpoints import Prediction, predict_checkpoints
+    from podium.inference.checkpoints import Prediction, fold_arrays, predict_checkpoints
+    from podium.inference.offline import blend_folds
 
     cfg = m.runs[0].config
     if not m.data_dir.is_dir():
@@ -235,7 +238,7 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str) -> 
     if comp.test is None:
         return None
     ids, paths = comp.test["id"].tolist(), comp.test["path"].tolist()
-    probs, accelerator = [], None
+    probs, by_fold, accelerator = [], [], None
     for run in m.runs:
         if run.test_predictions_path.is_file():
             table = run.test_predictions.set_index("id")
@@ -244,13 +247,17 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str) -> 
                 raise PodiumError(f"{run.test_predictions_path} lacks test ids {list_some(missing)}; predict it "
                                   f"again with `podium predict {run.path}`.")
             probs.append(table.loc[ids, m.classes].to_numpy(dtype=np.float64))
+            by_fold.append(fold_arrays(run.fold_predictions(), ids, m.classes))
             continue
         if accelerator is None:
             accelerator = make_accelerator(TrainConfig(device=device, precision=cfg.train.precision,
                                                        threads=cfg.train.threads))
-        probs.append(predict_checkpoints(run.checkpoints(), ids, paths, accelerator).probs)
+        pred = predict_checkpoints(run.checkpoints(), ids, paths, accelerator)
+        probs.append(pred.probs)
+        by_fold.append(pred.by_fold)
     blended = blender.combine(probs, weights, m.task)
-    return Prediction(ids, blended, m.task, m.classes, {}), comp.submission
+    folds = blend_folds(by_fold, blender.combine, weights, fold_weights, m.task)
+    return Prediction(ids, blended, m.task, m.classes, {}, folds), comp.submission
 
 
 def write(m: Members, blend: str, metrics: dict[str, Any], result: BlendResult, test: Any, name: str, wall: float
@@ -275,8 +282,8 @@ def write(m: Members, blend: str, metrics: dict[str, Any], result: BlendResult, 
         ens.write_metrics(metrics)
         if test is not None:
             pred, fmt = test
-            write_test_outputs(ens, Prediction(pred.ids, pred.probs, pred.task, pred.classes, metrics["decisions"]),
-                               fmt)
+            write_test_outputs(ens, Prediction(pred.ids, pred.probs, pred.task, pred.classes, metrics["decisions"],
+                                               pred.by_fold), fmt)
         ens.finish_ensemble(metrics["cv_score"], wall, int(len(np.unique(m.folds))),
                             m.runs[0].metrics.get("validated", "all folds"))
     except BaseException:

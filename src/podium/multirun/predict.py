@@ -12,14 +12,18 @@ and the data folder may hold a hidden test set other than the one the run was tr
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from podium.config import TrainConfig
 from podium.core.errors import PodiumError, list_some
+from podium.data.images import check_images
 from podium.data.ingest import read_test_set
 from podium.engine.accel import make_accelerator
 from podium.engine.tta import check_views
+from podium.inference.checkpoints import fold_table, probability_table
 from podium.inference.offline import Member, predict_members, write_submission_file
+from podium.inference.run import list_images
 from podium.multirun.blends import BLENDS
 from podium.runs.ensemble import Ensemble, is_ensemble
 from podium.runs.run import Run
@@ -65,3 +69,26 @@ def predict_data(folder: str | Path, data: str | Path, out: str | Path = "submis
     if accelerator.is_main_process:
         write_submission_file(out, pred, fmt)
     return Path(out)
+
+
+def predict_images(folder: str | Path, images: str | Path, out: str | Path | None = None,
+                   tta: tuple[str, ...] | None = None, device: str = "auto") -> Path:
+    """An ensemble folder's blended predictions of every image below ``images``: ``predictions-<name>.csv`` in the
+    ensemble folder (or ``out``), with each fold's blend of the members' fold models in ``predictions-<name>-folds.csv``
+    (the source of honest pseudo-labels on unlabelled images, ``data.pseudo_images``)."""
+    owner, members, blend = models_of(folder)
+    if tta:
+        check_views(tta)
+    root = Path(images).expanduser().resolve()
+    ids, paths = list_images(root)
+    bad = check_images(paths)
+    if bad:
+        raise PodiumError(f"{len(bad)} image(s) cannot be read: "
+                          f"{list_some([f'{os.path.relpath(p, root)} ({w})' for p, w in bad.items()])}.")
+    first = members[0].checkpoints[0]
+    accelerator = make_accelerator(TrainConfig(device=device, precision=first.config.train.precision))
+    pred = predict_members(members, ids, paths, accelerator, owner.decisions or dict(first.decisions),
+                           BLENDS.get(blend).combine if blend else None, tta,
+                           fold_weights=owner.members.get("fold_weights") if blend else None)
+    owner = type(owner)(owner.path, writer=accelerator.is_main_process)
+    return owner.write_predictions(root.name, probability_table(pred), out, fold_table(pred))

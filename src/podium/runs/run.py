@@ -17,7 +17,9 @@ resume, ensembling and reporting read through it.
   decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
   metrics.json             overall, per-class and per-fold scores
   test_predictions.csv     probabilities per test id;  submission.csv: in the sample's format, validated
+  test_predictions_folds.csv  each fold model's test probabilities (fold, id, classes): honest pseudo-labels
   predictions-<folder>.csv `podium predict --images <folder>`: ids, labels and probabilities of those images
+                           (and predictions-<folder>-folds.csv, each fold model's)
   train.log                the console output
   report.html              the run's report (podium.reporting), self-contained
   export/model.onnx        the ONNX graph of podium export; export/export.json: its parity report
@@ -33,7 +35,6 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,12 @@ from podium.core.io import write_csv, write_json, write_text, write_with
 from podium.runs.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
 from podium.runs.files import alive, git_commit, new_folder, read_csv, read_json
 from podium.runs.log import list_runs, record_run
+from podium.runs.predictions import PredictionFiles
 
 STATUSES = ("running", "done", "interrupted", "failed", "pruned")  # pruned: a search stopped it (runs.lifecycle)
 
 
-class Run:
+class Run(PredictionFiles):
     """A run folder: its files, its status and its experiment-log row."""
 
     def __init__(self, path: str | Path, writer: bool = True) -> None:
@@ -94,16 +96,6 @@ class Run:
     def fold_dir(self, fold: int) -> Path:
         """The folder of fold ``fold``."""
         return self.path / f"fold{fold}"
-
-    @property
-    def submission_path(self) -> Path:
-        """Where the validated submission is (once the run has predicted its test set)."""
-        return self.path / "submission.csv"
-
-    @property
-    def test_predictions_path(self) -> Path:
-        """Per-class test probabilities."""
-        return self.path / "test_predictions.csv"
 
     @property
     def log_path(self) -> Path:
@@ -239,35 +231,6 @@ class Run:
         """decisions.json (empty before the run has fitted any)."""
         path = self.path / "decisions.json"
         return read_json(path) if path.is_file() else {}
-
-    def write_test_predictions(self, table: pd.DataFrame) -> Path:
-        """test_predictions.csv."""
-        return self._csv("test_predictions.csv", table)
-
-    def write_submission(self, write: Callable[[Path], None]) -> Path:
-        """submission.csv, written (and validated) by ``write(path)``, a submission format's writer."""
-        if self.writer:
-            write(self.submission_path)
-        return self.submission_path
-
-    def write_predictions(self, folder: str, table: pd.DataFrame, out: str | Path | None = None) -> Path:
-        """The predictions of the images below ``folder`` (a folder name): ``predictions-<folder>.csv`` in the run
-        folder, or ``out`` when given."""
-        path = Path(out) if out else self.path / f"predictions-{folder}.csv"
-        if self.writer:
-            write_csv(path, table)
-        return path
-
-    def copy_submission(self, out: str | Path) -> Path:
-        """A copy of submission.csv at ``out`` (written atomically)."""
-        if self.writer:
-            write_with(out, lambda tmp: shutil.copyfile(self.submission_path, tmp))
-        return Path(out)
-
-    @property
-    def test_predictions(self) -> pd.DataFrame:
-        """test_predictions.csv: id, decoded label(s) and one probability column per class."""
-        return read_csv(self.test_predictions_path, "test predictions (test_predictions.csv)")
 
     @property
     def folds_table(self) -> pd.DataFrame:
