@@ -55,6 +55,21 @@ def test_cross_fit_of_one_fold_uses_inner_chunks() -> None:
     result = cross_fit(BLENDS.get("weights"), get_task("multiclass"), y, members, np.zeros(60, dtype=int))
     assert sorted(result.fold_weights) == list(range(5)) and result.honest.shape == (60, 3)
     assert sorted(np.bincount(inner_folds(60))) == [12] * 5
+    groups = np.arange(60) // 3  # duplicate clusters of three rows: each cluster stays in one chunk
+    chunks = inner_folds(60, groups=groups)
+    assert all(len(set(chunks[groups == g])) == 1 for g in range(20)) and len(set(chunks)) == 5
+
+
+def test_ensemble_groups_are_the_members_duplicate_clusters(single_dir: Path, tiny: tuple[str, ...]) -> None:
+    import shutil
+
+    from podium.multirun.ensemble import duplicate_groups
+
+    shutil.copyfile(single_dir / "train_images" / "img000.png", single_dir / "train_images" / "img003.png")
+    run = podium.train(single_dir, overrides=[*tiny, "cv.train_folds=0"])
+    ids = run.folds_table["id"].tolist()
+    groups = duplicate_groups(run, ids)
+    assert groups[ids.index("img000")] == groups[ids.index("img003")] and len(set(groups)) == len(ids) - 1
 
 
 def test_an_old_experiment_log_gains_the_validated_column(tmp_path: Path) -> None:

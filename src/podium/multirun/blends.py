@@ -105,23 +105,31 @@ class BlendResult:
 INNER_FOLDS = 5  # the chunks a single validated fold (a holdout) is cross-fitted on
 
 
-def inner_folds(n: int, k: int = INNER_FOLDS, seed: int = 0) -> np.ndarray:
-    """``k`` seeded chunks of ``n`` rows (at most ``n``), to cross-fit blend weights on the rows of one holdout fold."""
-    return np.random.default_rng(seed).permutation(n) % max(1, min(k, n))
+def inner_folds(n: int, k: int = INNER_FOLDS, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """``k`` seeded chunks of ``n`` rows (at most ``n``), to cross-fit blend weights on the rows of one holdout fold;
+    rows of one group (a duplicate cluster) share a chunk, so a blend is never scored on a copy of a row it was
+    fitted on."""
+    if groups is None:
+        return np.random.default_rng(seed).permutation(n) % max(1, min(k, n))
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    chunk = np.random.default_rng(seed).permutation(len(uniq)) % max(1, min(k, len(uniq)))
+    return chunk[inverse]
 
 
-def cross_fit(blend: Blend, task: Task, y: np.ndarray, members: list[np.ndarray], folds: np.ndarray) -> BlendResult:
+def cross_fit(blend: Blend, task: Task, y: np.ndarray, members: list[np.ndarray], folds: np.ndarray,
+              groups: np.ndarray | None = None) -> BlendResult:
     """Fit ``blend`` on every OOF row (the final weights) and, when it is fitted on labels, once per fold on the
     other folds' rows to blend that fold: the honest OOF probabilities, which no label of their own row has seen.
 
     Members that validated one fold only (``cv.train_folds=0``: a holdout) have no other fold to fit on: their rows
-    are cross-fitted on ``inner_folds`` chunks instead (``fold_weights`` then holds the chunks' weights)."""
+    are cross-fitted on ``inner_folds`` chunks instead (``fold_weights`` then holds the chunks' weights), keeping
+    each of ``groups`` (duplicate clusters) in one chunk."""
     weights = blend.fit(task, y, members)
     probs = blend.combine(members, weights, task)
     if not blend.fitted:
         return BlendResult(weights, probs, probs, {})
     if len(np.unique(folds)) < 2:
-        folds = inner_folds(len(y))
+        folds = inner_folds(len(y), groups=groups)
     honest, per_fold = np.zeros_like(probs), {}
     for f in np.unique(folds):
         out = folds == f

@@ -187,12 +187,22 @@ def check_same_folds(first: Run, folds: pd.DataFrame, run: Run) -> None:
                               "with the same cv.folds and cv.seed (or one cv.folds_file).")
 
 
+def duplicate_groups(run: Run, ids: list[str]) -> np.ndarray:
+    """A group per row of ``ids``: the duplicate cluster it belongs to (the integrity check's duplicates.csv), else
+    its own."""
+    dups = run.duplicates
+    dups = dups[dups["split"] == "train"] if dups is not None and "split" in dups.columns else dups
+    cluster = {} if dups is None or not len(dups) else dict(zip(dups["id"].astype(str), dups["cluster"].astype(int)))
+    return np.array([len(ids) + cluster[i] if i in cluster else n for n, i in enumerate(map(str, ids))],
+                    dtype=np.int64)
+
+
 def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], BlendResult]:
     """The blend's weights and scores: each member's, the blend's honest (cross-fitted) and in-sample ones, with
     decisions refitted on the blended OOF through the task."""
     task = m.task
     predict = m.runs[0].config.predict  # how the members fit their decisions: the blend fits its own alike
-    result = cross_fit(blender, task, m.y, m.probs, m.folds)
+    result = cross_fit(blender, task, m.y, m.probs, m.folds, duplicate_groups(m.runs[0], m.ids))
     decisions = fit_decisions(task, m.y, result.probs, predict)
     honest_decisions = fit_decisions(task, m.y, result.honest, predict)
     honest = score(task, m.y, result.honest, decisions=honest_decisions)
