@@ -2,8 +2,8 @@
 cached, the near-duplicate search at 20k and 100k hashes, peak RSS at 20k and 100k rows, cache disk use and decode
 cost per format, and loader-only throughput per core at 224 px.
 
-    PYTHONPATH=src python -m bench.make_large --out /tmp/podium-large --count 20000      # the 20k set, once
-    PYTHONPATH=src python -m bench.large_data --data /tmp/podium-large [--only prep,inspect,hashes,rss,formats,loader]
+    PYTHONPATH=src python -m bench.make_large --out bench/large/pp20k --count 20000     # the 20k set, once
+    PYTHONPATH=src python -m bench.large_data --data bench/large/pp20k [--only prep,inspect,hashes,rss,formats,loader]
 
 Sections (``--only`` picks some; each merges its results into bench/results/large_data.json and .md):
 
@@ -91,15 +91,18 @@ def section_prep(args: argparse.Namespace) -> dict[str, Any]:
             assert table["error"].isna().all() and not filler.missing()
         return took
 
-    def old_code() -> float:
+    def old_code() -> float | None:
         script = ("import sys, time; from podium.data.checks import check_files; "
                   "from podium.data.cache import build_cache; paths = sys.argv[2:]; side = int(sys.argv[1]); "
                   "t0 = time.perf_counter(); check_files(paths); build_cache(paths, side); "
                   "print(time.perf_counter() - t0)")
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "PYTHONPATH": str(args.old_src), "PODIUM_CACHE": tmp}
-            out = subprocess.run([sys.executable, "-c", script, str(side), *paths], env=env, check=True,
+            out = subprocess.run([sys.executable, "-c", script, str(side), *paths], env=env, check=False,
                                  capture_output=True, text=True, cwd=tmp)
+        if out.returncode:  # say why, and keep the other numbers of the section
+            print(f"prep: the old code failed ({out.returncode}): {out.stderr.strip()[-2000:]}", flush=True)
+            return None
         return float(out.stdout.strip().splitlines()[-1])
 
     limits, news = [], []
@@ -361,6 +364,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="prep: alternating limit / first-pass pairs")
     ap.add_argument("--name", default="large_data")
     args = ap.parse_args()
+    args.data = args.data.resolve()  # child processes run in other folders
     path = RESULTS / f"{args.name}.json"
     result = json.loads(path.read_text()) if path.is_file() else {}
     result.setdefault("machine", machine())
@@ -369,13 +373,15 @@ def main() -> None:
         result[name] = SECTIONS[name](args)
         result[name]["when"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         result[name]["load_avg"] = os.getloadavg()[0]
+        result[name]["data"] = str(args.data)  # sections run at different times may have used different sets
         RESULTS.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     rows = rows_md(result)
     show(rows)
     m = result["machine"]
-    md = [f"# {args.name}", "", f"{m['cpu']} ({m['cores']} cores), data {result['data']}; load average per section "
-          f"in the JSON (" + ", ".join(f"{k} {result[k]['load_avg']:.1f}" for k in SECTIONS if k in result) + ").",
+    md = [f"# {args.name}", "", f"{m['cpu']} ({m['cores']} cores); per section, the data and the load average at its "
+          "end: " + "; ".join(f"{k} {Path(str(result[k].get('data', result['data']))).name} "
+                              f"{result[k]['load_avg']:.1f}" for k in SECTIONS if k in result) + ".",
           "", "| quantity | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows], ""]
     (RESULTS / f"{args.name}.md").write_text("\n".join(md))
 

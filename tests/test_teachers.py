@@ -147,7 +147,7 @@ def test_pseudo_labels_from_an_unlabelled_folder_skip_duplicates_of_train(single
     run = podium.train(single_dir, overrides=[*tiny, f"data.pseudo={src.path}", f"data.pseudo_images={pool}",
                                               "data.pseudo_share=fold", "run.name=pool"])
     info = run.info["sources"]["pseudo"]
-    assert info["unlabelled"] == "unlabelled" and info["images"] == 6 and info["dropped_duplicates"] == 1
+    assert info["unlabelled"] == "folder unlabelled" and info["images"] == 6 and info["dropped_duplicates"] == 1
     assert len(run.oof) == 48
     with pytest.raises(PodiumError, match=r"data.pseudo_images needs data.pseudo"):
         podium.train(single_dir, overrides=[*tiny, f"data.pseudo_images={pool}"])

@@ -292,7 +292,8 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
                        f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
     for what, src in plan.sources.items():  # soft labels, pseudo-labels, a teacher: which run they come from
         score = "" if src.get("cv_score") is None else f", cv {src['metric']} {src['cv_score']:.4f}"
-        reporter.print(f"{what.replace('_', ' ')} from {src['name']}{score}")
+        detail = f": {src['note']}" if "note" in src else ""  # e.g. how the pseudo rows were labelled
+        reporter.print(f"{what.replace('_', ' ')} from {src['name']}{score}{detail}")
     for note in (*comp.notes, *plan.notes):  # what ingest decided where the folder left it open, then the plan's
         reporter.print(note)
     if plan.cfg.run.trackers:

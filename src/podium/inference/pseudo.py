@@ -156,9 +156,14 @@ def with_pseudo(comp: Competition, integ: Integrity, cfg: PodiumConfig) -> tuple
     comp = dataclasses.replace(comp, train=train, targets=targets,
                                train_targets=np.concatenate([base, pseudo_targets]).astype(np.float32))
     info = {**provenance(src), "images": int(len(set(ids))), "rows": int(len(new)),
-            "unlabelled": images.name or "test set", "folds": dc.pseudo_folds, "share": dc.pseudo_share,
+            "unlabelled": f"folder {images.name}" if images.name else "test set", "folds": dc.pseudo_folds,
+            "share": dc.pseudo_share,
             "soft": dc.pseudo_threshold <= 0, "dropped_duplicates": len(images.leaking & set(images.ids)),
             "dropped_unsure": int((clean & (sure < dc.pseudo_threshold)).sum())}
+    by = ("fold k's rows by its fold-k model" if matched else "its fold average (flatters the CV)")
+    info["note"] = (f"{info['images']} images of the {info['unlabelled']} in {info['rows']} train-only rows, "
+                    f"{'soft' if info['soft'] else 'hard'} targets from {by}; {info['dropped_duplicates']} "
+                    f"duplicate(s) of training images and {info['dropped_unsure']} unsure row(s) left out")
     return comp, dataclasses.replace(integ, groups=groups), info
 
 
