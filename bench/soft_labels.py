@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--size", type=int, default=96)
     ap.add_argument("--only", choices=("plant", "knee"), default=None)
+    ap.add_argument("--name", default="soft_labels", help="results file name (a longer budget keeps its own)")
     args = ap.parse_args()
     info = machine()
     results: dict = {}
@@ -129,7 +130,7 @@ def main() -> None:
             results["plant-pathology-2021-mini"] = bench("plant", plant_view(root, args.rows), args, root / "runs")
         if args.only in (None, "knee"):
             results["knee-oa-mini"] = bench("knee", knee_view(root), args, root / "runs", "data.task=ordinal")
-    previous = RESULTS / "soft_labels.json"  # a dataset not run now keeps its earlier rows (said in the note)
+    previous = RESULTS / f"{args.name}.json"  # a dataset not run now keeps its earlier rows (said in the note)
     kept = {} if args.only is None or not previous.is_file() else json.loads(previous.read_text())["results"]
     results = {**{k: v for k, v in kept.items() if k not in results}, **results}
     rows = []
@@ -146,7 +147,7 @@ def main() -> None:
             + (f" Only {args.only} was run now; the other dataset's rows are from the previous run." if args.only
                else ""))
     show(rows)
-    write_results("soft_labels", {"machine": info, "args": vars(args), "results": results}, rows, note)
+    write_results(args.name, {"machine": info, "args": vars(args), "results": results}, rows, note)
     print(np.round(info["load_avg_at_end"], 2))
 
 
