@@ -134,7 +134,10 @@ def with_pseudo(comp: Competition, integ: Integrity, cfg: PodiumConfig) -> tuple
             f"Predict again with `podium predict {src.path}`{' --images DIR' if images.name else ''} (it keeps each "
             "fold's predictions), use a source trained on these folds, or set data.pseudo_folds=averaged (its fold "
             "average, which flatters the CV).")
-    image, part = pseudo_rows(len(images.ids), images.ids, cfg, folds)
+    # rows for every fold the source can label, not only cv.train_folds: the ids then do not depend on which folds
+    # this process trains, so runs trained fold by fold (podium merge) and resumed runs list the same rows
+    labelled = sorted(set(by_fold) & set(range(cfg.cv.folds)))
+    image, part = pseudo_rows(len(images.ids), images.ids, cfg, labelled)
     matched = dc.pseudo_folds == "matched"
     probs = np.stack([by_fold[p][i] for i, p in zip(image, part)]) if matched and len(image) else blended[image]
     sure = np.maximum(probs, 1 - probs).min(axis=1) if comp.task.multilabel else probs.max(axis=1)
