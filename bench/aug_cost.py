@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from bench.common import loader_parser, machine, potato_sample, show, write_results
-from podium.data.cache import decoded_images
-from podium.data.transforms import create_transform, interpolation, seed_transform
+from podium.data.pixels.cache import decoded_images
+from podium.data.training.transforms import create_transform, interpolation, seed_transform
 
 
 def per_image_us(fn: Callable[[int], object], n: int, repeats: int) -> tuple[float, list[float]]:

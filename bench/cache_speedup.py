@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bench.common import loader_parser, machine, potato_sample, show, write_results
-from podium.data.cache import cache_side, decoded_images
-from podium.data.dataset import EpochShuffleSampler, ImageDataset, collate
-from podium.data.transforms import create_transform
+from podium.data.pixels.cache import cache_side, decoded_images
+from podium.data.training.dataset import EpochShuffleSampler, ImageDataset, collate
+from podium.data.training.transforms import create_transform
 from podium.engine.accel import num_workers
 
 

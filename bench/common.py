@@ -105,7 +105,7 @@ def potato_sample(model: str, size: int, images: int, shuffle: bool = True) -> t
     import numpy as np
 
     from podium.config import load_config
-    from podium.data.ingest import load_competition
+    from podium.data.folders.ingest import load_competition
     from podium.models.factory import create_model, resolve_preprocessing
 
     cfg = load_config(None, [f"model.name={model}", f"model.img_size={size}"])
@@ -121,8 +121,8 @@ def fold0(data_dir: Path, overrides: list[str], n_train: int = 0, seed: int = 0,
     import numpy as np
 
     from podium.config import load_config
-    from podium.data.folds import make_folds
-    from podium.data.ingest import load_competition
+    from podium.data.folders.ingest import load_competition
+    from podium.data.training.folds import make_folds
 
     cfg = load_config(None, ["cv.folds=5", *overrides])
     comp = load_competition(data_dir, cfg.data, check=False)
@@ -142,9 +142,9 @@ def podium_setup(data_dir: Path, overrides: list[str], n_train: int = 0, seed: i
     many training images (a shorter epoch), ``n_val`` > 0 that many validation images."""
     from timm.utils import ModelEmaV3
 
-    from podium.data.cache import decoded_images
-    from podium.data.dataset import ImageDataset
-    from podium.data.transforms import create_transform
+    from podium.data.pixels.cache import decoded_images
+    from podium.data.training.dataset import ImageDataset
+    from podium.data.training.transforms import create_transform
     from podium.engine.accel import make_accelerator, make_loader, maybe_compile, num_workers
     from podium.engine.losses import create_loss
     from podium.engine.optim import create_optimizer, create_scheduler

@@ -77,7 +77,7 @@ def speed_only(args: argparse.Namespace) -> None:
     so that both see the same background load; no training, no data."""
     import timm
 
-    from podium.data.preprocessing import Preprocessing
+    from podium.data.pixels.preprocessing import Preprocessing
     from podium.deploy.build import to_onnx
     from podium.deploy.graph import ExportGraph, Member, _softmax
 
@@ -189,7 +189,7 @@ def main() -> None:
         return
 
     import podium
-    from podium.data.images import is_image
+    from podium.data.pixels.images import is_image
     from podium.deploy.build import build_graph, load_source
     from podium.deploy.resize import load_rgb
     from podium.deploy.runtime import OnnxModel

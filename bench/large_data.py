@@ -61,9 +61,9 @@ def warm(paths: list[str]) -> None:
 
 
 def section_prep(args: argparse.Namespace) -> dict[str, Any]:
-    from podium.data.cache import StoreFiller, cache_side
-    from podium.data.checks import PHASH_SIDE, check_files
-    from podium.data.images import decode_image, read_header, reduction
+    from podium.data.pixels.cache import StoreFiller, cache_side
+    from podium.data.pixels.checks import PHASH_SIDE, check_files
+    from podium.data.pixels.images import decode_image, read_header, reduction
 
     paths = image_paths(args.data, args.images)
     warm(paths)
@@ -92,8 +92,8 @@ def section_prep(args: argparse.Namespace) -> dict[str, Any]:
         return took
 
     def old_code() -> float | None:
-        script = ("import sys, time; from podium.data.checks import check_files; "
-                  "from podium.data.cache import build_cache; paths = sys.argv[2:]; side = int(sys.argv[1]); "
+        script = ("import sys, time; from podium.data.pixels.checks import check_files; "
+                  "from podium.data.pixels.cache import build_cache; paths = sys.argv[2:]; side = int(sys.argv[1]); "
                   "t0 = time.perf_counter(); check_files(paths); build_cache(paths, side); "
                   "print(time.perf_counter() - t0)")
         with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +155,7 @@ def synthetic_hashes(n: int, clustered: bool, seed: int = 0) -> np.ndarray:
 
 
 def section_hashes(args: argparse.Namespace) -> dict[str, Any]:
-    from podium.data.duplicates import find_clusters, near_pairs
+    from podium.data.pixels.duplicates import find_clusters, near_pairs
 
     out = {}
     for n in (20_000, 100_000):
@@ -237,9 +237,9 @@ def section_rss(args: argparse.Namespace) -> dict[str, Any]:
 def section_formats(args: argparse.Namespace) -> dict[str, Any]:
     import cv2
 
-    from podium.data.cache import cache_side, shrink
-    from podium.data.cache_formats import CACHE_FORMATS
-    from podium.data.images import read_reduced
+    from podium.data.pixels.cache import cache_side, shrink
+    from podium.data.pixels.cache_formats import CACHE_FORMATS
+    from podium.data.pixels.images import read_reduced
 
     cv2.setNumThreads(1)
     paths = image_paths(args.data, args.format_images)
@@ -275,9 +275,9 @@ def section_loader(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from podium.config import load_config
-    from podium.data.cache import build_cache, cache_side
-    from podium.data.dataset import ImageDataset
-    from podium.data.transforms import create_transform
+    from podium.data.pixels.cache import build_cache, cache_side
+    from podium.data.training.dataset import ImageDataset
+    from podium.data.training.transforms import create_transform
     from podium.models.factory import create_model, resolve_preprocessing
 
     torch.set_num_threads(1)

@@ -33,8 +33,8 @@ import torch
 from bench.common import DATA, machine, write_results
 from podium.config import PodiumConfig, merge
 from podium.core.console import Reporter
-from podium.data.folds import make_folds
-from podium.data.ingest import load_competition
+from podium.data.folders.ingest import load_competition
+from podium.data.training.folds import make_folds
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
 from podium.runs.run import Run

@@ -16,10 +16,10 @@ import numpy as np
 
 from bench.common import base_parser, machine, potato, show, write_results
 from podium.config import load_config
-from podium.data.cache import decoded_images
-from podium.data.dataset import ImageDataset
-from podium.data.ingest import load_competition
-from podium.data.transforms import create_transform
+from podium.data.folders.ingest import load_competition
+from podium.data.pixels.cache import decoded_images
+from podium.data.training.dataset import ImageDataset
+from podium.data.training.transforms import create_transform
 from podium.engine.accel import make_accelerator, make_loader, num_workers
 from podium.engine.loop import predict_logits
 from podium.models.factory import create_model, resolve_preprocessing

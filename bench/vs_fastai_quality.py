@@ -30,8 +30,8 @@ import torch
 from podium.config import PodiumConfig, merge
 from podium.core.console import Reporter
 from podium.core.io import write_json, write_text
-from podium.data.folds import make_folds
-from podium.data.ingest import Competition, load_competition
+from podium.data.folders.ingest import Competition, load_competition
+from podium.data.training.folds import make_folds
 from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
 from podium.models.factory import create_model

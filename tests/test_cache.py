@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 import datagen
 from podium.config import DataConfig, load_config
 from podium.core.errors import PodiumError
-from podium.data.cache import build_cache, cache_side, decoded_images, shrink, store_dir
-from podium.data.dataset import ImageDataset, collate
-from podium.data.images import read_image
+from podium.data.pixels.cache import build_cache, cache_side, decoded_images, shrink, store_dir
+from podium.data.pixels.images import read_image
+from podium.data.training.dataset import ImageDataset, collate
 
 
 def write_images(folder: Path, n: int = 6, size: int = 96, seed: int = 0) -> list[str]:

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 import corpus
-from podium.data import checks
-from podium.data.checks import check_file, check_files
-from podium.data.images import read_image
+from podium.data.pixels import checks
+from podium.data.pixels.checks import check_file, check_files
+from podium.data.pixels.images import read_image
 
 
 @pytest.fixture(autouse=True)

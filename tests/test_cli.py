@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from podium.config import DataConfig
-from podium.data.ingest import load_competition
+from podium.data.folders.ingest import load_competition
 from podium.tasks.submission import validate_submission
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from podium.core.errors import PodiumError
-from podium.data.duplicates import find_clusters, near_pairs
+from podium.data.pixels.duplicates import find_clusters, near_pairs
 
 
 def _random_hashes(n: int, seed: int) -> np.ndarray:

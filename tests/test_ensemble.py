@@ -12,7 +12,7 @@ import pytest
 import datagen
 import podium
 from podium.config import DataConfig
-from podium.data.ingest import load_competition
+from podium.data.folders.ingest import load_competition
 from podium.multirun.blends import BLENDS, cross_fit, primary_score
 from podium.runs.run import Run, experiment_log
 from podium.tasks.submission import validate_submission

@@ -21,9 +21,9 @@ pytest.importorskip("onnxscript", reason="pip install 'podium[deploy]'")
 import datagen  # noqa: E402
 import podium
 from podium.core.errors import PodiumError
-from podium.data.cache import shrink as cache_shrink
-from podium.data.preprocessing import Preprocessing
-from podium.data.transforms import create_transform
+from podium.data.pixels.cache import shrink as cache_shrink
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.transforms import create_transform
 from podium.deploy.graph import DECODERS
 from podium.deploy.resize import load_rgb, prepare
 from podium.deploy.runtime import OnnxModel, predict_images

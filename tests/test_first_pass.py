@@ -17,12 +17,12 @@ import pytest
 from PIL import Image
 
 from podium.core.errors import PodiumError
-from podium.data import checks, images
-from podium.data.cache import StoreFiller, build_cache, shrink
-from podium.data.cache_formats import AUTO_RAW_LIMIT, resolve_format
-from podium.data.checks import check_file, check_files, phash_ints
-from podium.data.duplicates import find_clusters
-from podium.data.images import read_header, read_image, read_reduced, reduction
+from podium.data.pixels import checks, images
+from podium.data.pixels.cache import StoreFiller, build_cache, shrink
+from podium.data.pixels.cache_formats import AUTO_RAW_LIMIT, resolve_format
+from podium.data.pixels.checks import check_file, check_files, phash_ints
+from podium.data.pixels.duplicates import find_clusters
+from podium.data.pixels.images import read_header, read_image, read_reduced, reduction
 
 MEAN_TOL, P99_TOL = 3.0, 16.0
 

@@ -10,8 +10,8 @@ import corpus
 import datagen
 from podium.config import DataConfig
 from podium.core.errors import PodiumError
-from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.data.integrity import prepare
+from podium.data.training.folds import check_folds, check_stratifiable, make_folds, read_folds
 from podium.tasks.task import get_task
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 import datagen
 from podium.config import PodiumConfig, load_config, merge
-from podium.data.files import ignored_files
+from podium.data.folders.files import ignored_files
 from podium.data.inspection import inspect_data
 
 

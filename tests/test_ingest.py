@@ -8,7 +8,7 @@ import pytest
 import datagen
 from podium.config import DataConfig
 from podium.core.errors import PodiumError
-from podium.data.ingest import load_competition
+from podium.data.folders.ingest import load_competition
 
 
 def test_csv_single_label(single_dir: Path) -> None:
@@ -120,7 +120,7 @@ def test_undecodable_images_are_listed_together(single_dir: Path) -> None:
 
 
 def test_grayscale_and_rgba_images_become_rgb(tmp_path: Path) -> None:
-    from podium.data.images import read_image
+    from podium.data.pixels.images import read_image
 
     gray = tmp_path / "g.png"
     cv2.imwrite(str(gray), np.full((8, 9), 100, np.uint8))

@@ -13,9 +13,9 @@ import datagen
 from conftest import shared_dataset
 from podium.config import DataConfig, load_config
 from podium.core.errors import PodiumError
-from podium.data.folds import make_folds
 from podium.data.inspection import inspect_data
 from podium.data.integrity import prepare
+from podium.data.training.folds import make_folds
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from podium.config import TrainConfig
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.engine.accel import make_accelerator
 from podium.engine.loop import predict_logits
 

@@ -11,8 +11,8 @@ import pytest
 import datagen
 from podium.config import DataConfig, PodiumConfig, load_config, merge
 from podium.core.errors import PodiumError
-from podium.data.cache import build_cache, decoded_images, store_dir
-from podium.data.image_ops import IMAGE_OPS, ImageOps, image_ops, ops_of
+from podium.data.pixels.cache import build_cache, decoded_images, store_dir
+from podium.data.pixels.image_ops import IMAGE_OPS, ImageOps, image_ops, ops_of
 from podium.engine.accel import make_accelerator
 from podium.inference.checkpoints import predict_checkpoints
 from podium.pipeline import train
@@ -126,14 +126,14 @@ def test_a_checkpoint_predicts_what_training_evaluated(tmp_path: Path, tiny: tup
 
 
 def _paths(root: Path) -> tuple[list[str], list[str]]:
-    from podium.data.ingest import load_competition
+    from podium.data.folders.ingest import load_competition
 
     comp = load_competition(root, DataConfig(), check=False)
     return comp.train["id"].astype(str).tolist(), comp.train["path"].tolist()
 
 
 def test_the_contact_sheet_shows_images_after_preprocessing(tmp_path: Path) -> None:
-    from podium.data.ingest import load_competition
+    from podium.data.folders.ingest import load_competition
     from podium.data.inspection import THUMB, contact_sheet
 
     comp = load_competition(datagen.folders(tmp_path / "f", per_class=2), DataConfig(), check=False)

@@ -19,7 +19,7 @@ from PIL import Image
 import datagen
 from corpus import assert_one_error, run_cli
 from podium.config import DataConfig
-from podium.data.ingest import load_competition
+from podium.data.folders.ingest import load_competition
 
 
 @pytest.fixture(autouse=True)
@@ -290,7 +290,7 @@ def test_utf16_bom_detection_does_not_need_the_key(tmp_path: Path) -> None:
 
 
 def test_ignored_files_in_a_csv_layout_are_counted_by_kind(tmp_path: Path) -> None:
-    from podium.data.files import ignored_files
+    from podium.data.folders.files import ignored_files
 
     root = datagen.csv_single(tmp_path / "c", n=12)
     images = root / "train_images"

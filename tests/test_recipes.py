@@ -13,8 +13,8 @@ import torch.nn.functional as F
 import datagen
 from podium.config import AugConfig, PodiumConfig, TrainConfig, merge
 from podium.core.errors import PodiumError
-from podium.data.batch_aug import create_batch_aug
-from podium.data.dataset import SAMPLERS, EpochShuffleSampler
+from podium.data.training.batch_aug import create_batch_aug
+from podium.data.training.dataset import SAMPLERS, EpochShuffleSampler
 from podium.engine.losses import create_loss
 from podium.engine.optim import OPTIMIZERS, create_optimizer, create_scheduler
 from podium.engine.tta import check_views, view_names
@@ -107,8 +107,8 @@ def test_multi_scale_tta_averages_the_scales() -> None:
     from accelerate import Accelerator
     from torch.utils.data import DataLoader
 
-    from podium.data.dataset import collate
-    from podium.data.preprocessing import Preprocessing
+    from podium.data.pixels.preprocessing import Preprocessing
+    from podium.data.training.dataset import collate
     from podium.engine.loop import predict_logits
 
     class Mean(torch.nn.Module):
@@ -129,8 +129,8 @@ def test_multi_scale_tta_averages_the_scales() -> None:
 
 
 def test_gridmask_drops_a_grid(tmp_path: Path) -> None:
-    from podium.data.preprocessing import Preprocessing
-    from podium.data.transforms import create_transform, seed_transform
+    from podium.data.pixels.preprocessing import Preprocessing
+    from podium.data.training.transforms import create_transform, seed_transform
 
     t = create_transform(Preprocessing(32, "squash", "bilinear", (0.5,) * 3, (0.5,) * 3), AugConfig(ops=("gridmask",)),
                          train=True)

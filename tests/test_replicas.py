@@ -1,5 +1,5 @@
 """The competitions as downloaded (tests/replicas.py): inspect, train and predict each with no data flags, and the
-column rules of podium.data.columns."""
+column rules of podium.data.folders.columns."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 import replicas
 from podium.config import DataConfig, PodiumConfig, load_config, merge
-from podium.data.columns import column_roles
+from podium.data.folders.columns import column_roles
+from podium.data.folders.tables import read_table
 from podium.data.inspection import inspect_data
-from podium.data.tables import read_table
 
 
 @pytest.mark.parametrize("name", list(replicas.REPLICAS))

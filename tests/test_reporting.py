@@ -21,7 +21,7 @@ from PIL import Image
 import datagen
 import podium
 from podium.config import PodiumConfig, PredictConfig, merge
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.pipeline import train
 from podium.reporting import SECTIONS, build_report, plots
 from podium.reporting.gradcam import Unsupported, cam_target, grad_cam
@@ -140,9 +140,9 @@ def test_binary_report_draws_the_fitted_threshold_rule(gray_binary_run: Run) -> 
 
 
 def test_grad_cam_explains_the_images_the_model_saw(gray_binary_run: Run, monkeypatch) -> None:
-    from podium.data.dataset import ImageDataset
-    from podium.data.image_ops import ops_of
-    from podium.data.transforms import create_transform
+    from podium.data.pixels.image_ops import ops_of
+    from podium.data.training.dataset import ImageDataset
+    from podium.data.training.transforms import create_transform
     from podium.reporting import sections
     from podium.reporting.gradcam import model_input
 

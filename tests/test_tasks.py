@@ -18,7 +18,7 @@ def test_probabilities() -> None:
 
 
 def test_each_task_names_registered_metrics() -> None:
-    from podium.data.folds import STRATIFIERS
+    from podium.data.training.folds import STRATIFIERS
     from podium.engine.losses import LOSSES
     from podium.tasks.metrics import METRICS
     from podium.tasks.submission import FORMATS
@@ -123,8 +123,8 @@ class ExpectedGrade(SingleLabelTask):
 def test_a_new_task_variant_works_through_every_module(tmp_path: Path) -> None:
     import datagen
     from podium.config import DataConfig
-    from podium.data.folds import make_folds
-    from podium.data.ingest import load_competition
+    from podium.data.folders.ingest import load_competition
+    from podium.data.training.folds import make_folds
     from podium.tasks.metrics import per_class, score
     from podium.tasks.submission import default_format, write_submission
 

@@ -153,7 +153,7 @@ def test_the_cv_score_without_tta_is_pooled_like_the_cv_score(multilabel_dir: Pa
 
 def test_first_run_decodes_each_image_once_and_keeps_its_time_breakdown(
         single_dir: Path, tiny: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import podium.data.cache as cache
+    import podium.data.pixels.cache as cache
 
     monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
     decodes: list[str] = []

@@ -7,8 +7,8 @@ import pytest
 
 from podium.config import AugConfig
 from podium.core.errors import PodiumError
-from podium.data.preprocessing import Preprocessing
-from podium.data.transforms import (
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.transforms import (
     AUGMENTATIONS,
     ColorJitter,
     Flip,
@@ -217,7 +217,7 @@ def test_unknown_names() -> None:
 
 @pytest.mark.parametrize("resize", ["pad", "squash", "crop"])
 def test_presize_makes_training_honour_the_resize_method(resize: str) -> None:
-    from podium.data.transforms import create_transform, seed_transform
+    from podium.data.training.transforms import create_transform, seed_transform
 
     prep = Preprocessing(32, resize, "bilinear", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.875, pad_fill=0)
     wide = np.full((40, 80, 3), 200, np.uint8)  # a wide white-ish image: pad letterboxes it with black bars

@@ -3,7 +3,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader, TensorDataset
 
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.engine.loop import predict_logits
 from podium.engine.tta import VIEWS
 

@@ -148,7 +148,7 @@ class FinetuneConfig:
 
 @dataclass(frozen=True)
 class AugConfig:
-    """Training augmentations, each a registered op applied in order (see podium.data.transforms)."""
+    """Training augmentations, each a registered op applied in order (see podium.data.training.transforms)."""
 
     ops: tuple[str, ...] = opt(
         ("random_resized_crop", "hflip", "vflip", "affine", "color"), "Augmentation ops applied in training.",

@@ -30,15 +30,15 @@ from podium.config import PodiumConfig
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.core.io import check_folder
-from podium.data.cache import StoreFiller, first_pass_filler
-from podium.data.dataset import SAMPLERS
-from podium.data.extra import is_main
-from podium.data.folds import check_folds, check_stratifiable, make_folds, read_folds
-from podium.data.image_ops import image_ops
-from podium.data.ingest import Competition
+from podium.data.folders.extra import is_main
+from podium.data.folders.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, prepare
-from podium.data.preprocessing import Preprocessing
-from podium.data.transforms import create_transform, load_pipeline, seed_transform
+from podium.data.pixels.cache import StoreFiller, first_pass_filler
+from podium.data.pixels.image_ops import image_ops
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.dataset import SAMPLERS
+from podium.data.training.folds import check_folds, check_stratifiable, make_folds, read_folds
+from podium.data.training.transforms import create_transform, load_pipeline, seed_transform
 from podium.engine.accel import make_accelerator
 from podium.engine.finetune import effective_finetune
 from podium.engine.fold import EpochHook, FoldResult, fit_fold

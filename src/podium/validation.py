@@ -16,14 +16,14 @@ from podium.config import PodiumConfig
 from podium.config_checks import check_field, describe
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.batch_aug import BATCH_AUGS
-from podium.data.cache_formats import CACHE_FORMATS
-from podium.data.dataset import SAMPLERS
-from podium.data.image_ops import IMAGE_OPS
-from podium.data.ingest import LAYOUTS
+from podium.data.folders.ingest import LAYOUTS
+from podium.data.folders.tables import ENCODINGS, SEPARATORS
 from podium.data.integrity import CONFLICT_POLICIES
-from podium.data.tables import ENCODINGS, SEPARATORS
-from podium.data.transforms import AUGMENTATIONS, RESIZES
+from podium.data.pixels.cache_formats import CACHE_FORMATS
+from podium.data.pixels.image_ops import IMAGE_OPS
+from podium.data.training.batch_aug import BATCH_AUGS
+from podium.data.training.dataset import SAMPLERS
+from podium.data.training.transforms import AUGMENTATIONS, RESIZES
 from podium.engine.finetune import BN_MODES
 from podium.engine.losses import CLASS_WEIGHTS, LOSSES
 from podium.engine.optim import OPTIMIZERS, SCHEDULES

@@ -20,10 +20,10 @@ from podium.core.console import Reporter
 from podium.core.errors import list_some
 from podium.core.io import check_folder, write_json, write_with
 from podium.core.progress import track
-from podium.data.files import ignored_files
-from podium.data.image_ops import ImageOps, image_ops
-from podium.data.ingest import Competition
+from podium.data.folders.files import ignored_files
+from podium.data.folders.ingest import Competition
 from podium.data.integrity import Integrity, prepare
+from podium.data.pixels.image_ops import ImageOps, image_ops
 from podium.tasks.metrics import resolve_metric
 
 THUMB = 112
@@ -69,7 +69,7 @@ def summarize(comp: Competition, integ: Integrity, near_distance: int) -> dict[s
         out["image_sizes"] = {"distinct": len(set(sizes)), "most_common": _counts(sizes, 10),
                               "min_side": int(np.minimum(table["width"], table["height"]).min()),
                               "max_side": int(np.maximum(table["width"], table["height"]).max())}
-        # every mode is decoded to 8-bit RGB, identically in training and inference (podium.data.images)
+        # every mode is decoded to 8-bit RGB, identically in training and inference (podium.data.pixels.images)
         out["color_modes"] = _counts(table["mode"].tolist())
     return out
 

@@ -18,11 +18,11 @@ from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.io import write_csv
 from podium.core.registry import Registry
-from podium.data.cache import StoreFiller
-from podium.data.checks import PixelSink, phash_ints
-from podium.data.duplicates import cluster_labels, find_clusters
-from podium.data.extra import leaking_extra_rows, with_extra
-from podium.data.ingest import Competition, load_competition, screen_images
+from podium.data.folders.extra import leaking_extra_rows, with_extra
+from podium.data.folders.ingest import Competition, load_competition, screen_images
+from podium.data.pixels.cache import StoreFiller
+from podium.data.pixels.checks import PixelSink, phash_ints
+from podium.data.pixels.duplicates import cluster_labels, find_clusters
 
 DUPLICATE_COLUMNS = ("cluster", "kind", "size", "split", "id", "label", "conflict")
 

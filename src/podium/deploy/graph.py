@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.engine.tta import check_views
 from podium.tasks.task import Task
 

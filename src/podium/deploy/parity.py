@@ -24,11 +24,11 @@ import pandas as pd
 from podium.config import TrainConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.cache import cache_side, decoded_images
-from podium.data.dataset import ImageDataset
-from podium.data.image_ops import ops_of
-from podium.data.ingest import load_competition
-from podium.data.transforms import create_transform
+from podium.data.folders.ingest import load_competition
+from podium.data.pixels.cache import cache_side, decoded_images
+from podium.data.pixels.image_ops import ops_of
+from podium.data.training.dataset import ImageDataset
+from podium.data.training.transforms import create_transform
 from podium.deploy.build import Source, has_fold_output, plain_views, views_of
 from podium.deploy.resize import load_rgb, prepare
 from podium.engine.accel import make_accelerator

@@ -6,7 +6,7 @@ turns any image into the model's uint8 input exactly as podium does (no podium, 
     probs = session.run(None, {"images": x})[0]
 
 The steps are podium's evaluation path: decode to RGB (EXIF-rotated), the image ops of ``data.preprocess`` (these
-need podium: ``podium.data.image_ops``), the decoded-image cache's shrink (short side to ``cache_side`` with
+need podium: ``podium.data.pixels.image_ops``), the decoded-image cache's shrink (short side to ``cache_side`` with
 INTER_AREA, never up; 0 = off), then the model's resize method with its interpolation:
 
 - ``squash`` / ``squish``: straight to height x width.
@@ -102,7 +102,7 @@ def apply_ops(img: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     """The image ops of ``data.preprocess`` (none for most models; they need podium installed)."""
     if not meta.get("ops"):
         return img
-    from podium.data.image_ops import ImageOps
+    from podium.data.pixels.image_ops import ImageOps
 
     return ImageOps(tuple(meta["ops"]), tuple((k, float(v)) for k, v in meta.get("op_params", []))).apply(img)
 

@@ -106,7 +106,7 @@ def predict_images(onnx: str | Path, images: str | Path, out: str | Path | None 
                    threads: int = 0) -> Path:
     """Every image below ``images`` through the exported model -> a CSV of ids, labels and class probabilities
     (``out``, default ``predictions-<folder>.csv`` beside the model). Unreadable images stop it in one line."""
-    from podium.data.files import walk_images
+    from podium.data.folders.files import walk_images
 
     model = OnnxModel(onnx, threads)
     folder = Path(images).expanduser().resolve()

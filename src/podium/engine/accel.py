@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from podium.config import PodiumConfig, TrainConfig
 from podium.core.errors import PodiumError
-from podium.data.dataset import EpochShuffleSampler, collate
+from podium.data.training.dataset import EpochShuffleSampler, collate
 
 
 def resolve_device(name: str) -> str:

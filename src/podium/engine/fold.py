@@ -26,12 +26,12 @@ from timm.utils import ModelEmaV3
 from podium.config import PodiumConfig
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
-from podium.data.batch_aug import SoftTargetMixup, create_batch_aug
-from podium.data.cache import decoded_images
-from podium.data.dataset import SAMPLERS, evaluation_dataset, training_dataset
-from podium.data.image_ops import ops_of
-from podium.data.ingest import Competition
-from podium.data.preprocessing import Preprocessing
+from podium.data.folders.ingest import Competition
+from podium.data.pixels.cache import decoded_images
+from podium.data.pixels.image_ops import ops_of
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.batch_aug import SoftTargetMixup, create_batch_aug
+from podium.data.training.dataset import SAMPLERS, evaluation_dataset, training_dataset
 from podium.engine.accel import eval_batch_size, make_loader, maybe_compile, num_workers
 from podium.engine.finetune import effective_finetune, prepare_epoch
 from podium.engine.loop import evaluate, train_one_epoch

@@ -13,7 +13,7 @@ from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
 from podium.core.progress import progress_bar, track
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.engine.tta import check_views
 from podium.tasks.metrics import score
 from podium.tasks.task import Task

@@ -12,7 +12,7 @@ import torch
 from accelerate import Accelerator
 
 from podium.core.errors import PodiumError
-from podium.data.dataset import evaluation_dataset
+from podium.data.training.dataset import evaluation_dataset
 from podium.engine.accel import eval_batch_size, make_loader, num_workers
 from podium.engine.loop import predict_logits
 from podium.runs.checkpoint import Checkpoint

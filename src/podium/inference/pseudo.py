@@ -26,10 +26,10 @@ import pandas as pd
 
 from podium.config import DataConfig, PodiumConfig
 from podium.core.errors import PodiumError, list_some
-from podium.data.checks import check_files, phash_ints
-from podium.data.duplicates import find_clusters
-from podium.data.ingest import Competition
+from podium.data.folders.ingest import Competition
 from podium.data.integrity import Integrity
+from podium.data.pixels.checks import check_files, phash_ints
+from podium.data.pixels.duplicates import find_clusters
 from podium.inference.checkpoints import fold_arrays
 from podium.inference.run import list_images
 from podium.inference.sources import open_source, provenance, same_folds

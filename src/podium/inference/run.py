@@ -8,9 +8,9 @@ from pathlib import Path
 from podium.config import TrainConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.io import existing_folder
-from podium.data.files import walk_images
-from podium.data.images import check_images
-from podium.data.ingest import load_competition
+from podium.data.folders.files import walk_images
+from podium.data.folders.ingest import load_competition
+from podium.data.pixels.images import check_images
 from podium.engine.accel import make_accelerator
 from podium.engine.tta import check_views
 from podium.inference.checkpoints import fold_table, predict_checkpoints, probability_table, write_test_outputs

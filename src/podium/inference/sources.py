@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from podium.core.errors import PodiumError, list_some
-from podium.data.extra import is_main
-from podium.data.ingest import Competition
+from podium.data.folders.extra import is_main
+from podium.data.folders.ingest import Competition
 from podium.runs.ensemble import open_folder
 from podium.runs.run import Run
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from podium.config import PodiumConfig
 from podium.core.errors import PodiumError, list_some
-from podium.data.extra import is_main
-from podium.data.ingest import Competition
+from podium.data.folders.extra import is_main
+from podium.data.folders.ingest import Competition
 from podium.inference.pseudo import check_pseudo_folds, teacher_on_pseudo
 from podium.inference.sources import open_source, provenance, same_folds
 from podium.runs.run import Run

@@ -12,8 +12,8 @@ from timm.data import resolve_model_data_config
 
 from podium.config import DataConfig, ModelConfig
 from podium.core.errors import PodiumError
-from podium.data.image_ops import ImageOps, image_ops
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.image_ops import ImageOps, image_ops
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.models.heads import HEADS, init_new_head
 from podium.models.weights import WEIGHT_SOURCES, check_weights
 

@@ -236,7 +236,7 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str,
     Each member's saved test_predictions.csv is used when it exists; otherwise its checkpoints predict the test set.
     Each fold's blend of the members' fold models is kept too (``blend_folds``) when every member has them.
     """
-    from podium.data.ingest import load_competition
+    from podium.data.folders.ingest import load_competition
     from podium.engine.accel import make_accelerator
     from podium.inference.checkpoints import Prediction, fold_arrays, predict_checkpoints
     from podium.inference.offline import blend_folds

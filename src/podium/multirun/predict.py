@@ -17,8 +17,8 @@ from pathlib import Path
 
 from podium.config import TrainConfig
 from podium.core.errors import PodiumError, list_some
-from podium.data.images import check_images
-from podium.data.ingest import read_test_set
+from podium.data.folders.ingest import read_test_set
+from podium.data.pixels.images import check_images
 from podium.engine.accel import make_accelerator
 from podium.engine.tta import check_views
 from podium.inference.checkpoints import fold_table, probability_table

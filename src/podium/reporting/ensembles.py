@@ -15,7 +15,7 @@ import pandas as pd
 
 from podium.config import PodiumConfig, to_dict
 from podium.core.errors import PodiumError
-from podium.data.image_ops import ImageOps, image_ops
+from podium.data.pixels.image_ops import ImageOps, image_ops
 from podium.reporting.html import key_values, note, pre, table
 from podium.reporting.sections import Inputs, gather, run_metrics
 from podium.runs.ensemble import Ensemble

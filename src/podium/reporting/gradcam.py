@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from podium.data.preprocessing import Preprocessing
-from podium.data.transforms import create_transform
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.transforms import create_transform
 from podium.tasks.task import Task
 
 

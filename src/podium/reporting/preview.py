@@ -13,10 +13,10 @@ import torch
 
 from podium.config import PodiumConfig
 from podium.core.io import write_with
-from podium.data.batch_aug import create_batch_aug
-from podium.data.dataset import training_dataset
-from podium.data.ingest import Competition
-from podium.data.preprocessing import Preprocessing
+from podium.data.folders.ingest import Competition
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.batch_aug import create_batch_aug
+from podium.data.training.dataset import training_dataset
 from podium.models.factory import create_model, resolve_preprocessing
 
 CAPTION = 30

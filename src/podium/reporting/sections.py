@@ -14,9 +14,9 @@ from PIL import Image
 
 from podium.config import PodiumConfig, dump_yaml
 from podium.core.errors import PodiumError
-from podium.data.dataset import evaluation_dataset, training_dataset
-from podium.data.image_ops import ImageOps, image_ops, ops_of
-from podium.data.ingest import load_competition
+from podium.data.folders.ingest import load_competition
+from podium.data.pixels.image_ops import ImageOps, image_ops, ops_of
+from podium.data.training.dataset import evaluation_dataset, training_dataset
 from podium.reporting import plots
 from podium.reporting.gradcam import Unsupported, grad_cam
 from podium.reporting.html import img, key_values, note, pre, table

@@ -20,7 +20,7 @@ import torch
 from podium.config import PodiumConfig, from_dict, to_dict
 from podium.core.errors import PodiumError
 from podium.core.io import atomic_path
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.models.factory import create_model
 from podium.tasks.task import Task, get_task
 

@@ -142,7 +142,7 @@ def _check_header(item: Upload, limits: Limits) -> None:
 
 def prepare_upload(model: OnnxModel, item: Upload) -> np.ndarray | str:
     """The model input of one upload, or why it cannot be used (a damaged image)."""
-    from podium.data.images import truncation  # OpenCV and PIL only
+    from podium.data.pixels.images import truncation  # OpenCV and PIL only
 
     cut = truncation(item.data[:2], item.data[-1024:])
     if cut:

@@ -52,7 +52,7 @@ class Task:
     """How one kind of target is trained, scored and decoded.
 
     ``loss`` names a registered loss, ``metrics`` registered metrics (``primary`` first in importance), ``stratify``
-    a registered fold stratifier (``podium.data.folds.STRATIFIERS``) and ``submissions`` the registered submission
+    a registered fold stratifier (``data.training.folds.STRATIFIERS``) and ``submissions`` the registered submission
     formats that can express this task's predictions, in the order a sample is matched against them (the first one
     with a default column is used without a sample). ``auto`` says whether ``data.task=auto`` may pick the task;
     ``ordered`` whether the classes are ranked (numeric labels, or ``data.class_order``).

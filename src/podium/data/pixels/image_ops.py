@@ -28,10 +28,10 @@ import numpy as np
 
 from podium.config import DataConfig
 from podium.core.registry import Registry
-from podium.data.images import read_image
+from podium.data.pixels.images import read_image
 
 if TYPE_CHECKING:
-    from podium.data.preprocessing import Preprocessing
+    from podium.data.pixels.preprocessing import Preprocessing
 
 
 @dataclass(frozen=True)

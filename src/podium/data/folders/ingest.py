@@ -19,11 +19,19 @@ import pandas as pd
 from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
-from podium.data.checks import PixelSink, check_files
-from podium.data.columns import ColumnRoles, column_roles
-from podium.data.files import FolderIndex, check_name, has_images, is_dir, resolve_images, skipped_dir, walk_images
-from podium.data.images import is_image
-from podium.data.tables import read_table
+from podium.data.folders.columns import ColumnRoles, column_roles
+from podium.data.folders.files import (
+    FolderIndex,
+    check_name,
+    has_images,
+    is_dir,
+    resolve_images,
+    skipped_dir,
+    walk_images,
+)
+from podium.data.folders.tables import read_table
+from podium.data.pixels.checks import PixelSink, check_files
+from podium.data.pixels.images import is_image
 from podium.tasks.submission import SubmissionFormat, infer_format
 from podium.tasks.task import TASKS, Task, detect_task, get_task
 

@@ -1,7 +1,7 @@
 """The decoded-image cache: every image is decoded once (EXIF-rotated, RGB), shrunk to a cache resolution and kept as
 raw uint8 pixels in a memory-mapped file, so epochs, folds, runs and inference skip JPEG/PNG decoding.
 
-Images pass through the model's image ops (``data.preprocess``, podium.data.image_ops) before they are shrunk, so
+Images pass through the model's image ops (``data.preprocess``, podium.data.pixels.image_ops) before they are shrunk, so
 each op list (with its parameters) has its own store. One store per (image folder, cache side, resize method, image
 ops) lives under ``cache_dir('images')``: ``pixels.u8`` (append-only raw bytes) and ``index.json`` (file name ->
 [bytes, mtime_ns, offset, height, width]). An entry is valid only while its source file has the same size and
@@ -31,9 +31,9 @@ from podium.core.cachedir import cache_dir
 from podium.core.errors import PodiumError
 from podium.core.io import write_json
 from podium.core.progress import track
-from podium.data.cache_formats import CACHE_FORMATS, resolve_format
-from podium.data.image_ops import ImageOps
-from podium.data.images import UnreadableImage, read_reduced
+from podium.data.pixels.cache_formats import CACHE_FORMATS, resolve_format
+from podium.data.pixels.image_ops import ImageOps
+from podium.data.pixels.images import UnreadableImage, read_reduced
 
 VERSION = 2  # 2: entries carry their byte length; stores are named by format
 # INTER_AREA averages the source pixels it shrinks, so a cached image is an anti-aliased copy of the original.

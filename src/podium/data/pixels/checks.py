@@ -26,7 +26,7 @@ from PIL import Image
 from podium.core.cachedir import cache_dir
 from podium.core.io import write_json
 from podium.core.progress import track
-from podium.data.images import UnreadableImage, decode_image, read_header, reduction, truncation
+from podium.data.pixels.images import UnreadableImage, decode_image, read_header, reduction, truncation
 
 CACHE_VERSION = 3  # 3: pHash with a reducing gap, on reduced JPEG decodes
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")

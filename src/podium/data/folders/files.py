@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podium.core.errors import PodiumError, list_some
-from podium.data.images import is_image
+from podium.data.pixels.images import is_image
 
 SKIPPED_DIRS = ("__MACOSX",)  # zips made on a Mac carry AppleDouble copies of every file there
 NEAR_MISS_LIMIT = 50_000  # file names searched for a "did you mean" (difflib is linear per id)

@@ -1,6 +1,6 @@
 """The ``Preprocessing`` record, everything done to an image before the network: input size, resize method,
 interpolation, mean and std, and the image ops
-(``data.preprocess``, see podium.data.image_ops) applied to every decoded image before it is resized.
+(``data.preprocess``, see podium.data.pixels.image_ops) applied to every decoded image before it is resized.
 
 It is resolved from the model's ``pretrained_cfg`` (never hard-coded) by
 ``podium.models.factory.resolve_preprocessing``, saved in every checkpoint, and applied on the
@@ -23,7 +23,7 @@ class Preprocessing:
     ``crop_pct`` is timm's evaluation crop: the ``crop`` resize scales the image to cover ``hw / crop_pct`` and takes
     the centre ``hw``, as the model's pretrained evaluation did. ``pad_fill`` is the ``pad`` resize's gray level (-1:
     the mean colour). ``ops`` and ``op_params`` are the image ops the model was trained with and the values of the
-    keys they read (applied by podium.data.image_ops).
+    keys they read (applied by podium.data.pixels.image_ops).
     """
 
     size: int

@@ -21,7 +21,7 @@ import numpy as np
 from podium.config import AugConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.preprocessing import Preprocessing
+from podium.data.pixels.preprocessing import Preprocessing
 
 INTERPOLATION = {
     "nearest": cv2.INTER_NEAREST,

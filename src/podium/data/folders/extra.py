@@ -21,7 +21,7 @@ import pandas as pd
 
 from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
-from podium.data.ingest import Competition, load_competition
+from podium.data.folders.ingest import Competition, load_competition
 
 MAIN = "train"  # the source name of the competition's own training rows
 EXTRA = "extra:"  # the prefix of every extra folder's source name: never equal to MAIN

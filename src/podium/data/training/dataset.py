@@ -17,10 +17,10 @@ from torch.utils.data import Dataset, Sampler, default_collate, get_worker_info
 from podium.config import AugConfig, DataConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.cache import DecodedImages, decoded_images
-from podium.data.image_ops import ImageOps, ops_of
-from podium.data.preprocessing import Preprocessing
-from podium.data.transforms import create_transform, seed_transform
+from podium.data.pixels.cache import DecodedImages, decoded_images
+from podium.data.pixels.image_ops import ImageOps, ops_of
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.transforms import create_transform, seed_transform
 from podium.tasks.task import Task
 
 # A sampling policy maps (task, training targets, class count) to per-row sampling weights, or None to visit every
