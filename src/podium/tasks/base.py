@@ -48,14 +48,14 @@ class FoundIn:
 
 
 def _stratifier(task: Task) -> str:
-    # imported when asked: stratifiers import scikit-learn, and the deploy runtime reads tasks with numpy only
+    # imported when asked: the registries' modules import this one (their variants read a task's shapes)
     from podium.tasks.stratifiers import stratifier_for
 
     return stratifier_for(task)
 
 
 def _formats(task: Task) -> tuple[str, ...]:
-    from podium.tasks.submission import formats_for  # pandas, imported when asked (see _stratifier)
+    from podium.tasks.submission import formats_for  # imported when asked, as in _stratifier
 
     return formats_for(task)
 
