@@ -36,7 +36,7 @@ from podium.engine.accel import keep_freed_memory, make_accelerator
 from podium.engine.fold import fit_fold
 from podium.models.factory import create_model
 from podium.runs.run import Run
-from podium.tasks.metrics import mean_auc, sample_f1
+from podium.tasks.metrics import METRICS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 ARCH, SIZE, BATCH, THREADS, PASSES = "tf_efficientnet_lite0", 128, 32, 2, 3
@@ -53,7 +53,7 @@ def scores(comp: Competition, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     """Accuracy for single-label data; mean AUC, sample F1 and the share of empty rows at 0.5 for multilabel."""
     if not comp.task.multilabel:
         return {"accuracy": float((p.argmax(1) == y).mean())}
-    return {"mean_auc": mean_auc(y, p), "sample_f1": sample_f1(y, p, 0.5)}
+    return {"mean_auc": METRICS.get("mean_auc")(y, p), "sample_f1": METRICS.get("sample_f1")(y, p, 0.5)}
 
 
 def run_podium(comp: Competition, folds: np.ndarray, seed: int, work: Path, extra: tuple[str, ...] = ()) -> dict:

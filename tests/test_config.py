@@ -383,3 +383,20 @@ def test_cli_bad_config_stops_before_the_run_folder(bad: str, expected: list[str
     for text in expected:
         assert text in lines[0], lines[0]
     assert not runs.exists() or not any(runs.iterdir())  # no run folder and no podium.db
+
+
+def test_the_weight_source_says_whether_a_freeze_applies() -> None:
+    from podium.models.weights import WEIGHT_SOURCES, WeightSource, random_init
+
+    overrides = ["train.epochs=1", "finetune.freeze_epochs=1"]
+    for pretrained in (False, True):
+        WEIGHT_SOURCES.register("throwaway")(WeightSource(random_init, pretrained=pretrained))
+        try:
+            cfg = load_config(None, [*overrides, "model.pretrained=throwaway"])
+            if pretrained:
+                with pytest.raises(PodiumError, match=r"with pretrained weights \(model\.pretrained=throwaway\)"):
+                    validate(cfg)
+            else:
+                validate(cfg)  # random weights: nothing is frozen, whatever the source is called
+        finally:
+            WEIGHT_SOURCES.unregister("throwaway")

@@ -148,3 +148,18 @@ def test_a_run_scored_by_log_loss(single_dir: Path, tiny: tuple[str, ...]) -> No
     for fold in m["per_fold"]:
         log = pd.read_csv(run.path / f"fold{fold['fold']}" / "log.csv")
         assert fold["best_epoch"] == int(log.loc[log["log_loss"].idxmin(), "epoch"])  # lower is better
+
+
+def test_a_new_metric_fits_the_tasks_whose_target_shape_it_reads() -> None:
+    from podium.tasks.base import MULTIHOT
+    from podium.tasks.metrics import Metric, fitting_metrics
+
+    METRICS.register("any_on")(Metric(lambda y, p, t=0.5: float(np.mean(p >= t)), reads=(MULTIHOT,)))
+    try:
+        assert "any_on" in fitting_metrics("multilabel") and "any_on" not in fitting_metrics("binary")
+        assert resolve_metric(get_task("multilabel"), "any_on").primary == "any_on"
+        with pytest.raises(PodiumError, match="does not fit the ordinal task; it fits multilabel"):
+            resolve_metric(get_task("ordinal"), "any_on")
+    finally:
+        METRICS.unregister("any_on")
+    assert "any_on" not in METRICS

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from podium.core.errors import PodiumError
+from podium.tasks.base import CLASS
 from podium.tasks.submission import (
     FORMATS,
     SubmissionFormat,
@@ -216,3 +217,19 @@ def test_labels_are_spelled_as_the_sample_spells_them(tmp_path: Path, classes: l
     df = write_submission(tmp_path / "s.csv", fmt, ["x", "y", "z"], P, classes, 0.5)
     assert df["label"].tolist() == written
     assert pd.read_csv(tmp_path / "s.csv", dtype=str)["label"].tolist() == written
+
+
+def test_a_new_format_declaring_a_target_shape_reaches_the_tasks_of_that_shape(tmp_path: Path) -> None:
+    FORMATS.register("ranked")(SubmissionKind(_write_ranked, _validate_ranked, _matches_ranked, shapes=(CLASS,)))
+    try:
+        assert get_task("multiclass").submissions == ("probs", "label", "ranked")
+        assert get_task("binary").submissions == ("probs", "prob", "label", "ranked")
+        assert "ranked" not in get_task("multilabel").submissions
+        # matched after the built-in ones, so a one-column sample still is a label; without a sample the first
+        # format with a default column is written, as before
+        sample = pd.DataFrame({"id": IDS, "ranking": "a b c"})
+        assert infer_format(sample, "id", get_task("multiclass"), CLASSES, "sample.csv").kind == "label"
+        assert default_format(get_task("multiclass"), CLASSES, IDS).kind == "label"
+    finally:
+        FORMATS.unregister("ranked")
+    assert get_task("multiclass").submissions == ("probs", "label")

@@ -147,3 +147,63 @@ def test_a_new_task_variant_works_through_every_module(tmp_path: Path) -> None:
     finally:
         TASKS.unregister(task.name)
     assert "expected_grade" not in TASKS
+
+
+# ------------------------------------------------------------------------ variants declare the shapes they fit
+
+
+def test_each_task_finds_its_stratifier_formats_and_metrics_from_its_target_shapes() -> None:
+    from podium.tasks.metrics import fitting_metrics
+
+    found = {name: (get_task(name).stratify, get_task(name).submissions) for name in TASKS}
+    assert found == {"binary": ("class", ("probs", "prob", "label")), "multiclass": ("class", ("probs", "label")),
+                     "ordinal": ("class", ("probs", "label")), "multilabel": ("iterative", ("probs", "labels"))}
+    assert "roc_auc" in fitting_metrics("binary") and "roc_auc" not in fitting_metrics("multiclass")
+    assert "sample_f1" in fitting_metrics("multilabel") and "qwk" not in fitting_metrics("multilabel")
+    # given ones win over found ones, and a copy keeps them
+    task = dataclasses.replace(get_task("multiclass"), submissions=("label",), stratify="iterative")
+    assert task.submissions == ("label",) and task.with_metric("macro_f1").stratify == "iterative"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Soft(SingleLabelTask):
+    """A throwaway task whose targets have a shape no built-in variant declares."""
+
+    shapes = ("soft",)
+
+
+def test_a_new_target_shape_is_met_by_the_variants_that_declare_it_and_by_no_other() -> None:
+    from podium.tasks.metrics import METRICS, Metric, check_metric, fitting_metrics
+    from podium.tasks.stratifiers import STRATIFIERS, Stratifier, by_class
+    from podium.tasks.submission import FORMATS
+
+    task = _Soft("soft", "ce", ("soft_score",), "soft_score")
+    TASKS.register(task.name)(task)
+    STRATIFIERS.register("soft_split")(Stratifier(by_class, ("soft",)))
+    METRICS.register("soft_score")(Metric(lambda y, p, t=0.5: 1.0, reads=("soft",)))
+    FORMATS.register("soft_probs")(dataclasses.replace(FORMATS.get("probs"), shapes=("soft",)))
+    try:
+        assert task.stratify == "soft_split" and task.submissions == ("soft_probs",)
+        assert fitting_metrics("soft") == ["soft_score"]  # a metric of decoded labels reads class or 0/1 targets
+        check_metric("soft_score", "soft")
+        with pytest.raises(PodiumError, match="does not fit the multiclass task; it fits soft"):
+            check_metric("soft_score", "multiclass")
+        assert get_task("multiclass").stratify == "class" and "soft_probs" not in get_task("binary").submissions
+    finally:
+        for registry, name in ((TASKS, "soft"), (STRATIFIERS, "soft_split"), (METRICS, "soft_score"),
+                               (FORMATS, "soft_probs")):
+            registry.unregister(name)
+    with pytest.raises(PodiumError, match="No registered fold stratifier fits the soft task"):
+        _ = task.stratify
+
+
+def test_each_task_says_how_sure_and_how_wrong_a_prediction_is() -> None:
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    truth = np.array([[0, 1, 0], [0, 0, 1]])
+    single, multi = get_task("multiclass"), get_task("multilabel")
+    assert np.allclose(single.confidence(p), [0.7, 0.6])
+    assert np.allclose(single.row_loss(truth, p), -np.log([0.2, 0.6]))
+    assert single.worst_class(truth, p).tolist() == [0, 2]  # the predicted class
+    assert np.allclose(multi.confidence(p), [0.7, 0.6])  # the least sure class: 0.7 off, 0.6 on
+    assert np.allclose(multi.row_loss(truth, p), [-np.mean(np.log([0.3, 0.2, 0.9])), -np.mean(np.log([0.9, 0.7, 0.6]))])
+    assert multi.worst_class(truth, p).tolist() == [1, 2]  # the class scored furthest from its target

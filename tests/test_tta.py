@@ -48,3 +48,11 @@ def test_normalisation_on_device_matches_reference() -> None:
     ref = (x.float() / 255 - 0.5) / 0.25
     assert torch.allclose(PREP.normalize(x), ref, atol=1e-5)
     assert PREP.normalize(x).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_plain_prediction_is_the_identity_view_at_scale_one() -> None:
+    from podium.engine.tta import PLAIN, is_plain
+
+    assert is_plain(PLAIN, (1.0,)) and is_plain(["identity", "identity"], [1.0])
+    assert not is_plain(("identity", "hflip"), (1.0,)) and not is_plain(PLAIN, (1.0, 1.25))
+    assert not is_plain(("flips",), (1.0,))

@@ -97,7 +97,7 @@ def check_relations(cfg: PodiumConfig) -> None:
         raise PodiumError("Config key data.pseudo_images needs data.pseudo: the run or ensemble whose predictions of "
                           f"{cfg.data.pseudo_images} become the pseudo-labels.")
     ft, epochs = cfg.finetune, cfg.train.epochs
-    if cfg.model.pretrained != "none" and ft.freeze_epochs >= epochs:
+    if WEIGHT_SOURCES.get(cfg.model.pretrained).pretrained and ft.freeze_epochs >= epochs:
         raise PodiumError(f"Config key finetune.freeze_epochs must be < train.epochs ({epochs}) with pretrained "
                           f"weights (model.pretrained={cfg.model.pretrained}), got {ft.freeze_epochs}: the backbone "
                           "would never be fine-tuned. Lower it (0: no head-only warm-up) or raise train.epochs.")

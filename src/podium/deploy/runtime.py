@@ -81,9 +81,10 @@ class OnnxModel:
     def results(self, probs: np.ndarray, top: int = 3) -> list[dict[str, Any]]:
         """Per row: the decision, the label set, every class probability and the ``top`` classes."""
         out = []
-        for p, label in zip(probs, self.labels(probs)):
+        chosen = self.task.onehot(self.task.predict(probs, self.decisions), len(self.classes))
+        for p, label, on in zip(probs, self.labels(probs), chosen):
             order = np.argsort(-p)[:top]
-            row = {"label": label, "labels": label.split(" ") if self.task.multilabel else [label],
+            row = {"label": label, "labels": [c for c, yes in zip(self.classes, on) if yes],
                    "probs": {c: float(v) for c, v in zip(self.classes, p)},
                    "top": [{"class": self.classes[i], "prob": float(p[i])} for i in order]}
             row.update({k: float(v[0]) for k, v in self.task.columns(p[None]).items()})

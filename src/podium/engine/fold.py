@@ -39,7 +39,7 @@ from podium.engine.losses import LossFn, create_loss, distillation
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
-from podium.engine.tta import view_names
+from podium.engine.tta import PLAIN, is_plain
 from podium.models.factory import create_model, resolve_preprocessing
 from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
@@ -267,7 +267,7 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     # (a mean of per-fold scores would differ from it for AUC or QWK even with no TTA at all).
     plain = probs if _plain_views(cfg) else evaluate(
         eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx], parts.loss_fn,
-        views=("identity",), channels_last=cfg.train.channels_last, description=f"fold {fold} OOF without TTA")[1]
+        views=PLAIN, channels_last=cfg.train.channels_last, description=f"fold {fold} OOF without TTA")[1]
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
@@ -292,4 +292,4 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
 
 def _plain_views(cfg: PodiumConfig) -> bool:
     """Whether prediction uses no TTA (the identity view at scale 1), so OOF probabilities are already plain."""
-    return view_names(cfg.predict.tta) == ["identity"] and tuple(cfg.predict.scales) == (1.0,)
+    return is_plain(cfg.predict.tta, cfg.predict.scales)

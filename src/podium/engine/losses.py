@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
 from podium.core.registry import Registry
+from podium.tasks.base import MULTIHOT
 from podium.tasks.task import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -50,12 +51,12 @@ def focal(smoothing: float, weight: torch.Tensor | None, task: Task | None = Non
     """Focal loss (Lin et al.): cross-entropy scaled by (1 - p)^gamma, so confident, easy images count less. Softmax
     over classes for single-label tasks; per class on sigmoids (torchvision's ``sigmoid_focal_loss``) for multilabel.
     Class weights: per class (softmax) or as BCE-style positive weights (sigmoid)."""
-    multilabel = task is not None and task.multilabel
+    per_class = task is not None and MULTIHOT in task.shapes  # a 0/1 matrix of independent classes: a sigmoid each
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         w = None if weight is None else weight.to(logits.device)
-        if multilabel:
+        if per_class:
             target = y.float() * (1 - smoothing) + 0.5 * smoothing
             per = sigmoid_focal_loss(logits, target, alpha=-1, gamma=gamma, reduction="none")
             if w is not None:

@@ -68,6 +68,16 @@ VIEWS.register("rot4")(("identity", "rot90", "hvflip", "rot270"))
 VIEWS.register("d4")(("identity", "hflip", "vflip", "hvflip", "transpose", "antitranspose", "rot90", "rot270"))
 
 
+# The views of a prediction without TTA, and the scales it runs at.
+PLAIN: tuple[str, ...] = ("identity",)
+PLAIN_SCALES: tuple[float, ...] = (1.0,)
+
+
+def is_plain(views: tuple[str, ...] | list[str], scales: tuple[float, ...] | list[float]) -> bool:
+    """Whether ``views`` at ``scales`` are a prediction without TTA (the identity view at scale 1)."""
+    return view_names(views) == list(PLAIN) and tuple(scales) == PLAIN_SCALES
+
+
 def view_names(names: tuple[str, ...] | list[str]) -> list[str]:
     """The single views that ``names`` stand for, sets expanded, each once, in order (raises for an unknown name)."""
     out: list[str] = []

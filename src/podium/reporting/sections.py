@@ -232,24 +232,21 @@ def oof_metrics(inp: Inputs) -> str:
     parts += ["<h3>Per class</h3>", table(per_class)]
     truth, probs = inp.truth(), inp.oof[inp.classes].to_numpy()
     figures = []
-    if not inp.task.multilabel:
-        pred = inp.task.predict(probs, inp.run.decisions)
+    pred = inp.task.predict(probs, inp.run.decisions)
+    if pred.ndim == 1:  # one predicted class per row: a confusion matrix
         figures.append(img(plots.to_png(plots.confusion_matrix(truth.argmax(1), pred, inp.shown)), "confusion"))
     figures.append(img(plots.to_png(plots.roc_curves(truth, probs, inp.shown)), "ROC curves"))
     return "".join(parts) + '<div class="row">' + "".join(f"<div>{f}</div>" for f in figures) + "</div>"
 
 
 def row_losses(task: Task, truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Per-row loss of OOF probabilities: cross-entropy of the true class, or mean binary cross-entropy."""
-    p = np.clip(probs, 1e-7, 1 - 1e-7)
-    if task.multilabel:
-        return -(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean(axis=1)
-    return -np.log((p * truth).sum(axis=1))
+    """Per-row loss of OOF probabilities against the 0/1 targets ``truth`` (the task's, ``Task.row_loss``)."""
+    return task.row_loss(truth, probs)
 
 
 def _caption(inp: Inputs, r: int, truth: np.ndarray, probs: np.ndarray, pred: list[str]) -> tuple[str, int]:
     """A top-loss caption and the class to explain: the most wrongly scored class of the row."""
-    worst = int(np.abs(truth[r] - probs[r]).argmax()) if inp.task.multilabel else int(probs[r].argmax())
+    worst = int(inp.task.worst_class(truth[r:r + 1], probs[r:r + 1])[0])
     label = inp.oof["label"].iloc[r]
     return f"{short(inp.oof['id'].iloc[r])}\ntrue {label or '(none)'}\npred {pred[r]}\n" \
            f"p({inp.shown[worst]}) = {probs[r, worst]:.2f}", worst

@@ -1,2 +1,2 @@
-"""What a prediction means: tasks (binary, multiclass, multilabel, ordinal), ordinal codings, decision thresholds,
-metrics and submission formats."""
+"""What a prediction means: tasks (binary, multiclass, multilabel, ordinal) and the target shapes through which
+metrics, submission formats and fold stratifiers declare what they fit, ordinal codings, decision thresholds."""

@@ -1,6 +1,7 @@
 """Metrics, each a registered ``Metric`` (``METRICS``): a function ``(targets, probs, threshold) -> float`` with its
-direction, the tasks it fits and, for metrics of decoded labels, the same score of (targets, predicted targets), which
-is what fitted decisions (thresholds, cut points) maximise.
+direction, the target shapes it reads (``podium.tasks.base``: a metric fits the tasks whose targets have one of them)
+and, for metrics of decoded labels, the same score of (targets, predicted targets), which is what fitted decisions
+(thresholds, cut points) maximise.
 
 Targets are class indices (N,) for single-label tasks and a 0/1 matrix (N, C) for multilabel ones; probabilities are
 (N, C). ``cv.metric`` names one (or ``module:function``, a user's ``(y_true, y_prob) -> float`` with a declared
@@ -25,24 +26,30 @@ from sklearn import metrics as skm
 from podium.config import PredictConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.tasks.task import Task
+from podium.tasks.base import BINARY, CLASS, MULTIHOT
+from podium.tasks.task import TASKS, Task, get_task
 from podium.tasks.thresholds import Objective, decode_multilabel, global_threshold
 from podium.tasks.thresholds import sample_f1 as _sample_f1
 
-SINGLE = ("binary", "multiclass", "ordinal")
-EVERY = (*SINGLE, "multilabel")
+# what the metrics below decode: class indices (argmax) or a 0/1 matrix (the threshold)
+DECODED = (CLASS, MULTIHOT)
 
 
 @dataclass(frozen=True)
 class Metric:
     """A score of predictions. ``fn(targets, probs, threshold)``; ``labels(targets, predicted, num_classes)`` when
     the metric reads decoded labels (argmax, or the multilabel ``threshold``): then fitted decisions can raise it.
-    ``greater_is_better`` is its direction and ``tasks`` the tasks it fits."""
+    ``greater_is_better`` is its direction and ``reads`` the target shapes it reads (None: every task's, as a user's
+    metric)."""
 
     fn: Callable[[np.ndarray, np.ndarray, Any], float]
     greater_is_better: bool = True
-    tasks: tuple[str, ...] = EVERY
+    reads: tuple[str, ...] | None = DECODED
     labels: Callable[[np.ndarray, np.ndarray, int], float] | None = None
+
+    def fits(self, task: Task) -> bool:
+        """Whether the metric reads one of the task's target shapes."""
+        return self.reads is None or bool(set(self.reads) & set(task.shapes))
 
     def __call__(self, y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
         """The score of probabilities ``p`` against targets ``y`` (multilabel rows decoded at ``threshold``)."""
@@ -72,11 +79,11 @@ def _decode(y: np.ndarray, p: np.ndarray, threshold: Any) -> np.ndarray:
 
 
 def labelled(score_labels: Callable[[np.ndarray, np.ndarray, int], float], greater_is_better: bool = True,
-             tasks: tuple[str, ...] = EVERY) -> Metric:
+             reads: tuple[str, ...] = DECODED) -> Metric:
     """A metric of decoded labels ``score_labels(targets, predicted, num_classes)``."""
     def fn(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
         return score_labels(np.asarray(y), _decode(y, p, threshold), np.asarray(p).shape[1])
-    return Metric(fn, greater_is_better, tasks, score_labels)
+    return Metric(fn, greater_is_better, reads, score_labels)
 
 
 def _f1(average: str) -> Callable[[np.ndarray, np.ndarray, int], float]:
@@ -137,21 +144,17 @@ def _register(names: tuple[str, ...], metric: Metric) -> None:
 
 _register(("accuracy",), labelled(_accuracy))
 _register(("balanced_accuracy",), labelled(lambda y, pred, k: float(skm.balanced_accuracy_score(y, pred)),
-                                           tasks=SINGLE))
+                                           reads=(CLASS,)))
 _register(("log_loss",), Metric(_log_loss, greater_is_better=False))
 _register(("macro_f1", "f1_macro"), labelled(_f1("macro")))
 _register(("f1_micro",), labelled(_f1("micro")))
 _register(("f1_weighted",), labelled(_f1("weighted")))
-_register(("sample_f1", "f1_samples"), Metric(_sample_f1_metric, True, ("multilabel",), _sample_f1_labels))
-_register(("roc_auc",), Metric(_roc_auc, tasks=("binary",)))
+_register(("sample_f1", "f1_samples"), Metric(_sample_f1_metric, True, (MULTIHOT,), _sample_f1_labels))
+_register(("roc_auc",), Metric(_roc_auc, reads=(BINARY,)))
 _register(("mean_auc",), Metric(_mean_auc))
-_register(("qwk",), labelled(_qwk, tasks=SINGLE))
+_register(("qwk",), labelled(_qwk, reads=(CLASS,)))
 _register(("mae",), labelled(lambda y, pred, k: float(np.mean(np.abs(np.asarray(pred) - np.asarray(y)))),
-                             greater_is_better=False, tasks=SINGLE))
-
-# the names tests and old code call as functions
-accuracy, log_loss, roc_auc, mean_auc = (METRICS.get(n) for n in ("accuracy", "log_loss", "roc_auc", "mean_auc"))
-macro_f1, qwk, sample_f1 = (METRICS.get(n) for n in ("macro_f1", "qwk", "sample_f1"))
+                             greater_is_better=False, reads=(CLASS,)))
 
 
 # ------------------------------------------------------------------------------------------------- a user's metric
@@ -186,7 +189,7 @@ def user_metric(spec: str) -> Metric:
     if not isinstance(greater, bool):
         raise PodiumError(f"Config key cv.metric={spec}: declare the metric's direction, {module}:{name}:max or "
                           f":min (or set {name}.greater_is_better = True or False).")
-    return Metric(lambda y, p, threshold=0.5: float(fn(y, p)), greater)
+    return Metric(lambda y, p, threshold=0.5: float(fn(y, p)), greater, reads=None)
 
 
 def get_metric(name: str) -> Metric:
@@ -201,19 +204,26 @@ def get_metric(name: str) -> Metric:
     return METRICS.get(name)
 
 
-def check_metric(name: str, task: str = "auto") -> None:
-    """Config load: ``cv.metric`` names a metric (or imports), and fits ``task`` when the task is named."""
+def check_metric(name: str, task: str | Task = "auto") -> None:
+    """Config load: ``cv.metric`` names a metric (or imports), and fits ``task`` (a task or a task's name) when the
+    task is known."""
     if name == "auto":
         return
     metric = get_metric(name)
-    if task != "auto" and task not in metric.tasks:
-        raise PodiumError(f"Config key cv.metric={name} does not fit the {task} task; it fits "
-                          f"{', '.join(metric.tasks)}. Choose one of {', '.join(fitting_metrics(task))}.")
+    if task == "auto":
+        return
+    task = get_task(task) if isinstance(task, str) else task
+    if not metric.fits(task):
+        fits = [t for t in TASKS if metric.fits(get_task(t))]
+        raise PodiumError(f"Config key cv.metric={name} does not fit the {task.name} task; it fits "
+                          f"{', '.join(fits) or 'no registered task'}. Choose one of "
+                          f"{', '.join(fitting_metrics(task))}.")
 
 
-def fitting_metrics(task: str) -> list[str]:
-    """The registered metrics that fit the task called ``task``."""
-    return [n for n in METRICS if task in METRICS.get(n).tasks]
+def fitting_metrics(task: str | Task) -> list[str]:
+    """The registered metrics that fit ``task`` (a task or a task's name)."""
+    task = get_task(task) if isinstance(task, str) else task
+    return [n for n in METRICS if METRICS.get(n).fits(task)]
 
 
 def resolve_metric(task: Task, name: str) -> Task:
@@ -221,7 +231,7 @@ def resolve_metric(task: Task, name: str) -> Task:
     task is one line naming the choices."""
     if name in ("auto", "", None) or name == task.primary:
         return task
-    check_metric(name, task.name)
+    check_metric(name, task)
     return task.with_metric(name)
 
 

@@ -18,7 +18,8 @@ import pandas as pd
 from podium.core.errors import PodiumError, list_some
 from podium.core.io import write_csv
 from podium.core.registry import Registry
-from podium.tasks.task import Task, decode_multilabel
+from podium.tasks.base import BINARY, CLASS, MULTIHOT, Task
+from podium.tasks.thresholds import decode_multilabel
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ class SubmissionKind:
     recognising a sample. ``default_column`` names its single value column when there is no sample (None: it needs
     a sample); ``labels`` says whether it writes class names (spelled as the sample spells them);
     ``write_labels`` (optional) writes the task's decoded label strings instead, when the caller has them (fitted cut
-    points or thresholds). Which formats a task can be written in, and in which order a sample is matched, the task
-    says (``Task.submissions``)."""
+    points or thresholds). ``shapes`` are the target shapes (``podium.tasks.base``) whose predictions it can express:
+    a task's formats (``Task.submissions``) are the registered ones that fit one of its shapes, in registration order,
+    which is the order a sample is matched in."""
 
     write: Writer
     validate: Validator
@@ -72,9 +74,15 @@ class SubmissionKind:
     default_column: str | None = None
     labels: bool = False
     write_labels: LabelWriter | None = None
+    shapes: tuple[str, ...] = ()
 
 
 FORMATS: Registry[SubmissionKind] = Registry("submission format")
+
+
+def formats_for(task: Task) -> tuple[str, ...]:
+    """The names of the registered formats that fit one of the task's target shapes, in registration order."""
+    return tuple(name for name in FORMATS if set(FORMATS.get(name).shapes) & set(task.shapes))
 
 
 def _is_number(values: pd.Series) -> bool:
@@ -149,15 +157,15 @@ def _write_labels(p: np.ndarray, classes: list[str], threshold: float, fmt: Subm
 
 
 # one probability column per class, named like the classes, in the sample's column order
-FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_columns))
+FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_columns, shapes=(CLASS, MULTIHOT)))
 # one numeric column: the probability of the positive (last) class, as Kaggle scores binary tasks on ROC AUC
-FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column))
+FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column, shapes=(BINARY,)))
 # one column: the task's decoded class (fitted cut points or binary threshold applied), else the most likely class
 FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label", labels=True,
-                                         write_labels=_label_column))
+                                         write_labels=_label_column, shapes=(CLASS,)))
 # one column: the space-separated classes at or above the threshold, never none
 FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels", labels=True,
-                                          write_labels=_label_set_column))
+                                          write_labels=_label_set_column, shapes=(MULTIHOT,)))
 
 # sample columns put last, so that a one-column format takes the column before them (Kaggle ships id,label,Usage)
 KEPT_NAMES = ("usage",)

@@ -1,13 +1,15 @@
-"""Tasks: what the targets are, how logits become probabilities and labels, which loss and metrics apply.
+"""The registered tasks: what the targets are, how logits become probabilities and labels, which loss and metrics
+apply.
 
 A task is chosen from the data (binary, multiclass, multilabel) or by the user (ordinal), and everything downstream
 asks the task rather than branching on its name: which raw labels it accepts and how they become targets, how targets
-are counted, shown and weighted, which fold stratifier and submission formats fit it, which decisions (a threshold)
-are fitted on out-of-fold predictions, how probabilities are decoded into labels with them, and what a report
-draws of them (``decision_view``).
+are counted, shown and weighted, which decisions (a threshold) are fitted on out-of-fold predictions, how
+probabilities are decoded into labels with them, how sure and how wrong a prediction is, and what a report draws of
+them (``decision_view``). Which metrics, fold stratifier and submission formats fit it follows from its target
+shapes (``podium.tasks.base``).
 
 Single-label targets are class indices (N,); multilabel targets are a 0/1 matrix (N, C). Each task is an instance of
-one of the two classes below, registered in ``TASKS``; a new task is one more registered instance (or subclass).
+one of the classes below, registered in ``TASKS``; a new task is one more registered instance (or subclass).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from podium.config import PredictConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
+from podium.tasks.base import BINARY, CLASS, MULTIHOT, Task
 from podium.tasks.ordinal import (
     ORDINAL_LOSSES,
     OrdinalCoding,
@@ -48,121 +51,11 @@ __all__ = ["TASKS", "Task", "decode_multilabel", "get_task", "detect_task"]
 
 
 @dataclass(frozen=True)
-class Task:
-    """How one kind of target is trained, scored and decoded.
-
-    ``loss`` names a registered loss, ``metrics`` registered metrics (``primary`` first in importance), ``stratify``
-    a registered fold stratifier (``data.training.folds.STRATIFIERS``) and ``submissions`` the registered submission
-    formats that can express this task's predictions, in the order a sample is matched against them (the first one
-    with a default column is used without a sample). ``auto`` says whether ``data.task=auto`` may pick the task;
-    ``ordered`` whether the classes are ranked (numeric labels, or ``data.class_order``).
-    """
-
-    name: str
-    loss: str
-    metrics: tuple[str, ...]
-    primary: str
-    stratify: str
-    submissions: tuple[str, ...]
-    auto: bool = True
-    ordered: bool = False
-    multilabel: ClassVar[bool] = False
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Per-class probabilities (N, C) from logits."""
-        raise NotImplementedError
-
-    def logits(self, probs: np.ndarray) -> np.ndarray:
-        """Logits of class probabilities, the scale blends average runs on (``from_logits`` maps them back)."""
-        raise NotImplementedError
-
-    def from_logits(self, logits: np.ndarray) -> np.ndarray:
-        """Class probabilities from ``logits`` (the inverse of ``logits``; for most tasks ``probabilities``)."""
-        return self.probabilities(logits)
-
-    def for_loss(self, loss: str, num_classes: int) -> Task:
-        """The task as trained with ``train.loss`` (``auto``: the task's own) on ``num_classes`` classes: what the
-        model's outputs mean depends on both. Losses that code ordered grades
-        (``podium.tasks.ordinal.ORDINAL_LOSSES`` with ``needs_order``) need ``data.task=ordinal``."""
-        coding = ORDINAL_LOSSES.get(loss) if loss in ORDINAL_LOSSES else None
-        if coding is not None and coding.needs_order:
-            raise PodiumError(f"train.loss={loss} codes ordered grades; it needs data.task=ordinal (this is a "
-                              f"{self.name} task); use train.loss=auto.")
-        return self
-
-    def outputs(self, num_classes: int) -> int:
-        """Model outputs for ``num_classes`` classes (one logit per class unless the loss codes them otherwise)."""
-        return num_classes
-
-    def columns(self, probs: np.ndarray) -> dict[str, np.ndarray]:
-        """Extra per-row columns of prediction files besides the class probabilities (an ordinal score)."""
-        return {}
-
-    def evidence(self, outputs: Any, cls: int, num_classes: int) -> Any:
-        """What Grad-CAM explains for class ``cls``: a differentiable scalar of one image's model outputs (a 1-D
-        tensor); the class's own logit unless the outputs code the classes otherwise."""
-        return outputs[cls]
-
-    def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
-                        ) -> dict[str, float]:
-        """Scores of the plain decoding next to the fitted decisions' on the same rows (for metrics.json)."""
-        return {}
-
-    def decision_view(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any],
-                      predict: PredictConfig, classes: Sequence[str]) -> DecisionView | None:
-        """What a report draws of the fitted ``decisions`` (the ``predict`` settings say which rule fitted them):
-        the rule's metric as each decision moves, on these rows; None where no decision is fitted."""
-        return None
-
-    def accepts(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> bool:
-        """Whether labels of this shape (label strings per row, over ``classes``) suit the task (auto-detection)."""
-        raise NotImplementedError
-
-    def from_labels(self, lists: Sequence[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
-        """Targets from label strings per row over ``classes``, or a PodiumError saying why they do not fit the task."""
-        raise NotImplementedError
-
-    def onehot(self, targets: np.ndarray, num_classes: int) -> np.ndarray:
-        """The targets as a 0/1 matrix (N, C)."""
-        raise NotImplementedError
-
-    def counts(self, targets: np.ndarray, num_classes: int) -> np.ndarray:
-        """Rows carrying each class (C,)."""
-        return self.onehot(targets, num_classes).sum(axis=0)
-
-    def label_strings(self, targets: np.ndarray, classes: Sequence[str]) -> list[str]:
-        """Human-readable label of each row of ``targets`` (space-joined class names where a row holds several)."""
-        return [" ".join(c for c, on in zip(classes, row) if on) for row in self.onehot(targets, len(classes))]
-
-    def balanced_weights(self, targets: np.ndarray, num_classes: int) -> np.ndarray:
-        """Class weights for ``train.class_weights=balanced``, in the form the task's loss takes."""
-        raise NotImplementedError
-
-    def with_metric(self, metric: str) -> Task:
-        """The task scored by ``metric`` (``cv.metric``): its primary metric, first of the metrics it reports
-        (whether the metric fits the task is ``podium.tasks.metrics.resolve_metric``'s question)."""
-        return replace(self, primary=metric, metrics=(metric, *[m for m in self.metrics if m != metric]))
-
-    def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig,
-                      objective: Objective | None = None) -> dict[str, Any]:
-        """The decision rule fitted on (out-of-fold) predictions, as the ``predict`` settings ask, maximising
-        ``objective(targets, predicted targets)`` (higher is better; None: the rule's own metric)."""
-        return {}
-
-    def predict(self, probs: np.ndarray, decisions: Mapping[str, Any]) -> np.ndarray:
-        """Predicted targets, in the same form as the training targets, from probabilities and decisions."""
-        raise NotImplementedError
-
-    def decode(self, probs: np.ndarray, decisions: Mapping[str, Any], classes: Sequence[str]) -> list[str]:
-        """The predicted label string of each row (see ``label_strings``)."""
-        return self.label_strings(self.predict(probs, decisions), classes)
-
-
-@dataclass(frozen=True)
 class SingleLabelTask(Task):
     """One class per row, softmax probabilities, argmax decisions. ``num_classes`` fixes the class count if set."""
 
     num_classes: int | None = None
+    shapes: ClassVar[tuple[str, ...]] = (CLASS,)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Softmax over the classes."""
@@ -211,12 +104,25 @@ class SingleLabelTask(Task):
         """The most likely class of each row (no decisions are needed)."""
         return np.asarray(probs).argmax(axis=1)
 
+    def confidence(self, probs: np.ndarray) -> np.ndarray:
+        """The probability of the most likely class."""
+        return np.asarray(probs).max(axis=1)
+
+    def row_loss(self, truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The cross-entropy of the true class."""
+        return -np.log((np.clip(probs, 1e-7, 1 - 1e-7) * truth).sum(axis=1))
+
+    def worst_class(self, truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The predicted (most likely) class."""
+        return np.asarray(probs).argmax(axis=1)
+
 
 @dataclass(frozen=True)
 class MultiLabelTask(Task):
     """Any set of classes per row, independent sigmoid probabilities, a fitted global threshold."""
 
     multilabel: ClassVar[bool] = True
+    shapes: ClassVar[tuple[str, ...]] = (MULTIHOT,)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
         """A sigmoid per class."""
@@ -262,6 +168,20 @@ class MultiLabelTask(Task):
         likely class where none is."""
         return decode_multilabel(np.asarray(probs), decisions.get("threshold", DEFAULT_THRESHOLD))
 
+    def confidence(self, probs: np.ndarray) -> np.ndarray:
+        """How sure the least sure class is (a row is sure when every class is clearly on or off)."""
+        probs = np.asarray(probs)
+        return np.maximum(probs, 1 - probs).min(axis=1)
+
+    def row_loss(self, truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The mean binary cross-entropy over the classes."""
+        p = np.clip(probs, 1e-7, 1 - 1e-7)
+        return -(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean(axis=1)
+
+    def worst_class(self, truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The class scored furthest from its target."""
+        return np.abs(np.asarray(truth) - np.asarray(probs)).argmax(axis=1)
+
     def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
                         ) -> dict[str, float]:
         """Sample F1 at 0.5, at the best global threshold and at the decisions' threshold(s)."""
@@ -279,6 +199,8 @@ class MultiLabelTask(Task):
 @dataclass(frozen=True)
 class BinaryTask(SingleLabelTask):
     """Two classes; label submissions may use a threshold on the positive (second) class fitted on OOF rows."""
+
+    shapes: ClassVar[tuple[str, ...]] = (CLASS, BINARY)
 
     def fit_decisions(self, targets: np.ndarray, probs: np.ndarray, predict: PredictConfig,
                       objective: Objective | None = None) -> dict[str, Any]:
@@ -399,14 +321,10 @@ def _add(task: Task) -> None:
     TASKS.register(task.name)(task)
 
 
-_add(BinaryTask("binary", "ce", ("roc_auc", "accuracy", "log_loss"), "roc_auc", "class", ("probs", "prob", "label"),
-                num_classes=2))
-_add(SingleLabelTask("multiclass", "ce", ("accuracy", "log_loss", "macro_f1"), "accuracy", "class",
-                     ("probs", "label")))
-_add(OrdinalTask("ordinal", DEFAULT_ORDINAL_LOSS, ("qwk", "accuracy", "log_loss"), "qwk", "class",
-                 ("probs", "label"), auto=False, ordered=True))
-_add(MultiLabelTask("multilabel", "bce", ("mean_auc", "sample_f1"), "mean_auc", "iterative", ("probs", "labels")))
-
+_add(BinaryTask("binary", "ce", ("roc_auc", "accuracy", "log_loss"), "roc_auc", num_classes=2))
+_add(SingleLabelTask("multiclass", "ce", ("accuracy", "log_loss", "macro_f1"), "accuracy"))
+_add(OrdinalTask("ordinal", DEFAULT_ORDINAL_LOSS, ("qwk", "accuracy", "log_loss"), "qwk", auto=False, ordered=True))
+_add(MultiLabelTask("multilabel", "bce", ("mean_auc", "sample_f1"), "mean_auc"))
 
 def get_task(name: str) -> Task:
     """The registered task called ``name``."""

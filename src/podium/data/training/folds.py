@@ -7,16 +7,13 @@ validation image in the training folds would inflate the CV score.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from podium.core.errors import PodiumError, list_some
-from podium.core.registry import Registry
+from podium.tasks.stratifiers import STRATIFIERS
 from podium.tasks.task import Task
 
 
@@ -48,43 +45,6 @@ def make_folds(targets: np.ndarray, task: Task, k: int, seed: int, groups: np.nd
     return folds
 
 
-# A stratifier maps (targets, k, seed, group index per row, group count) to the fold of each row; a task names its own.
-Stratifier = Callable[[np.ndarray, int, int, np.ndarray, int], np.ndarray]
-STRATIFIERS: Registry[Stratifier] = Registry("stratifier")
-
-
-@STRATIFIERS.register("class")
-def by_class(targets: np.ndarray, k: int, seed: int, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Class-index targets: StratifiedKFold, or StratifiedGroupKFold when rows form groups."""
-    n = len(targets)
-    if n_groups == n:  # no groups: the plain splitter, so folds match runs made before groups existed
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        return _assign(splitter.split(np.zeros((n, 1)), targets), n)
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return _assign(splitter.split(np.zeros((n, 1)), targets, groups), n)
-
-
-@STRATIFIERS.register("iterative")
-def iterative(targets: np.ndarray, k: int, seed: int, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """0/1 label matrices: iterative multilabel stratification (of the groups' aggregated labels when rows form
-    groups)."""
-    n = len(targets)
-    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    if n_groups == n:
-        return _assign(splitter.split(np.zeros((n, 1)), targets), n)
-    # stratify the groups by their aggregated labels (any member carrying a label), then map back to rows
-    agg = np.zeros((n_groups, targets.shape[1]), dtype=np.int64)
-    np.maximum.at(agg, groups, targets)
-    return _assign(splitter.split(np.zeros((n_groups, 1)), agg), n_groups)[groups]
-
-
-def _assign(splits: Iterator[tuple[np.ndarray, np.ndarray]], n: int) -> np.ndarray:
-    folds = np.full(n, -1, dtype=np.int64)
-    for fold, (_, val) in enumerate(splits):
-        folds[val] = fold
-    return folds
-
-
 def _name(classes: tuple[str, ...], c: int, what: str) -> str:
     return repr(classes[c]) if c < len(classes) else f"{what} {c}"  # the engine may not pass the class names
 
@@ -108,17 +68,9 @@ def check_fold_count(targets: np.ndarray, task: Task, k: int, groups: np.ndarray
               (n_groups, f"the images form only {n_groups} groups (duplicate clusters and data.group_col), each kept "
                          "in one fold")]
     context = ""
-    if n and task.multilabel:
-        counts = targets.sum(axis=0)
-        rare = int(np.argmin(counts))
-        context = f"; the rarest label, {_name(classes, rare, 'label')}, is on {int(counts[rare])} images"
-    elif n:
-        counts = np.bincount(targets)
-        big, small = int(np.argmax(counts)), int(np.argmin(np.where(counts > 0, counts, n + 1)))
-        most, least = int(counts[big]), int(counts[small])
-        others = "like every class" if most == least else f"the smallest, {_name(classes, small, 'class')}, {least}"
-        limits.append((most, f"a stratified split needs a class with at least {k} images, and the largest, "
-                             f"{_name(classes, big, 'class')}, has {most} ({others})"))
+    if n:  # what the task's stratifier allows of k (the largest class), or context for the message
+        limit, context = STRATIFIERS.get(task.stratify).limit(targets, k, lambda c, what: _name(classes, c, what))
+        limits += [limit] if limit else []
     bad = [why for limit, why in limits if k > limit]
     if bad:
         usable = min(limit for limit, _ in limits)
@@ -132,14 +84,12 @@ def check_stratifiable(targets: np.ndarray, task: Task, classes: tuple[str, ...]
 
     With ``k`` (cv.folds), also stop when the data cannot be split into k folds (see ``check_fold_count``).
     """
-    if not task.multilabel:
-        counts = np.bincount(targets, minlength=len(classes))
-        lonely = [f"{classes[c]!r} (image {ids[int(np.flatnonzero(targets == c)[0])]})"
-                  for c in np.flatnonzero(counts == 1)]
-        if lonely:
-            raise PodiumError(f"{len(lonely)} class(es) have a single training image, which cannot be both trained on "
-                              f"and validated: {list_some(lonely)}. Add images of that class, or remove or relabel "
-                              "that row.")
+    lonely = [f"{classes[c]!r} (image {ids[row]})"
+              for c, row in STRATIFIERS.get(task.stratify).lonely(np.asarray(targets), len(classes))]
+    if lonely:
+        raise PodiumError(f"{len(lonely)} class(es) have a single training image, which cannot be both trained on "
+                          f"and validated: {list_some(lonely)}. Add images of that class, or remove or relabel "
+                          "that row.")
     if k:
         check_fold_count(targets, task, k, groups, classes)
 
