@@ -13,8 +13,8 @@ right class, so a few percent of flipped labels drag the whole model. Each loss 
 Each takes class-index or soft targets (MixUp, CutMix, soft labels) and applies label smoothing itself, like the losses
 of ``podium.engine.losses``. Single-label tasks use the softmax over classes; multilabel tasks use each class's
 sigmoid as a two-class problem; ordinal grades train them as a softmax over grades (the ``ce`` coding, registered in
-``ORDINAL_LOSSES`` under the same name). ``fits`` on each builder names the tasks it serves, read by
-``losses.loss_fits``.
+``ORDINAL_LOSSES`` under the same name). Each builder declares the target ``shapes`` it reads (``podium.tasks.base``),
+as metrics, submission formats and stratifiers do; ``losses.loss_fits`` reads them.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from podium.engine.losses import LOSSES, LossFn
+from podium.tasks.base import CLASS, MULTIHOT, Task
 from podium.tasks.ordinal import ORDINAL_LOSSES, Softmax
-from podium.tasks.task import Task
 
-EVERY_TASK = ("binary", "multiclass", "multilabel", "ordinal")
 # the defaults of the papers' recommended settings for noisy labels
 BITEMPERED_T1, BITEMPERED_T2 = 0.8, 1.2
 TAYLOR_ORDER = 2
@@ -36,13 +35,13 @@ SCE_ALPHA, SCE_BETA = 0.1, 1.0
 GCE_Q = 0.7
 
 
-def _robust(name: str, fits: tuple[str, ...] = EVERY_TASK) -> Callable[[Callable[..., LossFn]], Callable[..., LossFn]]:
-    """Register a loss builder in ``LOSSES`` with the tasks it fits (and as a softmax coding of ordinal grades)."""
+def _robust(name: str) -> Callable[[Callable[..., LossFn]], Callable[..., LossFn]]:
+    """Register a loss builder in ``LOSSES`` for class-index and multi-hot targets, and as a softmax coding of ordinal
+    grades (``ORDINAL_LOSSES``), so every task can train with it."""
 
     def wrap(builder: Callable[..., LossFn]) -> Callable[..., LossFn]:
-        builder.fits = fits
-        if "ordinal" in fits:
-            ORDINAL_LOSSES.register(name)(Softmax(name, needs_order=False))
+        builder.shapes = (CLASS, MULTIHOT)
+        ORDINAL_LOSSES.register(name)(Softmax(name, needs_order=False))
         return LOSSES.register(name)(builder)
 
     return wrap
@@ -79,11 +78,11 @@ def _per_class(per_element: torch.Tensor, pos_weight: torch.Tensor | None, targe
 def _build(task: Task | None, smoothing: float, weight: torch.Tensor | None,
            rowwise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
     """A loss from ``rowwise(activations, target distribution) -> per-row loss``, for the task's output kind."""
-    multilabel = task is not None and task.multilabel
+    per_class = task is not None and MULTIHOT in task.shapes  # independent classes: a two-class problem each
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
-        if multilabel:
+        if per_class:
             pairs, target = _binary_pairs(logits, y.to(logits.device), smoothing)
             return _per_class(rowwise(pairs, target), weight, target[..., 0])
         target = _soft(y.to(logits.device), logits.shape[1], smoothing)
