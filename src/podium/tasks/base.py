@@ -18,6 +18,7 @@ import numpy as np
 from podium.config import PredictConfig
 from podium.core.errors import PodiumError
 from podium.tasks.ordinal import ORDINAL_LOSSES
+from podium.tasks.suspects import LabelIssues
 from podium.tasks.thresholds import DecisionView, Objective
 
 # Target shapes. CLASS: one class index per row (N,). BINARY: class indices over two classes whose second is the
@@ -183,4 +184,9 @@ class Task:
     def worst_class(self, truth: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """The class that shows why each row is wrong (N,) (a report's caption and its Grad-CAM), from the targets
         as a 0/1 matrix ``truth`` (N, C) and the probabilities."""
+        raise NotImplementedError
+
+    def label_issues(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]) -> LabelIssues:
+        """Which given labels the out-of-fold probabilities contradict (``podium.tasks.suspects``): a suspect flag,
+        a quality score in [0, 1] and the suggested targets of each row."""
         raise NotImplementedError

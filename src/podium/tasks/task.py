@@ -34,6 +34,7 @@ from podium.tasks.ordinal import (
     grades,
     softmax,
 )
+from podium.tasks.suspects import LabelIssues, multilabel_issues, ordinal_issues, single_label_issues
 from podium.tasks.thresholds import (
     BINARY_RULES,
     THRESHOLD_MODES,
@@ -116,6 +117,10 @@ class SingleLabelTask(Task):
         """The predicted (most likely) class."""
         return np.asarray(probs).argmax(axis=1)
 
+    def label_issues(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]) -> LabelIssues:
+        """Confident learning on class indices; the suggestion is the most likely class."""
+        return single_label_issues(targets, probs)
+
 
 @dataclass(frozen=True)
 class MultiLabelTask(Task):
@@ -182,6 +187,10 @@ class MultiLabelTask(Task):
         """The class scored furthest from its target."""
         return np.abs(np.asarray(truth) - np.asarray(probs)).argmax(axis=1)
 
+    def label_issues(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]) -> LabelIssues:
+        """Confident learning per class (one-vs-rest); the suggestion is every class at or above its threshold."""
+        return multilabel_issues(targets, probs, decisions.get("threshold", DEFAULT_THRESHOLD))
+
     def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
                         ) -> dict[str, float]:
         """Sample F1 at 0.5, at the best global threshold and at the decisions' threshold(s)."""
@@ -242,6 +251,11 @@ class OrdinalTask(SingleLabelTask):
     """Grades 0..K-1 in order. ``loss`` names the registered ``podium.tasks.ordinal.ORDINAL_LOSSES`` coding it trains
     with (which fixes the model's outputs and how they become probabilities); decisions are cut points on the
     continuous score (the expected grade) fitted for QWK on the OOF rows."""
+
+    def label_issues(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]) -> LabelIssues:
+        """Confident learning on grades, ranked by the expected grade distance: a neighbouring grade, the expected
+        confusion of a graded scale, ranks below a far one."""
+        return ordinal_issues(targets, probs)
 
     def coding(self) -> OrdinalCoding:
         """The registered coding of the task's loss."""
