@@ -48,3 +48,29 @@ def test_a_second_run_in_one_process_with_another_precision_is_one_clear_error(s
     podium.train(single_dir, overrides=tiny)
     with pytest.raises(PodiumError, match="Restart the kernel"):
         podium.train(single_dir, overrides=[*tiny, "train.precision=bf16"])
+
+
+def test_package_exports_exactly_the_api_public_functions(monkeypatch) -> None:
+    """``podium.__all__`` is ``Run`` and every public function of podium.api, both ways: a function added to the API
+    is exported, and every exported name is the API's own, also where a subpackage or module has the same name
+    (``podium.runs``, ``podium.models``, ``podium.demo``) and was imported since."""
+    import importlib
+    import importlib.util
+    import inspect
+
+    from podium import api
+    from podium.runs.run import Run
+
+    public = {name for name, obj in vars(api).items()
+              if inspect.isfunction(obj) and obj.__module__ == api.__name__ and not name.startswith("_")}
+    exported = set(podium.__all__)
+    assert len(exported) == len(podium.__all__), "a name is listed twice in podium.__all__"
+    assert sorted(exported - {"Run"} - public) == [], "exported but not a public function of podium.api"
+    assert sorted(public - exported) == [], "public functions of podium.api missing from podium.__all__"
+    assert podium.Run is Run
+    shadowed = sorted(name for name in public if importlib.util.find_spec(f"podium.{name}") is not None)
+    assert all(getattr(podium, name) is getattr(api, name) for name in public - set(shadowed))
+    for name in shadowed:
+        importlib.import_module(f"podium.{name}")
+        monkeypatch.setattr(api, name, lambda *args, _name=name, **kwargs: (_name, args, kwargs))
+        assert getattr(podium, name)(1, x=2) == (name, (1,), {"x": 2}), f"podium.{name} is not the API's"

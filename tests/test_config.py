@@ -117,7 +117,7 @@ def _fields() -> list[tuple[str, dataclasses.Field, Any]]:
 
 
 CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
-    "data.layout": ("podium.data.folders.ingest:LAYOUTS", ("auto",)),
+    "data.layout": ("podium.data.folders.layouts:LAYOUTS", ("auto",)),
     "data.task": ("podium.tasks.task:TASKS", ("auto",)),
     "data.csv_sep": ("podium.data.folders.tables:SEPARATORS", ("auto",)),
     "data.csv_encoding": ("podium.data.folders.tables:ENCODINGS", ("auto",)),

@@ -147,3 +147,29 @@ def test_sample_submission_with_unknown_ids(single_dir: Path) -> None:
     sample.to_csv(single_dir / "sample_submission.csv", index=False)
     with pytest.raises(PodiumError, match="ids of sample_submission.csv have no image.*not_there"):
         load_competition(single_dir, DataConfig())
+
+
+def test_layouts_are_tried_in_order_and_a_new_layout_is_one_registered_object(single_dir: Path) -> None:
+    import shutil
+
+    from podium.data.folders.layouts import LAYOUTS, Layout, RawLabels, detect_layout
+
+    for cls in ("a", "b"):  # class folders beside train.csv: auto reads the CSV, the layout registered first
+        (single_dir / "train" / cls).mkdir(parents=True)
+        shutil.copy(single_dir / "train_images" / "img000.png", single_dir / "train" / cls / "x.png")
+    assert detect_layout(single_dir, DataConfig()) == "csv"
+    assert detect_layout(single_dir, DataConfig(train_csv="other.csv")) == "folders"
+    assert detect_layout(single_dir, DataConfig(layout="folders")) == "folders"
+
+    def labels_in_names(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
+        files = sorted((root / "train_images").iterdir())
+        table = pd.DataFrame({"id": [f.stem for f in files], "path": [str(f) for f in files]})
+        return table, RawLabels(lists=[["even" if int(f.stem[3:]) % 2 == 0 else "odd"] for f in files])
+
+    LAYOUTS.register("names")(Layout(lambda root, cfg: False, labels_in_names))
+    try:
+        comp = load_competition(single_dir, DataConfig(layout="names"), check=False)
+    finally:
+        LAYOUTS.unregister("names")
+    assert comp.layout == "names" and comp.classes == ("even", "odd") and comp.targets.tolist()[:3] == [0, 1, 0]
+    assert comp.test is not None and len(comp.test) == 12  # the test set is shared by every layout

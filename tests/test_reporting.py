@@ -20,7 +20,7 @@ from PIL import Image
 
 import datagen
 import podium
-from podium.config import PodiumConfig, PredictConfig, merge
+from podium.config import PodiumConfig, PredictConfig, merge, shown_precision
 from podium.data.pixels.preprocessing import Preprocessing
 from podium.pipeline import train
 from podium.reporting import SECTIONS, build_report, plots
@@ -93,6 +93,15 @@ def test_training_writes_the_report_and_it_is_rebuilt_from_the_folder_alone(sing
     single_run.report_path.unlink()
     path = podium.report(single_run.path)
     assert path == single_run.report_path and set(_images(path.read_text())) == set(images)
+
+
+def test_device_and_precision_say_fp32_not_accelerates_no(single_run: Run) -> None:
+    """Accelerate's word for no mixed precision is "no"; train.log (as the console) and the report say fp32."""
+    assert shown_precision("no") == "fp32" and shown_precision("bf16") == "bf16" and shown_precision("fp16") == "fp16"
+    log = (single_run.path / "train.log").read_text()
+    assert "device cpu, precision fp32" in log and "precision no" not in log
+    page = single_run.report_path.read_text()
+    assert "<td>device</td><td style='text-align:left'>cpu fp32</td>" in page
 
 
 def test_report_command_and_a_failing_report_does_not_fail_the_run(single_dir: Path, tiny: tuple[str, ...],

@@ -1,52 +1,31 @@
 """The run configuration: one frozen dataclass tree, filled from YAML first and dotted CLI overrides second.
 
-Unknown keys, wrong types and numbers out of range are one-line errors that name the key, raised when the config is
-loaded (before any run folder exists); each field declares what it accepts (``opt``, checked by
-podium.config_checks). Registry names and relations between keys are checked right after loading by
-podium.validation, which every entry point calls. This module and its checks import nothing above them. The resolved
-tree is saved in every run folder and in every checkpoint, so inference rebuilds exactly what was trained.
+This module says what the options are (one dataclass per section, each field an ``opt`` with its default, help and
+accepted values) and loads the tree; the machinery (reading YAML and overrides, building dataclasses from dicts,
+checking values) lives in podium.config_checks. Unknown keys, wrong types and numbers out of range are one-line
+errors that name the key, raised when the config is loaded (before any run folder exists). Registry names and
+relations between keys are checked right after loading by podium.validation, which every entry point calls. This
+module and its checks import nothing above them. The resolved tree is saved in every run folder and in every
+checkpoint, so inference rebuilds exactly what was trained.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import hashlib
 import json
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from podium.config_checks import check_field, check_type, parse_size, read_yaml
-from podium.core.errors import PodiumError
+from podium.config_checks import apply_overrides, opt, parse_override, parse_size, read_config_file, to_dict
+from podium.config_checks import from_dict as build_tree
 
-
-def opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
-        reserved: tuple[str, ...] = (), also: tuple[float, ...] = (), gt: float | None = None, ge: float | None = None,
-        lt: float | None = None, le: float | None = None, parse: Any = None, min_items: int = 0, user: bool = False,
-        **words: Any) -> Any:
-    """A config field with a default, the help text shown by ``podium train --help`` and what values it accepts.
-
-    ``choices`` lists fixed names; a key whose values are registered names (augmentations, losses, ...) is mapped to
-    its registry in podium.validation, which checks it after loading, so this module imports nothing above it.
-    ``reserved`` adds words resolved by the code (``auto``). ``gt``/``ge``/``lt``/``le`` bound a number and ``also``
-    lists values allowed outside the bounds. Tuple fields apply both to every item (see podium.config_checks) and
-    hold at least ``min_items``. ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets
-    ``train.batch_size=auto`` be written for an int field (which then holds 0). ``parse(value, key)`` reads a value
-    of its own syntax instead of the type check (``model.img_size=288x224``); ``user`` lets a choice field also take
-    a user's ``module:function`` (``cv.metric``).
-    """
-    bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
-    meta = {"help": help, "words": words, "choices": choices, "reserved": reserved, "also": also,
-            "min_items": min_items, **bounds}
-    if parse is not None:
-        meta["parse"] = parse
-    if user:  # a choice field that also takes a user's module:function
-        meta["user"] = True
-    return field(default=default, metadata=meta)
+# opt, parse_override and to_dict live with the machinery in podium.config_checks; they stay importable from here
+__all__ = ["AugConfig", "CVConfig", "DataConfig", "FinetuneConfig", "ModelConfig", "PodiumConfig", "PredictConfig",
+           "RunConfig", "TrainConfig", "config_hash", "dump_yaml", "from_dict", "load_config", "merge", "opt",
+           "parse_override", "shown_precision", "to_dict"]
 
 
 @dataclass(frozen=True)
@@ -223,6 +202,13 @@ class TrainConfig:
                                      le=20)
 
 
+def shown_precision(value: str) -> str:
+    """A precision as podium shows it to people (console, train.log, report): ``fp32`` for ``no``, the word that
+    ``train.precision`` and Accelerate (and so run.json) use for no mixed precision; ``bf16`` and ``fp16`` as they
+    are."""
+    return "fp32" if value == "no" else value
+
+
 @dataclass(frozen=True)
 class CVConfig:
     """Cross-validation folds."""
@@ -291,71 +277,13 @@ class PodiumConfig:
 
 
 def from_dict(raw: dict[str, Any], cls: type = PodiumConfig, prefix: str = "") -> Any:
-    """Build a config dataclass from a nested dict, rejecting unknown keys, values of the wrong type, unknown registry
-    names and numbers out of range (each field's declared rules, see podium.config_checks).
+    """Build a config dataclass (the whole tree by default) from a nested dict, rejecting unknown keys, values of the
+    wrong type and numbers out of range (each field's declared rules, see podium.config_checks).
 
     Registry names and relations between keys are checked by ``podium.validation.validate`` after loading: a
     checkpoint's config is read with this function, and a config that trained once keeps loading for inference.
     """
-    if not isinstance(raw, dict):
-        raise PodiumError(f"Config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {raw!r}.")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = [k for k in raw if k not in names]
-    if unknown:
-        key = unknown[0]
-        close = difflib.get_close_matches(str(key), names, n=1)
-        hint = f" Did you mean {prefix}{close[0]}?" if close else f" Valid keys: {', '.join(names)}."
-        raise PodiumError(f"Unknown config key {prefix}{key}.{hint}")
-    values = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            continue
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            values[f.name] = from_dict(raw[f.name] or {}, tp, f"{prefix}{f.name}.")
-            continue
-        if isinstance(raw[f.name], str) and raw[f.name] in f.metadata.get("words", {}):
-            values[f.name] = f.metadata["words"][raw[f.name]]
-        elif "parse" in f.metadata:
-            values[f.name] = f.metadata["parse"](raw[f.name], f"{prefix}{f.name}")
-        else:
-            values[f.name] = check_type(raw[f.name], tp, f"{prefix}{f.name}")
-        check_field(values[f.name], f.metadata, f"{prefix}{f.name}")
-    return cls(**values)
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """The config as a plain nested dict (tuples as lists), ready for YAML, JSON or a checkpoint."""
-    out: dict[str, Any] = {}
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
-    return out
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value`` into its key path and its value's text."""
-    if "=" not in item:
-        raise PodiumError(f"Override {item!r} must look like section.key=value (e.g. train.epochs=5).")
-    key, value = item.split("=", 1)
-    path = key.strip().split(".")
-    if len(path) != 2 or not all(path):
-        raise PodiumError(f"Override key {key!r} must be section.key, e.g. train.epochs.")
-    return path, value
-
-
-def _field_type(path: list[str]) -> Any:
-    cls: Any = PodiumConfig
-    for part in path:
-        hints = typing.get_type_hints(cls)
-        if part not in hints:
-            names = list(hints)
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f" Did you mean {close[0]}?" if close else f" Valid keys: {', '.join(names)}."
-            raise PodiumError(f"Unknown config key {'.'.join(path)}.{hint}")
-        cls = hints[part]
-    return cls
+    return build_tree(raw, cls, prefix)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PodiumConfig:
@@ -363,46 +291,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
     The YAML and the overrides are checked together, once: an override may fix a value of the file.
     """
-    raw: dict[str, Any] = {}
-    if path:
-        p = Path(path).expanduser()
-        if p.is_dir():
-            raise PodiumError(f"Config file {p} is a folder; name the YAML file itself.")
-        if not p.is_file():
-            raise PodiumError(f"Config file {p} does not exist.")
-        raw = read_yaml(p.read_text(encoding="utf-8"), f"Config file {p}") or {}
-        if not isinstance(raw, dict):
-            raise PodiumError(f"Config file {p} must hold a mapping of sections (data:, model:, train: ...).")
-    return _build(_override(raw, overrides))
+    raw = read_config_file(path) if path else {}
+    return from_dict(apply_overrides(raw, overrides, PodiumConfig))
 
 
 def merge(cfg: PodiumConfig, overrides: list[str] | tuple[str, ...]) -> PodiumConfig:
     """Apply dotted overrides to a config, returning a new frozen config (checked like ``load_config``'s)."""
-    return _build(_override(to_dict(cfg), overrides))
-
-
-def _override(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``raw`` with each ``section.key=value`` set. The value is the text itself for a string field; otherwise it is
-    read by YAML 1.2's JSON rules (``podium.config_checks.read_yaml``): only decimal numbers, true/false and null are
-    typed, so ``0x10``, ``1:30`` and ``2_0`` stay text and fail the key's type check instead of becoming 16, 90 and
-    20 as YAML 1.1 would read them, and ``[no, yes]`` is two words."""
-    for item in overrides:
-        path, text = parse_override(item)
-        tp = _field_type(path)
-        if tp is str:
-            value: Any = text
-        else:
-            value = read_yaml(text, f"Override {'.'.join(path)}", lenient=True) if text.strip() else ""
-        section = raw.get(path[0]) or {}
-        raw[path[0]] = section
-        if not isinstance(section, dict):
-            raise PodiumError(f"Config section {path[0]} must be a mapping, got {section!r}.")
-        section[path[1]] = value
-    return raw
-
-
-def _build(raw: dict[str, Any]) -> PodiumConfig:
-    return from_dict(raw)
+    return from_dict(apply_overrides(to_dict(cfg), overrides, PodiumConfig))
 
 
 def dump_yaml(cfg: PodiumConfig) -> str:

@@ -1,8 +1,10 @@
-"""What each config value may be, checked when the config is loaded: the YAML reader (``read_yaml``), types
-(``check_type``, and ``parse_size`` for ``model.img_size``), fixed choices and numeric ranges. Registry names use the
-same ``check_field`` with the registry's names, from podium.validation; this module imports nothing above it.
+"""The config machinery under podium.config's options: how a field is declared (``opt``), how a tree of frozen
+dataclasses is read (a YAML file, ``section.key=value`` overrides, ``from_dict``/``to_dict``) and what each value may
+be, checked when the config is loaded: the YAML reader (``read_yaml``), types (``check_type``, and ``parse_size`` for
+``model.img_size``), fixed choices and numeric ranges. Registry names use the same ``check_field`` with the
+registry's names, from podium.validation; this module imports nothing above it.
 
-A field declares its rules in its metadata (see ``podium.config.opt``):
+A field declares its rules in its metadata (see ``opt``):
 
 - ``choices``: a literal tuple of names; ``reserved`` adds words such as ``auto`` that the code resolves itself;
 - ``gt``, ``ge``, ``lt``, ``le``: bounds of a number, and ``also``: values allowed outside them (``img_size=0``);
@@ -13,12 +15,15 @@ Tuple fields apply the rules to every item. Every error is a one-line ``PodiumEr
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import field, fields
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -48,6 +53,31 @@ StrictLoader.yaml_implicit_resolvers = {
 }
 for _tag, (_rx, _first) in _TYPED.items():
     StrictLoader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+
+
+def opt(default: Any, help: str, *, choices: tuple[str, ...] | None = None,  # noqa: A002 - argparse's word
+        reserved: tuple[str, ...] = (), also: tuple[float, ...] = (), gt: float | None = None, ge: float | None = None,
+        lt: float | None = None, le: float | None = None, parse: Any = None, min_items: int = 0, user: bool = False,
+        **words: Any) -> Any:
+    """A config field with a default, the help text shown by ``podium train --help`` and what values it accepts.
+
+    ``choices`` lists fixed names; a key whose values are registered names (augmentations, losses, ...) is mapped to
+    its registry in podium.validation, which checks it after loading, so the config imports nothing above it.
+    ``reserved`` adds words resolved by the code (``auto``). ``gt``/``ge``/``lt``/``le`` bound a number and ``also``
+    lists values allowed outside the bounds. Tuple fields apply both to every item (see ``check_field``) and
+    hold at least ``min_items``. ``words`` maps reserved words to the value stored for them, e.g. ``auto=0`` lets
+    ``train.batch_size=auto`` be written for an int field (which then holds 0). ``parse(value, key)`` reads a value
+    of its own syntax instead of the type check (``model.img_size=288x224``); ``user`` lets a choice field also take
+    a user's ``module:function`` (``cv.metric``).
+    """
+    bounds = {k: v for k, v in {"gt": gt, "ge": ge, "lt": lt, "le": le}.items() if v is not None}
+    meta = {"help": help, "words": words, "choices": choices, "reserved": reserved, "also": also,
+            "min_items": min_items, **bounds}
+    if parse is not None:
+        meta["parse"] = parse
+    if user:  # a choice field that also takes a user's module:function
+        meta["user"] = True
+    return field(default=default, metadata=meta)
 
 
 def read_yaml(text: str, what: str, lenient: bool = False) -> Any:
@@ -199,3 +229,105 @@ def check_type(value: Any, tp: Any, key: str) -> Any:
     if not ok:
         raise PodiumError(f"Config key {key} must be {tp.__name__}, got {value!r} ({type(value).__name__}).")
     return float(value) if tp is float else value
+
+
+# --------------------------------------------------------------------------------------------- building a tree
+
+
+def from_dict(raw: dict[str, Any], cls: type, prefix: str = "") -> Any:
+    """Build the config dataclass ``cls`` from a nested dict, rejecting unknown keys, values of the wrong type and
+    numbers out of range (each field's declared rules); ``prefix`` is the section's dotted path, for the errors."""
+    if not isinstance(raw, dict):
+        raise PodiumError(f"Config section {prefix.rstrip('.') or '<root>'} must be a mapping, got {raw!r}.")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), names, n=1)
+        hint = f" Did you mean {prefix}{close[0]}?" if close else f" Valid keys: {', '.join(names)}."
+        raise PodiumError(f"Unknown config key {prefix}{key}.{hint}")
+    values = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            values[f.name] = from_dict(raw[f.name] or {}, tp, f"{prefix}{f.name}.")
+            continue
+        if isinstance(raw[f.name], str) and raw[f.name] in f.metadata.get("words", {}):
+            values[f.name] = f.metadata["words"][raw[f.name]]
+        elif "parse" in f.metadata:
+            values[f.name] = f.metadata["parse"](raw[f.name], f"{prefix}{f.name}")
+        else:
+            values[f.name] = check_type(raw[f.name], tp, f"{prefix}{f.name}")
+        check_field(values[f.name], f.metadata, f"{prefix}{f.name}")
+    return cls(**values)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as a plain nested dict (tuples as lists), ready for YAML, JSON or a checkpoint."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
+    return out
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of a YAML config file, read with ``read_yaml``; a missing file or one that is no mapping is a
+    one-line error."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise PodiumError(f"Config file {p} is a folder; name the YAML file itself.")
+    if not p.is_file():
+        raise PodiumError(f"Config file {p} does not exist.")
+    raw = read_yaml(p.read_text(encoding="utf-8"), f"Config file {p}") or {}
+    if not isinstance(raw, dict):
+        raise PodiumError(f"Config file {p} must hold a mapping of sections (data:, model:, train: ...).")
+    return raw
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and its value's text."""
+    if "=" not in item:
+        raise PodiumError(f"Override {item!r} must look like section.key=value (e.g. train.epochs=5).")
+    key, value = item.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) != 2 or not all(path):
+        raise PodiumError(f"Override key {key!r} must be section.key, e.g. train.epochs.")
+    return path, value
+
+
+def field_type(root: type, path: list[str]) -> Any:
+    """The type of the field at ``path`` below the dataclass ``root``; an unknown key is a one-line error."""
+    cls: Any = root
+    for part in path:
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            names = list(hints)
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f" Did you mean {close[0]}?" if close else f" Valid keys: {', '.join(names)}."
+            raise PodiumError(f"Unknown config key {'.'.join(path)}.{hint}")
+        cls = hints[part]
+    return cls
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...], root: type) -> dict[str, Any]:
+    """``raw`` (a dict of the tree ``root``) with each ``section.key=value`` set. The value is the text itself for a
+    string field; otherwise it is read by YAML 1.2's JSON rules (``read_yaml``): only decimal numbers, true/false and
+    null are typed, so ``0x10``, ``1:30`` and ``2_0`` stay text and fail the key's type check instead of becoming 16,
+    90 and 20 as YAML 1.1 would read them, and ``[no, yes]`` is two words."""
+    for item in overrides:
+        path, text = parse_override(item)
+        tp = field_type(root, path)
+        if tp is str:
+            value: Any = text
+        else:
+            value = read_yaml(text, f"Override {'.'.join(path)}", lenient=True) if text.strip() else ""
+        section = raw.get(path[0]) or {}
+        raw[path[0]] = section
+        if not isinstance(section, dict):
+            raise PodiumError(f"Config section {path[0]} must be a mapping, got {section!r}.")
+        section[path[1]] = value
+    return raw

@@ -26,7 +26,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import broadcast_object_list
 
-from podium.config import PodiumConfig
+from podium.config import PodiumConfig, shown_precision
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.core.io import check_folder
@@ -284,7 +284,7 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
-                   f"precision {accelerator.mixed_precision}")
+                   f"precision {shown_precision(accelerator.mixed_precision)}")
     main = is_main(comp)
     if not main.all():
         sources = comp.train["source"][~main].value_counts()

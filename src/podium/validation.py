@@ -16,7 +16,7 @@ from podium.config import PodiumConfig
 from podium.config_checks import check_field, describe
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.data.folders.ingest import LAYOUTS
+from podium.data.folders.layouts import LAYOUTS
 from podium.data.folders.tables import ENCODINGS, SEPARATORS
 from podium.data.integrity import CONFLICT_POLICIES
 from podium.data.pixels.cache_formats import CACHE_FORMATS

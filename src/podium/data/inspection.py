@@ -127,6 +127,14 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
                    f"training and {s['test_images']} test images, checked in {seconds:.1f} s")
     for line in s.get("decided", []):
         reporter.print(escape(f"decided: {line}"))
+    _print_labels(s, reporter)
+    _print_duplicates(s, reporter)
+    _print_files(s, reporter)
+    reporter.print(f"wrote {out_dir / 'inspect.json'}, duplicates.csv, contact_sheet.png")
+
+
+def _print_labels(s: dict[str, Any], reporter: Reporter) -> None:
+    """Classes, label combinations, image sizes and colour modes."""
     names = s.get("class_names", {})
     reporter.print(escape("classes: " + ", ".join(f"{c}{' (' + names[c] + ')' if c in names else ''} {n}"
                                                   for c, n in s["class_counts"].items())))
@@ -138,6 +146,10 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
         reporter.print(f"image sizes: {sizes['distinct']} distinct, sides {sizes['min_side']}..{sizes['max_side']} px,"
                        f" most common {', '.join(f'{k} ({v})' for k, v in list(sizes['most_common'].items())[:3])}; "
                        f"colour modes {', '.join(f'{k} {v}' for k, v in s['color_modes'].items())} (all read as RGB)")
+
+
+def _print_duplicates(s: dict[str, Any], reporter: Reporter) -> None:
+    """Duplicate clusters (the first 20), label conflicts and test images that duplicate training images."""
     d = s["duplicates"]
     reporter.print(f"duplicates (pHash distance <= {s['near_distance']}): {d['clusters']} cluster(s), "
                    f"{d['exact_clusters']} byte-identical, {d['near_clusters']} near, {d['images']} images")
@@ -153,6 +165,10 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
     reporter.print(escape(f"test images duplicating training images: {len(s['test_overlap'])}"
                           + "".join(f"\n  {o['test_id']} = {o['train_ids']} ({o['train_labels']})"
                                     for o in s["test_overlap"][:10])))
+
+
+def _print_files(s: dict[str, Any], reporter: Reporter) -> None:
+    """Bad files, and the files never read by kind with examples."""
     reporter.print(f"bad files: {len(s['bad_files'])}" + (f": {escape(list_some(s['bad_files']))}"
                                                           if s["bad_files"] else ""))
     ignored = s["ignored_files"]
@@ -160,7 +176,6 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
         f"\n  {kind} {k['count']}: {', '.join(k['examples'])}"
         + (f" (and {k['count'] - len(k['examples'])} more)" if k["count"] > len(k["examples"]) else "")
         for kind, k in ignored.items())))
-    reporter.print(f"wrote {out_dir / 'inspect.json'}, duplicates.csv, contact_sheet.png")
 
 
 def inspect_data(data_dir: str | Path, cfg: PodiumConfig, out_dir: str | Path | None = None,

@@ -47,7 +47,8 @@ def podium_version() -> str:
         return version("podium")
     except PackageNotFoundError:
         return "unknown"
-LAYOUTS = {"nhwc": False, "nchw": True}
+# the graph's image tensor layout (--layout) -> whether its channels come first
+INPUT_LAYOUTS = {"nhwc": False, "nchw": True}
 
 # blend name -> the members' weights from members.json (a probability mean in the graph); other blends (logit_mean,
 # rank_mean) are refused: a rank mean depends on the other rows, which one image in a request does not have.
@@ -137,8 +138,8 @@ def plain_views(ckpt: Checkpoint, tta: bool) -> Checkpoint:
 
 def build_graph(source: Source, tta: bool = False, layout: str = "nhwc") -> ExportGraph:
     """The torch module of the whole export (eval mode, CPU)."""
-    if layout not in LAYOUTS:
-        raise PodiumError(f"--layout {layout}: choose from {', '.join(LAYOUTS)}.")
+    if layout not in INPUT_LAYOUTS:
+        raise PodiumError(f"--layout {layout}: choose from {', '.join(INPUT_LAYOUTS)}.")
     if tta:
         theirs = {views_of(ck[0], True) for ck in source.checkpoints}
         if len(theirs) > 1:
@@ -149,7 +150,7 @@ def build_graph(source: Source, tta: bool = False, layout: str = "nhwc") -> Expo
         task = ckpts[0].resolved_task()
         members.append(Member([c.build_model() for c in ckpts], ckpts[0].preprocessing, decoder_for(task), weight))
     views, scales = views_of(source.first, tta)
-    return ExportGraph(members, len(source.first.classes), views, scales, nchw=LAYOUTS[layout],
+    return ExportGraph(members, len(source.first.classes), views, scales, nchw=INPUT_LAYOUTS[layout],
                        fold_output=has_fold_output(source)).eval()
 
 

@@ -9,8 +9,8 @@ with ``out=FILE`` the report is ``FILE`` with the suffix ``.export.json``.
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,8 +18,18 @@ from typing import Any
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_json
-from podium.deploy.build import DEFAULT_OPSET, LAYOUTS, build_graph, load_source, metadata, to_onnx, write_metadata
-from podium.deploy.parity import PRECISIONS, cache_side_of, check_parity, parity_data
+from podium.deploy.build import (
+    DEFAULT_OPSET,
+    INPUT_LAYOUTS,
+    Source,
+    build_graph,
+    load_source,
+    metadata,
+    to_onnx,
+    write_metadata,
+)
+from podium.deploy.graph import ExportGraph
+from podium.deploy.parity import PRECISIONS, ParityData, cache_side_of, check_parity, parity_data
 from podium.deploy.resize import METADATA_KEY
 from podium.runs.ensemble import open_folder
 
@@ -41,59 +51,84 @@ def export_model(folder: str | Path, out: str | Path | None = None, folds: str =
                  parity_images: int = PARITY_IMAGES) -> dict[str, Any]:
     """Export a run or ensemble folder to one ONNX graph and check it against podium; returns the report (also
     written to ``export.json``) with ``path``, the graph's file."""
-    precision = precision_of(fp16, quantize)
-    if layout not in LAYOUTS:
-        raise PodiumError(f"--layout {layout}: choose from {', '.join(LAYOUTS)}.")
-    if not 6 <= opset <= 23:
-        raise PodiumError(f"--opset {opset}: give an ONNX opset between 6 and 23 (default {DEFAULT_OPSET}).")
+    settings = {"precision": precision_of(fp16, quantize), "opset": opset, "layout": layout, "tta": tta}
+    _check_flags(layout, opset)
     t0 = time.perf_counter()
     source = load_source(folder, folds)
     owner = open_folder(source.folder.path)
     target = Path(out).expanduser().resolve() if out else owner.onnx_path
-    report_path = target.with_suffix(".export.json") if out else owner.export_report_path
     if target.exists() and target.is_dir():
         raise PodiumError(f"--out {target} is a folder; give a file name such as model.onnx.")
     graph = build_graph(source, tta, layout)
     data = parity_data(source, parity_images, tta)
-    decisions = source.folder.decisions or source.first.decisions
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        export_s = to_onnx(graph, source.first.preprocessing.hw, fp32, opset)
-        final = Path(tmp) / "model.onnx"
-        fmt = PRECISIONS.get(precision)
-        fmt.convert(fp32, final)
-        props = metadata(source, tta, layout, cache_side_of(source), {"podium.precision": precision,
-                                                                       "podium.opset": opset})
-        write_metadata(final, props)
-        import json
-
-        parity = check_parity(final, source, data, json.loads(props[METADATA_KEY]), LAYOUTS[layout], decisions)
-        ok = fmt.tolerance is None or parity["max_abs_diff"] <= fmt.tolerance
-        report = {
-            "path": str(target), "source": str(source.folder.path), "precision": precision, "opset": opset,
-            "layout": layout, "tta": tta, "folds": [[c.fold for c in ck] for ck in source.checkpoints],
-            "members": [r.path.name for r in source.runs], "weights": source.weights,
-            "input": {"name": "images", "shape": _shape(layout, source.first.preprocessing.hw), "dtype": "uint8"},
-            "output": {"name": "probs", "shape": ["batch", len(source.first.classes)], "dtype": "float32"},
-            "classes": list(source.first.classes), "task": source.first.task, "decisions": decisions,
-            "tolerance": fmt.tolerance, "passed": ok, "parity": parity, "export_s": round(export_s, 2),
-            "total_s": round(time.perf_counter() - t0, 2), "bytes": final.stat().st_size,
-        }
-        if not ok:
-            raise PodiumError(f"ONNX parity failed: max probability difference {parity['max_abs_diff']:.2e} > "
-                              f"{fmt.tolerance:.0e} ({precision}) on {parity['images']} OOF images, labels agree "
-                              f"{parity['label_agreement']:.1%}; nothing was written.")
+        final, export_s, props = _write_graph(graph, source, Path(tmp), settings)
+        report = _describe(source, target, settings)
+        report.update(_parity(final, source, data, props, settings, report["decisions"]))
+        report.update({"export_s": round(export_s, 2), "total_s": round(time.perf_counter() - t0, 2),
+                       "bytes": final.stat().st_size})
         os.replace(final, target)
     if out:
-        write_json(report_path, report)
+        write_json(target.with_suffix(".export.json"), report)
     else:
         owner.write_export_report(report)
     return report
 
 
+def _check_flags(layout: str, opset: int) -> None:
+    if layout not in INPUT_LAYOUTS:
+        raise PodiumError(f"--layout {layout}: choose from {', '.join(INPUT_LAYOUTS)}.")
+    if not 6 <= opset <= 23:
+        raise PodiumError(f"--opset {opset}: give an ONNX opset between 6 and 23 (default {DEFAULT_OPSET}).")
+
+
+def _write_graph(graph: ExportGraph, source: Source, tmp: Path, settings: dict[str, Any]
+                 ) -> tuple[Path, float, dict[str, str]]:
+    """The graph exported into ``tmp``, converted to the asked precision and given its metadata: (its file, the
+    export's seconds, the metadata props)."""
+    fp32 = tmp / "fp32.onnx"
+    export_s = to_onnx(graph, source.first.preprocessing.hw, fp32, settings["opset"])
+    final = tmp / "model.onnx"
+    PRECISIONS.get(settings["precision"]).convert(fp32, final)
+    props = metadata(source, settings["tta"], settings["layout"], cache_side_of(source),
+                     {"podium.precision": settings["precision"], "podium.opset": settings["opset"]})
+    write_metadata(final, props)
+    return final, export_s, props
+
+
+def _describe(source: Source, target: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The report's account of what was exported: source, settings, members, the graph's input and output."""
+    hw = source.first.preprocessing.hw
+    return {
+        "path": str(target), "source": str(source.folder.path), **settings,
+        "folds": [[c.fold for c in ck] for ck in source.checkpoints],
+        "members": [r.path.name for r in source.runs], "weights": source.weights,
+        "input": {"name": "images", "shape": _shape(settings["layout"], hw), "dtype": "uint8"},
+        "output": {"name": "probs", "shape": ["batch", len(source.first.classes)], "dtype": "float32"},
+        "classes": list(source.first.classes), "task": source.first.task,
+        "decisions": source.folder.decisions or source.first.decisions,
+    }
+
+
+def _parity(final: Path, source: Source, data: ParityData, props: dict[str, str], settings: dict[str, Any],
+            decisions: Any) -> dict[str, Any]:
+    """The parity check of the graph in ``final`` against podium; one that misses its precision's tolerance stops
+    here, before anything is moved into place."""
+    precision = settings["precision"]
+    fmt = PRECISIONS.get(precision)
+    parity = check_parity(final, source, data, json.loads(props[METADATA_KEY]), INPUT_LAYOUTS[settings["layout"]],
+                          decisions)
+    ok = fmt.tolerance is None or parity["max_abs_diff"] <= fmt.tolerance
+    if not ok:
+        raise PodiumError(f"ONNX parity failed: max probability difference {parity['max_abs_diff']:.2e} > "
+                          f"{fmt.tolerance:.0e} ({precision}) on {parity['images']} OOF images, labels agree "
+                          f"{parity['label_agreement']:.1%}; nothing was written.")
+    return {"tolerance": fmt.tolerance, "passed": ok, "parity": parity}
+
+
 def _shape(layout: str, hw: tuple[int, int]) -> list[Any]:
-    return ["batch", 3, *hw] if LAYOUTS[layout] else ["batch", *hw, 3]
+    return ["batch", 3, *hw] if INPUT_LAYOUTS[layout] else ["batch", *hw, 3]
 
 
-__all__ = ["export_model", "precision_of", "shutil"]
+__all__ = ["export_model", "precision_of"]

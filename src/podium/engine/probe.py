@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from podium.config import ModelConfig, PodiumConfig, TrainConfig
+from podium.config import ModelConfig, PodiumConfig, TrainConfig, shown_precision
 from podium.engine.accel import resolve_device, resolve_precision
 from podium.models.factory import create_model, resolve_preprocessing
 
@@ -30,7 +30,7 @@ class ProbeResult:
     model: str
     size: int | str
     device: str
-    precision: str
+    precision: str  # as people read it: fp32, bf16, fp16
     batch_size: int | None
     largest_fit: int | None
     reason: str = ""
@@ -98,9 +98,9 @@ def probe(model_cfg: ModelConfig, train_cfg: TrainConfig, num_classes: int = 100
     precision = resolve_precision(train_cfg.precision, device)
     model = create_model(model_cfg, num_classes, pretrained="none")  # the weights do not change the memory
     prep = resolve_preprocessing(model, model_cfg)
-    size = prep.size_label
+    size, shown = prep.size_label, shown_precision(precision)
     if device != "cuda":
-        return ProbeResult(model_cfg.name, size, device, precision, None, None,
+        return ProbeResult(model_cfg.name, size, device, shown, None, None,
                            f"nothing is probed on {device}: memory probing needs a CUDA GPU")
     fits = cuda_step_fits(model, prep.hw, num_classes, precision, train_cfg.channels_last)
     found = largest_batch(fits, limit=limit)
@@ -108,9 +108,9 @@ def probe(model_cfg: ModelConfig, train_cfg: TrainConfig, num_classes: int = 100
     gc.collect()
     torch.cuda.empty_cache()
     if found == 0:
-        return ProbeResult(model_cfg.name, size, device, precision, None, 0,
+        return ProbeResult(model_cfg.name, size, device, shown, None, 0,
                            f"not even a batch of 2 fits at {size} px; use a smaller model.img_size or model")
-    return ProbeResult(model_cfg.name, size, device, precision, max(1, int(found * SAFETY)), found)
+    return ProbeResult(model_cfg.name, size, device, shown, max(1, int(found * SAFETY)), found)
 
 
 def split_batch(effective: int, largest: int) -> tuple[int, int]:

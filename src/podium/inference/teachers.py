@@ -16,7 +16,6 @@ values) and ``engine.losses.distillation`` splits it.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,8 +92,3 @@ def with_targets(comp: Competition, folds: np.ndarray, cfg: PodiumConfig) -> tup
     comp, soft = with_soft_labels(comp, folds, cfg)
     comp, teacher = with_teacher(comp, folds, cfg)
     return comp, {k: v for k, v in {"soft_labels": soft, "teacher": teacher}.items() if v}
-
-
-def source_paths(cfg: PodiumConfig) -> list[Path]:
-    """The folders a config learns from (to refuse a run that would learn from itself, and for reports)."""
-    return [Path(p) for p in (cfg.data.soft_labels, cfg.data.pseudo, cfg.train.teacher) if p]

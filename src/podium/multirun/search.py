@@ -235,13 +235,7 @@ def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: 
     optuna = optuna_module()
     from podium.pipeline import plan_run
 
-    data_dir = Path(data_dir).expanduser().resolve()
-    if not data_dir.is_dir():
-        raise PodiumError(f"Data folder {data_dir} does not exist.")
-    if trials < 1:
-        raise PodiumError(f"--trials must be at least 1, got {trials}.")
-    if jobs < 1:
-        raise PodiumError(f"--jobs must be at least 1, got {jobs}.")
+    data_dir = _check_request(data_dir, trials, jobs)
     params = read_space(space, base)
     check_storage_url(storage)
     # Data-level mistakes (too many folds, bad images) would otherwise fail every trial, one traceback each
@@ -256,11 +250,34 @@ def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: 
     if remaining > 0 and jobs == 1:
         optimize(the_study, data_dir, base, params, primary, trials, remaining)
     elif remaining > 0:
-        threads = worker_threads(jobs)
-        shares = [n for n in (remaining // jobs + (i < remaining % jobs) for i in range(jobs)) if n]
-        calls = [(str(data_dir), to_dict(base), params, primary, url, name, trials, n, threads) for n in shares]
-        for _, future in in_processes(optimize_in_worker, calls, len(shares)):
-            future.result()
+        _optimize_in_processes((str(data_dir), to_dict(base), params, primary, url, name, trials), remaining, jobs)
+    return _best(the_study, name, url, primary)
+
+
+def _check_request(data_dir: str | Path, trials: int, jobs: int) -> Path:
+    """The data folder, resolved, once it and the counts are checked."""
+    data_dir = Path(data_dir).expanduser().resolve()
+    if not data_dir.is_dir():
+        raise PodiumError(f"Data folder {data_dir} does not exist.")
+    if trials < 1:
+        raise PodiumError(f"--trials must be at least 1, got {trials}.")
+    if jobs < 1:
+        raise PodiumError(f"--jobs must be at least 1, got {jobs}.")
+    return data_dir
+
+
+def _optimize_in_processes(study_args: tuple[Any, ...], remaining: int, jobs: int) -> None:
+    """``remaining`` trials shared between ``jobs`` processes on the shared storage, the CPU cores divided between
+    them; ``study_args``: ``optimize_in_worker``'s arguments before each worker's share and threads."""
+    threads = worker_threads(jobs)
+    shares = [n for n in (remaining // jobs + (i < remaining % jobs) for i in range(jobs)) if n]
+    calls = [(*study_args, n, threads) for n in shares]
+    for _, future in in_processes(optimize_in_worker, calls, len(shares)):
+        future.result()
+
+
+def _best(the_study: Any, name: str, url: str, primary: str) -> dict[str, Any]:
+    """The study's best trial as ``search`` returns it."""
     try:
         best = the_study.best_trial
     except ValueError:

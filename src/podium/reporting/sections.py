@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from podium.config import PodiumConfig, dump_yaml
+from podium.config import PodiumConfig, dump_yaml, shown_precision
 from podium.core.errors import PodiumError
 from podium.data.folders.ingest import load_competition
 from podium.data.pixels.image_ops import ImageOps, image_ops, ops_of
@@ -122,7 +122,7 @@ def overview(inp: Inputs) -> str:
         score = "" if src.get("cv_score") is None else f": CV {src['metric']} {src['cv_score']:.4f}"
         rows.append((f"{what.replace('_', ' ')} from", f"{src['path']}{score}"))
     rows += [("git commit", info.get("git_commit") or "not recorded"),
-             ("device", f"{info.get('device', 'unknown')} {info.get('precision', '')}".strip()),
+             ("device", f"{info.get('device', 'unknown')} {shown_precision(info.get('precision', ''))}".strip()),
              ("host", info.get("host", "")), ("started", info.get("started", "")),
              ("wall time", f"{info['wall_s']:.0f} s" if "wall_s" in info else "")]
     return key_values(rows)

@@ -18,7 +18,8 @@ import binascii
 import hmac
 import io
 import json
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -157,21 +158,8 @@ def create_app(model: OnnxModel, token: str | None = None, limits: Limits = Limi
                max_batch: int = 32) -> FastAPI:
     """The application serving ``model`` (see the module docstring)."""
     batcher = MicroBatcher(model.probabilities, window_ms, max_batch)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        await batcher.start()
-        yield
-        await batcher.stop()
-
-    app = FastAPI(title="podium serve", lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    def authorize(request: Request) -> None:
-        if token is None:
-            return
-        sent = request.headers.get("authorization", "")
-        if not hmac.compare_digest(sent.removeprefix("Bearer ").strip(), token):
-            raise _fail(401, "missing or wrong API token: send 'Authorization: Bearer TOKEN'")
+    app = FastAPI(title="podium serve", lifespan=_lifespan(batcher), docs_url=None, redoc_url=None)
+    authorize = _authorizer(token)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -191,14 +179,44 @@ def create_app(model: OnnxModel, token: str | None = None, limits: Limits = Limi
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
         authorize(request)
-        items = await uploads(request, limits)
-        inputs = await run_in_threadpool(lambda: [prepare_upload(model, it) for it in items])
-        good = [x for x in inputs if isinstance(x, np.ndarray)]
-        results = iter(model.results(await batcher.submit(np.stack(good)))) if good else iter(())
-        out = []
-        for item, x in zip(items, inputs):
-            out.append({"name": item.name, **next(results)} if isinstance(x, np.ndarray) else
-                       {"name": item.name, "error": f"{item.name}: {x}"})
-        return {"results": out}
+        return await answer(model, batcher, await uploads(request, limits))
 
     return app
+
+
+def _lifespan(batcher: MicroBatcher) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the micro-batcher runs while the app does."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await batcher.start()
+        yield
+        await batcher.stop()
+
+    return lifespan
+
+
+def _authorizer(token: str | None) -> Callable[[Request], None]:
+    """A check of a request's bearer token (constant-time), or one that lets every request in without a token."""
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            return
+        sent = request.headers.get("authorization", "")
+        if not hmac.compare_digest(sent.removeprefix("Bearer ").strip(), token):
+            raise _fail(401, "missing or wrong API token: send 'Authorization: Bearer TOKEN'")
+
+    return authorize
+
+
+async def answer(model: OnnxModel, batcher: MicroBatcher, items: list[Upload]) -> dict[str, Any]:
+    """The /predict answer: one result per upload in order, the good ones predicted in one batcher submission and
+    each damaged image an ``error`` of its own."""
+    inputs = await run_in_threadpool(lambda: [prepare_upload(model, it) for it in items])
+    good = [x for x in inputs if isinstance(x, np.ndarray)]
+    results = iter(model.results(await batcher.submit(np.stack(good)))) if good else iter(())
+    out = []
+    for item, x in zip(items, inputs):
+        out.append({"name": item.name, **next(results)} if isinstance(x, np.ndarray) else
+                   {"name": item.name, "error": f"{item.name}: {x}"})
+    return {"results": out}

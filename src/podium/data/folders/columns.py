@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from podium.config import DataConfig
+from podium.core.errors import PodiumError, list_some
+
+# names of an id column, in the order one is preferred (data.id_col overrides)
+ID_CANDIDATES = ("image_id", "image", "id", "id_code", "image_name", "filename", "file_name", "file", "name", "img")
 
 # names of a label column, in the order one is preferred when several are present (SIIM-ISIC: target, diagnosis)
 LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "category", "diagnosis", "grade",
@@ -27,7 +31,7 @@ LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "cate
 GROUP_WORDS = ("patientid", "patient", "subjectid", "subject", "groupid", "group", "participantid", "animalid",
                "individualid", "userid", "plantid", "sourceid")
 GRADE_WORDS = ("grade", "diagnosis", "level", "severity", "score", "stage", "kl")
-_ZERO_ONE = {"0", "1", "0.0", "1.0"}
+ZERO_ONE = {"0", "1", "0.0", "1.0"}
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,35 @@ class ColumnRoles:
                 "restating_columns": list(self.restating), "metadata_columns": list(self.metadata)}
 
 
+def guess_id_col(df: pd.DataFrame, configured: str, name: str) -> str:
+    """The configured id column, else the first column named like an id, else the first column."""
+    if configured:
+        if configured not in df.columns:
+            raise PodiumError(f"{name} has no column {configured!r} (data.id_col); its columns: {list(df.columns)}.")
+        return configured
+    lower = {c.lower(): c for c in df.columns}
+    return next((lower[c] for c in ID_CANDIDATES if c in lower), df.columns[0])
+
+
+def check_ids(ids: list[str], name: str) -> None:
+    """Every id of the CSV ``name`` filled and unique, or a one-line error naming the rows."""
+    s = pd.Series(ids)
+    empty = s.index[s == ""].tolist()
+    if empty:
+        raise PodiumError(f"{name} has empty ids in rows {list_some([i + 2 for i in empty])}; fill or delete them.")
+    dup = s[s.duplicated(keep=False)]
+    if len(dup):
+        rows = [f"{v} (rows {', '.join(str(i + 2) for i in g.index)})" for v, g in dup.groupby(dup, sort=False)]
+        raise PodiumError(f"{name} has duplicate ids: {list_some(rows, 5)}. Each image must appear once.")
+
+
 def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def zero_one(col: pd.Series) -> bool:
     """Whether every cell of the column is 0 or 1."""
-    return set(col.str.strip()) <= _ZERO_ONE
+    return set(col.str.strip()) <= ZERO_ONE
 
 
 def group_column(columns: list[str]) -> str:

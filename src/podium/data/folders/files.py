@@ -19,6 +19,9 @@ from podium.core.errors import PodiumError, list_some
 from podium.data.pixels.images import is_image
 
 SKIPPED_DIRS = ("__MACOSX",)  # zips made on a Mac carry AppleDouble copies of every file there
+# where a competition keeps its images, in the order they are looked for (data.image_dir / data.test_dir override)
+TRAIN_DIRS = ("train_images", "images", "train", "train_imgs", ".")
+TEST_DIRS = ("test_images", "test", "images", "test_imgs", ".")
 NEAR_MISS_LIMIT = 50_000  # file names searched for a "did you mean" (difflib is linear per id)
 
 
@@ -201,3 +204,12 @@ def ignored_files(root: Path, used: list[str]) -> dict[str, dict]:
             found.setdefault("macosx", []).extend(os.path.relpath(os.path.join(dirpath, f), root) for f in files)
     counts = Counter({k: len(v) for k, v in found.items() if v})
     return {k: {"count": n, "examples": sorted(found[k])[:5]} for k, n in counts.most_common()}
+
+
+def nested_dirs(root: Path, word: str) -> tuple[str, ...]:
+    """Image folders two levels down whose name holds ``word`` (SIIM-ISIC's ``jpeg/train``), as relative paths."""
+    def subdirs(folder: str | Path) -> list[str]:  # scandir's entry types need no stat of the (many) image files
+        with os.scandir(folder) as it:
+            return sorted(e.name for e in it if is_dir(e) and not skipped_dir(e.name))
+
+    return tuple(f"{child}/{g}" for child in subdirs(root) for g in subdirs(root / child) if word in g.lower())

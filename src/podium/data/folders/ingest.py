@@ -1,7 +1,8 @@
 """Ingest a competition folder into one ``Competition``: training images with targets, test images, submission format.
 
-Layouts (a CSV of ids and labels, or a folder per class) are registered readers that produce ids, image paths and raw
-labels; everything after that (classes, task, targets, test set, sample submission) is shared.
+Layouts (a CSV of ids and labels, or a folder per class: podium.data.folders.layouts) are registered readers that
+produce ids, image paths and raw labels; everything after that (classes, task, targets, where each image is, the test
+set, the sample submission, the image checks) is shared, here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,37 +18,14 @@ import pandas as pd
 
 from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
-from podium.core.registry import Registry
-from podium.data.folders.columns import ColumnRoles, column_roles
-from podium.data.folders.files import (
-    FolderIndex,
-    check_name,
-    has_images,
-    is_dir,
-    resolve_images,
-    skipped_dir,
-    walk_images,
-)
-from podium.data.folders.tables import read_table
+from podium.data.folders.columns import ColumnRoles, check_ids
+from podium.data.folders.files import TEST_DIRS, TRAIN_DIRS, FolderIndex, check_name, nested_dirs, resolve_images
+from podium.data.folders.layouts import LAYOUTS, RawLabels, detect_layout
+from podium.data.folders.tables import read_csv
 from podium.data.pixels.checks import PixelSink, check_files
 from podium.data.pixels.images import is_image
 from podium.tasks.submission import SubmissionFormat, infer_format
 from podium.tasks.task import TASKS, Task, detect_task, get_task
-
-ID_CANDIDATES = ("image_id", "image", "id", "id_code", "image_name", "filename", "file_name", "file", "name", "img")
-TRAIN_DIRS = ("train_images", "images", "train", "train_imgs", ".")
-TEST_DIRS = ("test_images", "test", "images", "test_imgs", ".")
-SPLIT_DIRS = ("train", "val", "valid", "validation")
-
-
-@dataclass(frozen=True)
-class RawLabels:
-    """What a layout read: one list of label strings per row, or a 0/1 matrix with its column names."""
-
-    lists: list[list[str]] | None = None
-    onehot: np.ndarray | None = None
-    columns: tuple[str, ...] = ()
-    roles: ColumnRoles | None = None  # csv layout: what each column of train.csv was taken to be
 
 
 @dataclass(frozen=True)
@@ -80,33 +57,7 @@ class Competition:
         return self.task.label_strings(self.targets, self.classes)
 
 
-@dataclass(frozen=True)
-class Layout:
-    """A registered dataset layout: ``detect(root, cfg)`` says whether it applies, ``read`` reads it."""
-
-    detect: Callable[[Path, DataConfig], bool]
-    read: Callable[[Path, DataConfig], tuple[pd.DataFrame, RawLabels]]
-
-
-LAYOUTS: Registry[Layout] = Registry("layout")
-
-
 # ------------------------------------------------------------------------------------------------------ helpers
-
-
-def read_csv(path: Path, cfg: DataConfig) -> pd.DataFrame:
-    """Read one of the competition's CSVs with the configured (or detected) delimiter and encoding, as strings."""
-    return read_table(path, cfg.csv_encoding, cfg.csv_sep)
-
-
-def guess_id_col(df: pd.DataFrame, configured: str, name: str) -> str:
-    """The configured id column, else the first column named like an id, else the first column."""
-    if configured:
-        if configured not in df.columns:
-            raise PodiumError(f"{name} has no column {configured!r} (data.id_col); its columns: {list(df.columns)}.")
-        return configured
-    lower = {c.lower(): c for c in df.columns}
-    return next((lower[c] for c in ID_CANDIDATES if c in lower), df.columns[0])
 
 
 def _number(label: str) -> float | None:
@@ -121,126 +72,6 @@ def _natural_sorted(labels: set[str]) -> list[str]:
     if all(_number(s) is not None for s in labels):
         return sorted(labels, key=lambda s: (_number(s), s))
     return sorted(labels)
-
-
-def _check_ids(ids: list[str], name: str) -> None:
-    s = pd.Series(ids)
-    empty = s.index[s == ""].tolist()
-    if empty:
-        raise PodiumError(f"{name} has empty ids in rows {list_some([i + 2 for i in empty])}; fill or delete them.")
-    dup = s[s.duplicated(keep=False)]
-    if len(dup):
-        rows = [f"{v} (rows {', '.join(str(i + 2) for i in g.index)})" for v, g in dup.groupby(dup, sort=False)]
-        raise PodiumError(f"{name} has duplicate ids: {list_some(rows, 5)}. Each image must appear once.")
-
-
-# ------------------------------------------------------------------------------------------------------ layouts
-
-
-def _csv_detect(root: Path, cfg: DataConfig) -> bool:
-    return (root / cfg.train_csv).is_file()
-
-
-_ZERO_ONE = {"0", "1", "0.0", "1.0"}
-
-
-def _csv_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
-    path = root / cfg.train_csv
-    name = cfg.train_csv
-    df = read_csv(path, cfg)
-    id_col = guess_id_col(df, cfg.id_col, name)
-    group_cols = (cfg.group_col,) if cfg.group_col else ()
-    for col in (*cfg.label_cols, *cfg.ignore_cols, *group_cols):
-        if col not in df.columns:
-            raise PodiumError(f"{name} has no column {col!r} (data.label_cols/ignore_cols/group_col); "
-                              f"its columns: {list(df.columns)}.")
-    if cfg.group_col in cfg.label_cols or cfg.group_col == id_col:
-        raise PodiumError(f"data.group_col={cfg.group_col!r} is also the id or a label column; pick another column.")
-    roles = column_roles(df, id_col, cfg, _sample_columns(root, cfg), name)
-    label_cols = list(roles.labels)
-    if not label_cols:
-        raise PodiumError(f"{name} has only the id column {id_col!r}; add a label column.")
-    ids = df[id_col].str.strip().tolist()
-    _check_ids(ids, name)
-    frame = pd.DataFrame({"id": ids})
-    if roles.group:
-        frame["group"] = df[roles.group].str.strip().to_numpy()
-    if len(label_cols) == 1:
-        col = df[label_cols[0]].str.strip()
-        empty = col.index[col == ""].tolist()
-        if empty:
-            raise PodiumError(f"{name} has empty labels in column {label_cols[0]!r}, rows "
-                              f"{list_some([i + 2 for i in empty])}; fill them or remove those rows.")
-        sep = cfg.label_sep
-        lists = [v.split(sep) if sep.strip() else v.split() for v in col]
-        lists = [[t.strip() for t in labels if t.strip()] for labels in lists]
-        return frame, RawLabels(lists=lists, roles=roles)
-    bad = [c for c in label_cols if not set(df[c].str.strip()) <= _ZERO_ONE]
-    if bad:
-        example = df[bad[0]][~df[bad[0]].str.strip().isin(_ZERO_ONE)]
-        raise PodiumError(
-            f"{name} has columns {list_some(label_cols)} besides the id {id_col!r}. podium reads one label column or "
-            f"one 0/1 column per class, but {list_some(bad)} hold other values (row {example.index[0] + 2}: "
-            f"{example.iloc[0]!r}). Set data.label_cols=... and data.ignore_cols=... to say which columns are labels."
-        )
-    onehot = np.stack([df[c].str.strip().astype(float).to_numpy() for c in label_cols], axis=1).astype(np.int64)
-    return frame, RawLabels(onehot=onehot, columns=tuple(label_cols), roles=roles)
-
-
-def _sample_columns(root: Path, cfg: DataConfig) -> list[str] | None:
-    """The sample submission's columns besides its id (the first column, or ``data.id_col``), or None without one."""
-    path = root / cfg.sample_submission
-    if not path.is_file():
-        return None
-    sample = read_csv(path, cfg)
-    id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
-    return [c for c in sample.columns if c != id_col]
-
-
-def _class_dirs(folder: Path) -> list[Path]:
-    """Sub-folders of ``folder`` that hold images (anywhere below them)."""
-    if not folder.is_dir():
-        return []
-    return [d for d in sorted(p for p in folder.iterdir() if p.is_dir() and not skipped_dir(p.name)) if has_images(d)]
-
-
-def _folder_splits(root: Path) -> list[Path]:
-    splits = [root / s for s in SPLIT_DIRS if _class_dirs(root / s)]
-    if splits:
-        return splits
-    if len([d for d in _class_dirs(root) if d.name not in TEST_DIRS]) >= 2:
-        return [root]
-    return []
-
-
-def _folders_detect(root: Path, cfg: DataConfig) -> bool:
-    return bool(_folder_splits(root))
-
-
-def _folders_read(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame, RawLabels]:
-    if cfg.group_col:
-        raise PodiumError(f"data.group_col={cfg.group_col!r} needs a CSV layout; {root} has class folders.")
-    ids, paths, lists = [], [], []
-    for split in _folder_splits(root):
-        for d in _class_dirs(split):
-            if split == root and d.name in TEST_DIRS:
-                continue
-            for p in walk_images(d, root):
-                ids.append(Path(p).relative_to(root).as_posix())
-                paths.append(p)
-                lists.append([d.name])  # a name that is not UTF-8 stopped walk_images already
-    names = sorted({labels[0] for labels in lists}, key=lambda n: (n.lower(), n))
-    clash = [f"{a!r} and {b!r}" for a, b in zip(names, names[1:]) if a.lower() == b.lower()]
-    if clash:
-        raise PodiumError(f"Class folders {clash[0]} under {root} differ only in case, so they would be two classes; "
-                          "rename one so that the same class has the same folder name everywhere.")
-    if not ids:
-        raise PodiumError(f"{root} has no images in class folders.")
-    return pd.DataFrame({"id": ids, "path": paths}), RawLabels(lists=lists)
-
-
-LAYOUTS.register("csv")(Layout(_csv_detect, _csv_read))
-LAYOUTS.register("folders")(Layout(_folders_detect, _folders_read))
 
 
 # ------------------------------------------------------------------------------------------------------ assembly
@@ -289,7 +120,7 @@ def _read_test(root: Path, cfg: DataConfig) -> tuple[pd.DataFrame | None, pd.Dat
         name = cfg.sample_submission if sample is not None else cfg.test_csv
         id_col = cfg.id_col if cfg.id_col in listing.columns else listing.columns[0]
         ids = listing[id_col].str.strip().tolist()
-        _check_ids(ids, name)
+        check_ids(ids, name)
         paths = resolve_images(root, ids, cfg.test_dir, (*TEST_DIRS, *nested_dirs(root, "test")), f"ids of {name}")
         return pd.DataFrame({"id": ids, "path": paths}), sample, (sample_path if sample is not None else None)
     for d in ([root / cfg.test_dir] if cfg.test_dir else [root / t for t in TEST_DIRS[:2]]):
@@ -336,15 +167,6 @@ def class_names(root: Path, classes: tuple[str, ...], notes: list[str]) -> dict[
     return {}
 
 
-def nested_dirs(root: Path, word: str) -> tuple[str, ...]:
-    """Image folders two levels down whose name holds ``word`` (SIIM-ISIC's ``jpeg/train``), as relative paths."""
-    def subdirs(folder: str | Path) -> list[str]:  # scandir's entry types need no stat of the (many) image files
-        with os.scandir(folder) as it:
-            return sorted(e.name for e in it if is_dir(e) and not skipped_dir(e.name))
-
-    return tuple(f"{child}/{g}" for child in subdirs(root) for g in subdirs(root / child) if word in g.lower())
-
-
 def _train_paths(root: Path, ids: list[str], raw: RawLabels, cfg: DataConfig, notes: list[str]) -> list[str]:
     """Each training id's image: in an image folder beside the CSV (``TRAIN_DIRS``, ``data.image_dir``, or one two
     levels down), else in a folder per label inside one (Paddy Doctor's ``train_images/<label>/<image_id>``)."""
@@ -388,16 +210,7 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
         raise PodiumError(f"Data folder {root} does not exist.")
     if cfg.task != "auto" and cfg.task not in TASKS:
         TASKS.get(cfg.task)  # raises with the list of tasks
-    if cfg.layout == "auto":
-        names = [n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)]
-        if not names:
-            raise PodiumError(
-                f"{root} has neither {cfg.train_csv} nor class folders (train/<class>/*.jpg or <class>/*.jpg). "
-                "Point podium at the competition folder, or set data.layout and data.train_csv."
-            )
-        layout_name = names[0]
-    else:
-        layout_name = cfg.layout
+    layout_name = detect_layout(root, cfg)
     train, raw = LAYOUTS.get(layout_name).read(root, cfg)
     task, classes, targets = _targets(raw, cfg)
     notes = list(raw.roles.notes) if raw.roles is not None else []

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from podium.config import DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.registry import Registry
 
@@ -97,3 +98,8 @@ def read_table(path: Path, encoding: str = "auto", sep: str = "auto") -> pd.Data
         raise PodiumError(f"{path} has a header ({list_some(header)}) but no rows.")
     df.columns = [str(c).strip() for c in df.columns]
     return df
+
+
+def read_csv(path: Path, cfg: DataConfig) -> pd.DataFrame:
+    """Read one of the competition's CSVs with the configured (or detected) delimiter and encoding, as strings."""
+    return read_table(path, cfg.csv_encoding, cfg.csv_sep)

@@ -77,23 +77,16 @@ def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
     """
     rec: dict[str, Any] = {"path": path, "error": None, "width": 0, "height": 0, "mode": "", "bytes": 0,
                            "sha1": "", "phash": ""}
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return {**rec, "error": "file not found"}
-    except OSError as e:
-        return {**rec, "error": f"cannot be read ({e.strerror})"}
+    data, unreadable = _read_bytes(path)
+    if unreadable:
+        return {**rec, "error": unreadable}
     rec.update(bytes=len(data), sha1=hashlib.sha1(data).hexdigest())
     cut = truncation(data[:2], data[-1024:])  # before decoding: libjpeg would print warnings for a cut-off file
     if cut:
         return {**rec, "error": cut}
     head = read_header(data[: 1 << 16]) or read_header(data)  # the EXIF block sits in the first 64 KB
     wanted = sink is not None and sink.wants(path)
-    if wanted:  # the cache's side (0: it needs the full image, e.g. before image ops)
-        min_side = max(PHASH_SIDE, sink.min_side) if sink.min_side else 0
-    else:
-        min_side = PHASH_SIDE
+    min_side = _decode_side(sink) if wanted else PHASH_SIDE
     k = reduction(head.width, head.height, min_side) if head is not None and head.jpeg and min_side else 1
     try:
         img = decode_image(data, k)
@@ -109,6 +102,23 @@ def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
     if wanted:
         sink.put(path, img, (rec["height"], rec["width"]))
     return rec
+
+
+def _read_bytes(path: str) -> tuple[bytes, str]:
+    """The file's bytes, or why it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(), ""
+    except FileNotFoundError:
+        return b"", "file not found"
+    except OSError as e:
+        return b"", f"cannot be read ({e.strerror})"
+
+
+def _decode_side(sink: PixelSink) -> int:
+    """The short side a decode must keep for a sink that wants the file: the cache's side, never below pHash's
+    (0: it needs the full image, e.g. before image ops)."""
+    return max(PHASH_SIDE, sink.min_side) if sink.min_side else 0
 
 
 def _cache_file(paths: list[str]) -> Path:
