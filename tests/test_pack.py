@@ -18,7 +18,7 @@ import pytest
 import datagen
 import podium
 from podium.core.errors import PodiumError
-from podium.multirun.pack import missing_dependencies, read_base
+from podium.deploy.pack import missing_dependencies, read_base
 
 
 @pytest.fixture(scope="module")

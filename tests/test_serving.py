@@ -26,7 +26,7 @@ import datagen  # noqa: E402
 import podium
 import servers
 from podium.core.errors import PodiumError
-from podium.deploy.runtime import OnnxModel
+from podium.inference.onnx import OnnxModel
 from podium.serving.app import Limits, create_app
 from podium.serving.server import load_model, resolve_token
 

@@ -20,7 +20,7 @@ from podium.core.errors import PodiumError
 from podium.core.io import write_json
 from podium.deploy.build import DEFAULT_OPSET, LAYOUTS, build_graph, load_source, metadata, to_onnx, write_metadata
 from podium.deploy.parity import PRECISIONS, cache_side_of, check_parity, parity_data
-from podium.deploy.resize import METADATA_KEY
+from podium.inference.resize import METADATA_KEY
 from podium.runs.ensemble import open_folder
 
 PARITY_IMAGES = 64
