@@ -196,3 +196,11 @@ def test_cli_export_then_predict_onnx_without_torch(runs: dict[str, Path], tmp_p
     assert len(table) == 5 and {"id", "label", "score", "0", "3"} <= set(table.columns)
     code, err = cli("predict", "--onnx", str(tmp_path / "missing.onnx"), "--images", str(images))
     assert code == 2 and "No ONNX model" in err
+
+
+def test_export_refuses_a_run_without_a_finished_fold(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    half = datagen.unfinished(runs["binary"], tmp_path / "half")  # best.pt is there, as training left it
+    code, err = cli("export", str(half), "--out", str(tmp_path / "half.onnx"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has no finished fold to export" in err and f"podium resume {half}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half"] and not (half / "export").exists()
