@@ -191,9 +191,9 @@ def main() -> None:
     import podium
     from podium.data.pixels.images import is_image
     from podium.deploy.build import build_graph, load_source
-    from podium.deploy.resize import load_rgb
-    from podium.deploy.runtime import OnnxModel
     from podium.deploy.writer import export_model
+    from podium.inference.onnx import OnnxModel
+    from podium.inference.resize import load_rgb
 
     data = DATA / args.data
     info = machine()

@@ -128,8 +128,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     import podium
+    from podium.inference.members import predict_data
     from podium.inference.run import predict_run
-    from podium.multirun.predict import predict_data
 
     work = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="podium-kaggle-bench-"))
     os.environ["PODIUM_CACHE"] = str(work / "cache0")

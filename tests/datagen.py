@@ -127,6 +127,15 @@ def hidden_test_set(data: Path, root: Path, n: int = 20, seed: int = 5) -> Path:
     return root
 
 
+def unfinished(run: Path, dest: Path) -> Path:
+    """A copy of the finished run folder ``run`` as an interrupted one leaves it before any fold finished: each fold's
+    best.pt is there, but no fold's done.json and no metrics.json."""
+    shutil.copytree(run, dest)
+    for path in [*dest.glob("fold*/done.json"), dest / "metrics.json"]:
+        path.unlink()
+    return dest
+
+
 def snapshot(*folders: Path) -> dict[str, tuple[int, int]]:
     """Every file below ``folders`` with its size and modification time."""
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for f in folders for p in sorted(f.rglob("*"))}

@@ -6,9 +6,10 @@ import sys
 import pytest
 import torch
 
-from podium.config import TrainConfig
+from podium.config import TrainConfig, from_dict
 from podium.core.errors import PodiumError
 from podium.engine.accel import (
+    inference_accelerator,
     make_accelerator,
     make_loader,
     maybe_compile,
@@ -42,6 +43,16 @@ def test_loader_settings() -> None:
 def test_cpu_accelerator_precision() -> None:
     acc = make_accelerator(TrainConfig(device="cpu", precision="auto", threads=1))
     assert acc.mixed_precision == "no"
+
+
+def test_inference_accelerator_runs_precision_unless_overridden() -> None:
+    from accelerate.state import AcceleratorState, GradientState
+
+    assert inference_accelerator("cpu").mixed_precision == "no"  # no run config: auto, fp32 on CPU
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    cfg = from_dict({"train": {"precision": "bf16", "threads": 1}})
+    assert inference_accelerator("cpu", cfg, precision="no").mixed_precision == "no"  # the parity check's fp32
 
 
 def test_compile_is_in_place_and_optional() -> None:

@@ -158,3 +158,23 @@ def test_the_unedited_copy_passes(tmp_path: Path) -> None:
     """The two tests above fail for the added line, not for the copy."""
     result = _lint_copy(tmp_path, ("deploy/__init__.py", "# nothing"))
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+# --- where does a new X go: the table names a module that holds the registry --------------------------------------
+
+NEW_KINDS = ("metric", "task", "loss", "submission format", "layout", "blend", "weight source", "export target")
+
+
+def test_where_a_new_variant_goes() -> None:
+    """Each row of "Where does a new X go" names a module that defines the registry a new X is registered in."""
+    section = PAGE.split("## Where does a new X go")[1].split("\n## ")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()
+            if line.startswith("| ") and not line.startswith("| a new")]
+    kinds = {row[0] for row in rows}
+    assert set(NEW_KINDS) <= kinds, f"missing rows: {sorted(set(NEW_KINDS) - kinds)}"
+    for kind, module, registry, *_ in rows:
+        path = SRC / module.strip("`")
+        assert path.is_file(), f"{kind}: {module} does not exist"
+        name = registry.strip("`")
+        assert re.search(rf"^{name}(?:: [^=\n]+)? = Registry\(", path.read_text(encoding="utf-8"), re.M), \
+            f"{kind}: {module} does not define the registry {name}"

@@ -13,7 +13,7 @@ import datagen
 import podium
 from podium.config import DataConfig
 from podium.data.folders.ingest import load_competition
-from podium.multirun.blends import BLENDS, cross_fit, primary_score
+from podium.inference.blends import BLENDS, cross_fit, primary_score
 from podium.runs.run import Run, experiment_log
 from podium.tasks.submission import validate_submission
 from podium.tasks.task import get_task

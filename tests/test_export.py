@@ -25,8 +25,8 @@ from podium.data.pixels.cache import shrink as cache_shrink
 from podium.data.pixels.preprocessing import Preprocessing
 from podium.data.training.transforms import create_transform
 from podium.deploy.graph import DECODERS
-from podium.deploy.resize import load_rgb, prepare
-from podium.deploy.runtime import OnnxModel, predict_images
+from podium.inference.onnx import OnnxModel, predict_onnx_images
+from podium.inference.resize import load_rgb, prepare
 from podium.tasks.task import get_task
 
 TESTS = Path(__file__).resolve().parent
@@ -137,7 +137,7 @@ def test_two_run_ensemble_is_one_graph_with_its_weights(runs: dict[str, Path]) -
     members = json.loads(model.props["podium.members"])
     assert [m["weight"] for m in members] == pytest.approx([w for w in weights if w > 0])
     assert model.decisions == ens.decisions
-    csv = predict_images(ens.path / "ens.onnx", _test_folder(runs["multilabel_data"]), ens.path / "onnx.csv")
+    csv = predict_onnx_images(ens.path / "ens.onnx", _test_folder(runs["multilabel_data"]), ens.path / "onnx.csv")
     table = pd.read_csv(csv)
     blended = pd.read_csv(ens.path / "test_predictions.csv")  # the ensemble's own test predictions (identity+hflip)
     assert list(table["id"]) == sorted(blended["id"]) and set(table.columns) >= set(model.classes)
@@ -150,7 +150,7 @@ def test_tta_and_fp16_and_int8(runs: dict[str, Path], tmp_path: Path) -> None:
     model = OnnxModel(tmp_path / "tta.onnx")
     assert json.loads(model.props["podium.tta"])["views"] == ["identity", "hflip"]
     folder = _test_folder(runs["multiclass_data"])
-    ours = pd.read_csv(predict_images(tmp_path / "tta.onnx", folder, tmp_path / "tta.csv")).set_index("id")
+    ours = pd.read_csv(predict_onnx_images(tmp_path / "tta.onnx", folder, tmp_path / "tta.csv")).set_index("id")
     theirs = _podium_probs(run, folder, model.classes, ["identity", "hflip"])
     assert np.abs(ours.loc[theirs.index, model.classes].to_numpy() - theirs.to_numpy()).max() <= 1e-4
     half = podium.export(run, out=tmp_path / "half.onnx", fp16=True)
@@ -196,3 +196,11 @@ def test_cli_export_then_predict_onnx_without_torch(runs: dict[str, Path], tmp_p
     assert len(table) == 5 and {"id", "label", "score", "0", "3"} <= set(table.columns)
     code, err = cli("predict", "--onnx", str(tmp_path / "missing.onnx"), "--images", str(images))
     assert code == 2 and "No ONNX model" in err
+
+
+def test_export_refuses_a_run_without_a_finished_fold(runs: dict[str, Path], tmp_path: Path, cli) -> None:
+    half = datagen.unfinished(runs["binary"], tmp_path / "half")  # best.pt is there, as training left it
+    code, err = cli("export", str(half), "--out", str(tmp_path / "half.onnx"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has no finished fold to export" in err and f"podium resume {half}" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["half"] and not (half / "export").exists()

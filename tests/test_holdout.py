@@ -12,7 +12,7 @@ import pytest
 import datagen
 import podium
 from podium.core.errors import PodiumError
-from podium.multirun.blends import BLENDS, cross_fit, inner_folds
+from podium.inference.blends import BLENDS, cross_fit, inner_folds
 from podium.runs.board import leaderboard
 from podium.tasks.task import get_task
 

@@ -173,3 +173,25 @@ def test_layouts_are_tried_in_order_and_a_new_layout_is_one_registered_object(si
         LAYOUTS.unregister("names")
     assert comp.layout == "names" and comp.classes == ("even", "odd") and comp.targets.tolist()[:3] == [0, 1, 0]
     assert comp.test is not None and len(comp.test) == 12  # the test set is shared by every layout
+
+
+def test_list_images_sorts_skips_junk_and_names_unreadable_files(tmp_path: Path) -> None:
+    from podium.data.folders.files import list_images
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    for name in ("b.png", "sub/a.png", "__MACOSX/x.png", ".hidden.png"):
+        datagen.write_image(folder / name, datagen.class_image(0, rng))
+    (folder / "._b.png").write_bytes(b"\x00\x05\x16\x07")  # a macOS AppleDouble file
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(PodiumError, match=r"1 image\(s\) cannot be read: broken.jpg"):
+        list_images(folder)
+    ids, paths = list_images(folder, check=False)
+    assert ids == ["b.png", "broken.jpg", "sub/a.png"] and paths[0] == str(folder.resolve() / "b.png")
+    (folder / "broken.jpg").unlink()
+    assert list_images(folder)[0] == ["b.png", "sub/a.png"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PodiumError, match="holds no images"):
+        list_images(tmp_path / "empty")
+    with pytest.raises(PodiumError, match="is a file"):
+        list_images(folder / "b.png")

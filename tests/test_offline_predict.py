@@ -104,3 +104,11 @@ def test_multilabel_run_decodes_with_its_fitted_threshold(multilabel_dir: Path, 
         podium.predict(run, data=multilabel_dir, out=tmp_path / "s.csv")
     assert "threshold" in run.decisions
     assert (tmp_path / "s.csv").read_bytes() == run.submission_path.read_bytes()
+
+
+def test_a_run_without_a_finished_fold_writes_no_submission(trained: dict[str, Path], tmp_path: Path, cli) -> None:
+    half = datagen.unfinished(trained["a"], tmp_path / "half")  # best.pt is there, as an interrupted run leaves it
+    code, err = cli("predict", str(half), "--data", str(trained["hidden"]), "--out", str(tmp_path / "s.csv"))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has no finished fold to predict with" in err and f"podium resume {half}" in err
+    assert not (tmp_path / "s.csv").exists()

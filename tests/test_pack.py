@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,7 +19,7 @@ import pytest
 import datagen
 import podium
 from podium.core.errors import PodiumError
-from podium.multirun.pack import missing_dependencies, read_base
+from podium.deploy.pack import missing_dependencies, read_base
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +85,26 @@ def test_cli_pack_refuses_a_missing_folder(tmp_path: Path, cli) -> None:
     code, err = cli("pack", str(tmp_path / "nowhere"), "--out", str(tmp_path / "pack"))
     assert code == 2 and "does not exist" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "pack").exists()
+
+
+def test_pack_refuses_what_cannot_predict_before_any_work(packed: dict[str, Path], tmp_path: Path, cli) -> None:
+    half = datagen.unfinished(packed["a"], tmp_path / "half")  # best.pt is there, as an interrupted run leaves it
+    code, err = cli("pack", str(half), "--out", str(tmp_path / "p1"), "--base", str(packed["freeze"]))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "has no finished fold to pack" in err and f"podium resume {half}" in err
+    alone = tmp_path / "alone" / packed["ens"].name  # an ensemble copied without its member runs
+    shutil.copytree(packed["ens"], alone)
+    members = json.loads((alone / "members.json").read_text())
+    for m in members["members"]:
+        m["run_dir"] = str(tmp_path / "gone" / m["name"])
+    (alone / "members.json").write_text(json.dumps(members))
+    code, err = cli("pack", str(alone), "--out", str(tmp_path / "p2"), "--base", str(packed["freeze"]))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "lacks member run(s)" in err
+    binary = tmp_path / "base.whl"
+    binary.write_bytes(bytes(range(256)) * 4)
+    code, err = cli("pack", str(packed["a"]), "--out", str(tmp_path / "p3"), "--base", str(binary))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"{binary} is not a text file" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alone", "base.whl", "half"]  # no pack, no .partial
 
 
 def fresh_venv(where: Path) -> Path:

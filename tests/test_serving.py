@@ -5,7 +5,10 @@ on 127.0.0.1 (400 requests from 8 clients: no errors, micro-batched, memory stab
 from __future__ import annotations
 
 import base64
+import os
 import struct
+import subprocess
+import sys
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +29,7 @@ import datagen  # noqa: E402
 import podium
 import servers
 from podium.core.errors import PodiumError
-from podium.deploy.runtime import OnnxModel
+from podium.inference.onnx import OnnxModel
 from podium.serving.app import Limits, create_app
 from podium.serving.server import load_model, resolve_token
 
@@ -170,6 +173,20 @@ def test_serve_command_refuses_an_open_address_without_token(model_path: Path, c
     assert code == 2 and "--token" in err and len(err.strip().splitlines()) == 1
     code, err = cli("serve", str(model_path.parent / "nothing.onnx"))
     assert code == 2 and "neither an ONNX file nor a run" in err
+
+
+def test_serving_an_onnx_file_never_imports_torch(model_path: Path) -> None:
+    script = ("import sys\nimport podium.cli\nfrom fastapi.testclient import TestClient\n"
+              "from podium.serving.server import load_model\nfrom podium.serving.app import create_app\n"
+              f"model = load_model({str(model_path)!r})\n"
+              f"files = [('files', ('a.png', {png()!r}, 'image/png'))]\n"
+              "with TestClient(create_app(model)) as c:\n"
+              "    assert c.post('/predict', files=files).status_code == 200\n"
+              "assert 'torch' not in sys.modules, 'torch was imported'\nprint('no torch')\n")
+    src = Path(__file__).resolve().parents[1] / "src"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(src)})
+    assert done.returncode == 0 and "no torch" in done.stdout, done.stderr[-2000:]
 
 
 def test_load_400_requests_from_8_clients(model: OnnxModel) -> None:

@@ -18,7 +18,7 @@ pytest.importorskip("fastapi", reason="pip install 'podium[deploy]'")
 import datagen  # noqa: E402
 import podium
 import servers
-from podium.deploy.runtime import OnnxModel
+from podium.inference.onnx import OnnxModel
 from podium.serving.app import create_app
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -84,34 +84,10 @@ def predict(run: str | Path | Run | None = None, images: str | Path | None = Non
 
     With ``onnx`` (a file from ``export``) and ``images``: onnxruntime labels the images, without torch.
     The returned table's ``attrs["path"]`` is the file written."""
-    if onnx is not None:
-        if images is None or run is not None or data is not None:
-            raise PodiumError("predict --onnx FILE --images DIR takes no run folder and no --data; it needs --images.")
-        path = predict_onnx(onnx, images, out)
-        table = pd.read_csv(path, keep_default_na=False)
-        table.attrs["path"] = str(path)
-        return table
-    if run is None:
-        raise PodiumError("predict needs a run or ensemble folder (or --onnx FILE --images DIR).")
-    if data is not None:
-        if images is not None:
-            raise PodiumError("Give --data (a competition folder) or --images (a folder of images), not both.")
-        from podium.multirun.predict import predict_data
+    from podium.inference.predict import predict_saved
 
-        path = predict_data(getattr(run, "path", run), data, out or "submission.csv",
-                            tuple(tta) if tta else None, device)
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        table.attrs["path"] = str(path)  # where it was written, for the command line to say
-        return table
-    from podium.inference.run import predict_run
-    from podium.multirun.predict import predict_images
-    from podium.runs.ensemble import is_ensemble
-
-    folder = getattr(run, "path", run)
-    if images is not None and is_ensemble(folder):  # an ensemble's members predict, blended with its weights
-        path = predict_images(folder, images, out, tuple(tta) if tta else None, device)
-    else:
-        path = predict_run(run, images, out, tuple(tta) if tta else None, device)
+    path = predict_saved(getattr(run, "path", run), images, out, tuple(tta) if tta else None, device, data, onnx)
+    # a submission's columns are text as written (ids such as 007); a probability table's are numbers
     table = pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
     table.attrs["path"] = str(path)  # where it was written, for the command line to say
     return table
@@ -166,7 +142,7 @@ def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = 
     the runs and ensembles slimmed to their inference checkpoints (``fp16``: half-precision weights), predict.py
     and the notebook cell. ``python_version``/``platform``: the notebook's (e.g. ``3.11``, ``manylinux2014_x86_64``)
     when this machine differs. Returns what the pack holds (also ``out/pack.json``)."""
-    from podium.multirun.pack import pack as run_pack
+    from podium.deploy.pack import pack as run_pack
 
     return run_pack([getattr(f, "path", f) for f in folders], out, base, fp16, dataset, python_version,
                     platform)
@@ -293,9 +269,9 @@ def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "a
 def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = None) -> Path:
     """Label every image below ``images`` with an exported model through onnxruntime, without torch; returns the
     CSV (ids, labels, class probabilities)."""
-    from podium.deploy.runtime import predict_images
+    from podium.inference.predict import predict_saved
 
-    return predict_images(onnx, images, out)
+    return predict_saved(images=images, out=out, onnx=onnx)
 
 
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,

@@ -1,4 +1,3 @@
-"""Models that leave podium: ``build``/``graph``/``parity``/``writer`` (``podium export``, needs torch) and the light
-modules ``runtime`` and ``resize`` (onnxruntime, numpy and OpenCV only: ``podium predict --onnx``, ``podium serve``).
-
-Nothing is imported here, so that ``import podium.deploy.runtime`` never loads torch."""
+"""Models that leave podium: ``build``/``graph``/``parity``/``writer`` (``podium export``: an ONNX graph checked
+against podium) and ``pack`` (``podium pack``: a folder for an offline Kaggle notebook). The torch-free runtime an
+exported graph runs on (``OnnxModel``, the resize) is prediction with a saved model: ``podium.inference.onnx``."""

@@ -4,7 +4,7 @@ The graph (``podium.deploy.graph.ExportGraph``) takes uint8 RGB images at the mo
 ``(batch, height, width, 3)`` by default (what PIL, OpenCV and browsers give; ``layout="nchw"`` for
 ``(batch, 3, height, width)``), with a dynamic batch axis, and returns float32 ``(batch, classes)`` probabilities
 exactly as podium computes them. The metadata props hold everything a consumer needs to use it without podium:
-classes, task, metric, CV score, decisions and the preprocessing (see ``podium.deploy.resize``).
+classes, task, metric, CV score, decisions and the preprocessing (see ``podium.inference.resize``).
 
 Exporter: ``torch.onnx.export(dynamo=True)`` (torch.export + onnxscript), named explicitly with the opset so a new
 torch cannot change either under the user. Both exporters gave a dynamic batch on timm CNNs here (torch 2.14); the
@@ -31,9 +31,9 @@ from podium.core.errors import PodiumError
 from podium.core.io import atomic_path
 from podium.core.registry import Registry
 from podium.deploy.graph import ExportGraph, Member, decoder_for
-from podium.deploy.resize import METADATA_KEY
+from podium.inference.resize import METADATA_KEY
 from podium.runs.checkpoint import Checkpoint
-from podium.runs.ensemble import Ensemble, is_ensemble, open_folder
+from podium.runs.ensemble import Ensemble, open_trained
 from podium.runs.run import Run
 
 DEFAULT_OPSET = 18
@@ -75,16 +75,17 @@ class Source:
 
 
 def load_source(path: str | Path, folds: str = "all") -> Source:
-    """Open a run or ensemble folder and its checkpoints (``folds``: ``all`` or one fold number)."""
-    folder = open_folder(path, writer=False)
-    if is_ensemble(folder.path):
-        ens = Ensemble.open(folder.path, writer=False)
+    """Open a run or ensemble folder and its checkpoints (``folds``: ``all`` or one fold number); a run without a
+    finished fold, or an ensemble missing a member, is refused before anything is built."""
+    folder = open_trained(path, "export")
+    if isinstance(folder, Ensemble):
+        ens = folder
         members, blend = ens.members, ens.members.get("blend", "")
         if blend not in GRAPH_BLENDS:
             raise PodiumError(f"{ens.path.name} blends with {blend}; podium export takes blends "
                               f"{', '.join(GRAPH_BLENDS)} (a probability mean). Rebuild it with podium ensemble "
                               "--blend weights.")
-        runs = [Run.open(m["run_dir"], writer=False) for m in members["members"]]
+        runs = [Run.open(ens.member_dir(m), writer=False) for m in members["members"]]
         weights = GRAPH_BLENDS.get(blend)(members)
     else:
         runs, weights, blend = [folder], [1.0], ""
@@ -227,4 +228,4 @@ def write_metadata(path: Path, props: dict[str, str]) -> None:
 
 
 def _metrics_or_empty(run: Run) -> dict[str, Any]:
-    return run.metrics if (run.path / "metrics.json").is_file() else {}
+    return run.metrics if run.finished else {}

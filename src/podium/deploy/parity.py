@@ -3,7 +3,7 @@
 Parity: onnxruntime against podium's own prediction (``predict_checkpoints``, the one prediction path) on N
 out-of-fold images of the run's data folder, both fed the same uint8 images (podium's resize). It records the largest
 absolute probability difference, the agreement of the decoded labels (with the run's decisions), the task's primary
-metric on those rows from both, the same for ``podium.deploy.resize`` (the shipped helper) instead of podium's
+metric on those rows from both, the same for ``podium.inference.resize`` (the shipped helper) instead of podium's
 resize, and that a batch of 1 and a batch of 7 give the same answers (the batch axis is dynamic).
 
 Formats (``PRECISIONS``): each converts the fp32 graph and owns its tolerance on the largest probability
@@ -21,18 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from podium.config import TrainConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.data.folders.ingest import load_competition
-from podium.data.pixels.cache import cache_side, decoded_images
-from podium.data.pixels.image_ops import ops_of
-from podium.data.training.dataset import ImageDataset
-from podium.data.training.transforms import create_transform
+from podium.data.pixels.cache import cache_side
+from podium.data.training.dataset import evaluation_dataset
 from podium.deploy.build import Source, has_fold_output, plain_views, views_of
-from podium.deploy.resize import load_rgb, prepare
-from podium.engine.accel import make_accelerator
+from podium.engine.accel import inference_accelerator
 from podium.inference.checkpoints import predict_checkpoints
+from podium.inference.resize import load_rgb, prepare
 from podium.tasks.metrics import score
 
 # Largest |p_onnx - p_podium| an fp32 export may show: float32 kernels differ in summation order only (1e-6 on the
@@ -127,10 +124,9 @@ def parity_data(source: Source, n: int, tta: bool) -> ParityData:
                           "check needs the run's data folder as it was trained.")
     rows = oof_rows[np.unique(np.linspace(0, len(oof_rows) - 1, min(n, len(oof_rows))).round().astype(int))]
     ids, paths = comp.train["id"].iloc[rows].tolist(), comp.train["path"].iloc[rows].tolist()
-    ops = ops_of(prep)
-    ds = ImageDataset(paths, None, create_transform(prep), decoded_images(paths, prep.hw, cfg.data, ops), ops=ops)
+    ds = evaluation_dataset(paths, prep, data=cfg.data)
     x = np.stack([ds.augmented(i)[1] for i in range(len(ds))])
-    accelerator = make_accelerator(TrainConfig(device="cpu", precision="no", threads=cfg.train.threads))
+    accelerator = inference_accelerator("cpu", cfg, precision="no")  # fp32: the graph is compared with exact answers
     total = None
     for ckpts, weight in zip(source.checkpoints, source.weights):
         pred = predict_checkpoints([plain_views(c, tta) for c in ckpts], ids, paths, accelerator, workers=0)

@@ -30,7 +30,7 @@ from podium.deploy.build import (
 )
 from podium.deploy.graph import ExportGraph
 from podium.deploy.parity import PRECISIONS, ParityData, cache_side_of, check_parity, parity_data
-from podium.deploy.resize import METADATA_KEY
+from podium.inference.resize import METADATA_KEY
 from podium.runs.ensemble import open_folder
 
 PARITY_IMAGES = 64

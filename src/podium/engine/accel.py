@@ -98,6 +98,14 @@ def make_accelerator(cfg: TrainConfig, partly_frozen: bool = False) -> Accelerat
     return accelerator
 
 
+def inference_accelerator(device: str, cfg: PodiumConfig | None = None, precision: str = "") -> Accelerator:
+    """The Accelerator that saved models predict with on ``device``: the run's ``cfg`` precision and threads (without
+    ``cfg``, a machine other than the training one: ``auto`` precision, torch's threads); ``precision`` overrides
+    the run's (``no`` where answers must be exact fp32, as the export's parity check)."""
+    train = cfg.train if cfg is not None else TrainConfig()
+    return make_accelerator(TrainConfig(device=device, precision=precision or train.precision, threads=train.threads))
+
+
 def maybe_compile(model: torch.nn.Module, cfg: TrainConfig) -> None:
     """Compile ``model``'s forward in place when ``train.compile`` is on (compiling takes a minute or more).
 

@@ -1,2 +1,2 @@
-"""Inference: fold ensembles of checkpoints on any list of images (``ensemble``), and a run folder's predictions
-(``run``)."""
+"""Prediction with saved models; ``predict.predict_saved`` is the one entry point. Nothing is imported here, so
+that ``import podium.inference.onnx`` never loads torch."""

@@ -26,12 +26,12 @@ import pandas as pd
 
 from podium.config import DataConfig, PodiumConfig
 from podium.core.errors import PodiumError, list_some
+from podium.data.folders.files import list_images
 from podium.data.folders.ingest import Competition
 from podium.data.integrity import Integrity
 from podium.data.pixels.checks import check_files, phash_ints
 from podium.data.pixels.duplicates import find_clusters
 from podium.inference.checkpoints import fold_arrays
-from podium.inference.run import list_images
 from podium.inference.sources import open_source, provenance, same_folds
 from podium.runs.run import Run
 
@@ -74,7 +74,7 @@ def unlabelled_images(comp: Competition, integ: Integrity, dc: DataConfig) -> Un
     names them)."""
     if dc.pseudo_images:
         folder = Path(dc.pseudo_images).expanduser().resolve()
-        ids, paths = list_images(folder)
+        ids, paths = list_images(folder, check=False)  # duplicates_of_train checks them, with their hashes
         return Unlabelled(ids, paths, folder.name, duplicates_of_train(ids, paths, integ, dc, dc.pseudo_images),
                           str(folder))
     if comp.test is None:

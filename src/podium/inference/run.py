@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from podium.config import TrainConfig
-from podium.core.errors import PodiumError, list_some
-from podium.core.io import existing_folder
-from podium.data.folders.files import walk_images
+from podium.core.errors import PodiumError
+from podium.data.folders.files import list_images
 from podium.data.folders.ingest import load_competition
-from podium.data.pixels.images import check_images
-from podium.engine.accel import make_accelerator
+from podium.engine.accel import inference_accelerator
 from podium.engine.tta import check_views
 from podium.inference.checkpoints import fold_table, predict_checkpoints, probability_table, write_test_outputs
 from podium.runs.run import Run
-
-
-def list_images(folder: Path) -> tuple[list[str], list[str]]:
-    """Ids (paths relative to ``folder``) and paths of every image below ``folder``, in sorted order."""
-    existing_folder(folder, "Image folder")
-    paths = sorted(Path(p) for p in walk_images(folder, folder))  # no hidden, AppleDouble or __MACOSX files
-    if not paths:
-        raise PodiumError(f"{folder} holds no images ({', '.join(('.jpg', '.png', '...'))}).")
-    return [p.relative_to(folder).as_posix() for p in paths], [str(p) for p in paths]
 
 
 def predict_run(run: str | Path | Run, images: str | Path | None = None, out: str | Path | None = None,
@@ -36,26 +23,20 @@ def predict_run(run: str | Path | Run, images: str | Path | None = None, out: st
     honest pseudo-labels read them.
     """
     run = run if isinstance(run, Run) else Run.open(run)
-    cfg = run.config
     checkpoints = run.checkpoints()
     if tta:
         check_views(tta)
-    accelerator = make_accelerator(TrainConfig(device=device, precision=cfg.train.precision,
-                                               threads=cfg.train.threads))
+    accelerator = inference_accelerator(device, run.config)
     run = Run(run.path, writer=accelerator.is_main_process)
     if images is not None:
         folder = Path(images).expanduser().resolve()
         ids, paths = list_images(folder)
-        bad = check_images(paths)
-        if bad:
-            raise PodiumError(f"{len(bad)} image(s) cannot be read: "
-                              f"{list_some([f'{os.path.relpath(p, folder)} ({w})' for p, w in bad.items()])}.")
         pred = predict_checkpoints(checkpoints, ids, paths, accelerator, tta)
         return run.write_predictions(folder.name, probability_table(pred), out, fold_table(pred))
     data_dir = run.data_dir
     if not data_dir.is_dir():
         raise PodiumError(f"The run's data folder {data_dir} is gone; pass --images DIR to predict other images.")
-    comp = load_competition(data_dir, cfg.data, check=False)
+    comp = load_competition(data_dir, run.config.data, check=False)
     if comp.test is None:
         raise PodiumError(f"{data_dir} has no test images (sample_submission.csv, test.csv or a test folder); "
                           "pass --images DIR to predict a folder of images.")

@@ -1,1 +1,1 @@
-"""Many runs: grid sweeps, Optuna search, blends of runs and the ensemble folders they make."""
+"""Many runs: grid sweeps, Optuna search, ensemble folders (runs blended with ``inference.blends``) and merges."""

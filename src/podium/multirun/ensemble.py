@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from podium.config import PodiumConfig, TrainConfig, merge, to_dict
+from podium.config import PodiumConfig, merge, to_dict
 from podium.core.errors import PodiumError, list_some
-from podium.multirun.blends import BLENDS, Blend, BlendResult, cross_fit
+from podium.inference.blends import BLENDS, Blend, BlendResult, cross_fit
 from podium.runs.ensemble import Ensemble, is_ensemble
 from podium.runs.run import Run, experiment_log
 from podium.tasks.metrics import fit_decisions, metric_key, per_class, resolve_metric, score
@@ -237,9 +237,9 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str,
     Each fold's blend of the members' fold models is kept too (``blend_folds``) when every member has them.
     """
     from podium.data.folders.ingest import load_competition
-    from podium.engine.accel import make_accelerator
+    from podium.engine.accel import inference_accelerator
     from podium.inference.checkpoints import Prediction, fold_arrays, predict_checkpoints
-    from podium.inference.offline import blend_folds
+    from podium.inference.members import blend_folds
 
     cfg = m.runs[0].config
     if not m.data_dir.is_dir():
@@ -260,8 +260,7 @@ def blend_test(m: Members, blender: Blend, weights: np.ndarray, device: str,
             by_fold.append(fold_arrays(run.fold_predictions(), ids, m.classes))
             continue
         if accelerator is None:
-            accelerator = make_accelerator(TrainConfig(device=device, precision=cfg.train.precision,
-                                                       threads=cfg.train.threads))
+            accelerator = inference_accelerator(device, cfg)
         pred = predict_checkpoints(run.checkpoints(), ids, paths, accelerator)
         probs.append(pred.probs)
         by_fold.append(pred.by_fold)

@@ -14,7 +14,8 @@
 
 It is a ``Run`` without a config or checkpoints: it writes through ``Run``'s writers, and its experiment-log row
 (model ``ensemble:<blend>``) ranks with the runs of its data folder. What it lacks of a run it reads from its members
-(``member_runs``: their configs, reports and duplicate clusters). ``open_folder`` opens either kind of folder.
+(``member_runs``: their configs, reports and duplicate clusters). ``open_folder`` opens either kind of folder;
+``open_trained`` one that can predict (what export, pack and predict --data need before any work).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from podium.core.errors import PodiumError
+from podium.core.errors import PodiumError, list_some
 from podium.core.io import write_json
 from podium.runs.files import new_folder, read_json
 from podium.runs.run import Run
@@ -103,3 +104,23 @@ def is_ensemble(path: str | Path) -> bool:
 def open_folder(path: str | Path, writer: bool = True) -> Run:
     """An existing run or ensemble folder, opened by its owner (``Ensemble`` for an ensemble)."""
     return Ensemble.open(path, writer) if is_ensemble(path) else Run.open(path, writer)
+
+
+def open_trained(path: str | Path, action: str, writer: bool = False) -> Run:
+    """A run or ensemble folder with models to ``action`` with (export, pack, predict), checked before any work: a run
+    needs a finished fold; an ensemble, each member run (where it was made, or beside the ensemble) with one. Else
+    one line naming what is missing and the command that finishes it."""
+    folder = open_folder(path, writer)
+    runs = [folder]
+    if isinstance(folder, Ensemble):
+        entries = folder.members["members"]
+        missing = [str(e["run_dir"]) for e in entries if not Run.is_run(folder.member_dir(e))]
+        if missing:
+            raise PodiumError(f"Ensemble {folder.path.name} lacks member run(s) {list_some(missing)}; copy them beside "
+                              "the ensemble folder (podium pack does).")
+        runs = [Run.open(folder.member_dir(e), writer=False) for e in entries]
+    for run in runs:
+        if not run.folds_done():
+            raise PodiumError(f"{run.path} has no finished fold to {action}; finish one with `podium resume "
+                              f"{run.path}` first.")
+    return folder

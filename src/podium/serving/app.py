@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podium.deploy.runtime import OnnxModel
+from podium.inference.onnx import OnnxModel
 from podium.serving.batcher import MicroBatcher
 from podium.serving.page import page
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from podium.core.errors import PodiumError
-from podium.deploy.runtime import OnnxModel
+from podium.inference.onnx import OnnxModel
 from podium.serving.app import Limits, create_app
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podium.core.errors import PodiumError, list_some
-from podium.data.pixels.images import is_image
+from podium.core.io import existing_folder
+from podium.data.pixels.images import check_images, is_image
 
 SKIPPED_DIRS = ("__MACOSX",)  # zips made on a Mac carry AppleDouble copies of every file there
 # where a competition keeps its images, in the order they are looked for (data.image_dir / data.test_dir override)
@@ -64,6 +65,22 @@ def walk_images(folder: Path, root: Path) -> Iterator[str]:
         for f in sorted(files):
             if is_image(f):
                 yield check_name(os.path.join(dirpath, f), root)
+
+
+def list_images(folder: str | Path, check: bool = True) -> tuple[list[str], list[str]]:
+    """Ids (paths relative to ``folder``, ``/``-separated) and absolute paths of every image below ``folder``, sorted
+    (no hidden, AppleDouble or ``__MACOSX`` files): what ``--images DIR`` predicts. An empty folder, or (``check``)
+    any file that cannot be decoded, stops it in one line naming them, before a model is loaded."""
+    root = existing_folder(folder, "Image folder").resolve()
+    paths = sorted(Path(p) for p in walk_images(root, root))
+    if not paths:
+        raise PodiumError(f"{root} holds no images (.jpg, .png, ...).")
+    bad = check_images([str(p) for p in paths]) if check else {}
+    if bad:
+        raise PodiumError(f"{len(bad)} image(s) cannot be read: "
+                          f"{list_some([f'{os.path.relpath(p, root)} ({w})' for p, w in bad.items()])}; remove or "
+                          "replace them.")
+    return [p.relative_to(root).as_posix() for p in paths], [str(p) for p in paths]
 
 
 def is_file(entry: os.DirEntry) -> bool:

@@ -33,7 +33,7 @@ from packaging.utils import canonicalize_name
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_json, write_text
-from podium.runs.ensemble import Ensemble, is_ensemble
+from podium.runs.ensemble import Ensemble, open_trained
 from podium.runs.run import Run
 
 # Packages of Kaggle's Python docker image (gcr.io/kaggle-images/python) that podium depends on, directly or not:
@@ -54,8 +54,13 @@ def read_base(base: str | Path | None) -> set[str]:
     if not path.is_file():
         raise PodiumError(f"Base environment file {path} does not exist; give a requirements or `pip freeze` file "
                           "(or leave --base out for Kaggle's image).")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PodiumError(f"Base environment file {path} is not a text file; give a requirements or `pip freeze` file "
+                          "(pip freeze > base.txt in the notebook's environment).") from None
     names = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)", line) if line and not line.startswith("-") else None
         if m:
@@ -91,7 +96,7 @@ def missing_dependencies(base: set[str], root: str = "podium") -> dict[str, str]
 
 def project_root() -> Path:
     """podium's source checkout (the folder with its pyproject.toml), which the wheel is built from."""
-    root = Path(__file__).resolve().parents[3]  # src/podium/multirun/pack.py -> the checkout
+    root = Path(__file__).resolve().parents[3]  # src/podium/deploy/pack.py -> the checkout
     if not (root / "pyproject.toml").is_file():
         raise PodiumError(f"podium is installed without its source ({root} has no pyproject.toml); pack from a "
                           "checkout installed with pip install -e .")
@@ -144,16 +149,10 @@ def pack_models(folders: list[str | Path], models: Path, fp16: bool) -> list[str
     the names of the folders named by the user, in order."""
     names, copied = [], set()
     for folder in folders:
-        owner = Ensemble.open(folder) if is_ensemble(folder) else Run.open(folder)
+        owner = open_trained(folder, "pack")
         todo = [owner]
         if isinstance(owner, Ensemble):
-            members = [Run(owner.member_dir(m)) for m in owner.members["members"]]
-            lost = [str(r.path) for r in members if not (r.path / "run.json").is_file()]
-            if lost:
-                raise PodiumError(f"Ensemble {owner.path.name} lacks member run(s) {', '.join(lost)}.")
-            todo += members
-        elif not owner.folds_done():
-            raise PodiumError(f"{owner.path} has no finished fold to pack.")
+            todo += [Run(owner.member_dir(m)) for m in owner.members["members"]]
         for item in todo:
             if item.path.name in copied:
                 continue
@@ -170,8 +169,8 @@ def pack(folders: list[str | Path] | tuple[str | Path, ...], out: str | Path, ba
     ``predict.py`` and the notebook cell. Returns pack.json's content."""
     if not folders:
         raise PodiumError("Name at least one run or ensemble folder to pack.")
-    for folder in folders:  # every input is checked before anything is written
-        (Ensemble.open if is_ensemble(folder) else Run.open)(folder)
+    for folder in folders:  # every input is checked before anything is written or downloaded
+        open_trained(folder, "pack")
     out = Path(out).expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PodiumError(f"--out {out} already exists and is not empty; give a new folder.")

@@ -1,5 +1,5 @@
 """An exported model at work without torch: ``OnnxModel`` (onnxruntime + the metadata podium wrote) and
-``predict_images`` (``podium predict --onnx FILE --images DIR``). The light path for machines that only predict:
+``predict_onnx_images`` (``podium predict --onnx FILE --images DIR``). The light path for machines that only predict:
 this module imports onnxruntime, numpy, OpenCV and podium's numpy-only task code, never torch."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv
-from podium.deploy.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
+from podium.inference.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
 
 
 class OnnxModel:
@@ -62,7 +62,7 @@ class OnnxModel:
         return int(self.prep["height"]), int(self.prep["width"])
 
     def prepare(self, img: np.ndarray) -> np.ndarray:
-        """An HxWx3 uint8 RGB image as one model input (podium's resize, ``podium.deploy.resize``)."""
+        """An HxWx3 uint8 RGB image as one model input (podium's resize, ``podium.inference.resize``)."""
         return prepare(img, self.prep)
 
     def prepare_bytes(self, data: bytes) -> np.ndarray:
@@ -103,27 +103,22 @@ class OnnxModel:
         return df
 
 
-def predict_images(onnx: str | Path, images: str | Path, out: str | Path | None = None, batch_size: int = 32,
-                   threads: int = 0) -> Path:
+def predict_onnx_images(onnx: str | Path, images: str | Path, out: str | Path | None = None, batch_size: int = 32,
+                        threads: int = 0) -> Path:
     """Every image below ``images`` through the exported model -> a CSV of ids, labels and class probabilities
     (``out``, default ``predictions-<folder>.csv`` beside the model). Unreadable images stop it in one line."""
-    from podium.data.folders.files import walk_images
+    from podium.data.folders.files import list_images  # OpenCV and PIL only
 
     model = OnnxModel(onnx, threads)
     folder = Path(images).expanduser().resolve()
-    if not folder.is_dir():
-        raise PodiumError(f"Image folder {folder} does not exist.")
-    paths = sorted(Path(p) for p in walk_images(folder, folder))
-    if not paths:
-        raise PodiumError(f"{folder} holds no images (.jpg, .png, ...).")
-    ids = [p.relative_to(folder).as_posix() for p in paths]
+    ids, paths = list_images(folder)
     probs = []
     for start in range(0, len(paths), batch_size):
         batch = []
         for p in paths[start:start + batch_size]:
             try:
-                batch.append(model.prepare(load_rgb(str(p))))
-            except ValueError as e:
+                batch.append(model.prepare(load_rgb(p)))
+            except ValueError as e:  # a file the check could read but OpenCV and PIL cannot decode
                 raise PodiumError(f"{os.path.relpath(p, folder)} {e}; remove it or replace it.") from None
         probs.append(model.probabilities(np.stack(batch)))
     target = Path(out) if out else model.path.parent / f"predictions-{folder.name}.csv"
