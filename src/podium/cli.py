@@ -14,7 +14,7 @@ import typer.core
 from rich.console import Console
 from rich.markup import escape
 
-from podium.cli_deploy import export, merge, pack, serve
+from podium.cli_deploy import TrustMetric, export, merge, pack, serve
 from podium.cli_tables import show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
 from podium.core.errors import Interrupted, PodiumError
 
@@ -85,11 +85,11 @@ def preview(
 
 
 @app.command()
-def resume(run_dir: RunDir) -> None:
+def resume(run_dir: RunDir, metric: TrustMetric = "") -> None:
     """Continue an interrupted run where it stopped (finished folds are kept, an unfinished one resumes)."""
     from podium.api import resume as run
 
-    run(run_dir)
+    run(run_dir, metric=metric)
 
 
 @app.command()
@@ -106,22 +106,23 @@ def predict(
     = None,
     onnx: Annotated[Optional[Path], typer.Option(help="An ONNX file from podium export: predict --images with "
                                                       "onnxruntime, without torch (no RUN_DIR).")] = None,
+    metric: TrustMetric = "",
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
     from podium.api import predict as run
 
     views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
-    table = run(run_dir, images, out, views, device, data=data, onnx=onnx)
+    table = run(run_dir, images, out, views, device, data=data, onnx=onnx, metric=metric)
     Console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
 
 
 @app.command()
-def report(run_dir: RunDir) -> None:
+def report(run_dir: RunDir, metric: TrustMetric = "") -> None:
     """(Re)write RUN_DIR/report.html from the run folder alone: data, augmentations, learning rate, curves, OOF
     metrics, top losses, Grad-CAM, config and provenance."""
     from podium.api import report as build
 
-    Console().print(f"wrote {build(run_dir)}")
+    Console().print(f"wrote {build(run_dir, metric=metric)}")
 
 
 @app.command()
@@ -201,13 +202,14 @@ def ensemble(
     root: Root = Path("runs"),
     name: Annotated[str, typer.Option(help="Name of the ensemble folder (default: ensemble-<data>-<blend>).")] = "",
     device: Device = "auto",
+    metric: TrustMetric = "",
 ) -> None:
     """Blend finished runs of one data folder on their shared folds: honest (cross-fitted) OOF score, refitted
     decisions, blended test predictions and a validated submission.csv in a new ensemble folder."""
     from podium.api import ensemble as run
 
     ens = run(*(members or []), top=top, data=data, where=where or [], blend=blend, root=root, name=name,
-              device=device)
+              device=device, metric=metric)
     show_ensemble(ens.metrics, ens.path)
 
 

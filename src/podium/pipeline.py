@@ -53,7 +53,7 @@ from podium.models.factory import check_model
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
-from podium.tasks.metrics import fit_decisions, per_class, resolve_metric, score
+from podium.tasks.metrics import fit_decisions, per_class, refuse_untrusted, resolve_metric, score
 from podium.validation import validate
 
 
@@ -137,6 +137,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     if resume is not None:
         run = resume if isinstance(resume, Run) else Run.open(resume)
         cfg, data_dir = run.config, run.data_dir
+        refuse_untrusted(cfg.cv.metric)  # a handed run's own metric runs only when the user names it again
         if not data_dir.is_dir():
             raise PodiumError(f"The run's data folder {data_dir} is gone; it is needed to resume {run.path}.")
     elif data_dir is None or cfg is None:
