@@ -11,16 +11,15 @@ from typing import Annotated, Optional
 import click
 import typer
 import typer.core
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from podium.cli_deploy import TrustMetric, export, merge, pack, serve
-from podium.cli_tables import show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
+from podium.cli_tables import console, show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
 from podium.core.errors import Interrupted, PodiumError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an error stays one line when piped
+err = console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an error stays one line when piped
 
 # Arguments and options that several subcommands share, declared once.
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides, section.key=value.",
@@ -81,7 +80,7 @@ def preview(
     """Write a PNG grid of augmented training images per class (batch augmentation and mixed labels included)."""
     from podium.api import preview as run
 
-    Console().print(f"wrote {run(data_dir, config, overrides or [], out)}")
+    console().print(f"wrote {run(data_dir, config, overrides or [], out)}")
 
 
 @app.command()
@@ -113,7 +112,7 @@ def predict(
 
     views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
     table = run(run_dir, images, out, views, device, data=data, onnx=onnx, metric=metric)
-    Console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
+    console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
 
 
 @app.command()
@@ -122,7 +121,7 @@ def report(run_dir: RunDir, metric: TrustMetric = "") -> None:
     metrics, top losses, Grad-CAM, config and provenance."""
     from podium.api import report as build
 
-    Console().print(f"wrote {build(run_dir, metric=metric)}")
+    console().print(f"wrote {build(run_dir, metric=metric)}")
 
 
 @app.command()
@@ -142,7 +141,7 @@ def runs(
         return
     groups = api.runs(root, data, task)
     if not groups:
-        Console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
+        console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
         return
     show_leaderboards(groups)
 
@@ -170,9 +169,9 @@ def probe(
 
     r = run(model, size, overrides or [])
     if r.batch_size is None:
-        Console().print(f"{r.model} at {r.size} px on {r.device}: {r.reason}.")
+        console().print(f"{r.model} at {r.size} px on {r.device}: {r.reason}.")
     else:
-        Console().print(f"{r.model} at {r.size} px on {r.device} ({r.precision}): largest batch that fits "
+        console().print(f"{r.model} at {r.size} px on {r.device} ({r.precision}): largest batch that fits "
                         f"{r.largest_fit}; train.batch_size=auto uses {r.batch_size}.")
 
 
@@ -185,7 +184,7 @@ def demo(
     from podium.api import demo as run_demo
 
     run = run_demo(workdir, overrides or [])
-    Console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
+    console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
 
 
 @app.command()
@@ -237,8 +236,8 @@ def sweep(
     folder = Path(table.attrs["folder"])
     show_sweep(table, table.attrs["axes"], folder)
     if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success
-        err.print(f"[red]error:[/red] every combination of the sweep failed; the reasons are in "
-                  f"{escape(str(folder / 'sweep.csv'))}")
+        err.print(Text.assemble(("error:", "red"), " every combination of the sweep failed; the reasons are in "
+                                f"{folder / 'sweep.csv'}"))
         raise typer.Exit(1)
 
 
@@ -263,9 +262,9 @@ def search(
     from podium.api import search as run
 
     best = run(data_dir, space, trials, config, overrides or [], storage, study, jobs)
-    Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
+    console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
                     f"{best['value']:.4f}, run {best['run_dir']}")
-    Console(soft_wrap=True).print(escape(best["command"]))
+    console(soft_wrap=True).print(best["command"])
 
 
 for command in (export, serve, merge, pack):  # podium.cli_deploy: models that leave the run folder
@@ -278,7 +277,7 @@ def main() -> None:
     try:
         app()
     except PodiumError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}")  # escaped: file names and lists may hold [brackets]
+        err.print(Text.assemble(("error:", "red"), f" {e}"))  # the message verbatim: no markup, no emoji codes
         sys.exit(2)
     except Interrupted as e:  # the run has marked itself interrupted and printed how to resume
         sys.exit(128 + e.signum)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from podium.cli_tables import console
 
 # A run folder may come from someone else: the user metric its config names runs only when named again here.
 TrustMetric = Annotated[str, typer.Option("--metric", help="The saved runs' user metric (module:function), named "
@@ -35,7 +36,7 @@ def export(
 
     r = run(folder, out, folds, tta, opset, fp16, quantize, layout, metric=metric)
     p = r["parity"]
-    Console(soft_wrap=True).print(
+    console(soft_wrap=True).print(
         f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, {r['precision']}, {r['export_s']:.0f} s): max |p - podium| "
         f"{p['max_abs_diff']:.1e} on {p['images']} OOF images, labels agree {p['label_agreement']:.1%}, "
         f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f})")
@@ -70,7 +71,7 @@ def merge(
 
     merged = run(*runs, out=out, data=data, metric=metric)
     m = merged.metrics
-    Console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
+    console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
 
 
 def pack(
@@ -92,5 +93,5 @@ def pack(
 
     info = run(*folders, out=out, base=base, fp16=fp16, dataset=dataset, python_version=python_version,
                platform=platform)
-    Console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
+    console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
                     f"{sum(info['bytes'].values()) / 2**20:.1f} MiB{' (fp16 weights)' if info['fp16'] else ''}")

@@ -282,7 +282,8 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     comp = plan.comp
     counts = comp.task.counts(comp.targets, len(comp.classes))
     per_class_counts = ", ".join(f"{comp.shown(c)}: {n}" for c, n in zip(comp.classes, counts))
-    reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
+    reporter.print(str(run.path), style="bold")
+    reporter.print(f"{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
