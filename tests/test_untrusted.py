@@ -94,7 +94,11 @@ def test_the_metric_runs_when_the_user_names_it_again(planted: dict[str, Path], 
     [folder] = planted["root"].glob("trusted*")
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["metric"] == f"{planted['spec']}:max"  # the direction is saved with the name
-    marker.unlink()
+    marker.unlink()  # the ensemble folder, handed on: predicted and reported without its metric's code
+    for args in (["report", str(folder)], ["predict", str(folder), "--data", str(planted["data"]), "--out",
+                                           str(planted["tmp"] / "ens.csv")]):
+        code, err = cli(*args)
+        assert not marker.exists() and (code == 0 or "--metric" in err), (args, err)
     code, err = cli("resume", str(planted["tmp"] / "interrupted"), "--metric", str(planted["spec"]))
     assert code == 0 and marker.exists(), err
 
