@@ -124,3 +124,10 @@ def test_ranking_saved_scores_never_imports(planted: dict[str, Path]) -> None:
     with trusted_metrics(f"{planted['spec']}:min"):  # trusted by module:function, whatever the direction says
         assert get_metric(f"{planted['spec']}:max").greater_is_better
     assert marker.exists()
+
+
+def test_a_metric_flag_that_names_no_user_metric_is_one_line(planted: dict[str, Path], cli) -> None:
+    resume = commands(planted)["resume"]
+    for value in ("accuracy", "a:b:c:d"):
+        code, err = cli(*resume, "--metric", value)
+        assert code == 2 and f"--metric {value!r} must name a user metric" in err, err

@@ -182,7 +182,14 @@ def split_user_metric(spec: str) -> tuple[str, str, str | None]:
 def trusted_metrics(*specs: str) -> Iterator[None]:
     """Within: a user's metric imports only when one of ``specs`` (what the user typed, e.g. ``--metric``) names
     the same ``module:function``; a metric named by a saved config alone is refused (``refuse_untrusted``)."""
-    token = _TRUSTED.set(frozenset(":".join(split_user_metric(s)[:2]) for s in specs if s and ":" in s))
+    trusted = set()
+    for spec in filter(None, specs):
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not all(parts) or (len(parts) == 3 and parts[2] not in ("max", "min")):
+            raise PodiumError(f"--metric {spec!r} must name a user metric, module:function (or "
+                              "path/to/file.py:function).")
+        trusted.add(f"{parts[0]}:{parts[1]}")
+    token = _TRUSTED.set(frozenset(trusted))
     try:
         yield
     finally:
