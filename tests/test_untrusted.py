@@ -99,7 +99,7 @@ def test_the_metric_runs_when_the_user_names_it_again(planted: dict[str, Path], 
                                            str(planted["tmp"] / "ens.csv")]):
         code, err = cli(*args)
         assert not marker.exists() and (code == 0 or "--metric" in err), (args, err)
-    code, err = cli("resume", str(planted["tmp"] / "interrupted"), "--metric", str(planted["spec"]))
+    code, err = cli(*commands(planted)["resume"], "--metric", str(planted["spec"]))
     assert code == 0 and marker.exists(), err
 
 
