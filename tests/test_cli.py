@@ -66,3 +66,15 @@ def test_train_help_documents_every_option_group(tmp_path: Path) -> None:
     assert out.returncode == 0
     for group in ("data.", "model.", "aug.", "train.", "cv.", "predict.", "run."):
         assert group in out.stdout
+
+
+def test_a_users_text_is_printed_verbatim(tmp_path: Path, cli) -> None:
+    """rich read ``:b:`` in ``cv.metric=a:b:c:d`` as an emoji code (``'a🅱c:d'``) and ``[bold]`` as markup."""
+    code, err = cli("train", str(tmp_path), "cv.metric=a:b:c:d")
+    assert code == 2 and "'a:b:c:d'" in err and "\U0001f171" not in err, err
+    code, err = cli("train", str(tmp_path), "cv.metric=[bold]x:smile:y")
+    assert code == 2 and "'[bold]x:smile:y'" in err, err
+    folder = tmp_path / r"comp \[x] [dim]:thumbs_up:"
+    folder.mkdir()
+    code, err = cli("train", str(folder), "model.pretrained=none")
+    assert code == 2 and str(folder) in err, err

@@ -161,3 +161,29 @@ def test_a_trial_failing_on_a_user_error_is_logged_in_one_line() -> None:
         logging.getLogger("optuna").removeHandler(handler)
     text = buffer.getvalue()
     assert "cv.folds=20 is too many" in text and text.count("Traceback") == 1 and "ValueError: a bug" in text
+
+
+class _Denied:
+    """A lock file in a folder the user cannot write (tests run as root, where chmod denies nothing)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def acquire(self) -> None:
+        raise PermissionError(13, "Permission denied", self.path)
+
+
+def test_a_storage_the_user_cannot_lock_is_one_line(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path,
+                                                    cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {type: float, low: 0.0001, high: 0.01, log: true}\n")
+    (tmp_path / "taken" / "optuna.db.lock").mkdir(parents=True)  # a folder where the lock file goes
+    code, err = cli("search", str(single_dir), "--space", str(space), "--storage",
+                    f"sqlite:///{tmp_path / 'taken' / 'optuna.db'}", *tiny)
+    assert code == 2 and "Cannot lock the study storage" in err and "Is a directory" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    monkeypatch.setattr("podium.multirun.search.FileLock", _Denied)
+    code, err = cli("search", str(single_dir), "--space", str(space), "--storage",
+                    f"sqlite:///{tmp_path / 'locked' / 'optuna.db'}", *tiny)
+    assert code == 2 and "Permission denied" in err and "folder you can write" in err, err
+    assert len(err.strip().splitlines()) == 1, err

@@ -81,3 +81,20 @@ def test_another_grid_under_the_same_name_is_refused(single_dir: Path, tiny: tup
         open_grid(optuna, url, other)
     with pytest.raises(PodiumError, match="--storage"):
         podium.sweep(single_dir, ["model.name=test_resnet"], overrides=tiny, name="g", storage="nosuchdb://x")
+
+
+def test_a_sweep_storage_the_user_cannot_lock_is_one_line(single_dir: Path, tiny: tuple[str, ...], tmp_path: Path,
+                                                          cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Denied:  # a lock file in a folder the user cannot write (tests run as root: chmod denies nothing)
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+        def acquire(self) -> None:
+            raise PermissionError(13, "Permission denied", self.path)
+
+    monkeypatch.setattr("podium.multirun.search.FileLock", Denied)
+    code, err = cli("sweep", str(single_dir), "--grid", "train.lr=0.001,0.01", "--storage",
+                    f"sqlite:///{tmp_path / 'locked' / 'grid.db'}", *tiny)
+    assert code == 2 and "Cannot lock the study storage" in err and "Permission denied" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not list((tmp_path / "runs").glob("*/run.json"))  # no run trained

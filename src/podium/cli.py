@@ -11,16 +11,15 @@ from typing import Annotated, Optional
 import click
 import typer
 import typer.core
-from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-from podium.cli_deploy import export, merge, pack, serve
-from podium.cli_tables import show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
+from podium.cli_deploy import TrustMetric, export, merge, pack, serve
+from podium.cli_tables import console, show_comparison, show_ensemble, show_leaderboards, show_models, show_sweep
 from podium.core.errors import Interrupted, PodiumError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="podium: from a Kaggle-style image folder to a validated model and submission.")
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an error stays one line when piped
+err = console(stderr=True, highlight=False, soft_wrap=True)  # soft_wrap: an error stays one line when piped
 
 # Arguments and options that several subcommands share, declared once.
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="Config overrides, section.key=value.",
@@ -81,15 +80,15 @@ def preview(
     """Write a PNG grid of augmented training images per class (batch augmentation and mixed labels included)."""
     from podium.api import preview as run
 
-    Console().print(f"wrote {run(data_dir, config, overrides or [], out)}")
+    console().print(f"wrote {run(data_dir, config, overrides or [], out)}")
 
 
 @app.command()
-def resume(run_dir: RunDir) -> None:
+def resume(run_dir: RunDir, metric: TrustMetric = "") -> None:
     """Continue an interrupted run where it stopped (finished folds are kept, an unfinished one resumes)."""
     from podium.api import resume as run
 
-    run(run_dir)
+    run(run_dir, metric=metric)
 
 
 @app.command()
@@ -106,22 +105,23 @@ def predict(
     = None,
     onnx: Annotated[Optional[Path], typer.Option(help="An ONNX file from podium export: predict --images with "
                                                       "onnxruntime, without torch (no RUN_DIR).")] = None,
+    metric: TrustMetric = "",
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
     from podium.api import predict as run
 
     views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
-    table = run(run_dir, images, out, views, device, data=data, onnx=onnx)
-    Console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
+    table = run(run_dir, images, out, views, device, data=data, onnx=onnx, metric=metric)
+    console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
 
 
 @app.command()
-def report(run_dir: RunDir) -> None:
+def report(run_dir: RunDir, metric: TrustMetric = "") -> None:
     """(Re)write RUN_DIR/report.html from the run folder alone: data, augmentations, learning rate, curves, OOF
     metrics, top losses, Grad-CAM, config and provenance."""
     from podium.api import report as build
 
-    Console().print(f"wrote {build(run_dir)}")
+    console().print(f"wrote {build(run_dir, metric=metric)}")
 
 
 @app.command()
@@ -141,7 +141,7 @@ def runs(
         return
     groups = api.runs(root, data, task)
     if not groups:
-        Console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
+        console().print(f"No runs recorded in {root}{' for these filters' if data or task else ''}.")
         return
     show_leaderboards(groups)
 
@@ -169,9 +169,9 @@ def probe(
 
     r = run(model, size, overrides or [])
     if r.batch_size is None:
-        Console().print(f"{r.model} at {r.size} px on {r.device}: {r.reason}.")
+        console().print(f"{r.model} at {r.size} px on {r.device}: {r.reason}.")
     else:
-        Console().print(f"{r.model} at {r.size} px on {r.device} ({r.precision}): largest batch that fits "
+        console().print(f"{r.model} at {r.size} px on {r.device} ({r.precision}): largest batch that fits "
                         f"{r.largest_fit}; train.batch_size=auto uses {r.batch_size}.")
 
 
@@ -184,7 +184,7 @@ def demo(
     from podium.api import demo as run_demo
 
     run = run_demo(workdir, overrides or [])
-    Console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
+    console().print(f"demo CV {run.metrics['metric']}: {run.metrics['cv_score']:.4f}; run folder {run.path}")
 
 
 @app.command()
@@ -201,13 +201,14 @@ def ensemble(
     root: Root = Path("runs"),
     name: Annotated[str, typer.Option(help="Name of the ensemble folder (default: ensemble-<data>-<blend>).")] = "",
     device: Device = "auto",
+    metric: TrustMetric = "",
 ) -> None:
     """Blend finished runs of one data folder on their shared folds: honest (cross-fitted) OOF score, refitted
     decisions, blended test predictions and a validated submission.csv in a new ensemble folder."""
     from podium.api import ensemble as run
 
     ens = run(*(members or []), top=top, data=data, where=where or [], blend=blend, root=root, name=name,
-              device=device)
+              device=device, metric=metric)
     show_ensemble(ens.metrics, ens.path)
 
 
@@ -235,8 +236,8 @@ def sweep(
     folder = Path(table.attrs["folder"])
     show_sweep(table, table.attrs["axes"], folder)
     if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success
-        err.print(f"[red]error:[/red] every combination of the sweep failed; the reasons are in "
-                  f"{escape(str(folder / 'sweep.csv'))}")
+        err.print(Text.assemble(("error:", "red"), " every combination of the sweep failed; the reasons are in "
+                                f"{folder / 'sweep.csv'}"))
         raise typer.Exit(1)
 
 
@@ -261,9 +262,9 @@ def search(
     from podium.api import search as run
 
     best = run(data_dir, space, trials, config, overrides or [], storage, study, jobs)
-    Console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
+    console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
                     f"{best['value']:.4f}, run {best['run_dir']}")
-    Console(soft_wrap=True).print(escape(best["command"]))
+    console(soft_wrap=True).print(best["command"])
 
 
 for command in (export, serve, merge, pack):  # podium.cli_deploy: models that leave the run folder
@@ -276,7 +277,7 @@ def main() -> None:
     try:
         app()
     except PodiumError as e:
-        err.print(f"[red]error:[/red] {escape(str(e))}")  # escaped: file names and lists may hold [brackets]
+        err.print(Text.assemble(("error:", "red"), f" {e}"))  # the message verbatim: no markup, no emoji codes
         sys.exit(2)
     except Interrupted as e:  # the run has marked itself interrupted and printed how to resume
         sys.exit(128 + e.signum)

@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
+
+from podium.cli_tables import console
+
+# A run folder may come from someone else: the user metric its config names runs only when named again here.
+TrustMetric = Annotated[str, typer.Option("--metric", help="The saved runs' user metric (module:function), named "
+                                                           "to trust it: a user metric of a run folder runs only "
+                                                           "when named here.")]
 
 
 def export(
@@ -22,14 +28,15 @@ def export(
     quantize: Annotated[str, typer.Option(help="int8: dynamic quantisation (its metric change is reported).")] = "",
     layout: Annotated[str, typer.Option(help="Input layout: nhwc (N, H, W, 3) or nchw (N, 3, H, W), uint8 RGB.")]
     = "nhwc",
+    metric: TrustMetric = "",
 ) -> None:
     """Write one ONNX graph (uint8 images in, podium's probabilities out; normalisation, fold average, TTA and the
     task's decoding inside) and check it against podium on OOF images (export.json); fails on a parity miss."""
     from podium.api import export as run
 
-    r = run(folder, out, folds, tta, opset, fp16, quantize, layout)
+    r = run(folder, out, folds, tta, opset, fp16, quantize, layout, metric=metric)
     p = r["parity"]
-    Console(soft_wrap=True).print(
+    console(soft_wrap=True).print(
         f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, {r['precision']}, {r['export_s']:.0f} s): max |p - podium| "
         f"{p['max_abs_diff']:.1e} on {p['images']} OOF images, labels agree {p['label_agreement']:.1%}, "
         f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f})")
@@ -56,14 +63,15 @@ def merge(
                                                show_default=False)],
     out: Annotated[Path, typer.Option(help="The merged run folder (new).")],
     data: Annotated[Optional[Path], typer.Option(help="Competition folder, when not at the runs' path here.")] = None,
+    metric: TrustMetric = "",
 ) -> None:
     """Combine runs that trained different folds (separate machines or notebook sessions) into one finished run:
     OOF, decisions, metrics and submission as if it had been trained in one go."""
     from podium.api import merge as run
 
-    merged = run(*runs, out=out, data=data)
+    merged = run(*runs, out=out, data=data, metric=metric)
     m = merged.metrics
-    Console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
+    console().print(f"merged {len(runs)} runs into {merged.path}: CV {m['metric']} {m['cv_score']:.4f}")
 
 
 def pack(
@@ -85,5 +93,5 @@ def pack(
 
     info = run(*folders, out=out, base=base, fp16=fp16, dataset=dataset, python_version=python_version,
                platform=platform)
-    Console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
+    console().print(f"wrote {out}: {', '.join(info['models'])}; {1 + len(info['dependency_wheels'])} wheel(s), "
                     f"{sum(info['bytes'].values()) / 2**20:.1f} MiB{' (fp16 weights)' if info['fp16'] else ''}")

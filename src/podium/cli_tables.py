@@ -1,5 +1,9 @@
 """The command line's tables: what ``podium.api`` returns (leaderboards, comparisons, sweeps, ensembles, the model
-catalog) printed with rich. Only ``podium.cli`` uses this module."""
+catalog) printed with rich. Only ``podium.cli`` uses this module.
+
+Every line the command line prints goes through ``console``: keys, values, paths and class names are the user's own
+text and come out verbatim (rich would read ``[red]`` as markup and ``:b:`` as an emoji code).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,12 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+
+def console(**options: Any) -> Console:
+    """A console that prints text verbatim: no markup, no emoji codes (``cv.metric=a:b:c`` stays ``a:b:c``)."""
+    return Console(markup=False, emoji=False, **options)
 
 
 def show_leaderboards(groups: list[dict[str, Any]]) -> None:
@@ -23,7 +31,7 @@ def show_leaderboards(groups: list[dict[str, Any]]) -> None:
             wall = "" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
             table.add_row(r["name"], r["started"], r["status"], r["model"], str(r["img_size"] or ""),
                           str(r["folds"]), str(r["epochs"]), score, wall, r["config_hash"], r["git_commit"] or "")
-        Console(width=200).print(table)
+        console(width=200).print(table)
 
 
 def show_models(rows: list[dict[str, Any]]) -> None:
@@ -32,9 +40,9 @@ def show_models(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         table.add_row(r["arch"], r["source"], str(r["input_size"]), ", ".join(f"{v:.3f}" for v in r["mean"]),
                       ", ".join(f"{v:.3f}" for v in r["std"]))
-    Console(width=160).print(table)
+    console(width=160).print(table)
     usable = sum(r["source"] != "none" for r in rows)
-    Console().print(f"{len(rows)} architectures, {usable} with weights available here "
+    console().print(f"{len(rows)} architectures, {usable} with weights available here "
                     "(none: train with model.pretrained=none or get weights, see docs/WEIGHTS.md).")
 
 
@@ -46,13 +54,13 @@ def show_comparison(diff: dict, paths: tuple[Path, Path]) -> None:
     a, b = (p.resolve().name for p in paths)
     table = Table("config key", a, b, title="config keys that differ")
     for key, va, vb in diff["config"] or [("(none)", "", "")]:
-        table.add_row(key, escape(text(va)), escape(text(vb)))
+        table.add_row(key, text(va), text(vb))
     numbers = Table("", a, b, title="metrics")
     for key, va, vb in diff["numbers"]:
-        numbers.add_row(key, escape(text(va)), escape(text(vb)))
-    console = Console(width=200)
-    console.print(table)
-    console.print(numbers)
+        numbers.add_row(key, text(va), text(vb))
+    out = console(width=200)
+    out.print(table)
+    out.print(numbers)
 
 
 def show_ensemble(metrics: dict, path: Path) -> None:
@@ -62,8 +70,8 @@ def show_ensemble(metrics: dict, path: Path) -> None:
         table.add_row(r["name"], f"{r['weight']:.3f}", f"{r['cv_score']:.4f}")
     table.add_row(f"blend ({metrics['blend']}), honest", "", f"{metrics['cv_score']:.4f}")
     table.add_row(f"blend ({metrics['blend']}), in-sample", "", f"{metrics['cv_score_in_sample']:.4f}")
-    Console(width=160).print(table)
-    Console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
+    console(width=160).print(table)
+    console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
 
 
 def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
@@ -78,6 +86,6 @@ def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
         status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
         out.add_row(*[str(r[a]) for a in axes], num(r["cv_score"], ".4f"), num(r["cv_score_no_tta"], ".4f"),
                     num(r["epoch_s"], ".1f"), num(r["peak_mem_mb"], ".0f"), params, num(r["wall_s"], ".0f"),
-                    escape(status))
-    Console(width=200).print(out)
-    Console().print(f"sweep table: {folder / 'sweep.csv'}")
+                    status)
+    console(width=200).print(out)
+    console().print(f"sweep table: {folder / 'sweep.csv'}")

@@ -53,7 +53,7 @@ from podium.models.factory import check_model
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import Run
-from podium.tasks.metrics import fit_decisions, per_class, resolve_metric, score
+from podium.tasks.metrics import fit_decisions, per_class, refuse_untrusted, resolve_metric, score
 from podium.validation import validate
 
 
@@ -137,6 +137,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     if resume is not None:
         run = resume if isinstance(resume, Run) else Run.open(resume)
         cfg, data_dir = run.config, run.data_dir
+        refuse_untrusted(cfg.cv.metric)  # a handed run's own metric runs only when the user names it again
         if not data_dir.is_dir():
             raise PodiumError(f"The run's data folder {data_dir} is gone; it is needed to resume {run.path}.")
     elif data_dir is None or cfg is None:
@@ -281,7 +282,8 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     comp = plan.comp
     counts = comp.task.counts(comp.targets, len(comp.classes))
     per_class_counts = ", ".join(f"{comp.shown(c)}: {n}" for c, n in zip(comp.classes, counts))
-    reporter.print(f"[bold]{run.path}[/bold]\n{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
+    reporter.print(str(run.path), style="bold")
+    reporter.print(f"{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {shown_precision(accelerator.mixed_precision)}")

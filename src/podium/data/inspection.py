@@ -13,7 +13,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rich.markup import escape
+from rich.text import Text
 
 from podium.config import PodiumConfig
 from podium.core.console import Reporter
@@ -123,10 +123,11 @@ def decided(comp: Competition, cfg: PodiumConfig) -> list[str]:
 
 def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Reporter) -> None:
     s = summary
-    reporter.print(f"[bold]{escape(s['data_dir'])}[/bold]: {s['layout']} layout, {s['task']} task, {s['train_images']} "
-                   f"training and {s['test_images']} test images, checked in {seconds:.1f} s")
+    reporter.print(Text.assemble((s["data_dir"], "bold"), f": {s['layout']} layout, {s['task']} task, "
+                                 f"{s['train_images']} training and {s['test_images']} test images, checked in "
+                                 f"{seconds:.1f} s"))
     for line in s.get("decided", []):
-        reporter.print(escape(f"decided: {line}"))
+        reporter.print(f"decided: {line}")
     _print_labels(s, reporter)
     _print_duplicates(s, reporter)
     _print_files(s, reporter)
@@ -136,11 +137,11 @@ def _print(summary: dict[str, Any], out_dir: Path, seconds: float, reporter: Rep
 def _print_labels(s: dict[str, Any], reporter: Reporter) -> None:
     """Classes, label combinations, image sizes and colour modes."""
     names = s.get("class_names", {})
-    reporter.print(escape("classes: " + ", ".join(f"{c}{' (' + names[c] + ')' if c in names else ''} {n}"
-                                                  for c, n in s["class_counts"].items())))
+    reporter.print("classes: " + ", ".join(f"{c}{' (' + names[c] + ')' if c in names else ''} {n}"
+                                           for c, n in s["class_counts"].items()))
     if set(s["label_combinations"]) - set(s["class_counts"]):  # rows with several (or no) labels
-        reporter.print(escape("label combinations: " + ", ".join(
-            f"{c or '(none)'} {n}" for c, n in list(s["label_combinations"].items())[:12])))
+        reporter.print("label combinations: " + ", ".join(
+            f"{c or '(none)'} {n}" for c, n in list(s["label_combinations"].items())[:12]))
     if "image_sizes" in s:
         sizes = s["image_sizes"]
         reporter.print(f"image sizes: {sizes['distinct']} distinct, sides {sizes['min_side']}..{sizes['max_side']} px,"
@@ -154,28 +155,28 @@ def _print_duplicates(s: dict[str, Any], reporter: Reporter) -> None:
     reporter.print(f"duplicates (pHash distance <= {s['near_distance']}): {d['clusters']} cluster(s), "
                    f"{d['exact_clusters']} byte-identical, {d['near_clusters']} near, {d['images']} images")
     for c in d["list"][:20]:
-        members = escape(", ".join(f"{i} ({sp}{': ' + lab if lab else ''})" for i, sp, lab in
-                                   zip(c["ids"], c["splits"], c["labels"])))
+        members = ", ".join(f"{i} ({sp}{': ' + lab if lab else ''})" for i, sp, lab in
+                            zip(c["ids"], c["splits"], c["labels"]))
         reporter.print(f"  {c['kind']:5s} {members}{'  CONFLICT' if c['conflict'] else ''}")
     if d["clusters"] > 20:
         reporter.print(f"  ... {d['clusters'] - 20} more in duplicates.csv")
-    reporter.print(escape(f"label conflicts: {len(s['label_conflicts'])}"
-                          + "".join(f"\n  {' + '.join(c['ids'])}: {' | '.join(c['labels'])}"
-                                    for c in s["label_conflicts"][:10])))
-    reporter.print(escape(f"test images duplicating training images: {len(s['test_overlap'])}"
-                          + "".join(f"\n  {o['test_id']} = {o['train_ids']} ({o['train_labels']})"
-                                    for o in s["test_overlap"][:10])))
+    reporter.print(f"label conflicts: {len(s['label_conflicts'])}"
+                   + "".join(f"\n  {' + '.join(c['ids'])}: {' | '.join(c['labels'])}"
+                             for c in s["label_conflicts"][:10]))
+    reporter.print(f"test images duplicating training images: {len(s['test_overlap'])}"
+                   + "".join(f"\n  {o['test_id']} = {o['train_ids']} ({o['train_labels']})"
+                             for o in s["test_overlap"][:10]))
 
 
 def _print_files(s: dict[str, Any], reporter: Reporter) -> None:
     """Bad files, and the files never read by kind with examples."""
-    reporter.print(f"bad files: {len(s['bad_files'])}" + (f": {escape(list_some(s['bad_files']))}"
+    reporter.print(f"bad files: {len(s['bad_files'])}" + (f": {list_some(s['bad_files'])}"
                                                           if s["bad_files"] else ""))
     ignored = s["ignored_files"]
-    reporter.print(f"ignored files (never read): {sum(k['count'] for k in ignored.values())}" + escape("".join(
+    reporter.print(f"ignored files (never read): {sum(k['count'] for k in ignored.values())}" + "".join(
         f"\n  {kind} {k['count']}: {', '.join(k['examples'])}"
         + (f" (and {k['count'] - len(k['examples'])} more)" if k["count"] > len(k["examples"]) else "")
-        for kind, k in ignored.items())))
+        for kind, k in ignored.items()))
 
 
 def inspect_data(data_dir: str | Path, cfg: PodiumConfig, out_dir: str | Path | None = None,

@@ -191,7 +191,7 @@ def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: 
     try:
         state = run.load_state(parts.fold)
     except PodiumError as e:
-        reporter.print(f"[yellow]warning:[/yellow] {e} Fold {parts.fold} restarts from its first epoch.")
+        reporter.warn(f"{e} Fold {parts.fold} restarts from its first epoch.")
         return Progress()
     if state is None:
         return Progress()

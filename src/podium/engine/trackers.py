@@ -154,7 +154,7 @@ class FoldTrackers:
             try:
                 entry[1].close(entry[2], error)
             except Exception as e:  # noqa: BLE001
-                self.reporter.print(f"[yellow]warning:[/yellow] tracker {entry[0]} did not close: {_line(e)}")
+                self.reporter.warn(f"tracker {entry[0]} did not close: {_line(e)}")
         self.opened = []
 
     def _flush(self) -> None:
@@ -164,7 +164,7 @@ class FoldTrackers:
 
     def _drop(self, entry: tuple[str, TrackerKind, GeneralTracker], error: Exception) -> None:
         self.opened.remove(entry)
-        self.reporter.print(f"[yellow]warning:[/yellow] tracker {entry[0]} stopped logging: {_line(error)}")
+        self.reporter.warn(f"tracker {entry[0]} stopped logging: {_line(error)}")
         try:  # end its run (MLflow's active run would otherwise be the parent of the next fold's)
             entry[1].close(entry[2], error)
         except Exception:  # noqa: BLE001 - already reported
@@ -182,7 +182,7 @@ def fold_trackers(cfg: PodiumConfig, run: Run, fold: int, start_step: int, accel
             try:
                 opened.append((name, kind, kind.open(FoldContext(cfg, run, fold, start_step))))
             except Exception as e:  # noqa: BLE001 - the run goes on without it
-                reporter.print(f"[yellow]warning:[/yellow] tracker {name} did not start: {_line(e)}")
+                reporter.warn(f"tracker {name} did not start: {_line(e)}")
     trackers = FoldTrackers(opened, cfg.run.log_every, start_step, reporter)
     try:
         yield trackers

@@ -24,6 +24,7 @@ from podium.config import PodiumConfig, to_dict
 from podium.core.errors import PodiumError
 from podium.multirun.ensemble import check_same_folds
 from podium.runs.run import Run
+from podium.tasks.metrics import refuse_untrusted
 
 # Keys that describe the machine or the bookkeeping, not the model: they may differ between the merged runs.
 # cv.folds_file: the folds themselves are compared (folds.csv), wherever they were read from.
@@ -44,6 +45,7 @@ def check_mergeable(runs: list[Run]) -> dict[int, Run]:
     if len({r.path for r in runs}) < len(runs):
         raise PodiumError("The same run is named twice; name each run once.")
     first, cfg = runs[0], runs[0].config
+    refuse_untrusted(cfg.cv.metric)  # scoring the merged run runs it: only when the user names it again
     for run in runs[1:]:
         diff = config_differences(cfg, run.config)
         if diff:

@@ -167,8 +167,16 @@ def storage_lock(url: str) -> Iterator[None]:
         path.parent.mkdir(parents=True, exist_ok=True)  # the runs root, on a first search
     except OSError as e:
         raise PodiumError(f"Cannot create the folder of the study storage {url}: {e}.") from None
-    with FileLock(f"{path}.lock"):
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire()
+    except OSError as e:  # a folder the user cannot write (PermissionError), a folder where the lock file goes
+        raise PodiumError(f"Cannot lock the study storage {url}: {e.strerror or e} ({path}.lock); give --storage a "
+                          "file in a folder you can write.") from None
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def open_study(optuna: Any, url: str, name: str, create: bool, direction: str = "maximize") -> Any:

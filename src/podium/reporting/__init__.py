@@ -72,6 +72,6 @@ def report_after_training(run: Run, reporter: Reporter) -> Path | None:
     try:
         return build_report(run, reporter)
     except Exception as e:  # noqa: BLE001 - the run itself has finished and is valid
-        reporter.print(f"[yellow]warning:[/yellow] the report could not be written ({type(e).__name__}: {e}); "
+        reporter.warn(f"the report could not be written ({type(e).__name__}: {e}); "
                        f"`podium report {run.path}` retries.")
         return None

@@ -40,7 +40,7 @@ def lifecycle(run: Run, reporter: Reporter) -> Iterator[None]:
         signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
         stopped = Interrupted(run.path, signum)
         run.set_status("interrupted", reason=signal.Signals(signum).name)
-        reporter.print(f"[yellow]{stopped}[/yellow]")
+        reporter.print(str(stopped), style="yellow")
         raise stopped from None
     except Pruned as e:
         run.set_status("pruned", reason=str(e))

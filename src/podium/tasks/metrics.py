@@ -8,6 +8,11 @@ Targets are class indices (N,) for single-label tasks and a 0/1 matrix (N, C) fo
 direction, see ``user_metric``): it becomes the task's primary metric (``resolve_metric``), which picks each fold's
 best epoch, is what the decisions maximise (``fit_decisions``), ranks runs and weights blends (``Metric.key``), and
 is the run's ``cv_score``.
+
+A user's metric is code, so it runs only when the user named it: within ``trusted_metrics`` (every command that reads
+a saved run folder, which someone may have handed over) a ``module:function`` imports only when the command line
+names it again (``--metric``); any other is refused in one line. Ranking saved scores never imports it: the
+direction is part of the saved name (``resolve_metric`` writes ``module:function:max``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,15 +167,56 @@ _register(("mae",), labelled(lambda y, pred, k: float(np.mean(np.abs(np.asarray(
 # ------------------------------------------------------------------------------------------------- a user's metric
 
 
-def user_metric(spec: str) -> Metric:
-    """``module:function`` (or ``path/file.py:function``), optionally ``:max`` / ``:min``: a user's metric
-    ``function(y_true, y_prob) -> float``, imported now. Its direction is the suffix, else the function's
-    ``greater_is_better`` attribute; one of them must say it. It fits every task; it reads probabilities."""
+# The user metrics (``module:function``) the current command may import; None: every one its caller names (training
+# from a config the user gave, a library caller). ``trusted_metrics`` narrows it for the commands that read saved runs.
+_TRUSTED: ContextVar[frozenset[str] | None] = ContextVar("podium_trusted_metrics", default=None)
+
+
+def split_user_metric(spec: str) -> tuple[str, str, str | None]:
+    """``module:function[:max|min]`` as (module, function, direction or None); one line when it is not that."""
     parts = spec.split(":")
     direction = parts.pop() if len(parts) == 3 and parts[-1] in ("max", "min") else None
     if len(parts) != 2 or not all(parts):
         raise PodiumError(f"Config key cv.metric: {spec!r} must be a metric name or module:function[:max|min].")
-    module, name = parts
+    return parts[0], parts[1], direction
+
+
+@contextmanager
+def trusted_metrics(*specs: str) -> Iterator[None]:
+    """Within: a user's metric imports only when one of ``specs`` (what the user typed, e.g. ``--metric``) names
+    the same ``module:function``; a metric named by a saved config alone is refused (``refuse_untrusted``)."""
+    trusted = set()
+    for spec in filter(None, specs):
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or not all(parts) or (len(parts) == 3 and parts[2] not in ("max", "min")):
+            raise PodiumError(f"--metric {spec!r} must name a user metric, module:function (or "
+                              "path/to/file.py:function).")
+        trusted.add(f"{parts[0]}:{parts[1]}")
+    token = _TRUSTED.set(frozenset(trusted))
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def refuse_untrusted(name: str) -> None:
+    """One line, before any work, when ``name`` is a user metric the current command may not import."""
+    trusted = _TRUSTED.get()
+    if trusted is None or ":" not in name:
+        return
+    module, function, _ = split_user_metric(name)
+    if f"{module}:{function}" not in trusted:
+        raise PodiumError(f"cv.metric={name} is a user metric named by a saved run folder, not by you: its code "
+                          f"was not run. If you trust it, name it again: --metric {module}:{function}.")
+
+
+def user_metric(spec: str) -> Metric:
+    """``module:function`` (or ``path/file.py:function``), optionally ``:max`` / ``:min``: a user's metric
+    ``function(y_true, y_prob) -> float``, imported now (where the command may: ``refuse_untrusted``). Its direction
+    is the suffix, else the function's ``greater_is_better`` attribute; one of them must say it. It fits every
+    task; it reads probabilities."""
+    module, name, direction = split_user_metric(spec)
+    refuse_untrusted(spec)
     try:
         if module.endswith(".py"):
             path = Path(module).expanduser()
@@ -232,16 +280,22 @@ def resolve_metric(task: Task, name: str) -> Task:
     if name in ("auto", "", None) or name == task.primary:
         return task
     check_metric(name, task)
+    if ":" in name and split_user_metric(name)[2] is None:  # saved with its direction: ranked without importing
+        name = f"{name}:{'max' if get_metric(name).greater_is_better else 'min'}"
     return task.with_metric(name)
 
 
 def metric_key(name: str, value: float | None) -> float:
-    """A higher-is-better sort key of a ``name`` score (for ranking runs; a metric that no longer imports is taken
-    as higher-is-better)."""
-    try:
-        return get_metric(name).key(value)
-    except PodiumError:
-        return Metric(lambda y, p, t=0.5: 0.0).key(value)
+    """A higher-is-better sort key of a ``name`` score, for ranking saved runs without running any code: a
+    registered metric's direction, a user metric's saved suffix (``:min``), else higher-is-better."""
+    if ":" in name:
+        try:
+            greater = split_user_metric(name)[2] != "min"
+        except PodiumError:
+            greater = True
+    else:
+        greater = METRICS.get(name).greater_is_better if name in METRICS else True
+    return Metric(lambda y, p, t=0.5: 0.0, greater).key(value)
 
 
 # ------------------------------------------------------------------------------------------------ scores, decisions
