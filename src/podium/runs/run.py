@@ -344,7 +344,7 @@ def experiment_log(root: str | Path) -> list[dict[str, Any]]:
     corrected to 'interrupted' on the way."""
     rows = list_runs(root)
     for row in rows:
-        if row["status"] == "running" and (Path(row["run_dir"]) / "run.json").is_file():
+        if row["status"] == "running" and Run.is_run(row["run_dir"]):
             status = Run(row["run_dir"]).status
             if status != "running":
                 record_run(root, {"run_dir": row["run_dir"], "status": status})
