@@ -4,7 +4,9 @@ decisions, metrics and submission equal a run trained in one go; runs that are n
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -78,3 +80,20 @@ def test_cli_merge_and_refusals(parts: dict[str, Path], cli) -> None:
     assert (tmp / "m2" / "submission.csv").read_bytes() == (parts["single"] / "submission.csv").read_bytes()
     code, err = cli("merge", str(parts["a"]), str(parts["b"]), "--out", str(tmp / "m2"))
     assert code == 2 and "already exists" in err
+
+
+def test_a_part_still_running_is_refused_even_with_its_folds_finished(parts: dict[str, Path], cli) -> None:
+    tmp = parts["tmp"]
+    busy = tmp / "busy"  # part b, its fold finished, but its process (this one) still at work on the rest
+    shutil.copytree(parts["b"], busy)
+    info = json.loads((busy / "run.json").read_text())
+    info.update(status="running", pid=os.getpid(), host=socket.gethostname())
+    (busy / "run.json").write_text(json.dumps(info))
+    assert podium.load(busy).folds_done() == [2]
+    code, err = cli("merge", str(parts["a"]), str(busy), "--out", str(tmp / "early"))
+    assert code == 2 and "is still running" in err and str(busy) in err and not (tmp / "early").exists()
+    assert len(err.strip().splitlines()) == 1
+    info.update(pid=2**22 + 1)  # its process gone (no pid is that high): interrupted, and its finished fold merges
+    (busy / "run.json").write_text(json.dumps(info))
+    code, err = cli("merge", str(parts["a"]), str(busy), "--out", str(tmp / "late"))
+    assert code == 0, err

@@ -194,7 +194,8 @@ def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
         check_storage_url(storage)  # before the data is checked
     plan = plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs)
     table = run_shared_sweep(plan, storage, retries=retries) if storage else run_sweep(plan)
-    table.attrs.update(axes=list(plan.axes), folder=str(plan.folder))  # for the command line's table
+    # for the command line's table and the path it prints
+    table.attrs.update(axes=list(plan.axes), folder=str(plan.folder.path), path=str(plan.folder.table_path))
     return table
 
 

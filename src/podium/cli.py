@@ -233,11 +233,11 @@ def sweep(
     from podium.api import sweep as run
 
     table = run(data_dir, grid or [], config, overrides or [], name, jobs, storage, retries)
-    folder = Path(table.attrs["folder"])
-    show_sweep(table, table.attrs["axes"], folder)
+    saved = Path(table.attrs["path"])
+    show_sweep(table, table.attrs["axes"], saved)
     if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success
         err.print(Text.assemble(("error:", "red"), " every combination of the sweep failed; the reasons are in "
-                                f"{folder / 'sweep.csv'}"))
+                                f"{saved}"))
         raise typer.Exit(1)
 
 

@@ -74,8 +74,8 @@ def show_ensemble(metrics: dict, path: Path) -> None:
     console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
 
 
-def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
-    """The sweep table, one row per combination."""
+def show_sweep(table: pd.DataFrame, axes: list[str], saved: Path) -> None:
+    """The sweep table, one row per combination (``saved``: where sweep.csv is)."""
     def num(v: object, fmt: str) -> str:
         return "" if v is None or v != v else format(v, fmt)
 
@@ -88,4 +88,4 @@ def show_sweep(table: pd.DataFrame, axes: list[str], folder: Path) -> None:
                     num(r["epoch_s"], ".1f"), num(r["peak_mem_mb"], ".0f"), params, num(r["wall_s"], ".0f"),
                     status)
     console(width=200).print(out)
-    console().print(f"sweep table: {folder / 'sweep.csv'}")
+    console().print(f"sweep table: {saved}")

@@ -52,7 +52,7 @@ from podium.inference.teachers import with_targets
 from podium.models.factory import check_model
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
-from podium.runs.run import Run
+from podium.runs.run import OofRows, Run
 from podium.tasks.metrics import fit_decisions, per_class, refuse_untrusted, resolve_metric, score
 from podium.validation import validate
 
@@ -312,15 +312,8 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     order = np.argsort(idx)
     idx, probs, fold_of = idx[order], probs[order], fold_of[order]
     y = comp.targets[idx]
-    oof = pd.DataFrame(probs, columns=list(comp.classes))
-    for name, values in task.columns(probs).items():  # an ordinal score
-        oof[name] = values
-    oof.insert(0, "label", [comp.label_strings()[i] for i in idx])
-    if "source" in comp.train.columns:
-        oof.insert(0, "source", comp.train["source"].to_numpy()[idx])
-    oof.insert(0, "fold", fold_of)
-    oof.insert(0, "id", comp.train["id"].to_numpy()[idx])
-    run.write_oof(oof)
+    source = comp.train["source"].to_numpy()[idx] if "source" in comp.train.columns else None
+    run.write_oof(OofRows(comp.train["id"].to_numpy()[idx], fold_of, y, probs, task, comp.classes, source))
     decisions = fit_decisions(task, y, probs, plan.cfg.predict)  # thresholds, cut points, for the metric
     run.write_decisions(decisions)
     overall = score(task, y, probs, decisions=decisions)

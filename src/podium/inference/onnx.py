@@ -15,6 +15,7 @@ import pandas as pd
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv
 from podium.inference.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
+from podium.runs.predictions import prediction_file  # torch-free: names only
 
 
 class OnnxModel:
@@ -121,6 +122,6 @@ def predict_onnx_images(onnx: str | Path, images: str | Path, out: str | Path | 
             except ValueError as e:  # a file the check could read but OpenCV and PIL cannot decode
                 raise PodiumError(f"{os.path.relpath(p, folder)} {e}; remove it or replace it.") from None
         probs.append(model.probabilities(np.stack(batch)))
-    target = Path(out) if out else model.path.parent / f"predictions-{folder.name}.csv"
+    target = Path(out) if out else model.path.parent / prediction_file(folder.name)
     write_csv(target, model.table(ids, np.concatenate(probs)))
     return target

@@ -26,7 +26,7 @@ from podium.config import PodiumConfig, merge, to_dict
 from podium.core.errors import PodiumError, list_some
 from podium.inference.blends import BLENDS, Blend, BlendResult, cross_fit
 from podium.runs.ensemble import Ensemble, is_ensemble
-from podium.runs.run import Run, experiment_log
+from podium.runs.run import OofRows, Run, experiment_log
 from podium.tasks.metrics import fit_decisions, metric_key, per_class, resolve_metric, score
 from podium.tasks.task import Task, get_task
 from podium.validation import validate
@@ -90,9 +90,19 @@ def open_member(path: str | Path) -> Run:
     if is_ensemble(path):
         raise PodiumError(f"{path} is an ensemble; name the runs it was made of instead.")
     run = Run.open(path)
+    refuse_running(run)
     if run.status != "done" or not run.has_oof:
         raise PodiumError(f"{path} is not a finished run (status {run.status}); finish it with `podium resume`.")
     return run
+
+
+def refuse_running(run: Run) -> None:
+    """A one-line refusal of a run that is still training (status running and, on this machine, its process alive):
+    its folds and OOF predictions are still being written."""
+    if run.status == "running":
+        info = run.info
+        raise PodiumError(f"{run.path} is still running (pid {info.get('pid')} on {info.get('host')}); wait until it "
+                          "has finished, or stop it and `podium resume` it, then name it again.")
 
 
 def config_matcher(where: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -282,11 +292,7 @@ def write(m: Members, blend: str, metrics: dict[str, Any], result: BlendResult, 
         ens.start_ensemble(m.data_dir, {"task": m.task.name, "classes": m.classes, "metric": m.task.primary,
                                         "blend": blend}, members)
         ens.write_folds(m.runs[0].folds_table)
-        oof = pd.DataFrame(result.honest, columns=m.classes)
-        oof.insert(0, "label", m.task.label_strings(m.y, m.classes))
-        oof.insert(0, "fold", m.folds)
-        oof.insert(0, "id", m.ids)
-        ens.write_oof(oof)
+        ens.write_oof(OofRows(m.ids, m.folds, m.y, result.honest, m.task, m.classes))
         ens.write_decisions(metrics["decisions"])
         ens.write_metrics(metrics)
         if test is not None:

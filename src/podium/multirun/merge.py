@@ -1,8 +1,9 @@
 """``merge``: runs that trained different folds (``cv.train_folds``) of one config, on separate machines or notebook
 sessions, combined into one finished run, exactly as if it had been trained in one go.
 
-    check     every run has the same config (but for cv.train_folds and machine-only keys), task, classes and
-              folds.csv (ids, folds and labels); each finished fold comes from exactly one run
+    check     no run is still running (``ensemble.refuse_running``, the check ``podium ensemble`` makes); every run
+              has the same config (but for cv.train_folds and machine-only keys), task, classes and folds.csv (ids,
+              folds and labels); each finished fold comes from exactly one run
     assemble  a new run folder: config (cv.train_folds = the union), run.json, folds.csv, the finished fold folders
               (best.pt, logs, OOF) copied whole
     finish    ``pipeline.train(resume=...)``: the data is checked against folds.csv, the finished folds are read back
@@ -22,7 +23,7 @@ from typing import Any
 
 from podium.config import PodiumConfig, to_dict
 from podium.core.errors import PodiumError
-from podium.multirun.ensemble import check_same_folds
+from podium.multirun.ensemble import check_same_folds, refuse_running
 from podium.runs.run import Run
 from podium.tasks.metrics import refuse_untrusted
 
@@ -44,6 +45,8 @@ def check_mergeable(runs: list[Run]) -> dict[int, Run]:
         raise PodiumError(f"Merge needs at least two run folders; got {len(runs)}.")
     if len({r.path for r in runs}) < len(runs):
         raise PodiumError("The same run is named twice; name each run once.")
+    for run in runs:
+        refuse_running(run)  # its folds are still being written
     first, cfg = runs[0], runs[0].config
     refuse_untrusted(cfg.cv.metric)  # scoring the merged run runs it: only when the user names it again
     for run in runs[1:]:

@@ -30,7 +30,6 @@ import pandas as pd
 
 from podium.config import to_dict
 from podium.core.errors import PodiumError
-from podium.core.io import write_csv, write_json
 from podium.multirun.search import check_storage_url, optuna_module, quiet_optuna, storage_lock
 from podium.multirun.sweep import Sweep, combo_row, in_processes, run_combination, worker_threads
 from podium.runs.files import alive
@@ -49,41 +48,55 @@ def open_grid(optuna: Any, url: str, sweep: Sweep) -> Any:
     failed combinations with nothing queued or running are queued again."""
     from sqlalchemy.exc import DBAPIError
 
-    grid = [c.name for c in sweep.combos]
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
         with storage_lock(url):  # SQLite: the first process creates and fills the queue while the others wait
             storage = optuna.storages.RDBStorage(url, engine_kwargs=engine)
-            try:
-                study = optuna.create_study(study_name=study_name(sweep), storage=storage, direction="maximize")
-                created = True
-            except optuna.exceptions.DuplicatedStudyError:
-                study = optuna.load_study(study_name=study_name(sweep), storage=storage)
-                created = False
+            study, created = create_or_load(optuna, storage, sweep)
             if created or "grid" not in study.user_attrs:
-                for i in range(len(grid)):
-                    if not trials_of(study, i):
-                        enqueue(study, sweep, i, 1)
-                study.set_user_attr("grid", grid)
-            elif study.user_attrs["grid"] != grid:
+                fill_queue(study, sweep)
+            elif study.user_attrs["grid"] != sweep.runs:
                 raise PodiumError(f"The storage {url} holds sweep {sweep.folder.name} with another grid; give the "
                                   "sweep another --name.")
             else:
-                for i in range(len(grid)):
-                    latest = trials_of(study, i)[-1]
-                    if stale(latest):  # its worker on this machine is gone: failed, and queued again below
-                        trial_id = storage.get_trial_id_from_study_id_trial_number(
-                            storage.get_study_id_from_name(study.study_name), latest.number)
-                        storage.set_trial_user_attr(trial_id, "reason", "its process died")
-                        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-                        latest = trials_of(study, i)[-1]
-                    if latest.state == optuna.trial.TrialState.FAIL:
-                        enqueue(study, sweep, i, latest.user_attrs.get("attempt", 1) + 1)
+                requeue_failed(optuna, storage, study, sweep)
     except ImportError as e:  # the database's driver (psycopg2, PyMySQL, ...) is not installed
         raise PodiumError(f"--storage {url}: {str(e).splitlines()[0]} (its Python driver is missing).") from None
     except DBAPIError as e:
         raise PodiumError(f"Cannot open the sweep storage {url} ({str(e.orig or e).splitlines()[0]}).") from None
     return study
+
+
+def create_or_load(optuna: Any, storage: Any, sweep: Sweep) -> tuple[Any, bool]:
+    """The sweep's study in ``storage`` and whether this call created it."""
+    try:
+        return optuna.create_study(study_name=study_name(sweep), storage=storage, direction="maximize"), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=study_name(sweep), storage=storage), False
+
+
+def fill_queue(study: Any, sweep: Sweep) -> None:
+    """One waiting trial for every combination that has none, then the grid kept in the study (its mark of being
+    filled: a creator killed before this line leaves a study that the next call fills)."""
+    for i in range(len(sweep.combos)):
+        if not trials_of(study, i):
+            enqueue(study, sweep, i, 1)
+    study.set_user_attr("grid", sweep.runs)
+
+
+def requeue_failed(optuna: Any, storage: Any, study: Any, sweep: Sweep) -> None:
+    """Each combination whose latest trial failed, or was claimed by a process of this machine that is gone (then
+    marked failed first), queued again as its next attempt."""
+    for i in range(len(sweep.combos)):
+        latest = trials_of(study, i)[-1]
+        if stale(latest):  # its worker on this machine is gone: failed, and queued again below
+            trial_id = storage.get_trial_id_from_study_id_trial_number(
+                storage.get_study_id_from_name(study.study_name), latest.number)
+            storage.set_trial_user_attr(trial_id, "reason", "its process died")
+            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+            latest = trials_of(study, i)[-1]
+        if latest.state == optuna.trial.TrialState.FAIL:
+            enqueue(study, sweep, i, latest.user_attrs.get("attempt", 1) + 1)
 
 
 def stale(trial: Any) -> bool:
@@ -179,9 +192,7 @@ def run_shared_sweep(sweep: Sweep, storage: str, threads: int = 0, retries: int 
         for _, future in in_processes(work, calls, sweep.jobs):
             future.result()
     table = shared_table(study, sweep)
-    sweep.folder.mkdir(parents=True, exist_ok=True)
-    write_json(sweep.folder / "sweep.json", {"data_dir": str(sweep.data_dir), "axes": sweep.axes, "storage": storage,
-                                             "study": study_name(sweep), "runs": [c.name for c in sweep.combos]})
-    write_csv(sweep.folder / "sweep.csv", table)
+    sweep.folder.write_plan(sweep.data_dir, sweep.axes, sweep.runs, storage=storage, study=study_name(sweep))
+    sweep.folder.write_table(table)
     return table
 

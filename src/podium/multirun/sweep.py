@@ -33,12 +33,10 @@ import pandas as pd
 
 from podium.config import PodiumConfig, config_hash, from_dict, merge, to_dict
 from podium.core.errors import Interrupted, PodiumError
-from podium.core.io import write_csv, write_json
 from podium.runs.run import Run
+from podium.runs.sweeps import SweepFolder
 from podium.tasks.metrics import metric_key
 from podium.validation import validate
-
-SWEEPS = "sweeps"
 
 
 @dataclass(frozen=True)
@@ -57,8 +55,13 @@ class Sweep:
     data_dir: Path
     axes: dict[str, list[str]]
     combos: list[Combo]
-    folder: Path
+    folder: SweepFolder
     jobs: int
+
+    @property
+    def runs(self) -> list[str]:
+        """The run name of every combination, in grid order."""
+        return [c.name for c in self.combos]
 
 
 def parse_grid(grid: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
@@ -107,8 +110,7 @@ def plan_sweep(data_dir: str | Path, base: PodiumConfig, grid: list[str] | tuple
         cfg = validate(merge(base, [*(f"{k}={v}" for k, v in chosen.items()), f"run.name={run_name}"]))
         combos.append(Combo(chosen, run_name, cfg))
     check_data(data_dir, combos)
-    folder = Path(base.run.root).expanduser().resolve() / SWEEPS / name
-    return Sweep(data_dir, axes, combos, folder, jobs)
+    return Sweep(data_dir, axes, combos, SweepFolder.at(base.run.root, name), jobs)
 
 
 def check_data(data_dir: Path, combos: list[Combo]) -> None:
@@ -169,9 +171,7 @@ def run_combination(data_dir: str, raw_cfg: dict[str, Any], threads: int = 0) ->
 
 def run_sweep(sweep: Sweep, threads: int = 0) -> pd.DataFrame:
     """Run every combination (skipping finished ones), writing sweep.csv after each; return the table."""
-    sweep.folder.mkdir(parents=True, exist_ok=True)
-    write_json(sweep.folder / "sweep.json", {"data_dir": str(sweep.data_dir), "axes": sweep.axes,
-                                             "runs": [c.name for c in sweep.combos]})
+    sweep.folder.write_plan(sweep.data_dir, sweep.axes, sweep.runs)
     outcomes: dict[int, dict[str, Any]] = {}
     try:
         if sweep.jobs == 1:
@@ -229,7 +229,7 @@ def write_table(sweep: Sweep, outcomes: dict[int, dict[str, Any]]) -> pd.DataFra
     keys = pd.Series([metric_key(m, s) if pd.notna(s) else None for m, s in zip(table["metric"], table["cv_score"])],
                      dtype="float64")
     table["rank"] = keys.rank(ascending=False, method="min").astype("Int64")
-    write_csv(sweep.folder / "sweep.csv", table)
+    sweep.folder.write_table(table)
     return table
 
 

@@ -130,7 +130,7 @@ def overview(inp: Inputs) -> str:
 
 def data(inp: Inputs) -> str:
     """Counts per class, per fold, image sizes and the duplicate clusters."""
-    folds = inp.run.folds
+    folds = inp.run.folds_table
     known = set(inp.classes)
     lists = [[s] if s in known else s.split() for s in folds["label"].fillna("").astype(str)]
     onehot = inp.task.onehot(inp.task.from_labels(lists, inp.classes), len(inp.classes))
@@ -172,7 +172,7 @@ def augmentations(inp: Inputs, images: int = 4, views: int = 5) -> str:
     """Training images as the model sees them: the evaluation view, then ``views`` augmented draws of each."""
     if inp.paths is None:
         return _images_or_note(inp)
-    folds = inp.run.folds
+    folds = inp.run.folds_table
     fold0 = inp.run.folds_done()[0] if inp.run.folds_done() else 0
     prep = inp.checkpoint(fold0).preprocessing
     rows = np.random.default_rng(1).choice(len(folds), size=min(images, len(folds)), replace=False)

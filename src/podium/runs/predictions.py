@@ -18,6 +18,21 @@ from podium.core.io import write_csv, write_with
 from podium.runs.files import read_csv
 
 
+def prediction_file(images: str = "", folds: bool = False) -> str:
+    """The name of every prediction file: the blended (``folds``: each fold model's) probabilities of the test set
+    (``images`` empty) or of the folder of images named ``images``.
+
+    test set         test_predictions.csv        test_predictions_folds.csv
+    folder <name>    predictions-<name>.csv      predictions-<name>-folds.csv
+
+    The test set's per-fold file joins with ``_`` where a folder's joins with ``-``: run folders already written (and
+    Kaggle datasets made of them) hold both names, and a renamed file would make their pseudo-labels silently fall
+    back to the fold average.
+    """
+    stem, joint = (f"predictions-{images}", "-") if images else ("test_predictions", "_")
+    return f"{stem}{joint}folds.csv" if folds else f"{stem}.csv"
+
+
 class PredictionFiles:
     """What a run folder holds of predictions; mixed into ``Run`` (which provides ``path`` and ``writer``)."""
 
@@ -32,13 +47,12 @@ class PredictionFiles:
     @property
     def test_predictions_path(self) -> Path:
         """Per-class test probabilities."""
-        return self.path / "test_predictions.csv"
+        return self.path / prediction_file()
 
     def predictions_path(self, images: str = "", folds: bool = False) -> Path:
         """The blended (``folds``: per fold model) probabilities of the test set (``images`` empty) or of the folder
         of images named ``images``."""
-        stem = f"predictions-{images}" if images else "test_predictions"
-        return self.path / f"{stem}{'_folds' if folds and not images else '-folds' if folds else ''}.csv"
+        return self.path / prediction_file(images, folds)
 
     def write_test_predictions(self, table: pd.DataFrame, by_fold: pd.DataFrame | None = None) -> Path:
         """test_predictions.csv, and test_predictions_folds.csv (fold, id, probabilities) when given."""

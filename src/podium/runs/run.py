@@ -7,19 +7,14 @@ resume, ensembling and reporting read through it.
   config.yaml              the resolved config
   folds.csv                id, fold, label: computed once, reused on resume
   duplicates.csv           duplicate clusters found by the integrity check (when any)
-  fold{k}/best.pt          Checkpoint of the fold's best epoch (EMA weights), with the run's decisions once known
-  fold{k}/last.pt          ResumeState after the latest finished epoch (deleted when the fold is done)
-  fold{k}/log.csv          one row per epoch
-  fold{k}/lr.csv           the learning rate of every optimiser update (epoch, step, lr)
-  fold{k}/oof.csv          the fold's out-of-fold probabilities; fold{k}/done.json marks the fold finished
-  fold{k}/oof_plain.csv    the same without TTA (when TTA is on), for the CV score without TTA
+  fold{k}/                 each fold's checkpoints, logs and out-of-fold predictions (runs.fold_files)
   oof.csv                  out-of-fold probabilities of every finished fold, keyed by id
   decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
   metrics.json             overall, per-class and per-fold scores
   test_predictions.csv     probabilities per test id;  submission.csv: in the sample's format, validated
   test_predictions_folds.csv  each fold model's test probabilities (fold, id, classes): honest pseudo-labels
   predictions-<folder>.csv `podium predict --images <folder>`: ids, labels and probabilities of those images
-                           (and predictions-<folder>-folds.csv, each fold model's)
+                           (and predictions-<folder>-folds.csv, each fold model's; names: runs.predictions)
   train.log                the console output
   report.html              the run's report (podium.reporting), self-contained
   export/model.onnx        the ONNX graph of podium export; export/export.json: its parity report
@@ -35,25 +30,58 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv, write_json, write_text, write_with
-from podium.runs.checkpoint import Checkpoint, ResumeState, load_checkpoint, load_state, save_checkpoint, save_state
 from podium.runs.files import alive, git_commit, new_folder, read_csv, read_json
+from podium.runs.fold_files import FoldFiles
 from podium.runs.log import list_runs, record_run
 from podium.runs.predictions import PredictionFiles
+from podium.tasks.task import Task
 
 STATUSES = ("running", "done", "interrupted", "failed", "pruned")  # pruned: a search stopped it (runs.lifecycle)
+OOF_KEYS = ("id", "fold", "label")  # the columns every reader of oof.csv joins on
 
 
-class Run(PredictionFiles):
-    """A run folder: its files, its status and its experiment-log row."""
+@dataclass(frozen=True)
+class OofRows:
+    """Out-of-fold predictions as training or a blend holds them, one entry per predicted training row;
+    ``Run.write_oof`` makes the columns of oof.csv from them."""
+
+    ids: Sequence[str] | np.ndarray
+    folds: np.ndarray
+    targets: np.ndarray  # in the task's own form (class indices, multi-hot rows, grades)
+    probs: np.ndarray
+    task: Task
+    classes: Sequence[str]
+    source: np.ndarray | None = None  # each row's origin (train, pseudo) when the data mixes them
+
+    def table(self) -> pd.DataFrame:
+        """id, fold, [source], label (the true label as text), one probability column per class and the task's extra
+        columns (an ordinal score)."""
+        table = pd.DataFrame(self.probs, columns=list(self.classes))
+        for name, values in self.task.columns(self.probs).items():
+            table[name] = values
+        table.insert(0, "label", self.task.label_strings(self.targets, list(self.classes)))
+        if self.source is not None:
+            table.insert(0, "source", self.source)
+        table.insert(0, "fold", self.folds)
+        table.insert(0, "id", self.ids)
+        return table
+
+
+class Run(FoldFiles, PredictionFiles):
+    """A run folder: its files (the per-fold ones in ``FoldFiles``, the prediction files in ``PredictionFiles``),
+    its status and its experiment-log row."""
 
     def __init__(self, path: str | Path, writer: bool = True) -> None:
         self.path = Path(path).expanduser().resolve()
@@ -92,10 +120,6 @@ class Run(PredictionFiles):
     def runs_root(self) -> Path:
         """The runs root holding this folder and the experiment log."""
         return self.path.parent
-
-    def fold_dir(self, fold: int) -> Path:
-        """The folder of fold ``fold``."""
-        return self.path / f"fold{fold}"
 
     @property
     def log_path(self) -> Path:
@@ -187,9 +211,14 @@ class Run(PredictionFiles):
         if len(clusters):
             self._csv("duplicates.csv", clusters)
 
-    def write_oof(self, oof: pd.DataFrame) -> None:
-        """oof.csv: id, fold, label and one probability column per class."""
-        self._csv("oof.csv", oof)
+    def write_oof(self, oof: OofRows | pd.DataFrame) -> None:
+        """oof.csv, its columns made from ``oof`` (``OofRows.table``); a table as ``oof`` reads it is written back as
+        it is."""
+        table = oof.table() if isinstance(oof, OofRows) else oof
+        missing = [c for c in OOF_KEYS if c not in table.columns]
+        if missing:
+            raise ValueError(f"an oof.csv table needs the columns {missing}; build it with OofRows")
+        self._csv("oof.csv", table)
 
     @property
     def oof(self) -> pd.DataFrame:
@@ -237,80 +266,6 @@ class Run(PredictionFiles):
         """folds.csv: id, fold, label."""
         return read_csv(self.folds_path, "folds (folds.csv)")
 
-    # ------------------------------------------------------------------------------------------------------ folds
-
-    def folds_done(self) -> list[int]:
-        """Finished folds, in order."""
-        done = [int(p.parent.name[4:]) for p in self.path.glob("fold*/done.json") if p.parent.name[4:].isdigit()]
-        return sorted(done)
-
-    def fold_summary(self, fold: int) -> dict[str, Any] | None:
-        """The summary of a finished fold, or None while it is not finished."""
-        path = self.fold_dir(fold) / "done.json"
-        return read_json(path) if path.is_file() else None
-
-    def fold_oof(self, fold: int, plain: bool = False) -> pd.DataFrame | None:
-        """A finished fold's out-of-fold probabilities (``plain``: without TTA; None when the fold has no such
-        file: it was trained without TTA, or before the file existed)."""
-        if plain:
-            path = self.fold_dir(fold) / "oof_plain.csv"
-            return read_csv(path, f"fold {fold}'s predictions without TTA") if path.is_file() else None
-        return read_csv(self.fold_dir(fold) / "oof.csv", f"fold {fold}'s predictions")
-
-    def save_best(self, fold: int, ckpt: Checkpoint) -> None:
-        """fold{k}/best.pt."""
-        if self.writer:
-            save_checkpoint(self.fold_dir(fold) / "best.pt", ckpt)
-
-    def load_best(self, fold: int) -> Checkpoint:
-        """fold{k}/best.pt."""
-        return load_checkpoint(self.fold_dir(fold) / "best.pt")
-
-    def checkpoints(self) -> list[Checkpoint]:
-        """The best checkpoint of every finished fold (at least one)."""
-        folds = self.folds_done() or sorted(int(p.parent.name[4:]) for p in self.path.glob("fold*/best.pt"))
-        if not folds:
-            raise PodiumError(f"{self.path} has no trained fold yet; train it (or `podium resume` it) first.")
-        return [self.load_best(k) for k in folds]
-
-    def save_state(self, fold: int, state: ResumeState) -> None:
-        """fold{k}/last.pt, the state after the latest finished epoch."""
-        if self.writer:
-            save_state(self.fold_dir(fold) / "last.pt", state)
-
-    def load_state(self, fold: int) -> ResumeState | None:
-        """The fold's resume state; None when there is none. A damaged one raises PodiumError naming the file."""
-        path = self.fold_dir(fold) / "last.pt"
-        return load_state(path) if path.exists() else None
-
-    def write_fold_log(self, fold: int, rows: list[dict[str, Any]]) -> None:
-        """fold{k}/log.csv, one row per epoch."""
-        self._csv(f"fold{fold}/log.csv", pd.DataFrame(rows))
-
-    def finish_fold(self, fold: int, oof: pd.DataFrame, summary: dict[str, Any], plain: pd.DataFrame | None = None
-                    ) -> None:
-        """Write the fold's OOF predictions (and ``plain``, the same without TTA), mark it done and drop its resume
-        state."""
-        if not self.writer:
-            return
-        self._csv(f"fold{fold}/oof.csv", oof)
-        if plain is not None:
-            self._csv(f"fold{fold}/oof_plain.csv", plain)
-        write_json(self.fold_dir(fold) / "done.json", summary)
-        (self.fold_dir(fold) / "last.pt").unlink(missing_ok=True)
-
-    def adopt_fold(self, fold: int, source: Run) -> None:
-        """Copy finished fold ``fold`` of ``source`` (a run of the same config and folds, trained elsewhere) into
-        this folder, whole or not at all (``podium merge``)."""
-        if not self.writer:
-            return
-        if source.fold_summary(fold) is None:
-            raise PodiumError(f"Fold {fold} of {source.path} is not finished; resume that run first.")
-        tmp = self.path / f".fold{fold}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(source.fold_dir(fold), tmp, ignore=shutil.ignore_patterns("last.pt"))
-        os.replace(tmp, self.fold_dir(fold))
-
     def adopt_folds_file(self, source: Run) -> None:
         """folds.csv copied byte for byte from ``source`` (``podium merge``; training rewrites it as it reads it)."""
         if self.writer:
@@ -328,41 +283,10 @@ class Run(PredictionFiles):
             if (self.path / name).is_file():
                 write_with(copy.path / name, lambda tmp, name=name: shutil.copyfile(self.path / name, tmp))
         for fold in self.folds_done():
-            ckpt = self.load_best(fold)
-            copy.save_best(fold, ckpt.half() if fp16 else ckpt)
-            write_json(copy.fold_dir(fold) / "done.json", self.fold_summary(fold))
+            self.copy_fold_for_inference(fold, copy, fp16)
         return copy
 
     # ---------------------------------------------------------------------------------------------- report inputs
-
-    def write_lr(self, fold: int, epoch: int, lrs: list[float], backbone_lrs: list[float] | None = None) -> None:
-        """fold{k}/lr.csv: the rows of epochs before ``epoch`` kept, then epoch ``epoch``'s learning rate per
-        optimiser update, the head's (``lr``) and the backbone's (``backbone_lr``) (a resumed epoch rewrites its own
-        rows, so the file matches an uninterrupted run's)."""
-        if not self.writer:
-            return
-        path = self.fold_dir(fold) / "lr.csv"
-        old = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["epoch", "step", "lr", "backbone_lr"])
-        old = old[old["epoch"] < epoch]
-        start = int(old["step"].max()) + 1 if len(old) else 0
-        new = pd.DataFrame({"epoch": epoch, "step": range(start, start + len(lrs)), "lr": lrs,
-                            "backbone_lr": lrs if backbone_lrs is None else backbone_lrs})
-        self._csv(f"fold{fold}/lr.csv", pd.concat([old, new], ignore_index=True) if len(old) else new)
-
-    def lr_log(self, fold: int) -> pd.DataFrame | None:
-        """fold{k}/lr.csv (epoch, step, lr, backbone_lr), or None for a run made before it was written."""
-        path = self.fold_dir(fold) / "lr.csv"
-        return pd.read_csv(path) if path.is_file() else None
-
-    def fold_log(self, fold: int) -> pd.DataFrame | None:
-        """fold{k}/log.csv (one row per epoch), or None before the fold's first epoch."""
-        path = self.fold_dir(fold) / "log.csv"
-        return pd.read_csv(path) if path.is_file() else None
-
-    @property
-    def folds(self) -> pd.DataFrame:
-        """folds.csv: id, fold, label."""
-        return read_csv(self.folds_path, "folds (folds.csv)")
 
     @property
     def duplicates(self) -> pd.DataFrame | None:
@@ -420,7 +344,7 @@ def experiment_log(root: str | Path) -> list[dict[str, Any]]:
     corrected to 'interrupted' on the way."""
     rows = list_runs(root)
     for row in rows:
-        if row["status"] == "running" and (Path(row["run_dir"]) / "run.json").is_file():
+        if row["status"] == "running" and Run.is_run(row["run_dir"]):
             status = Run(row["run_dir"]).status
             if status != "running":
                 record_run(root, {"run_dir": row["run_dir"], "status": status})
