@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from podium.config import PodiumConfig, TrainConfig
 from podium.core.errors import PodiumError
 from podium.data.training.dataset import EpochShuffleSampler, collate
+from podium.engine.finetune import effective_finetune
 
 
 def resolve_device(name: str) -> str:
@@ -96,6 +97,12 @@ def make_accelerator(cfg: TrainConfig, partly_frozen: bool = False) -> Accelerat
         raise PodiumError(f"This Python process already runs on {accelerator.device.type}, not {device}; Accelerate "
                           "fixes the device once per process. Restart the kernel to change train.device.")
     return accelerator
+
+
+def training_accelerator(cfg: PodiumConfig) -> Accelerator:
+    """The Accelerator of a training run: ``make_accelerator``, partly frozen while head-only warm-up epochs
+    (``finetune.freeze_epochs``) leave the backbone without gradients."""
+    return make_accelerator(cfg.train, effective_finetune(cfg.finetune, cfg.model.pretrained).freeze_epochs > 0)
 
 
 def maybe_compile(model: torch.nn.Module, cfg: TrainConfig) -> None:

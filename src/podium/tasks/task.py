@@ -153,6 +153,11 @@ class Task:
         """Predicted targets, in the same form as the training targets, from probabilities and decisions."""
         raise NotImplementedError
 
+    def confidence(self, probs: np.ndarray) -> np.ndarray:
+        """How sure the prediction of each row is (N,), at most 1: the probability of its most likely class
+        (pseudo-labels keep the rows sure enough)."""
+        return np.asarray(probs).max(axis=1)
+
     def decode(self, probs: np.ndarray, decisions: Mapping[str, Any], classes: Sequence[str]) -> list[str]:
         """The predicted label string of each row (see ``label_strings``)."""
         return self.label_strings(self.predict(probs, decisions), classes)
@@ -261,6 +266,11 @@ class MultiLabelTask(Task):
         """Every class at or above ``decisions["threshold"]`` (default 0.5; one number or one per class); the most
         likely class where none is."""
         return decode_multilabel(np.asarray(probs), decisions.get("threshold", DEFAULT_THRESHOLD))
+
+    def confidence(self, probs: np.ndarray) -> np.ndarray:
+        """Its least sure class decision: the smallest max(p, 1 - p) of the row."""
+        probs = np.asarray(probs)
+        return np.maximum(probs, 1 - probs).min(axis=1)
 
     def decision_report(self, targets: np.ndarray, probs: np.ndarray, decisions: Mapping[str, Any]
                         ) -> dict[str, float]:

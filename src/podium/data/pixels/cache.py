@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -32,8 +32,9 @@ from podium.core.errors import PodiumError
 from podium.core.io import write_json
 from podium.core.progress import track
 from podium.data.pixels.cache_formats import CACHE_FORMATS, resolve_format
-from podium.data.pixels.image_ops import ImageOps
+from podium.data.pixels.image_ops import ImageOps, ops_of
 from podium.data.pixels.images import UnreadableImage, read_reduced
+from podium.data.pixels.preprocessing import Preprocessing
 
 VERSION = 2  # 2: entries carry their byte length; stores are named by format
 # INTER_AREA averages the source pixels it shrinks, so a cached image is an anti-aliased copy of the original.
@@ -291,3 +292,12 @@ def first_pass_filler(paths: Sequence[str], size: int | tuple[int, ...], cfg: Da
     if not cfg.cache:
         return None
     return StoreFiller(paths, cache_side_of(size, cfg), cfg.cache_dir, ops, cfg.cache_format)
+
+
+def first_pass_cache(prep: Preprocessing, cfg: DataConfig) -> Callable[[list[str]], StoreFiller | None] | None:
+    """The decoded-image stores that ``decoded_images`` will read for a model of preprocessing ``prep`` (resolved
+    before the model exists), for the check pass to fill with the same decode: one decode per image on a first run;
+    None when ``data.cache`` is off."""
+    if not cfg.cache:
+        return None
+    return lambda paths: first_pass_filler(paths, prep.hw, cfg, ops_of(prep))
