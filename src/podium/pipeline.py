@@ -27,10 +27,8 @@ from podium.config import PodiumConfig
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.core.io import check_folder
-from podium.data.folders.extra import is_main
 from podium.data.folders.ingest import Competition
 from podium.data.integrity import Integrity, integrity_line, plan_folds, prepare
-from podium.data.pixels.cache import first_pass_cache
 from podium.engine.accel import training_accelerator
 from podium.engine.fold import EpochHook, FoldResult, check_fold_recipe, fit_fold
 from podium.engine.probe import resolve_auto_batch
@@ -111,7 +109,7 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     cfg, data_dir, run = read_request(data_dir, cfg, resume)
     prep = resolve_preprocessing(None, cfg.model, cfg.data)  # the model's input, known before the model exists
     t0 = time.perf_counter()
-    comp, integ = prepare(data_dir, cfg.data, cache=first_pass_cache(prep, cfg.data))
+    comp, integ = prepare(data_dir, cfg.data, prep=prep)  # the checks' decode fills the run's image cache
     prepare_s = time.perf_counter() - t0
     # what the outputs mean (the loss's coding), and cv.metric fitting the detected task
     comp = replace(comp, task=resolve_metric(comp.task.for_loss(cfg.train.loss, len(comp.classes)), cfg.cv.metric))
@@ -189,10 +187,10 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {accelerator.mixed_precision}")
-    main = is_main(comp)
-    if not main.all():
-        sources = comp.train["source"][~main].value_counts()
-        reporter.print(f"{int((~main).sum())} train-only images ("
+    train_only = plan.folds < 0  # in no fold: data.extra and pseudo rows, and rows a cv.folds_file leaves out
+    if train_only.any():
+        sources = comp.train.get("source", pd.Series("train", index=comp.train.index))[train_only].value_counts()
+        reporter.print(f"{int(train_only.sum())} train-only images ("
                        f"{', '.join(f'{k}: {v}' for k, v in sources.items())}), never validated or scored")
     for what, src in plan.sources.items():  # soft labels, pseudo-labels, a teacher: which run they come from
         score = "" if src.get("cv_score") is None else f", cv {src['metric']} {src['cv_score']:.4f}"

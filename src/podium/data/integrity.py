@@ -21,9 +21,10 @@ from podium.core.io import write_csv
 from podium.core.registry import Registry
 from podium.data.folders.extra import is_main, leaking_extra_rows, with_extra
 from podium.data.folders.ingest import Competition, load_competition, screen_images
-from podium.data.pixels.cache import StoreFiller
+from podium.data.pixels.cache import first_pass_cache
 from podium.data.pixels.checks import PixelSink, phash_ints
 from podium.data.pixels.duplicates import cluster_labels, find_clusters
+from podium.data.pixels.preprocessing import Preprocessing
 from podium.data.training.folds import check_folds, check_stratifiable, make_folds, read_folds
 
 DUPLICATE_COLUMNS = ("cluster", "kind", "size", "split", "id", "label", "conflict")
@@ -149,17 +150,18 @@ def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True, s
 
 
 def prepare(root: str | Path, cfg: DataConfig, strict: bool = True,
-            cache: Callable[[list[str]], StoreFiller | None] | None = None) -> tuple[Competition, Integrity]:
+            prep: Preprocessing | None = None) -> tuple[Competition, Integrity]:
     """Read the competition folder (and its ``data.extra`` folders) and run every check on it (errors stop here,
     before any training).
 
-    ``cache(paths)`` gives the decoded-image stores of the coming run (``cache.first_pass_filler``): the check pass
-    fills them with the same decode, so a first run decodes each image once."""
+    ``prep``: the preprocessing of the coming run's model; the check pass fills the decoded-image stores its folds and
+    test prediction will read (``cache.first_pass_cache``) with the same decode, so a first run decodes each image
+    once."""
     comp = with_extra(load_competition(root, cfg, check=False), cfg)
     filler = None
-    if cache is not None and cfg.check_images:
+    if prep is not None and cfg.check_images:
         paths = comp.train["path"].tolist() + ([] if comp.test is None else comp.test["path"].tolist())
-        filler = cache(paths)
+        filler = first_pass_cache(paths, prep, cfg)
     with filler if filler is not None else nullcontext():
         checked, integ = check_competition(comp, cfg, strict, filler)
     leaking = leaking_extra_rows(checked, integ.duplicates)

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -285,19 +285,10 @@ def cache_side_of(size: int | tuple[int, ...], cfg: DataConfig) -> int:
     return cache_side(side, cfg.cache_scale)
 
 
-def first_pass_filler(paths: Sequence[str], size: int | tuple[int, ...], cfg: DataConfig, ops: ImageOps = NO_OPS
-                      ) -> StoreFiller | None:
-    """The stores that ``decoded_images`` will read for ``paths``, for the check pass to fill as it decodes (one
-    decode per image on a first run); None when ``data.cache`` is off."""
+def first_pass_cache(paths: Sequence[str], prep: Preprocessing, cfg: DataConfig) -> StoreFiller | None:
+    """The stores that ``decoded_images`` will read for ``paths`` and a model of preprocessing ``prep`` (resolved
+    before the model exists), for the check pass to fill as it decodes: one decode per image on a first run; None
+    when ``data.cache`` is off."""
     if not cfg.cache:
         return None
-    return StoreFiller(paths, cache_side_of(size, cfg), cfg.cache_dir, ops, cfg.cache_format)
-
-
-def first_pass_cache(prep: Preprocessing, cfg: DataConfig) -> Callable[[list[str]], StoreFiller | None] | None:
-    """The decoded-image stores that ``decoded_images`` will read for a model of preprocessing ``prep`` (resolved
-    before the model exists), for the check pass to fill with the same decode: one decode per image on a first run;
-    None when ``data.cache`` is off."""
-    if not cfg.cache:
-        return None
-    return lambda paths: first_pass_filler(paths, prep.hw, cfg, ops_of(prep))
+    return StoreFiller(paths, cache_side_of(prep.hw, cfg), cfg.cache_dir, ops_of(prep), cfg.cache_format)
