@@ -178,7 +178,8 @@ def test_a_user_metric_that_raises_in_training_fails_the_run_in_one_line(single_
                           "run.name=failing"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr, out.stderr
     last = out.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: Config key cv.metric={spec}: the metric raised ValueError: y and p disagree on "), last
+    expected = f"error: Config key cv.metric={spec}: the metric raised ValueError: y and p disagree on "
+    assert last.startswith(expected), last
     (run_dir,) = (tmp_path / "runs").glob("failing-*")
     run = Run.open(run_dir)
     assert run.status == "failed" and run.info["reason"] == last.removeprefix("error: ")

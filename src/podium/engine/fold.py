@@ -179,7 +179,7 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     loaders = fold_loaders(comp, cfg, prep, fold, (train_idx, val_idx), accelerator.device.type)
     ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
     optimizer = create_optimizer(model, tc, ft)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, *loaders.pair)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
     scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
                                  accelerator.unwrap_model(model), ft)
     ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
@@ -199,11 +199,6 @@ class FoldLoaders:
     val: torch.utils.data.DataLoader
     cache_s: float
     cache_note: str
-
-    @property
-    def pair(self) -> tuple[torch.utils.data.DataLoader, torch.utils.data.DataLoader]:
-        """(training loader, validation loader)."""
-        return self.train, self.val
 
 
 def fold_loaders(comp: Competition, cfg: PodiumConfig, prep: Preprocessing, fold: int,

@@ -1,5 +1,6 @@
-"""The loop as plain functions: ``train_one_epoch`` and ``predict_logits`` (the one prediction path for validation,
-OOF and test inference), and ``evaluate`` on top of it."""
+"""The loop as plain functions: ``train_one_epoch`` (on a ``TrainContext``, what every update of a fold uses; one
+``train_step`` per micro-batch with Accelerate's own verbs) and ``predict_logits`` (the one prediction path for
+validation, OOF and test inference), and ``evaluate`` on top of it."""
 
 from __future__ import annotations
 
