@@ -187,7 +187,8 @@ from podium.config import load_config
 from podium.pipeline import plan_run
 from podium.engine.accel import make_accelerator
 from podium.engine.fold import build_fold
-cfg = load_config(None, sys.argv[2:])
+from podium.validation import validate
+cfg = validate(load_config(None, sys.argv[2:]))  # plan_run takes a checked config
 t0 = time.perf_counter()
 plan = plan_run(sys.argv[1], cfg, None)
 prep_s = time.perf_counter() - t0

@@ -15,7 +15,7 @@ import statistics
 import torch
 
 from bench.common import base_parser, machine, podium_setup, potato, show, write_results
-from podium.engine.loop import train_one_epoch
+from podium.engine.loop import TrainContext, train_one_epoch
 
 
 def main() -> None:
@@ -39,8 +39,9 @@ def main() -> None:
 
     def epoch(loader: object, e: int) -> float:
         s["sampler"].set_epoch(e)
-        stats = train_one_epoch(s["model"], loader, s["optimizer"], s["scheduler"], s["loss_fn"], acc, s["prep"],
-                                s["ema"], tc.clip_grad, tc.channels_last, "bench")
+        ctx = TrainContext(s["model"], s["optimizer"], s["scheduler"], s["loss_fn"], acc, s["prep"], s["ema"],
+                           tc.clip_grad, tc.channels_last)
+        stats = train_one_epoch(ctx, loader, "bench")
         return stats["images_per_s"]
 
     # The in-memory side: the same augmented uint8 batches, already on the device, so only the step is timed.

@@ -19,7 +19,7 @@ import time
 import torch
 
 from bench.common import base_parser, fold0, machine, podium_setup, potato, show, write_results
-from podium.engine.loop import evaluate, train_one_epoch
+from podium.engine.loop import TrainContext, evaluate, train_one_epoch
 
 
 def podium_epochs(args: argparse.Namespace) -> tuple[list[float], float, str, list[str], list[str]]:
@@ -33,8 +33,8 @@ def podium_epochs(args: argparse.Namespace) -> tuple[list[float], float, str, li
     for e in range(args.epochs):
         t0 = time.perf_counter()
         s["sampler"].set_epoch(e)
-        train_one_epoch(s["model"], s["train_loader"], s["optimizer"], s["scheduler"], s["loss_fn"], acc, s["prep"],
-                        s["ema"], tc.clip_grad, tc.channels_last, "podium")
+        train_one_epoch(TrainContext(s["model"], s["optimizer"], s["scheduler"], s["loss_fn"], acc, s["prep"], s["ema"],
+                                     tc.clip_grad, tc.channels_last), s["train_loader"], "podium")
         eval_model = s["ema"].module if s["ema"] is not None else s["model"]
         metrics, _ = evaluate(eval_model, s["val_loader"], s["prep"], acc, s["comp"].task, s["val_targets"],
                               s["loss_fn"], channels_last=tc.channels_last)

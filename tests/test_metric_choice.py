@@ -163,3 +163,38 @@ def test_a_new_metric_fits_the_tasks_whose_target_shape_it_reads() -> None:
     finally:
         METRICS.unregister("any_on")
     assert "any_on" not in METRICS
+
+
+def test_a_user_metric_that_raises_or_returns_no_number_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "odd_metrics.py").write_text(
+        "def fails(y, p):\n    raise ValueError('y and p disagree\\nsecond line')\n"
+        "def wordy(y, p):\n    return 'high'\n")
+    y, p = np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]])
+    with pytest.raises(PodiumError) as e:
+        get_metric(f"{tmp_path / 'odd_metrics.py'}:fails:max")(y, p)
+    assert "\n" not in str(e.value) and "the metric raised ValueError: y and p disagree on 2 rows" in str(e.value)
+    with pytest.raises(PodiumError, match=r"odd_metrics.py:wordy:min: the metric returned 'high', not a number"):
+        get_metric(f"{tmp_path / 'odd_metrics.py'}:wordy:min")(y, p)
+
+
+def test_a_user_metric_that_raises_in_training_fails_the_run_in_one_line(single_dir: Path, tiny: tuple[str, ...],
+                                                                         tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from podium.runs.run import Run
+
+    metric = tmp_path / "failing_metric.py"
+    metric.write_text("def score_rows(y, p):\n    raise ValueError('y and p disagree\\nsecond line')\n")
+    spec = f"{metric}:score_rows:max"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-m", "podium", "train", str(single_dir), *tiny, f"cv.metric={spec}",
+                          "run.name=failing"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 2 and "Traceback" not in out.stdout + out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    expected = f"error: Config key cv.metric={spec}: the metric raised ValueError: y and p disagree on "
+    assert last.startswith(expected), last
+    (run_dir,) = (tmp_path / "runs").glob("failing-*")
+    run = Run.open(run_dir)
+    assert run.status == "failed" and run.info["reason"] == last.removeprefix("error: ")

@@ -15,6 +15,7 @@ from podium.config import PodiumConfig, merge
 from podium.core.io import write_csv
 from podium.pipeline import train
 from podium.runs.run import Run
+from podium.validation import validate
 
 DEMO_OVERRIDES = (
     "model.name=resnet18",
@@ -60,4 +61,4 @@ def run_demo(workdir: str | Path = "podium-demo", overrides: tuple[str, ...] = (
     workdir = Path(workdir).expanduser().resolve()
     data = build_demo(workdir / "digits")
     cfg = demo_config(overrides=(f"run.root={workdir / 'runs'}", "run.name=demo", *overrides))
-    return train(data, cfg)
+    return train(data, validate(cfg))  # the user's overrides checked, as podium.api checks every config

@@ -1,5 +1,6 @@
 """The checks every run makes before training: bad images, duplicate clusters, label conflicts, train/test overlap and
 the groups that keep duplicates in one fold. ``podium inspect`` reports the same ``Integrity`` without training.
+``plan_folds`` joins the competition, its groups and ``data.training.folds`` into the run's folds.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from podium.config import DataConfig
+from podium.config import CVConfig, DataConfig
 from podium.core.errors import PodiumError, list_some
 from podium.core.io import write_csv
 from podium.core.registry import Registry
-from podium.data.folders.extra import leaking_extra_rows, with_extra
+from podium.data.folders.extra import is_main, leaking_extra_rows, with_extra
 from podium.data.folders.ingest import Competition, load_competition, screen_images
-from podium.data.pixels.cache import StoreFiller
+from podium.data.pixels.cache import first_pass_cache
 from podium.data.pixels.checks import PixelSink, phash_ints
 from podium.data.pixels.duplicates import cluster_labels, find_clusters
+from podium.data.pixels.preprocessing import Preprocessing
+from podium.data.training.folds import check_folds, check_stratifiable, make_folds, read_folds
 
 DUPLICATE_COLUMNS = ("cluster", "kind", "size", "split", "id", "label", "conflict")
 
@@ -147,17 +150,18 @@ def check_competition(comp: Competition, cfg: DataConfig, strict: bool = True, s
 
 
 def prepare(root: str | Path, cfg: DataConfig, strict: bool = True,
-            cache: Callable[[list[str]], StoreFiller | None] | None = None) -> tuple[Competition, Integrity]:
+            prep: Preprocessing | None = None) -> tuple[Competition, Integrity]:
     """Read the competition folder (and its ``data.extra`` folders) and run every check on it (errors stop here,
     before any training).
 
-    ``cache(paths)`` gives the decoded-image stores of the coming run (``cache.first_pass_filler``): the check pass
-    fills them with the same decode, so a first run decodes each image once."""
+    ``prep``: the preprocessing of the coming run's model; the check pass fills the decoded-image stores its folds and
+    test prediction will read (``cache.first_pass_cache``) with the same decode, so a first run decodes each image
+    once."""
     comp = with_extra(load_competition(root, cfg, check=False), cfg)
     filler = None
-    if cache is not None and cfg.check_images:
+    if prep is not None and cfg.check_images:
         paths = comp.train["path"].tolist() + ([] if comp.test is None else comp.test["path"].tolist())
-        filler = cache(paths)
+        filler = first_pass_cache(paths, prep, cfg)
     with filler if filler is not None else nullcontext():
         checked, integ = check_competition(comp, cfg, strict, filler)
     leaking = leaking_extra_rows(checked, integ.duplicates)
@@ -170,6 +174,31 @@ def prepare(root: str | Path, cfg: DataConfig, strict: bool = True,
     comp = dataclasses.replace(comp, train=comp.train[keep].reset_index(drop=True), targets=comp.targets[keep])
     checked, integ = check_competition(comp, cfg, strict)
     return checked, dataclasses.replace(integ, dropped_extra=dropped)
+
+
+def plan_folds(comp: Competition, integ: Integrity, cv: CVConfig, saved: Path | None = None) -> np.ndarray:
+    """The run's folds: read back from ``saved`` (a resumed run's folds.csv), from cv.folds_file, or computed
+    (stratified, group-aware); data.extra rows train in every fold and validate in none (fold -1).
+
+    Every duplicate cluster and user group must sit in one fold, whichever way the folds were made.
+    """
+    ids = comp.train["id"].tolist()
+    main = is_main(comp)
+    if saved is not None:
+        folds, source = read_folds(saved, ids, cv.folds), str(saved)
+    elif cv.folds_file:
+        folds = np.full(len(ids), -1, dtype=np.int64)  # the user's file covers the competition's own rows
+        folds[main] = read_folds(cv.folds_file, [i for i, m in zip(ids, main) if m], cv.folds)
+        source = cv.folds_file
+    else:
+        targets, groups = comp.targets[main], integ.groups[main]
+        check_stratifiable(targets, comp.task, comp.classes, [i for i, m in zip(ids, main) if m], k=cv.folds,
+                           groups=groups)
+        folds = np.full(len(ids), -1, dtype=np.int64)
+        folds[main] = make_folds(targets, comp.task, cv.folds, cv.seed, groups, classes=comp.classes)
+        source = "the folds"
+    check_folds(folds, integ.groups, ids, source)
+    return folds
 
 
 def integrity_line(integ: Integrity) -> str:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 from podium.config import PodiumConfig, TrainConfig
 from podium.core.errors import PodiumError
 from podium.data.training.dataset import EpochShuffleSampler, collate
+from podium.engine.finetune import effective_finetune
 
 
 def resolve_device(name: str) -> str:
@@ -104,6 +105,12 @@ def inference_accelerator(device: str, cfg: PodiumConfig | None = None, precisio
     the run's (``no`` where answers must be exact fp32, as the export's parity check)."""
     train = cfg.train if cfg is not None else TrainConfig()
     return make_accelerator(TrainConfig(device=device, precision=precision or train.precision, threads=train.threads))
+
+
+def training_accelerator(cfg: PodiumConfig) -> Accelerator:
+    """The Accelerator of a training run: ``make_accelerator``, partly frozen while head-only warm-up epochs
+    (``finetune.freeze_epochs``) leave the backbone without gradients."""
+    return make_accelerator(cfg.train, effective_finetune(cfg.finetune, cfg.model.pretrained).freeze_epochs > 0)
 
 
 def maybe_compile(model: torch.nn.Module, cfg: TrainConfig) -> None:

@@ -23,7 +23,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from timm.utils import ModelEmaV3
 
-from podium.config import PodiumConfig
+from podium.config import PodiumConfig, TrainConfig
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.data.folders.ingest import Competition
@@ -32,14 +32,15 @@ from podium.data.pixels.image_ops import ops_of
 from podium.data.pixels.preprocessing import Preprocessing
 from podium.data.training.batch_aug import SoftTargetMixup, create_batch_aug
 from podium.data.training.dataset import SAMPLERS, evaluation_dataset, training_dataset
+from podium.data.training.transforms import check_train_transform
 from podium.engine.accel import eval_batch_size, make_loader, maybe_compile, num_workers
 from podium.engine.finetune import effective_finetune, prepare_epoch
-from podium.engine.loop import evaluate, train_one_epoch
-from podium.engine.losses import LossFn, create_loss, distillation
+from podium.engine.loop import TrainContext, evaluate, train_one_epoch
+from podium.engine.losses import LossFn, check_loss, configured_loss, distillation
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
-from podium.engine.tta import PLAIN, is_plain
+from podium.engine.tta import PLAIN, check_shape_kept, is_plain
 from podium.models.factory import create_model, resolve_preprocessing
 from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
@@ -81,6 +82,19 @@ class FoldParts:
     def eval_model(self, accelerator: Accelerator) -> torch.nn.Module:
         """The weights that are evaluated and saved: the EMA when there is one."""
         return self.ema.module if self.ema is not None else accelerator.unwrap_model(self.model)
+
+    def context(self, accelerator: Accelerator, tc: TrainConfig) -> TrainContext:
+        """What ``train_one_epoch`` updates the fold's model with."""
+        return TrainContext(self.model, self.optimizer, self.scheduler, self.loss_fn, accelerator, self.prep,
+                            self.ema, tc.clip_grad, tc.channels_last)
+
+    def resume_state(self, progress: Progress, accelerator: Accelerator) -> ResumeState:
+        """Everything an interrupted fold resumes from after the epoch ``progress`` has reached."""
+        return ResumeState(
+            progress.epoch, progress.best, progress.best_epoch, progress.rows,
+            model=accelerator.unwrap_model(self.model).state_dict(), optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(), ema=self.ema.state_dict() if self.ema is not None else {},
+            scaler=accelerator.scaler.state_dict() if accelerator.scaler is not None else {}, rng=rng_state())
 
 
 @dataclass
@@ -143,6 +157,15 @@ def trains_in(comp: Competition, folds: np.ndarray, fold: int) -> np.ndarray:
     return rows
 
 
+def check_fold_recipe(comp: Competition, cfg: PodiumConfig, prep: Preprocessing) -> None:
+    """What every fold will build, tried before any folder exists: the loss on the task's targets, the sampler, the
+    TTA views and the training augmentations at the model's input (``prep``, resolved before the model exists)."""
+    check_loss(cfg.train, comp.task, comp.targets, len(comp.classes))
+    SAMPLERS.get(cfg.train.sampler)(comp.task, comp.targets, len(comp.classes))  # e.g. balanced on multilabel
+    check_shape_kept(cfg.predict.tta, prep.hw)  # the views of a batch share one forward pass
+    check_train_transform(prep, cfg.aug)
+
+
 def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
                accelerator: Accelerator) -> FoldParts:
     """Model, data loaders, loss, optimiser, schedule and EMA for ``fold``, prepared by Accelerate."""
@@ -153,7 +176,37 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
     prep = resolve_preprocessing(model, cfg.model, cfg.data)
     if tc.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    device = accelerator.device.type
+    loaders = fold_loaders(comp, cfg, prep, fold, (train_idx, val_idx), accelerator.device.type)
+    ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
+    optimizer = create_optimizer(model, tc, ft)
+    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, loaders.train, loaders.val)
+    scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
+                                 accelerator.unwrap_model(model), ft)
+    ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
+    maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
+    return FoldParts(fold, model, optimizer, scheduler, ema, train_loader, val_loader,
+                     fold_loss(comp, tc, comp.targets[train_idx]), prep, train_idx, val_idx,
+                     create_batch_aug(cfg.aug, comp.task, len(classes)), cache_s=loaders.cache_s,
+                     cache_note=loaders.cache_note)
+
+
+@dataclass(frozen=True)
+class FoldLoaders:
+    """A fold's training and validation loaders (not yet prepared by Accelerate), the seconds spent making sure every
+    image is in the decoded-image cache and the cache's description (empty with data.cache=false)."""
+
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+    cache_s: float
+    cache_note: str
+
+
+def fold_loaders(comp: Competition, cfg: PodiumConfig, prep: Preprocessing, fold: int,
+                 rows: tuple[np.ndarray, np.ndarray], device: str) -> FoldLoaders:
+    """Loaders of the fold's training and validation ``rows`` (indices), over the decoded-image cache when it is on:
+    training rows learn from ``train_targets`` where they exist (soft, pseudo, teacher), validation scores the
+    labels."""
+    tc, (train_idx, val_idx) = cfg.train, rows
     workers = num_workers(tc.num_workers, device)
     paths, targets = comp.train["path"].to_numpy(), comp.targets
     t0 = time.perf_counter()
@@ -164,25 +217,21 @@ def build_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfi
                                 None if images is None else images.take(train_idx))
     val_ds = evaluation_dataset(paths[val_idx], prep, targets[val_idx],
                                 images=None if images is None else images.take(val_idx))
-    weights = SAMPLERS.get(tc.sampler)(comp.task, targets[train_idx], len(classes))
+    weights = SAMPLERS.get(tc.sampler)(comp.task, targets[train_idx], len(comp.classes))
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold, weights=weights)
     val_loader = make_loader(val_ds, eval_batch_size(cfg), workers, device)
-    loss_fn = create_loss(tc.loss, comp.task, tc.label_smoothing, tc.class_weights, targets[train_idx], len(classes),
-                          gamma=tc.focal_gamma)
-    if tc.teacher:  # targets are [truth, teacher] rows (podium.inference.teachers)
-        loss_fn = distillation(loss_fn, create_loss(tc.loss, comp.task, 0.0, tc.class_weights, targets[train_idx],
-                                                    len(classes), gamma=tc.focal_gamma),
-                               len(classes), tc.distill_alpha, tc.distill_temperature)
-    ft = effective_finetune(cfg.finetune, cfg.model.pretrained)
-    optimizer = create_optimizer(model, tc, ft)
-    model, optimizer, train_loader, val_loader = accelerator.prepare(model, optimizer, train_loader, val_loader)
-    scheduler = create_scheduler(optimizer, tc, math.ceil(len(train_loader) / tc.accum_steps),
-                                 accelerator.unwrap_model(model), ft)
-    ema = ModelEmaV3(accelerator.unwrap_model(model), decay=tc.ema_decay, use_warmup=True) if tc.ema else None
-    maybe_compile(accelerator.unwrap_model(model), tc)  # after the EMA copy, which stays uncompiled
-    return FoldParts(fold, model, optimizer, scheduler, ema, train_loader, val_loader, loss_fn, prep, train_idx,
-                     val_idx, create_batch_aug(cfg.aug, comp.task, len(classes)), cache_s=cache_s,
-                     cache_note="" if images is None else images.describe())
+    return FoldLoaders(train_loader, val_loader, cache_s, "" if images is None else images.describe())
+
+
+def fold_loss(comp: Competition, tc: TrainConfig, targets: np.ndarray) -> LossFn:
+    """``train.loss`` weighted on the fold's training ``targets``; with ``train.teacher`` its distillation (targets
+    are then [truth, teacher] rows, podium.inference.teachers)."""
+    n = len(comp.classes)
+    loss_fn = configured_loss(tc, comp.task, targets, n)
+    if not tc.teacher:
+        return loss_fn
+    return distillation(loss_fn, configured_loss(tc, comp.task, targets, n, smoothing=0.0), n, tc.distill_alpha,
+                        tc.distill_temperature)
 
 
 def resume_fold(parts: FoldParts, run: Run, accelerator: Accelerator, reporter: Reporter) -> Progress:
@@ -213,19 +262,7 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
     resume from."""
     tc, task, fold = cfg.train, comp.task, parts.fold
     t0 = time.perf_counter()
-    # The prepared loader restarts its own epoch counter at 0 in a new process: it must be told the epoch, or a
-    # resumed epoch would draw epoch 0's shuffle and augmentation keys.
-    parts.train_loader.set_epoch(epoch)
-    # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
-    parts.bn_hooks = prepare_epoch(accelerator.unwrap_model(parts.model), epoch,
-                                   effective_finetune(cfg.finetune, cfg.model.pretrained), parts.bn_hooks)
-    stats = train_one_epoch(parts.model, parts.train_loader, parts.optimizer, parts.scheduler, parts.loss_fn,
-                            accelerator, parts.prep, parts.ema, tc.clip_grad, tc.channels_last,
-                            f"fold {fold} epoch {epoch + 1}/{tc.epochs}",
-                            # the last aug.batch_off_epochs epochs train on clean images and labels
-                            parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None,
-                            on_update=None if trackers is None else trackers.update)
-    run.write_lr(fold, epoch + 1, stats.pop("lrs"), stats.pop("backbone_lrs"))  # the schedule used, per update
+    stats = train_epoch(parts, epoch, cfg, run, accelerator, trackers)
     eval_model = parts.eval_model(accelerator)
     metrics, _ = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx],
                           parts.loss_fn, channels_last=tc.channels_last, description=f"fold {fold} validate")
@@ -244,12 +281,28 @@ def run_epoch(parts: FoldParts, epoch: int, progress: Progress, comp: Competitio
         progress.best, progress.best_epoch = key, epoch + 1
         run.save_best(fold, Checkpoint(eval_model.state_dict(), cfg, comp.classes, task.name, parts.prep, fold,
                                        epoch + 1, task.primary, metrics[task.primary]))
-    run.save_state(fold, ResumeState(
-        epoch + 1, progress.best, progress.best_epoch, progress.rows,
-        model=accelerator.unwrap_model(parts.model).state_dict(), optimizer=parts.optimizer.state_dict(),
-        scheduler=parts.scheduler.state_dict(), ema=parts.ema.state_dict() if parts.ema is not None else {},
-        scaler=accelerator.scaler.state_dict() if accelerator.scaler is not None else {}, rng=rng_state()))
+    run.save_state(fold, parts.resume_state(progress, accelerator))
     accelerator.wait_for_everyone()
+
+
+def train_epoch(parts: FoldParts, epoch: int, cfg: PodiumConfig, run: Run, accelerator: Accelerator,
+                trackers: FoldTrackers | None = None) -> dict[str, float]:
+    """Train epoch ``epoch`` of the fold (its optimiser updates to ``trackers``); the learning rate of every update
+    goes to the fold's lr.csv. Returns the epoch's training stats."""
+    tc = cfg.train
+    # The prepared loader restarts its own epoch counter at 0 in a new process: it must be told the epoch, or a
+    # resumed epoch would draw epoch 0's shuffle and augmentation keys.
+    parts.train_loader.set_epoch(epoch)
+    # Head-only warm-up epochs and the BatchNorm mode depend on the epoch alone, so a resumed run matches.
+    parts.bn_hooks = prepare_epoch(accelerator.unwrap_model(parts.model), epoch,
+                                   effective_finetune(cfg.finetune, cfg.model.pretrained), parts.bn_hooks)
+    stats = train_one_epoch(parts.context(accelerator, tc), parts.train_loader,
+                            f"fold {parts.fold} epoch {epoch + 1}/{tc.epochs}",
+                            # the last aug.batch_off_epochs epochs train on clean images and labels
+                            parts.batch_aug if epoch < tc.epochs - cfg.aug.batch_off_epochs else None,
+                            on_update=None if trackers is None else trackers.update)
+    run.write_lr(parts.fold, epoch + 1, stats.pop("lrs"), stats.pop("backbone_lrs"))  # the schedule used, per update
+    return stats
 
 
 def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: PodiumConfig, run: Run,

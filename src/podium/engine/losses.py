@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
+from podium.config import TrainConfig
+from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.tasks.base import MULTIHOT
 from podium.tasks.task import Task
@@ -137,6 +139,26 @@ def create_loss(name: str, task: Task, smoothing: float, class_weights: str, tar
     w = CLASS_WEIGHTS.get(class_weights)(task, targets, num_classes)
     weight = None if w is None else torch.tensor(w, dtype=torch.float32)
     return LOSSES.get(task.loss if name == "auto" else name)(smoothing, weight, task=task, **options)
+
+
+def configured_loss(tc: TrainConfig, task: Task, targets: np.ndarray, num_classes: int,
+                    smoothing: float | None = None) -> LossFn:
+    """``train.loss`` for ``task`` as the config sets it up (label smoothing unless ``smoothing`` is given, class
+    weights from ``targets``, the focal gamma)."""
+    return create_loss(tc.loss, task, tc.label_smoothing if smoothing is None else smoothing, tc.class_weights,
+                       targets, num_classes, gamma=tc.focal_gamma)
+
+
+def check_loss(tc: TrainConfig, task: Task, targets: np.ndarray, num_classes: int) -> None:
+    """The configured loss must fit the task's targets (``train.loss=bce`` on a single-label task, say): tried on a
+    dummy batch of the task's own targets, so every registered loss is judged the same way."""
+    batch = targets[:2]
+    try:
+        loss_fn = configured_loss(tc, task, targets, num_classes)
+        loss_fn(torch.zeros(len(batch), task.outputs(num_classes)), torch.as_tensor(batch))
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise PodiumError(f"train.loss={tc.loss} does not fit the {task.name} task's targets "
+                          f"({str(e).splitlines()[0]}); use train.loss=auto.") from None
 
 
 def distillation(truth_loss: LossFn, teacher_loss: LossFn, num_classes: int, alpha: float, temperature: float

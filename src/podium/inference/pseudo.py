@@ -114,60 +114,101 @@ def pseudo_rows(n: int, ids: list[str], cfg: PodiumConfig, folds: list[int]) -> 
     return np.tile(np.arange(n), len(folds)), np.repeat(np.asarray(folds, dtype=np.int64), n)
 
 
+@dataclasses.dataclass(frozen=True)
+class PseudoRows:
+    """The pseudo rows kept: which image each is (index into ``Unlabelled``), the fold it trains in (-1: every fold),
+    its labelling probabilities, its image id, its hard label (``Task.predict``); and how many rows were left out as
+    unsure."""
+
+    image: np.ndarray
+    part: np.ndarray
+    probs: np.ndarray
+    ids: np.ndarray
+    hard: np.ndarray
+    unsure: int
+
+
 def with_pseudo(comp: Competition, integ: Integrity, cfg: PodiumConfig) -> tuple[Competition, Integrity, dict]:
     """``comp`` with the source's predictions appended as train-only ``pseudo`` rows: soft targets, or hard ones
     where the labelling model is at least ``data.pseudo_threshold`` sure (the rest dropped). Returns the provenance
     too (for run.json)."""
-    dc = cfg.data
-    if not dc.pseudo:
+    if not cfg.data.pseudo:
         return comp, integ, {}
-    src = open_source(dc.pseudo, "data.pseudo", comp)
-    images = unlabelled_images(comp, integ, dc)
-    classes = list(comp.classes)
-    blended, by_fold = source_predictions(src, images, classes, "data.pseudo")
-    folds = sorted(cfg.cv.train_folds) or list(range(cfg.cv.folds))
-    lacking = [f for f in folds if f not in by_fold]
-    if dc.pseudo_folds == "matched" and lacking:
-        raise PodiumError(
-            f"data.pseudo={src.path} has no predictions of its fold {list_some(lacking)} model(s) on these images, "
-            "and honest pseudo-labels (data.pseudo_folds=matched) label fold k's rows with the source's fold-k model. "
-            f"Predict again with `podium predict {src.path}`{' --images DIR' if images.name else ''} (it keeps each "
-            "fold's predictions), use a source trained on these folds, or set data.pseudo_folds=averaged (its fold "
-            "average, which flatters the CV).")
+    src = open_source(cfg.data.pseudo, "data.pseudo", comp)
+    images = unlabelled_images(comp, integ, cfg.data)
+    rows = pseudo_labels(src, images, comp, cfg)
+    comp, integ = append_pseudo(comp, integ, images, rows, cfg.data)
+    return comp, integ, pseudo_info(src, images, rows, cfg.data)
+
+
+def pseudo_labels(src: Run, images: Unlabelled, comp: Competition, cfg: PodiumConfig) -> PseudoRows:
+    """The labelled rows (``pseudo_rows``) with the probabilities of the model that labels each (matched: the
+    source's fold-k model for rows of fold k; averaged: its fold average), less the duplicates of training images and
+    the rows less sure than ``data.pseudo_threshold``."""
+    dc = cfg.data
+    blended, by_fold = source_predictions(src, images, list(comp.classes), "data.pseudo")
+    check_fold_models(src, images, by_fold, cfg)
     # rows for every fold the source can label, not only cv.train_folds: the ids then do not depend on which folds
     # this process trains, so runs trained fold by fold (podium merge) and resumed runs list the same rows
     labelled = sorted(set(by_fold) & set(range(cfg.cv.folds)))
     image, part = pseudo_rows(len(images.ids), images.ids, cfg, labelled)
     matched = dc.pseudo_folds == "matched"
     probs = np.stack([by_fold[p][i] for i, p in zip(image, part)]) if matched and len(image) else blended[image]
-    sure = np.maximum(probs, 1 - probs).min(axis=1) if comp.task.multilabel else probs.max(axis=1)
+    sure = comp.task.confidence(probs) >= dc.pseudo_threshold
     ids = np.asarray(images.ids, dtype=object)[image]
     clean = np.array([i not in images.leaking for i in ids], dtype=bool)
-    keep = clean & (sure >= dc.pseudo_threshold)
-    image, part, probs, ids = image[keep], part[keep], probs[keep], ids[keep]
-    hard = (probs >= 0.5).astype(np.int64) if comp.task.multilabel else probs.argmax(axis=1)
-    copies = matched and dc.pseudo_share == "all"  # one row per image and fold: the fold in the id keeps it unique
-    row_ids = [f"{PSEUDO}/f{p}/{i}" if copies else f"{PSEUDO}/{i}" for i, p in zip(ids, part)]
-    new = pd.DataFrame({"id": row_ids, "path": np.asarray(images.paths, dtype=object)[image], "source": PSEUDO,
-                        "part": part, "pseudo_id": ids})
+    keep = clean & sure
+    return PseudoRows(image[keep], part[keep], probs[keep], ids[keep], comp.task.predict(probs[keep], {}),
+                      int((clean & ~sure).sum()))
+
+
+def check_fold_models(src: Run, images: Unlabelled, by_fold: dict[int, np.ndarray], cfg: PodiumConfig) -> None:
+    """Honest pseudo-labels (``data.pseudo_folds=matched``) need the source's fold-k predictions of the images for
+    every fold k this run trains."""
+    folds = sorted(cfg.cv.train_folds) or list(range(cfg.cv.folds))
+    lacking = [f for f in folds if f not in by_fold]
+    if cfg.data.pseudo_folds == "matched" and lacking:
+        raise PodiumError(
+            f"data.pseudo={src.path} has no predictions of its fold {list_some(lacking)} model(s) on these images, "
+            "and honest pseudo-labels (data.pseudo_folds=matched) label fold k's rows with the source's fold-k model. "
+            f"Predict again with `podium predict {src.path}`{' --images DIR' if images.name else ''} (it keeps each "
+            "fold's predictions), use a source trained on these folds, or set data.pseudo_folds=averaged (its fold "
+            "average, which flatters the CV).")
+
+
+def append_pseudo(comp: Competition, integ: Integrity, images: Unlabelled, rows: PseudoRows, dc: DataConfig
+                  ) -> tuple[Competition, Integrity]:
+    """``comp`` with ``rows`` appended as training rows of source ``pseudo`` (soft targets, or with a threshold their
+    hard labels), each in a fold group of its own."""
+    copies = dc.pseudo_folds == "matched" and dc.pseudo_share == "all"  # one row per image and fold: ids by fold
+    row_ids = [f"{PSEUDO}/f{p}/{i}" if copies else f"{PSEUDO}/{i}" for i, p in zip(rows.ids, rows.part)]
+    new = pd.DataFrame({"id": row_ids, "path": np.asarray(images.paths, dtype=object)[rows.image], "source": PSEUDO,
+                        "part": rows.part, "pseudo_id": rows.ids})
     train = comp.train if "source" in comp.train.columns else comp.train.assign(source="train")
     train = pd.concat([train.assign(part=-1) if "part" not in train else train, new], ignore_index=True)
-    targets = np.concatenate([comp.targets, hard.astype(comp.targets.dtype)])
-    base = comp.train_targets if comp.train_targets is not None else comp.task.onehot(comp.targets, len(classes))
-    pseudo_targets = probs if dc.pseudo_threshold <= 0 else comp.task.onehot(hard, len(classes))
+    n = len(comp.classes)
+    targets = np.concatenate([comp.targets, rows.hard.astype(comp.targets.dtype)])
+    base = comp.train_targets if comp.train_targets is not None else comp.task.onehot(comp.targets, n)
+    pseudo_targets = rows.probs if dc.pseudo_threshold <= 0 else comp.task.onehot(rows.hard, n)
     groups = np.concatenate([integ.groups, integ.groups.max(initial=-1) + 1 + np.arange(len(new))])
     comp = dataclasses.replace(comp, train=train, targets=targets,
                                train_targets=np.concatenate([base, pseudo_targets]).astype(np.float32))
-    info = {**provenance(src), "images": int(len(set(ids))), "rows": int(len(new)),
+    return comp, dataclasses.replace(integ, groups=groups)
+
+
+def pseudo_info(src: Run, images: Unlabelled, rows: PseudoRows, dc: DataConfig) -> dict:
+    """The provenance of the pseudo rows for run.json, with ``note``, the line the training log says about them."""
+    info = {**provenance(src), "images": int(len(set(rows.ids))), "rows": int(len(rows.ids)),
             "unlabelled": f"folder {images.name}" if images.name else "test set", "folds": dc.pseudo_folds,
             "share": dc.pseudo_share,
             "soft": dc.pseudo_threshold <= 0, "dropped_duplicates": len(images.leaking & set(images.ids)),
-            "dropped_unsure": int((clean & (sure < dc.pseudo_threshold)).sum())}
-    by = ("fold k's rows by its fold-k model" if matched else "its fold average (flatters the CV)")
+            "dropped_unsure": rows.unsure}
+    by = ("fold k's rows by its fold-k model" if dc.pseudo_folds == "matched" else
+          "its fold average (flatters the CV)")
     info["note"] = (f"{info['images']} images of the {info['unlabelled']} in {info['rows']} train-only rows, "
                     f"{'soft' if info['soft'] else 'hard'} targets from {by}; {info['dropped_duplicates']} "
                     f"duplicate(s) of training images and {info['dropped_unsure']} unsure row(s) left out")
-    return comp, dataclasses.replace(integ, groups=groups), info
+    return info
 
 
 def check_pseudo_folds(comp: Competition, folds: np.ndarray, cfg: PodiumConfig) -> None:

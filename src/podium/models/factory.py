@@ -8,14 +8,14 @@ from typing import Any
 
 import timm
 import torch
-from timm.data import resolve_model_data_config
+from timm.data import resolve_data_config, resolve_model_data_config
 
 from podium.config import DataConfig, ModelConfig
 from podium.core.errors import PodiumError
 from podium.data.pixels.image_ops import ImageOps, image_ops
 from podium.data.pixels.preprocessing import Preprocessing
 from podium.models.heads import HEADS, init_new_head
-from podium.models.weights import WEIGHT_SOURCES, check_weights
+from podium.models.weights import WEIGHT_SOURCES, check_weights, pretrained_cfg_of
 
 
 def model_kwargs(cfg: ModelConfig) -> dict[str, Any]:
@@ -50,13 +50,17 @@ def create_model(cfg: ModelConfig, num_classes: int, pretrained: str | None = No
     return model
 
 
-def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig, data: DataConfig | None = None) -> Preprocessing:
+def resolve_preprocessing(model: torch.nn.Module | None, cfg: ModelConfig, data: DataConfig | None = None
+                          ) -> Preprocessing:
     """The finished preprocessing of ``model``: size, interpolation, mean/std and crop from its pretrained_cfg, the
     config's size and resize method on top, and the image ops of ``data.preprocess`` (none without ``data``).
+    ``model`` None: before the model exists (the plan's checks, the first pass that fills the decoded-image cache),
+    from the pretrained_cfg timm lists for ``cfg.name``, which a model created by that name carries (timm's defaults
+    where it lists none, as for such a model).
 
     The one place a ``Preprocessing`` is made; checkpoints carry it, so inference never resolves it again."""
     ops = image_ops(data) if data is not None else ImageOps()
-    data_cfg = resolve_model_data_config(model)
+    data_cfg = resolve_model_data_config(model) if model is not None else _listed_data_config(cfg.name)
     h, w = (cfg.img_size * 2)[:2] if cfg.img_size else tuple(int(v) for v in data_cfg["input_size"][-2:])
     return Preprocessing(
         size=h,
@@ -70,3 +74,10 @@ def resolve_preprocessing(model: torch.nn.Module, cfg: ModelConfig, data: DataCo
         ops=ops.names,
         op_params=ops.params,
     )
+
+
+
+def _listed_data_config(name: str) -> dict[str, Any]:
+    """timm's data config (input size, interpolation, mean, std, crop) of the pretrained_cfg it lists for ``name``."""
+    listed = pretrained_cfg_of(name)
+    return resolve_data_config(pretrained_cfg=listed.to_dict() if listed is not None else {"architecture": name})

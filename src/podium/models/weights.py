@@ -101,7 +101,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _pretrained_cfg(arch: str) -> Any:
+def pretrained_cfg_of(arch: str) -> Any:
+    """timm's pretrained_cfg for the model name ``arch`` (with its tag), or None where it lists none."""
     try:
         return get_pretrained_cfg(arch)
     except RuntimeError:
@@ -110,7 +111,7 @@ def _pretrained_cfg(arch: str) -> Any:
 
 def hub_cached(arch: str) -> str | None:
     """The file in the Hugging Face cache that timm would load for ``arch``, if it was downloaded before."""
-    pcfg = _pretrained_cfg(arch)
+    pcfg = pretrained_cfg_of(arch)
     hf_id = getattr(pcfg, "hf_hub_id", None) if pcfg is not None else None
     if not hf_id:
         return None
@@ -135,7 +136,7 @@ def probe_hub(arch: str, cfg: ModelConfig) -> str | None:
 
 def has_pretrained_cfg(arch: str) -> bool:
     """Whether timm knows pretrained weights (a hub id, URL or file) for ``arch``."""
-    pcfg = _pretrained_cfg(arch)
+    pcfg = pretrained_cfg_of(arch)
     return pcfg is not None and bool(pcfg.hf_hub_id or pcfg.url or pcfg.file)
 
 
@@ -166,7 +167,7 @@ def hub_origins(archs: Sequence[str], offline: bool = False) -> dict[str, str]:
     online: bool | None = None
     out = {}
     for arch in archs:
-        pcfg = _pretrained_cfg(arch)
+        pcfg = pretrained_cfg_of(arch)
         if pcfg is None or not (pcfg.hf_hub_id or pcfg.url):
             continue
         if arch in cached:

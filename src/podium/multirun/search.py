@@ -247,7 +247,7 @@ def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: 
     params = read_space(space, base)
     check_storage_url(storage)
     # Data-level mistakes (too many folds, bad images) would otherwise fail every trial, one traceback each
-    plan = plan_run(data_dir, merge(base, first_values(params)), None)
+    plan = plan_run(data_dir, validate(merge(base, first_values(params))), None)
     primary = plan.comp.task.primary
     name = study or f"{data_dir.name}-search"
     url = storage_url(storage, base)

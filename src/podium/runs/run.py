@@ -181,7 +181,7 @@ class Run(FoldFiles, PredictionFiles):
                                                                                  "validated")})
 
     def write_timings(self, timings: dict[str, Any]) -> None:
-        """Where the run's time went (``pipeline.time_breakdown``), kept in run.json under ``timings``."""
+        """Where the run's time went (``runs.timings.time_breakdown``), kept in run.json under ``timings``."""
         if self.writer:
             self._update_info({"timings": timings})
 

@@ -237,7 +237,30 @@ def user_metric(spec: str) -> Metric:
     if not isinstance(greater, bool):
         raise PodiumError(f"Config key cv.metric={spec}: declare the metric's direction, {module}:{name}:max or "
                           f":min (or set {name}.greater_is_better = True or False).")
-    return Metric(lambda y, p, threshold=0.5: float(fn(y, p)), greater, reads=None)
+    return Metric(_guarded(spec, fn), greater, reads=None)
+
+
+def _guarded(spec: str, fn: Callable[[np.ndarray, np.ndarray], Any]) -> Callable[..., float]:
+    """``fn`` as a metric's function: whatever it raises, or a value that is not a number, becomes one line naming
+    the metric and the error, so that a run stops as failed with that reason, not with a traceback of the user's
+    code."""
+    called = (f"it is called as {getattr(fn, '__name__', 'fn')}(y_true, y_prob) with class indices (a 0/1 matrix for "
+              "multilabel) and probabilities (N, C)")
+
+    def metric(y: np.ndarray, p: np.ndarray, threshold: Any = 0.5) -> float:
+        try:
+            value = fn(y, p)
+        except Exception as e:  # noqa: BLE001 - any failure of the user's function is one line
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise PodiumError(f"Config key cv.metric={spec}: the metric raised {type(e).__name__}"
+                              f"{': ' + first if first else ''} on {len(y)} rows; {called}.") from None
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise PodiumError(f"Config key cv.metric={spec}: the metric returned {str(value)[:60]!r}, not a number; "
+                              f"{called}, and must return a number.") from None
+
+    return metric
 
 
 def get_metric(name: str) -> Metric:

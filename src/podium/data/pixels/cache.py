@@ -32,8 +32,9 @@ from podium.core.errors import PodiumError
 from podium.core.io import write_json
 from podium.core.progress import track
 from podium.data.pixels.cache_formats import CACHE_FORMATS, resolve_format
-from podium.data.pixels.image_ops import ImageOps
+from podium.data.pixels.image_ops import ImageOps, ops_of
 from podium.data.pixels.images import UnreadableImage, read_reduced
+from podium.data.pixels.preprocessing import Preprocessing
 
 VERSION = 2  # 2: entries carry their byte length; stores are named by format
 # INTER_AREA averages the source pixels it shrinks, so a cached image is an anti-aliased copy of the original.
@@ -284,10 +285,10 @@ def cache_side_of(size: int | tuple[int, ...], cfg: DataConfig) -> int:
     return cache_side(side, cfg.cache_scale)
 
 
-def first_pass_filler(paths: Sequence[str], size: int | tuple[int, ...], cfg: DataConfig, ops: ImageOps = NO_OPS
-                      ) -> StoreFiller | None:
-    """The stores that ``decoded_images`` will read for ``paths``, for the check pass to fill as it decodes (one
-    decode per image on a first run); None when ``data.cache`` is off."""
+def first_pass_cache(paths: Sequence[str], prep: Preprocessing, cfg: DataConfig) -> StoreFiller | None:
+    """The stores that ``decoded_images`` will read for ``paths`` and a model of preprocessing ``prep`` (resolved
+    before the model exists), for the check pass to fill as it decodes: one decode per image on a first run; None
+    when ``data.cache`` is off."""
     if not cfg.cache:
         return None
-    return StoreFiller(paths, cache_side_of(size, cfg), cfg.cache_dir, ops, cfg.cache_format)
+    return StoreFiller(paths, cache_side_of(prep.hw, cfg), cfg.cache_dir, ops_of(prep), cfg.cache_format)

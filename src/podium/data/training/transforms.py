@@ -7,7 +7,6 @@ Geometric ops (crop, flips, turns, affine) are matrices: a run of them is drawn 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -22,54 +21,10 @@ from podium.config import AugConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.data.pixels.preprocessing import Preprocessing
-
-INTERPOLATION = {
-    "nearest": cv2.INTER_NEAREST,
-    "bilinear": cv2.INTER_LINEAR,
-    "bicubic": cv2.INTER_CUBIC,
-    "area": cv2.INTER_AREA,
-    "lanczos": cv2.INTER_LANCZOS4,
-}
+from podium.data.training.resizes import RESIZES, interpolation, presized
 
 AugOp = Callable[[Preprocessing, AugConfig], "A.BasicTransform | Warp"]
 AUGMENTATIONS: Registry[AugOp] = Registry("augmentation")
-RESIZES: Registry[Callable[[Preprocessing], list[A.BasicTransform]]] = Registry("resize method")
-
-
-def interpolation(prep: Preprocessing) -> int:
-    """The cv2 flag for the model's interpolation."""
-    if prep.interpolation not in INTERPOLATION:
-        raise PodiumError(f"Unknown interpolation {prep.interpolation!r}; choose from {', '.join(INTERPOLATION)}.")
-    return INTERPOLATION[prep.interpolation]
-
-
-@RESIZES.register("squash")
-def squash(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Resize to the model's height x width, ignoring the aspect ratio (keeps every lesion at the border)."""
-    return [A.Resize(*prep.hw, interpolation=interpolation(prep))]
-
-
-RESIZES.register("squish")(squash)  # fastai's name for the same thing
-
-
-@RESIZES.register("pad")
-def pad(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Scale the image to fit inside height x width, then pad it to a centred height x width with
-    ``model.pad_fill`` (default: the model's mean colour, zero after normalisation): the whole image, undistorted
-    (letterboxing)."""
-    fill = tuple(round(m * 255) for m in prep.mean) if prep.pad_fill < 0 else (prep.pad_fill,) * 3
-    h, w = prep.hw
-    return [A.LongestMaxSize(max_size_hw=(h, w), interpolation=interpolation(prep)),
-            A.PadIfNeeded(h, w, border_mode=cv2.BORDER_CONSTANT, fill=fill)]
-
-
-@RESIZES.register("crop")
-def crop(prep: Preprocessing) -> list[A.BasicTransform]:
-    """Scale the image to cover height x width / crop_pct (timm's evaluation crop), then take the centre
-    height x width."""
-    h, w = prep.hw
-    cover = (max(h, math.floor(h / prep.crop_pct)), max(w, math.floor(w / prep.crop_pct)))
-    return [A.SmallestMaxSize(max_size_hw=cover, interpolation=interpolation(prep)), A.CenterCrop(h, w)]
 
 
 class Warp:
@@ -385,12 +340,6 @@ def seed_transform(transform: A.Compose, seed: int) -> None:
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))  # public API, shared by every op
 
 
-def presized(prep: Preprocessing, factor: float) -> Preprocessing:
-    """``prep`` at ``factor`` times its input size (``aug.presize``: what training resizes to before cropping)."""
-    h, w = prep.hw
-    return dataclasses.replace(prep, size=round(h * factor), width=round(w * factor) if prep.width else 0)
-
-
 def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: bool = False) -> A.Compose:
     """The training pipeline (``aug`` ops in order) or the evaluation pipeline (the model's resize only).
 
@@ -420,3 +369,23 @@ def create_transform(prep: Preprocessing, aug: AugConfig | None = None, train: b
     if run:
         ops.append(FusedWarp(run, interpolation(prep)))
     return A.Compose(ops)
+
+
+def check_train_transform(prep: Preprocessing, aug: AugConfig) -> None:
+    """The training pipeline for the model's resolved preprocessing ``prep`` builds (an ``aug.pipeline`` file that is
+    missing or unusable stops here) and, for a rectangular input, keeps every image at that height x width (a quarter
+    turn would make a batch of mixed shapes mid-run): it is drawn on dummy images of several shapes, with several
+    seeds."""
+    transform = create_transform(prep, aug, train=True)
+    hw = prep.hw
+    if hw[0] == hw[1]:
+        return  # a square input keeps its shape under every op
+    for seed in range(16):
+        seed_transform(transform, seed)
+        for shape in ((hw[0] + 37, hw[1] + 11), (hw[1] + 5, hw[0] + 29)):
+            out = transform(image=np.zeros((*shape, 3), np.uint8))["image"].shape[:2]
+            if tuple(out) != hw:
+                what = f"aug.pipeline={aug.pipeline}" if aug.pipeline else f"aug.ops={','.join(aug.ops)}"
+                raise PodiumError(f"{what} gives {out[0]}x{out[1]} training images for model.img_size="
+                                  f"{hw[0]}x{hw[1]} (height x width); drop rotate90 (or put it before "
+                                  "random_resized_crop), or use a square size.")
