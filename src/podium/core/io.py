@@ -15,6 +15,15 @@ import pandas as pd
 from podium.core.errors import PodiumError
 
 
+def file_stamp(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """A file's (size, mtime in ns), what caches key an entry on to see that the file changed; None when it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def check_folder(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` resolved, or a one-line error when it or a folder above it is a file (so it cannot be a folder)."""
     path = Path(path).expanduser().resolve()

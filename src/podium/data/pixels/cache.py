@@ -29,7 +29,7 @@ from filelock import FileLock
 from podium.config import DataConfig
 from podium.core.cachedir import cache_dir
 from podium.core.errors import PodiumError
-from podium.core.io import write_json
+from podium.core.io import file_stamp, write_json
 from podium.core.progress import track
 from podium.data.pixels.cache_formats import CACHE_FORMATS, resolve_format
 from podium.data.pixels.image_ops import ImageOps, ops_of
@@ -67,14 +67,6 @@ def shrink(img: np.ndarray, side: int, full: tuple[int, int] | None = None) -> n
 
 
 NO_OPS = ImageOps()
-
-
-def _stat(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def store_dir(folder: str, side: int, root: str = "", ops: ImageOps = NO_OPS, fmt: str = "raw") -> Path:
@@ -118,7 +110,7 @@ class StoreFiller:
                 pixels, index_path = store / "pixels.u8", store / "index.json"
                 index = json.loads(index_path.read_text()) if index_path.is_file() else {}
                 size = pixels.stat().st_size if pixels.is_file() else 0
-                stats = {n: _stat(os.path.join(folder, n)) for n in names}
+                stats = {n: file_stamp(os.path.join(folder, n)) for n in names}
                 missing = {n for n in names if stats[n] is not None and not _valid(index.get(n), stats[n], size)}
                 self._open[folder] = {"store": store, "fmt": fmt, "index": index, "stats": stats,
                                       "missing": missing, "out": None}
@@ -242,7 +234,7 @@ def build_cache(paths: Sequence[str], side: int, root: str = "", threads: int = 
     threads = threads or min(8, (os.cpu_count() or 1) + 1)
     absolute = [os.path.abspath(str(p)) for p in paths]
     for p in dict.fromkeys(absolute):
-        if _stat(p) is None:
+        if file_stamp(p) is None:
             raise PodiumError(f"Image {p} does not exist; check the data folder.")
     n = len(paths)
     store, offset = np.zeros(n, np.int32), np.zeros(n, np.int64)

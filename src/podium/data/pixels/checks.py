@@ -24,20 +24,12 @@ import scipy.fft
 from PIL import Image
 
 from podium.core.cachedir import cache_dir
-from podium.core.io import write_json
+from podium.core.io import file_stamp, write_json
 from podium.core.progress import track
 from podium.data.pixels.images import UnreadableImage, decode_image, read_header, reduction, truncation
 
 CACHE_VERSION = 3  # 3: pHash with a reducing gap, on reduced JPEG decodes
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
-
-
-def _stat(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 # pHashes are taken on a decode whose short side is at least this (JPEGs decode at 1/2..1/8 scale down to it): a
@@ -144,7 +136,7 @@ def check_files(paths: list[str], workers: int | None = None, use_cache: bool = 
     paths = [str(p) for p in paths]
     cache_path = _cache_file(paths)
     cached = _load_cache(cache_path) if use_cache else {}
-    stats = [_stat(p) for p in paths]
+    stats = [file_stamp(p) for p in paths]
     records: list[dict[str, Any] | None] = []
     todo = []
     for i, (p, st) in enumerate(zip(paths, stats)):
