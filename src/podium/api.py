@@ -10,7 +10,7 @@
 
 Every function that takes a config (``train``, ``inspect``, ``preview``, ``sweep``, ``search``, ``probe``) checks
 it with ``podium.validation.validate`` before anything is written. Every function that reads saved run folders
-(``reads_saved_runs``) runs no user metric those folders name unless its ``metric`` argument names it again.
+(``_reads_saved_runs``) runs no user metric those folders name unless its ``metric`` argument names it again.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # imported where used: podium.runs and podium.validation impo
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def reads_saved_runs(fn: F) -> F:
+def _reads_saved_runs(fn: F) -> F:
     """A function that reads saved run folders, which someone may have handed over: a user metric
     (``cv.metric=module:function``) named there runs only when the function's ``metric`` argument, what the user
     typed, names it too; otherwise it is refused in one line (``podium.tasks.metrics.trusted_metrics``)."""
@@ -85,7 +85,7 @@ def train(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None 
     return run_pipeline(data_dir, make_config(config, overrides, **sections))
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def resume(run: str | Path | Run, metric: str = "") -> Run:
     """Continue an interrupted run where it stopped; returns the finished Run. ``metric``: the run's user metric
     (``module:function``), named again to trust it."""
@@ -94,7 +94,7 @@ def resume(run: str | Path | Run, metric: str = "") -> Run:
     return run_pipeline(None, resume=run)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def predict(run: str | Path | Run | None = None, images: str | Path | None = None, out: str | Path | None = None,
             tta: list[str] | tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None,
             onnx: str | Path | None = None, metric: str = "") -> pd.DataFrame:
@@ -134,7 +134,7 @@ def load(run_dir: str | Path) -> Run:
     return Run.open(run_dir)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None = None,
              where: list[str] | tuple[str, ...] = (), blend: str = "weights", root: str | Path = "runs",
              name: str = "", device: str = "auto", metric: str = "") -> Run:
@@ -150,7 +150,7 @@ def ensemble(*members: str | Path | Run, top: int = 0, data: str | Path | None =
     return run_ensemble(paths, top, data, where, blend, root, name, device)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = None, metric: str = "") -> Run:
     """Combine runs of one config that trained different ``cv.train_folds`` (separate machines or notebook sessions)
     into the new run folder ``out``: config, folds.csv and data checked, then OOF, decisions, metrics and the
@@ -161,7 +161,7 @@ def merge(*runs: str | Path | Run, out: str | Path, data: str | Path | None = No
     return run_merge([getattr(r, "path", r) for r in runs], out, data)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = None, fp16: bool = False,
          dataset: str = "podium-pack", python_version: str = "", platform: str = "") -> dict[str, Any]:
     """One folder to upload as a Kaggle dataset for an offline inference notebook: podium's wheel and the wheels of
@@ -215,7 +215,7 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
     return {**best, "command": train_command(data_dir, cfg_path, overrides, best["params"])}
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def report(run: str | Path | Run, metric: str = "") -> Path:
     """(Re)write the self-contained ``report.html`` of a run or an ensemble folder from the folder alone (no
     retraining); returns its path (``run.report_path``)."""
@@ -235,7 +235,7 @@ def inspect(data_dir: str | Path, config: str | Path | PodiumConfig | dict | Non
     return inspect_data(data_dir, make_config(config, overrides, **sections), out)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def runs(root: str | Path = "runs", data: str | Path | None = None, task: str | None = None) -> list[dict[str, Any]]:
     """The experiment log of ``root``, one leaderboard per (data folder, task), best CV first: a list of
     ``{data_dir, task, metric, rows}``."""
@@ -244,7 +244,7 @@ def runs(root: str | Path = "runs", data: str | Path | None = None, task: str | 
     return leaderboard(root, data, task)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def compare(a: str | Path | Run, b: str | Path | Run) -> dict[str, list[tuple[str, Any, Any]]]:
     """The config keys whose values differ between runs ``a`` and ``b`` (``config``) and their numbers side by side
     (``numbers``), each a list of (key, value in a, value in b)."""
@@ -287,7 +287,7 @@ def config_help() -> str:
     return help_text()
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "all", tta: bool = False,
            opset: int = 18, fp16: bool = False, quantize: str = "", layout: str = "nhwc", metric: str = ""
            ) -> dict[str, Any]:
@@ -307,7 +307,7 @@ def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = 
     return predict_saved(images=images, out=out, onnx=onnx)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           max_images: int = 16, max_mb: float = 20.0, max_mpx: float = 40.0) -> None:
     """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
