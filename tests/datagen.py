@@ -133,6 +133,7 @@ def unfinished(run: Path, dest: Path) -> Path:
     shutil.copytree(run, dest)
     for path in [*dest.glob("fold*/done.json"), dest / "metrics.json"]:
         path.unlink()
+    shutil.rmtree(dest / "export", ignore_errors=True)  # what an earlier test exported from the finished run
     return dest
 
 
