@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from podium.engine import robust_losses as rl
+from podium.engine import losses as rl
 from podium.engine.losses import LOSSES
 from podium.tasks.ordinal import ORDINAL_LOSSES
 from podium.tasks.task import TASKS, get_task

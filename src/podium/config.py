@@ -65,6 +65,12 @@ class DataConfig:
                            "(same data and folds; joined by id): (1 - soft_alpha) x truth + soft_alpha x OOF.")
     soft_alpha: float = opt(0.3, "Weight of the data.soft_labels source's OOF probabilities in the targets.", gt=0,
                             le=1)
+    suspects: str = opt("", "Run folder whose suspect labels (its suspects.csv: labels its own OOF predictions "
+                        "contradict; same data and folds) data.suspect_action acts on in training; validation keeps "
+                        "the given labels.")
+    suspect_action: str = opt("drop", "What happens to data.suspects' suspect labels in training: drop, relabel (the "
+                              "suggested label), soft (quality x label + (1 - quality) x OOF), weight (drawn in "
+                              "proportion to the quality score).")
     pseudo: str = opt("", "Run or ensemble folder whose test predictions add the test images as train-only rows "
                       "(never validated; duplicates of training images left out).")
     pseudo_threshold: float = opt(0.0, "data.pseudo: 0 keeps the source's probabilities as soft targets; above 0, "

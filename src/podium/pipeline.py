@@ -42,6 +42,7 @@ from podium.runs.lifecycle import lifecycle
 from podium.runs.run import OofRows, Run
 from podium.runs.timings import time_breakdown, timing_line
 from podium.tasks.metrics import fit_decisions, per_class, refuse_untrusted, resolve_metric, score
+from podium.tasks.suspects import suspect_table
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     run.write_oof(OofRows(comp.train["id"].to_numpy()[idx], fold_of, y, probs, task, comp.classes, source))
     decisions = fit_decisions(task, y, probs, plan.cfg.predict)  # thresholds, cut points, for the metric
     run.write_decisions(decisions)
+    run.write_suspects(suspect_table(comp.train["id"].to_numpy()[idx], fold_of, y, probs, task, comp.classes,
+                                     decisions, plan.integ.conflicts))  # labels the OOF predictions contradict
     overall = score(task, y, probs, decisions=decisions)
     if all(r.plain is not None for r in results):  # pooled over the OOF rows, like cv_score
         plain = np.concatenate([r.plain for r in results])[order]

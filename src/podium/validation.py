@@ -25,10 +25,11 @@ from podium.data.training.batch_aug import BATCH_AUGS
 from podium.data.training.dataset import SAMPLERS
 from podium.data.training.transforms import AUGMENTATIONS, RESIZES
 from podium.engine.finetune import BN_MODES
-from podium.engine.losses import CLASS_WEIGHTS, LOSSES
+from podium.engine.losses import CLASS_WEIGHTS, LOSSES, check_loss_fits
 from podium.engine.optim import OPTIMIZERS, SCHEDULES
 from podium.engine.trackers import TRACKERS, check_trackers
 from podium.engine.tta import VIEWS
+from podium.inference.noisy_labels import SUSPECT_ACTIONS
 from podium.models.heads import HEADS
 from podium.models.weights import WEIGHT_SOURCES
 from podium.tasks.metrics import METRICS, check_metric
@@ -44,6 +45,7 @@ REGISTRY_KEYS: dict[str, Registry[Any]] = {
     "data.conflicts": CONFLICT_POLICIES,
     "data.preprocess": IMAGE_OPS,
     "data.cache_format": CACHE_FORMATS,
+    "data.suspect_action": SUSPECT_ACTIONS,
     "model.pretrained": WEIGHT_SOURCES,
     "model.head": HEADS,
     "model.resize": RESIZES,
@@ -89,6 +91,11 @@ def check_relations(cfg: PodiumConfig) -> None:
     if cfg.aug.batch and cfg.train.batch_size % 2:
         raise PodiumError(f"Config key train.batch_size must be even with aug.batch={','.join(cfg.aug.batch)} (images "
                           f"are mixed in pairs), got {cfg.train.batch_size}.")
+    if cfg.data.task != "auto" and cfg.train.loss != "auto":  # a loss that cannot fit the named task
+        check_loss_fits(cfg.train.loss, TASKS.get(cfg.data.task))
+    if cfg.data.suspect_action != "drop" and not cfg.data.suspects:
+        raise PodiumError(f"Config key data.suspect_action={cfg.data.suspect_action} needs data.suspects: the run "
+                          "whose suspect labels it acts on.")
     if cfg.cv.metric != "auto":  # a user's module:function is imported now; a metric must fit a named task
         check_metric(cfg.cv.metric, cfg.data.task)
     if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold

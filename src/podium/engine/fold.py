@@ -154,6 +154,8 @@ def trains_in(comp: Competition, folds: np.ndarray, fold: int) -> np.ndarray:
     if "part" in comp.train.columns:
         part = comp.train["part"].to_numpy()
         rows &= (part < 0) | (part == fold)
+    if comp.train_weights is not None:  # data.suspects' drop: such rows still validate their own fold
+        rows &= comp.train_weights > 0
     return rows
 
 
@@ -218,6 +220,8 @@ def fold_loaders(comp: Competition, cfg: PodiumConfig, prep: Preprocessing, fold
     val_ds = evaluation_dataset(paths[val_idx], prep, targets[val_idx],
                                 images=None if images is None else images.take(val_idx))
     weights = SAMPLERS.get(tc.sampler)(comp.task, targets[train_idx], len(comp.classes))
+    if comp.train_weights is not None and not np.all(comp.train_weights[train_idx] == 1):  # data.suspects' weight
+        weights = (1.0 if weights is None else weights) * comp.train_weights[train_idx]
     train_loader = make_loader(train_ds, tc.batch_size, workers, device, shuffle_seed=tc.seed + fold, weights=weights)
     val_loader = make_loader(val_ds, eval_batch_size(cfg), workers, device)
     return FoldLoaders(train_loader, val_loader, cache_s, "" if images is None else images.describe())

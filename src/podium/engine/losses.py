@@ -15,7 +15,7 @@ from torchvision.ops import sigmoid_focal_loss
 from podium.config import TrainConfig
 from podium.core.errors import PodiumError
 from podium.core.registry import Registry
-from podium.tasks.base import MULTIHOT
+from podium.tasks.base import CLASS, MULTIHOT
 from podium.tasks.task import Task
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -47,6 +47,9 @@ def bce(smoothing: float, pos_weight: torch.Tensor | None, task: Task | None = N
     return loss
 
 
+bce.shapes = (MULTIHOT,)  # sigmoid per class: multi-hot targets
+
+
 @LOSSES.register("focal")
 def focal(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, gamma: float = 2.0,
           **options: float) -> LossFn:
@@ -74,6 +77,9 @@ def focal(smoothing: float, weight: torch.Tensor | None, task: Task | None = Non
         return per.sum(dim=1).mean()
 
     return loss
+
+
+focal.shapes = (CLASS, MULTIHOT)
 
 
 def _per_row(weight: torch.Tensor | None, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -149,6 +155,17 @@ def configured_loss(tc: TrainConfig, task: Task, targets: np.ndarray, num_classe
                        targets, num_classes, gamma=tc.focal_gamma)
 
 
+def check_loss_fits(name: str, task: Task) -> None:
+    """At config load, with ``data.task`` named: the loss's coding must suit the task (``Task.for_loss``: ordered
+    grades need the ordinal task, which needs a grade coding), and a loss that declares the target ``shapes`` it
+    reads must read one of the task's. Losses that declare none are judged on a dummy batch (``check_loss``)."""
+    task.for_loss(name, 3)
+    shapes = getattr(LOSSES.get(name), "shapes", None)
+    if shapes is not None and not set(shapes) & set(task.shapes):
+        raise PodiumError(f"train.loss={name} reads {' or '.join(shapes)} targets; the {task.name} task's are "
+                          f"{' or '.join(task.shapes)}. Use train.loss=auto.")
+
+
 def check_loss(tc: TrainConfig, task: Task, targets: np.ndarray, num_classes: int) -> None:
     """The configured loss must fit the task's targets (``train.loss=bce`` on a single-label task, say): tried on a
     dummy batch of the task's own targets, so every registered loss is judged the same way."""
@@ -177,3 +194,166 @@ def distillation(truth_loss: LossFn, teacher_loss: LossFn, num_classes: int, alp
         return (1 - alpha) * truth_loss(logits, truth) + alpha * t * t * teacher_loss(logits / t, teacher)
 
     return loss
+
+
+# --- noise-robust losses ---------------------------------------------------------------------------------------------
+# Cross-entropy's gradient on an image whose label is wrong grows without bound as the model grows confident in the
+# right class, so a few percent of flipped labels drag the whole model. Each loss below caps that pull:
+# - bitempered: bi-tempered logistic loss (Amid et al. 2019): a tempered log (t1 < 1) bounds the loss, a heavy-tailed
+#   tempered softmax (t2 > 1) keeps far-away outliers from dominating; the loss of several top Cassava solutions;
+# - taylor: Taylor cross-entropy (Feng et al. 2020): -log p's series around 1 cut at ``order`` terms, bounded in p;
+# - sce: symmetric cross-entropy (Wang et al. 2019): alpha x CE + beta x reverse CE, the reverse term bounded;
+# - gce: generalized cross-entropy (Zhang & Sabuncu 2018): (1 - p^q) / q, between CE (q -> 0) and MAE (q = 1).
+# Each takes class-index or soft targets and applies label smoothing itself, like the losses above. Single-label tasks
+# use the softmax over classes, multilabel tasks each class's sigmoid as a two-class problem, and ordinal grades a
+# softmax over grades (the coding of the same name in podium.tasks.ordinal.ORDINAL_LOSSES).
+
+# the defaults of the papers' recommended settings for noisy labels
+BITEMPERED_T1, BITEMPERED_T2 = 0.8, 1.2
+TAYLOR_ORDER = 2
+SCE_ALPHA, SCE_BETA = 0.1, 1.0
+GCE_Q = 0.7
+
+
+def _robust(name: str) -> Callable[[Callable[..., LossFn]], Callable[..., LossFn]]:
+    """Register a noise-robust loss builder in ``LOSSES`` for class-index and multi-hot targets (ordinal grades train
+    it as a softmax over grades: the coding of the same name in ``podium.tasks.ordinal.ORDINAL_LOSSES``)."""
+
+    def wrap(builder: Callable[..., LossFn]) -> Callable[..., LossFn]:
+        builder.shapes = (CLASS, MULTIHOT)
+        return LOSSES.register(name)(builder)
+
+    return wrap
+
+
+def _soft(y: torch.Tensor, classes: int, smoothing: float) -> torch.Tensor:
+    """Class-index or soft targets as a smoothed (N, C) distribution."""
+    target = F.one_hot(y, classes).float() if y.ndim == 1 else y.float()
+    return target * (1 - smoothing) + smoothing / classes
+
+
+def _reduce(per_row: torch.Tensor, weight: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    """Mean over rows, weighted by each row's class weight (soft targets weigh their classes' weights)."""
+    if weight is None:
+        return per_row.mean()
+    w = target @ weight.to(per_row.device)
+    return (per_row * w).sum() / w.sum()
+
+
+def _binary_pairs(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multilabel outputs as (N, C, 2) two-class problems: activations [z, 0] (softmax = [sigmoid z, 1 - sigmoid z])
+    and targets [y, 1 - y] smoothed towards 0.5."""
+    target = y.float() * (1 - smoothing) + 0.5 * smoothing
+    return torch.stack([logits, torch.zeros_like(logits)], -1), torch.stack([target, 1 - target], -1)
+
+
+def _per_class(per_element: torch.Tensor, pos_weight: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    """Mean over images and classes; BCE-style positive weights scale the positive part of each class."""
+    if pos_weight is not None:
+        per_element = per_element * (1 + (pos_weight.to(per_element.device) - 1) * target)
+    return per_element.mean()
+
+
+def _build(task: Task | None, smoothing: float, weight: torch.Tensor | None,
+           rowwise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
+    """A loss from ``rowwise(activations, target distribution) -> per-row loss``, for the task's output kind."""
+    per_class = task is not None and MULTIHOT in task.shapes  # independent classes: a two-class problem each
+
+    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        if per_class:
+            pairs, target = _binary_pairs(logits, y.to(logits.device), smoothing)
+            return _per_class(rowwise(pairs, target), weight, target[..., 0])
+        target = _soft(y.to(logits.device), logits.shape[1], smoothing)
+        return _reduce(rowwise(logits, target), weight, target)
+
+    return loss
+
+
+# --- bi-tempered logistic loss --------------------------------------------------------------------------------------
+
+
+def log_t(u: torch.Tensor, t: float) -> torch.Tensor:
+    """Tempered logarithm: (u^(1-t) - 1) / (1-t); log u at t = 1."""
+    return u.log() if t == 1.0 else (u.pow(1.0 - t) - 1.0) / (1.0 - t)
+
+
+def exp_t(u: torch.Tensor, t: float) -> torch.Tensor:
+    """Tempered exponential: [1 + (1-t) u]_+^(1/(1-t)); exp u at t = 1."""
+    return u.exp() if t == 1.0 else torch.relu(1.0 + (1.0 - t) * u).pow(1.0 / (1.0 - t))
+
+
+def tempered_softmax(activations: torch.Tensor, t: float, iterations: int = 5) -> torch.Tensor:
+    """Probabilities exp_t(a - lambda(a)) that sum to one over the last axis. For t > 1 the normaliser lambda is the
+    fixed point of the paper's iteration (it converges in a few steps); t = 1 is the softmax."""
+    if t == 1.0:
+        return activations.softmax(-1)
+    mu = activations.max(-1, keepdim=True).values
+    a0 = activations - mu
+    a = a0
+    for _ in range(iterations):
+        partition = exp_t(a, t).sum(-1, keepdim=True)
+        a = a0 * partition.pow(1.0 - t)
+    partition = exp_t(a, t).sum(-1, keepdim=True)
+    normaliser = -log_t(1.0 / partition, t) + mu
+    return exp_t(activations - normaliser, t)
+
+
+def bitempered_rows(activations: torch.Tensor, target: torch.Tensor, t1: float, t2: float) -> torch.Tensor:
+    """The bi-tempered loss of each row (summed over the last axis)."""
+    p = tempered_softmax(activations, t2)
+    values = (target * log_t(target + 1e-10, t1) - target * log_t(p, t1)
+              - target.pow(2.0 - t1) / (2.0 - t1) + p.pow(2.0 - t1) / (2.0 - t1))
+    return values.sum(-1)
+
+
+@_robust("bitempered")
+def bitempered(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, t1: float = BITEMPERED_T1,
+               t2: float = BITEMPERED_T2, **options: float) -> LossFn:
+    """Bi-tempered logistic loss (t1 < 1 bounds it, t2 > 1 a heavy-tailed softmax); t1 = t2 = 1 is cross-entropy."""
+    return _build(task, smoothing, weight, lambda a, y: bitempered_rows(a, y, t1, t2))
+
+
+# --- Taylor, symmetric and generalized cross-entropy -----------------------------------------------------------------
+
+
+def taylor_rows(activations: torch.Tensor, target: torch.Tensor, order: int) -> torch.Tensor:
+    """sum_c y_c sum_{k=1..order} (1 - p_c)^k / k: -log p_c's Taylor series around p = 1, cut at ``order``."""
+    gap = 1.0 - activations.softmax(-1)
+    series = sum(gap.pow(k) / k for k in range(1, order + 1))
+    return (target * series).sum(-1)
+
+
+@_robust("taylor")
+def taylor(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, order: int = TAYLOR_ORDER,
+           **options: float) -> LossFn:
+    """Taylor cross-entropy of the given ``order`` (2: the setting of the Cassava solutions)."""
+    return _build(task, smoothing, weight, lambda a, y: taylor_rows(a, y, int(order)))
+
+
+def sce_rows(activations: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """alpha x CE(y, p) + beta x reverse CE(p, y), log 0 clipped to log 1e-4 as in the paper."""
+    logp = activations.log_softmax(-1)
+    forward = -(target * logp).sum(-1)
+    reverse = -(logp.exp() * target.clamp(1e-4, 1.0).log()).sum(-1)
+    return alpha * forward + beta * reverse
+
+
+@_robust("sce")
+def symmetric(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, alpha: float = SCE_ALPHA,
+              beta: float = SCE_BETA, **options: float) -> LossFn:
+    """Symmetric cross-entropy: ``alpha`` x cross-entropy + ``beta`` x reverse cross-entropy."""
+    return _build(task, smoothing, weight, lambda a, y: sce_rows(a, y, alpha, beta))
+
+
+def gce_rows(activations: torch.Tensor, target: torch.Tensor, q: float) -> torch.Tensor:
+    """sum_c y_c (1 - p_c^q) / q."""
+    p = activations.softmax(-1).clamp_min(1e-12)
+    return (target * (1.0 - p.pow(q)) / q).sum(-1)
+
+
+@_robust("gce")
+def generalized(smoothing: float, weight: torch.Tensor | None, task: Task | None = None, q: float = GCE_Q,
+                **options: float) -> LossFn:
+    """Generalized cross-entropy (the Box-Cox loss, q in (0, 1])."""
+    return _build(task, smoothing, weight, lambda a, y: gce_rows(a, y, q))

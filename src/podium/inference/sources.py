@@ -54,3 +54,23 @@ def same_folds(src: Run, comp: Competition, folds: np.ndarray, key: str, alterna
                           f"{a} there, {b} here), so its predictions would leak validation rows. Train it with "
                           f"the same cv.folds and cv.seed, or set cv.folds_file={src.path / 'folds.csv'}"
                           f"{', ' + alternative if alternative else ''}.")
+
+
+def oof_probabilities(src: Run, comp: Competition, folds: np.ndarray, key: str) -> np.ndarray:
+    """The source's OOF probabilities of the competition's own training rows, joined by id and aligned with
+    ``comp.train`` (rows that are not the competition's own: NaN), after checking ids and folds."""
+    main = is_main(comp)
+    ids = comp.train["id"].astype(str).to_numpy()
+    oof = src.oof.assign(id=lambda d: d["id"].astype(str)).set_index("id")
+    missing = [i for i in ids[main] if i not in oof.index]
+    if missing:
+        raise PodiumError(f"{key}={src.path}: {len(missing)} training id(s) have no out-of-fold prediction there "
+                          f"({list_some(missing, 5)}); the source must validate every row of this data (all folds).")
+    extra = sorted(set(oof.index) - set(ids[main]))
+    if extra:
+        raise PodiumError(f"{key}={src.path} holds {len(extra)} OOF id(s) that are not training rows of this data "
+                          f"({list_some(extra, 5)}); use a run of the same data.")
+    same_folds(src, comp, folds, key)
+    out = np.full((len(ids), len(comp.classes)), np.nan, dtype=np.float64)
+    out[main] = oof.loc[ids[main], list(comp.classes)].to_numpy(dtype=np.float64)
+    return out

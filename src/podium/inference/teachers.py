@@ -21,32 +21,11 @@ from typing import Any
 import numpy as np
 
 from podium.config import PodiumConfig
-from podium.core.errors import PodiumError, list_some
 from podium.data.folders.extra import is_main
 from podium.data.folders.ingest import Competition
+from podium.inference.noisy_labels import with_suspects
 from podium.inference.pseudo import check_pseudo_folds, teacher_on_pseudo
-from podium.inference.sources import open_source, provenance, same_folds
-from podium.runs.run import Run
-
-
-def oof_probabilities(src: Run, comp: Competition, folds: np.ndarray, key: str) -> np.ndarray:
-    """The source's OOF probabilities of the competition's own training rows, joined by id and aligned with
-    ``comp.train`` (rows that are not the competition's own: NaN), after checking ids and folds."""
-    main = is_main(comp)
-    ids = comp.train["id"].astype(str).to_numpy()
-    oof = src.oof.assign(id=lambda d: d["id"].astype(str)).set_index("id")
-    missing = [i for i in ids[main] if i not in oof.index]
-    if missing:
-        raise PodiumError(f"{key}={src.path}: {len(missing)} training id(s) have no out-of-fold prediction there "
-                          f"({list_some(missing, 5)}); the source must validate every row of this data (all folds).")
-    extra = sorted(set(oof.index) - set(ids[main]))
-    if extra:
-        raise PodiumError(f"{key}={src.path} holds {len(extra)} OOF id(s) that are not training rows of this data "
-                          f"({list_some(extra, 5)}); use a run of the same data.")
-    same_folds(src, comp, folds, key)
-    out = np.full((len(ids), len(comp.classes)), np.nan, dtype=np.float64)
-    out[main] = oof.loc[ids[main], list(comp.classes)].to_numpy(dtype=np.float64)
-    return out
+from podium.inference.sources import oof_probabilities, open_source, provenance
 
 
 def with_soft_labels(comp: Competition, folds: np.ndarray, cfg: PodiumConfig) -> tuple[Competition, dict]:
@@ -86,9 +65,10 @@ def with_teacher(comp: Competition, folds: np.ndarray, cfg: PodiumConfig) -> tup
 
 
 def with_targets(comp: Competition, folds: np.ndarray, cfg: PodiumConfig) -> tuple[Competition, dict[str, Any]]:
-    """Soft labels, then the teacher's targets (once the folds are known: both are checked against them), and
-    what each came from (for run.json)."""
+    """Actions on suspect labels, soft labels, then the teacher's targets (once the folds are known: each source is
+    checked against them), and what each came from (for run.json)."""
     check_pseudo_folds(comp, folds, cfg)
+    comp, suspects = with_suspects(comp, folds, cfg)  # first: soft labels and a teacher mix with the fixed labels
     comp, soft = with_soft_labels(comp, folds, cfg)
     comp, teacher = with_teacher(comp, folds, cfg)
-    return comp, {k: v for k, v in {"soft_labels": soft, "teacher": teacher}.items() if v}
+    return comp, {k: v for k, v in {"suspects": suspects, "soft_labels": soft, "teacher": teacher}.items() if v}

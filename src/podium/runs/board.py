@@ -54,6 +54,8 @@ def run_numbers(run: Run) -> dict[str, Any]:
     for what, src in (info.get("sources") or {}).items():  # where soft, pseudo or teacher targets came from
         out[f"{what.replace('_', ' ')} from"] = src.get("name")
         out[f"{what.replace('_', ' ')} cv"] = src.get("cv_score")
+        if "action" in src:  # data.suspects: what was done to how many training labels
+            out[f"{what} action"] = f"{src['action']} ({src.get('rows')} rows)"
     if run.finished:
         m = run.metrics
         folds = m.get("per_fold", [])

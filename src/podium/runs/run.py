@@ -11,6 +11,7 @@ resume, ensembling and reporting read through it.
   oof.csv                  out-of-fold probabilities of every finished fold, keyed by id
   decisions.json           run-level decisions fitted on the OOF predictions (e.g. the multilabel threshold)
   metrics.json             overall, per-class and per-fold scores
+  suspects.csv             labels the OOF predictions contradict (id, fold, given, suggested, quality, source)
   test_predictions.csv     probabilities per test id;  submission.csv: in the sample's format, validated
   test_predictions_folds.csv  each fold model's test probabilities (fold, id, classes): honest pseudo-labels
   predictions-<folder>.csv `podium predict --images <folder>`: ids, labels and probabilities of those images
@@ -224,6 +225,19 @@ class Run(FoldFiles, PredictionFiles):
     def oof(self) -> pd.DataFrame:
         """The out-of-fold predictions keyed by id."""
         return read_csv(self.path / "oof.csv", "out-of-fold predictions (oof.csv); the run has not finished")
+
+    def write_suspects(self, table: pd.DataFrame) -> None:
+        """suspects.csv: the training labels the run's own OOF predictions contradict, worst first, and duplicate
+        clusters whose labels disagree (``podium.tasks.suspects.suspect_table``)."""
+        self._csv("suspects.csv", table)
+
+    def suspects(self) -> pd.DataFrame | None:
+        """suspects.csv, or None for a run that finished before suspects were written (or has not finished)."""
+        path = self.path / "suspects.csv"
+        if not path.is_file():
+            return None
+        return pd.read_csv(path, dtype={"id": str, "given": str, "suggested": str}, keep_default_na=False,
+                           na_values={"quality": [""]})
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         """metrics.json."""

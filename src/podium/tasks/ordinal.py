@@ -129,6 +129,9 @@ ORDINAL_LOSSES: Registry[OrdinalCoding] = Registry("ordinal loss")
 ORDINAL_LOSSES.register("ce")(Softmax("ce", needs_order=False))
 ORDINAL_LOSSES.register("cumulative")(Cumulative("cumulative"))
 ORDINAL_LOSSES.register("regression")(Regression("regression"))
+# the noise-robust losses (podium.engine.losses) train grades as a softmax over them, like ce
+for _robust in ("bitempered", "taylor", "sce", "gce"):
+    ORDINAL_LOSSES.register(_robust)(Softmax(_robust, needs_order=False))
 
 
 def expected_grade(probs: np.ndarray) -> np.ndarray:

@@ -15,9 +15,15 @@ Each task kind asks for its own rule (the task objects in ``podium.tasks.task`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # the tasks call the rules below: a runtime import would be circular
+    from podium.tasks.base import Task
 
 
 @dataclass(frozen=True)
@@ -83,3 +89,25 @@ def multilabel_issues(targets: np.ndarray, probs: np.ndarray, threshold: float |
         suspect = quality < 0.05
     suggested = (p >= np.asarray(threshold)).astype(np.int64)
     return LabelIssues(np.asarray(suspect, dtype=bool), np.asarray(quality, dtype=np.float64), suggested)
+
+
+SUSPECT_COLUMNS = ("id", "fold", "given", "suggested", "quality", "source")
+
+
+def suspect_table(ids: Sequence[str], folds: np.ndarray, targets: np.ndarray, probs: np.ndarray, task: Task,
+                  classes: Sequence[str], decisions: Mapping[str, Any],
+                  conflicts: Sequence[Mapping[str, Any]] = ()) -> pd.DataFrame:
+    """suspects.csv's rows: the OOF label issues, worst first (``source`` oof), then the members of duplicate
+    clusters whose labels disagree (``source`` duplicate conflict: no model judged them, so no quality or
+    suggestion)."""
+    issues = task.label_issues(targets, probs, decisions)
+    rows = np.flatnonzero(issues.suspect)
+    rows = rows[np.argsort(issues.quality[rows], kind="stable")]
+    given = task.label_strings(targets[rows], classes)
+    suggested = task.label_strings(issues.suggested[rows], classes)
+    table = pd.DataFrame({"id": np.asarray(ids, dtype=str)[rows], "fold": np.asarray(folds)[rows], "given": given,
+                          "suggested": suggested, "quality": np.round(issues.quality[rows], 6), "source": "oof"})
+    clash = [{"id": str(i), "fold": -1, "given": lab, "suggested": "", "quality": np.nan,
+              "source": f"duplicate conflict (cluster {c['cluster']})"}
+             for c in conflicts for i, lab in zip(c["ids"], c["labels"])]
+    return pd.concat([table, pd.DataFrame(clash, columns=SUSPECT_COLUMNS)], ignore_index=True) if clash else table

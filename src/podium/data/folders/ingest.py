@@ -51,6 +51,9 @@ class Competition:
     # What the loss sees for each training row when it is not ``targets``: soft labels, pseudo-labels, a teacher's
     # probabilities (podium.inference.teachers); float (N, C), or (N, 2C) as [truth, teacher] for distillation
     train_targets: np.ndarray | None = None
+    # How often each training row is drawn relative to the others (N,), 0: never (data.suspects' drop and weight
+    # actions, podium.inference.noisy_labels); validation is unaffected. None: every row alike
+    train_weights: np.ndarray | None = None
 
     def label_strings(self) -> list[str]:
         """Human-readable label of each training row (space-joined where a row holds several)."""
