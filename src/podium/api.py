@@ -228,8 +228,10 @@ def report(run: str | Path | Run, metric: str = "") -> Path:
 def suspects(run: str | Path | Run, top: int = 20) -> pd.DataFrame:
     """The training labels the run's own out-of-fold predictions contradict (its suspects.csv): the ``top`` worst
     first (0: all), then the duplicate clusters whose labels disagree; columns id, fold, given, suggested, quality
-    (in [0, 1], low = likely wrong) and source. ``attrs``: ``oof_suspects``, ``oof_rows``, ``conflicts`` and the
-    ``run`` folder. A folder without suspects.csv is one line saying why."""
+    (in [0, 1], low = likely wrong) and source. ``attrs``: ``oof_suspects``, ``oof_rows``, ``conflicts``, the ``run``
+    folder and ``warning`` (when so many are flagged that the model, not the labels, is the likelier culprit; else
+    ''). A folder without suspects.csv is one line saying why."""
+    from podium.reporting.suspects import too_many
     from podium.runs.ensemble import open_folder
 
     folder = run if not isinstance(run, (str, Path)) else open_folder(run, writer=False)
@@ -240,8 +242,9 @@ def suspects(run: str | Path | Run, top: int = 20) -> pd.DataFrame:
         raise PodiumError(f"Run {folder.path} has no suspects.csv: it {why}.")
     oof = table["source"] == "oof"
     shown = table.head(top) if top > 0 else table
-    shown.attrs.update(oof_suspects=int(oof.sum()), oof_rows=len(folder.oof), conflicts=int((~oof).sum()),
-                       run=str(folder.path))
+    rows = len(folder.oof)
+    shown.attrs.update(oof_suspects=int(oof.sum()), oof_rows=rows, conflicts=int((~oof).sum()), run=str(folder.path),
+                       warning=too_many(int(oof.sum()), rows))
     return shown
 
 

@@ -103,9 +103,11 @@ def show_suspects(table: pd.DataFrame) -> None:
     share = a["oof_suspects"] / max(a["oof_rows"], 1)
     console(width=200).print(out)
     more = a["oof_suspects"] + a["conflicts"] - len(table)
-    console().print(f"{a['oof_suspects']} of {a['oof_rows']} out-of-fold labels are suspects ({share:.1%}); "
-                    f"{a['conflicts']} images in duplicate clusters with disagreeing labels"
-                    + (f"; {more} more rows not shown (--top 0 lists all)." if more > 0 else "."))
-    console(soft_wrap=True).print(f"to act on them: podium train DATA data.suspects={a['run']} "
-                                  "data.suspect_action=drop|relabel|soft|weight (look first: a run at chance level "
-                                  "flags labels at random)")
+    lines = console(soft_wrap=True)  # each a line, however narrow the terminal
+    lines.print(f"{a['oof_suspects']} of {a['oof_rows']} out-of-fold labels are suspects ({share:.1%}); "
+                f"{a['conflicts']} images in duplicate clusters with disagreeing labels"
+                + (f"; {more} more rows not shown (--top 0 lists all)." if more > 0 else "."))
+    if a.get("warning"):
+        lines.print(f"warning: {a['warning']}")
+    lines.print(f"to act on them: podium train DATA data.suspects={a['run']} data.suspect_action=drop|relabel|soft|"
+                "weight (look first: a run at chance level flags labels at random)")

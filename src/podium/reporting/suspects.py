@@ -14,6 +14,7 @@ from podium.reporting import plots
 from podium.reporting.html import img, note, table
 from podium.reporting.sections import Inputs, short
 
+TOO_MANY = 0.25  # a larger share of flagged labels says more about the model than about the labels
 MISSING = ("This run has no suspects.csv: it finished before podium wrote suspect labels, or it has not finished "
            "(`podium train` again writes it).")
 
@@ -21,6 +22,16 @@ MISSING = ("This run has no suspects.csv: it finished before podium wrote suspec
 def _given(label: object) -> str:
     """A label as a caption shows it (a multilabel row without any class is ``(none)``)."""
     return str(label) if str(label) else "(none)"
+
+
+def too_many(flagged: int, rows: int) -> str:
+    """A warning when ``flagged`` of ``rows`` labels is more than label noise usually explains, else ''."""
+    share = flagged / max(rows, 1)
+    if share <= TOO_MANY:
+        return ""
+    return (f"{share:.0%} of the labels are flagged, more than label noise usually explains: the model is probably "
+            "too weak to judge them (a run at chance level flags labels at random); train a stronger run before "
+            "acting on these.")
 
 
 def _thumbnails(inp: Inputs, rows: pd.DataFrame) -> str:
@@ -73,6 +84,8 @@ def suspect_labels(inp: Inputs, count: int = 18) -> str:
     parts = [f"<p>{len(oof_rows)} of {len(inp.oof)} out-of-fold labels ({share:.1%}) are contradicted by the run's "
              "own out-of-fold predictions (confident learning, cleanlab); worst first, quality in [0, 1] with low "
              f"meaning likely wrong. All of them are in {html.escape(str(inp.run.path / 'suspects.csv'))}.</p>"]
+    if warning := too_many(len(oof_rows), len(inp.oof)):
+        parts.append(note(warning))
     parts.append(_thumbnails(inp, oof_rows.head(count)) if len(oof_rows)
                  else "<p>No label is contradicted by the out-of-fold predictions.</p>")
     parts += ["<h3>Suspects per class (of the out-of-fold images given that label)</h3>",
