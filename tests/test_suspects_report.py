@@ -15,7 +15,7 @@ from podium.config import PodiumConfig, merge
 from podium.pipeline import train
 from podium.reporting import build_report, plots
 from podium.reporting.sections import gather, short
-from podium.reporting.suspects import MISSING, per_class, suspect_labels
+from podium.reporting.suspects import MISSING, per_class, suspect_labels, too_many
 from podium.runs.run import Run
 from podium.tasks.suspects import SUSPECT_COLUMNS
 
@@ -86,3 +86,21 @@ def test_a_run_without_suspects_gets_a_note(tmp_path: Path, tiny: tuple[str, ...
     assert body.count("<p") == 1 and "no suspects.csv" in body and MISSING.split(":")[0] in body
     page = build_report(run).read_text()
     assert 'id="suspects"' in page and "could not be built" not in page
+
+
+def test_too_many_flagged_labels_blame_the_model() -> None:
+    assert too_many(5, 48) == "" and too_many(12, 48) == ""
+    assert too_many(44, 48).startswith("92% of the labels are flagged") and "chance level" in too_many(44, 48)
+
+
+def test_inspect_points_to_podium_suspects(tmp_path: Path, capsys) -> None:
+    """inspect cannot judge labels without a model: one line after the label conflicts says where suspects come from."""
+    from podium.config import load_config
+    from podium.data.inspection import inspect_data
+
+    inspect_data(datagen.csv_single(tmp_path / "data"), load_config(None, [f"run.root={tmp_path / 'runs'}"]),
+                 tmp_path / "inspect")
+    lines = capsys.readouterr().out.splitlines()
+    at = next(k for k, line in enumerate(lines) if line.startswith("label conflicts:"))
+    assert lines[at + 1] == ("suspect labels: train once, then `podium suspects RUN` lists the labels the OOF "
+                             "predictions contradict")
