@@ -79,8 +79,14 @@ def test_the_report_shows_the_suspect_labels(kind: str, tmp_path: Path, tiny: tu
     assert np.allclose(shares["share"], shares["suspects"] / shares["images"])
 
 
-def test_a_run_without_suspects_gets_a_note(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+def test_without_images_a_table_and_without_suspects_a_note(tmp_path: Path, tiny: tuple[str, ...]) -> None:
     run = train(datagen.csv_single(tmp_path / "data"), merge(PodiumConfig(), list(tiny)))
+    known = _known_suspects(run)
+    run.write_suspects(known)
+    run._update_info({**run.info, "data_dir": str(tmp_path / "gone")})  # the data folder is not here
+    body = suspect_labels(gather(run))
+    assert "images are not shown" in body and "<img" not in body
+    assert all(f"<td>{i}</td>" in body for i in known["id"]) and "0.0500" in body
     (run.path / "suspects.csv").unlink()  # a run that finished before podium wrote suspect labels
     body = suspect_labels(gather(run))
     assert body.count("<p") == 1 and "no suspects.csv" in body and MISSING.split(":")[0] in body

@@ -38,9 +38,9 @@ def _thumbnails(inp: Inputs, rows: pd.DataFrame) -> str:
     """The top suspects as captioned thumbnails, or as a table when the images cannot be read."""
     if rows.empty:
         return ""
-    if inp.paths is None:
-        return note(inp.paths_note) + table(rows.drop(columns=["source"]))
-    shown = rows[rows["id"].astype(str).isin(inp.paths)]
+    shown = rows[rows["id"].astype(str).isin(inp.paths or {})]
+    if shown.empty:  # the data folder is gone (or moved): the rows without their pictures
+        return note(inp.paths_note or "The suspects' images were not found.") + table(rows.drop(columns=["source"]))
     images = [inp.image(i) for i in shown["id"]]
     captions = [f"{short(r.id)}\ngiven {_given(r.given)}\nsuggested {_given(r.suggested)}\nquality {r.quality:.2f}"
                 for r in shown.itertuples()]
