@@ -78,3 +78,39 @@ def test_a_users_text_is_printed_verbatim(tmp_path: Path, cli) -> None:
     folder.mkdir()
     code, err = cli("train", str(folder), "model.pretrained=none")
     assert code == 2 and str(folder) in err, err
+
+
+def test_suspects_lists_the_worst_labels_and_says_how_many(single_dir: Path, tiny: tuple[str, ...], cli) -> None:
+    """``podium suspects RUN --top 3``: at most 3 rows, the count among the OOF labels and how to act on them; a run
+    without suspects.csv is one line, exit 2."""
+    from typer.testing import CliRunner
+
+    from podium.cli import app
+    from podium.config import PodiumConfig, merge
+    from podium.pipeline import train
+
+    run = train(single_dir, merge(PodiumConfig(), list(tiny)))
+    written = run.suspects()
+    assert written is not None
+    out = CliRunner().invoke(app, ["suspects", str(run.path), "--top", "3"])
+    assert out.exit_code == 0, out.output
+    oof_count = int((written["source"] == "oof").sum())
+    assert f"{oof_count} of 48 out-of-fold labels are suspects" in out.output
+    assert f"data.suspects={run.path} data.suspect_action=drop|relabel|soft|weight" in out.output
+    listed = [i for i in written["id"] if f" {i} " in out.output]
+    assert len(listed) <= 3 and listed == written["id"].head(3).tolist()
+
+    oof = run.oof  # more suspects than --top: only the 3 worst, and how many more there are
+    run.write_suspects(pd.DataFrame({"id": oof["id"].head(6), "fold": oof["fold"].head(6),
+                                     "given": oof["label"].head(6), "suggested": "cat",
+                                     "quality": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06], "source": "oof"}))
+    out = CliRunner().invoke(app, ["suspects", str(run.path), "--top", "3"])
+    assert out.exit_code == 0, out.output
+    assert [i for i in oof["id"] if f" {i} " in out.output] == oof["id"].head(3).tolist()
+    assert "6 of 48 out-of-fold labels are suspects (12.5%)" in out.output and "3 more rows not shown" in out.output
+    assert "0.010" in out.output and "0.040" not in out.output
+
+    (run.path / "suspects.csv").unlink()
+    code, err = cli("suspects", str(run.path))
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+    assert str(run.path) in err and "no suspects.csv" in err and "finished before" in err

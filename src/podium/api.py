@@ -224,6 +224,30 @@ def report(run: str | Path | Run, metric: str = "") -> Path:
     return build_report(run)
 
 
+@reads_saved_runs
+def suspects(run: str | Path | Run, top: int = 20) -> pd.DataFrame:
+    """The training labels the run's own out-of-fold predictions contradict (its suspects.csv): the ``top`` worst
+    first (0: all), then the duplicate clusters whose labels disagree; columns id, fold, given, suggested, quality
+    (in [0, 1], low = likely wrong) and source. ``attrs``: ``oof_suspects``, ``oof_rows``, ``conflicts``, the ``run``
+    folder and ``warning`` (when so many are flagged that the model, not the labels, is the likelier culprit; else
+    ''). A folder without suspects.csv is one line saying why."""
+    from podium.reporting.suspects import too_many
+    from podium.runs.ensemble import open_folder
+
+    folder = run if not isinstance(run, (str, Path)) else open_folder(run, writer=False)
+    table = folder.suspects()
+    if table is None:
+        why = ("finished before podium wrote suspect labels (train it again to get them)" if folder.finished
+               else "has not finished (suspects.csv is written at the end of training)")
+        raise PodiumError(f"Run {folder.path} has no suspects.csv: it {why}.")
+    oof = table["source"] == "oof"
+    shown = table.head(top) if top > 0 else table
+    rows = len(folder.oof)
+    shown.attrs.update(oof_suspects=int(oof.sum()), oof_rows=rows, conflicts=int((~oof).sum()), run=str(folder.path),
+                       warning=too_many(int(oof.sum()), rows))
+    return shown
+
+
 def inspect(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
             overrides: list[str] | tuple[str, ...] = (), out: str | Path | None = None,
             **sections: dict[str, Any]) -> dict[str, Any]:

@@ -125,6 +125,19 @@ def report(run_dir: RunDir, metric: TrustMetric = "") -> None:
 
 
 @app.command()
+def suspects(
+    run_dir: RunDir,
+    top: Annotated[int, typer.Option(help="Rows to list, worst first (0: all).")] = 20,
+) -> None:
+    """List the training labels RUN_DIR's own out-of-fold predictions contradict (its suspects.csv), worst first,
+    then the duplicate clusters whose labels disagree; data.suspects=RUN_DIR in a next run acts on them."""
+    from podium.api import suspects as read
+    from podium.cli_tables import show_suspects
+
+    show_suspects(read(run_dir, top))
+
+
+@app.command()
 def runs(
     root: Root = Path("runs"),
     data: Annotated[Optional[Path], typer.Option(help="Only the runs of this data folder.")] = None,

@@ -89,3 +89,25 @@ def show_sweep(table: pd.DataFrame, axes: list[str], saved: Path) -> None:
                     status)
     console(width=200).print(out)
     console().print(f"sweep table: {saved}")
+
+
+def show_suspects(table: pd.DataFrame) -> None:
+    """Suspect labels, worst first (rank, id, fold, given, suggested, quality, source), the count among the OOF
+    labels and how a next run acts on them."""
+    out = Table("rank", "id", "fold", "given", "suggested", "quality", "source")
+    for rank, r in enumerate(table.itertuples(), start=1):
+        quality = "" if r.quality != r.quality else f"{r.quality:.3f}"  # NaN: a duplicate conflict, no model judged
+        out.add_row(str(rank), str(r.id), "" if int(r.fold) < 0 else str(r.fold), r.given or "(none)",
+                    r.suggested or ("" if r.source != "oof" else "(none)"), quality, r.source)
+    a = table.attrs
+    share = a["oof_suspects"] / max(a["oof_rows"], 1)
+    console(width=200).print(out)
+    more = a["oof_suspects"] + a["conflicts"] - len(table)
+    lines = console(soft_wrap=True)  # each a line, however narrow the terminal
+    lines.print(f"{a['oof_suspects']} of {a['oof_rows']} out-of-fold labels are suspects ({share:.1%}); "
+                f"{a['conflicts']} images in duplicate clusters with disagreeing labels"
+                + (f"; {more} more rows not shown (--top 0 lists all)." if more > 0 else "."))
+    if a.get("warning"):
+        lines.print(f"warning: {a['warning']}")
+    lines.print(f"to act on them: podium train DATA data.suspects={a['run']} data.suspect_action=drop|relabel|soft|"
+                "weight (look first: a run at chance level flags labels at random)")

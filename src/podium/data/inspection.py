@@ -150,7 +150,8 @@ def _print_labels(s: dict[str, Any], reporter: Reporter) -> None:
 
 
 def _print_duplicates(s: dict[str, Any], reporter: Reporter) -> None:
-    """Duplicate clusters (the first 20), label conflicts and test images that duplicate training images."""
+    """Duplicate clusters (the first 20), label conflicts (and where suspect labels come from: a trained run) and test
+    images that duplicate training images."""
     d = s["duplicates"]
     reporter.print(f"duplicates (pHash distance <= {s['near_distance']}): {d['clusters']} cluster(s), "
                    f"{d['exact_clusters']} byte-identical, {d['near_clusters']} near, {d['images']} images")
@@ -163,6 +164,8 @@ def _print_duplicates(s: dict[str, Any], reporter: Reporter) -> None:
     reporter.print(f"label conflicts: {len(s['label_conflicts'])}"
                    + "".join(f"\n  {' + '.join(c['ids'])}: {' | '.join(c['labels'])}"
                              for c in s["label_conflicts"][:10]))
+    reporter.print("suspect labels: train once, then `podium suspects RUN` lists the labels the OOF predictions "
+                   "contradict")
     reporter.print(f"test images duplicating training images: {len(s['test_overlap'])}"
                    + "".join(f"\n  {o['test_id']} = {o['train_ids']} ({o['train_labels']})"
                              for o in s["test_overlap"][:10]))

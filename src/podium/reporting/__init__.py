@@ -1,8 +1,9 @@
 """The run report: ``report.html``, one self-contained page built from a run folder alone (through ``Run``'s
 readers; no retraining): data, augmentation preview, learning rate and training curves, OOF metrics and plots, the
-fitted decisions, the top losses, Grad-CAM, config and provenance. ``plots`` draws, ``gradcam`` explains, ``html``
-lays out, ``sections`` reads the run, ``decisions`` shows what the task fitted; an ensemble folder (``Ensemble``)
-gets ``ENSEMBLE_SECTIONS``, the run's sections that need no fold logs or checkpoints and its own from ``ensembles``."""
+fitted decisions, the top losses, the suspect labels, Grad-CAM, config and provenance. ``plots`` draws, ``gradcam``
+explains, ``html`` lays out, ``sections`` reads the run, ``decisions`` shows what the task fitted, ``suspects`` the
+labels the OOF predictions contradict; an ensemble folder (``Ensemble``) gets ``ENSEMBLE_SECTIONS``, the run's
+sections that need no fold logs or checkpoints and its own from ``ensembles``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from podium.runs.run import Run
 SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Run"), ("data", "Data"), ("augmentations", "Augmentation preview"), ("training", "Training"),
     ("oof_metrics", "Out-of-fold metrics"), ("decisions", "Decisions"), ("top_losses", "Top losses"),
-    ("gradcam", "Grad-CAM"), ("config", "Config"),
+    ("suspects", "Suspect labels"), ("gradcam", "Grad-CAM"), ("config", "Config"),
 )
 ENSEMBLE_SECTIONS: tuple[tuple[str, str], ...] = (
     ("overview", "Ensemble"), ("members", "Members"), ("data", "Data"), ("oof_metrics", "Out-of-fold metrics"),
@@ -27,10 +28,10 @@ ENSEMBLE_SECTIONS: tuple[tuple[str, str], ...] = (
 
 def _builders(ensemble: bool) -> dict[str, Callable]:
     """Section anchor -> the function building it (an ensemble's own sections replace the run's)."""
-    from podium.reporting import decisions, ensembles, sections
+    from podium.reporting import decisions, ensembles, sections, suspects
 
     out: dict[str, Callable] = {a: getattr(sections, a) for a, _ in SECTIONS if hasattr(sections, a)}
-    out["decisions"] = decisions.decisions
+    out.update(decisions=decisions.decisions, suspects=suspects.suspect_labels)
     if ensemble:
         out.update(overview=ensembles.overview, members=ensembles.members, config=ensembles.config)
     return out
