@@ -123,6 +123,7 @@ CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "data.csv_encoding": ("podium.data.folders.tables:ENCODINGS", ("auto",)),
     "data.conflicts": ("podium.data.integrity:CONFLICT_POLICIES", ()),
     "data.cache_format": ("podium.data.pixels.cache_formats:CACHE_FORMATS", ("auto",)),
+    "data.suspect_action": ("podium.inference.noisy_labels:SUSPECT_ACTIONS", ()),
     "model.pretrained": ("podium.models.weights:WEIGHT_SOURCES", ()),
     "model.head": ("podium.models.heads:HEADS", ()),
     "model.resize": ("podium.data.training.transforms:RESIZES", ()),
@@ -210,7 +211,7 @@ def test_no_did_you_mean_when_nothing_is_close() -> None:
     with pytest.raises(PodiumError) as e:
         validate(load_config(None, ["train.loss=hinge"]))
     assert str(e.value) == ("Config key train.loss: unknown loss 'hinge'; choose from auto, ce, bce, focal, "
-                            "cumulative, regression.")
+                            "cumulative, regression, bitempered, taylor, sce, gce.")
 
 
 @pytest.mark.parametrize("key", sorted(CHOICE_KEYS))
@@ -347,7 +348,8 @@ def test_help_lists_registry_choices_and_ranges() -> None:
     lines = {line.split("=", 1)[0].strip(): line for line in help_text().splitlines() if line.startswith("  ")}
     assert "[choices: random_resized_crop, hflip, vflip, rotate90, affine, color, blur" in lines["aug.ops"]
     assert "[choices: auto, csv, folders]" in lines["data.layout"]
-    assert "[choices: auto, ce, bce, focal, cumulative, regression]" in lines["train.loss"]
+    losses = "auto, ce, bce, focal, cumulative, regression, bitempered, taylor, sce, gce"
+    assert f"[choices: {losses}]" in lines["train.loss"]
     assert "[choices: auto, no, bf16, fp16]" in lines["train.precision"]
     assert "[range: > 0]" in lines["train.lr"] and "[range: in [0, 1)]" in lines["train.label_smoothing"]
     assert "[range: in [16, 4096]]" in lines["model.img_size"] and "HxW" in lines["model.img_size"]

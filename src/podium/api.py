@@ -224,7 +224,7 @@ def report(run: str | Path | Run, metric: str = "") -> Path:
     return build_report(run)
 
 
-@reads_saved_runs
+@_reads_saved_runs
 def suspects(run: str | Path | Run, top: int = 20) -> pd.DataFrame:
     """The training labels the run's own out-of-fold predictions contradict (its suspects.csv): the ``top`` worst
     first (0: all), then the duplicate clusters whose labels disagree; columns id, fold, given, suggested, quality

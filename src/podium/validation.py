@@ -93,9 +93,6 @@ def check_relations(cfg: PodiumConfig) -> None:
                           f"are mixed in pairs), got {cfg.train.batch_size}.")
     if cfg.data.task != "auto" and cfg.train.loss != "auto":  # a loss that cannot fit the named task
         check_loss_fits(cfg.train.loss, TASKS.get(cfg.data.task))
-    if cfg.data.suspect_action != "drop" and not cfg.data.suspects:
-        raise PodiumError(f"Config key data.suspect_action={cfg.data.suspect_action} needs data.suspects: the run "
-                          "whose suspect labels it acts on.")
     if cfg.cv.metric != "auto":  # a user's module:function is imported now; a metric must fit a named task
         check_metric(cfg.cv.metric, cfg.data.task)
     if cfg.run.trackers:  # a tracker's package missing here: the pip command now, not at the first fold
