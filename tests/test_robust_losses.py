@@ -136,3 +136,20 @@ def test_each_loss_trains_every_task_it_declares(name: str) -> None:
         pred = (probs > 0.5).astype(int) if task.multilabel else probs.argmax(1)
         truth = y.numpy()
         assert (pred == truth).mean() > 0.9, (name, task_name)
+
+
+@pytest.mark.parametrize("name", ROBUST)
+def test_soft_targets_of_one_class_equal_class_indices_and_mixup_mixes(name: str) -> None:
+    """MixUp/CutMix and soft labels hand the losses (N, C) rows: a one-hot row is its class index; Taylor and
+    generalized CE are linear in the target, so a mixed row's loss mixes its two classes' losses (the reverse term of
+    sce and the tempered log of bi-tempered read the target non-linearly: there the mixed target must count)."""
+    fn = LOSSES.get(name)(0.1, None, task=get_task("multiclass"))
+    z = torch.tensor(LOGITS, dtype=torch.float32)
+    onehot = torch.eye(3)[LABELS]
+    assert float(fn(z, onehot)) == pytest.approx(float(fn(z, torch.tensor(LABELS))), rel=1e-5)
+    other = torch.eye(3)[(LABELS + 1) % 3]
+    mixed = float(fn(z, 0.3 * onehot + 0.7 * other))
+    if name in ("taylor", "gce"):
+        assert mixed == pytest.approx(0.3 * float(fn(z, onehot)) + 0.7 * float(fn(z, other)), rel=1e-5)
+    else:
+        assert np.isfinite(mixed) and mixed not in (float(fn(z, onehot)), float(fn(z, other)))
