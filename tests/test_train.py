@@ -166,3 +166,26 @@ def test_first_run_decodes_each_image_once_and_keeps_its_time_breakdown(
     assert t["prepare_s"] > 0 and t["test_s"] > 0 and t["images"] > 0
     assert [f["fold"] for f in t["folds"]] == [0, 1] and all(len(f["epochs_s"]) == 1 for f in t["folds"])
     assert "time: checks, hashes and cache" in run.log_path.read_text()
+
+
+def test_patience_stops_a_fold_keeps_its_best_epoch_and_records_the_stop(single_dir: Path, tiny: tuple[str, ...]
+                                                                          ) -> None:
+    """A model that cannot learn (a learning rate of 1e-12) gains nothing after its first epoch: with
+    train.patience=2 each fold stops after epoch 3 of 6 and keeps epoch 1."""
+    import json
+
+    import podium
+    from podium.engine.fold import Progress, out_of_patience
+
+    assert not out_of_patience(Progress(epoch=3, best_epoch=1), 0)
+    assert not out_of_patience(Progress(epoch=2, best_epoch=1), 2) and out_of_patience(Progress(3, 0.5, 1), 2)
+    run = podium.train(single_dir, overrides=[*tiny, "train.epochs=6", "train.patience=2", "train.lr=1e-12",
+                                              "train.ema=false", "finetune.freeze_epochs=0"])
+    info = json.loads((run.path / "run.json").read_text())
+    for fold in (0, 1):
+        summary = run.fold_summary(fold)
+        assert summary["stopped_early"] and summary["epochs"] - summary["best_epoch"] == 2
+        assert len(run.fold_log(fold)) == summary["epochs"] < 6
+        assert info["stopped_early"][str(fold)] == summary["epochs"]
+    log = run.log_path.read_text()
+    assert "stopped after epoch" in log and "(train.patience)" in log

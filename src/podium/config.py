@@ -164,6 +164,8 @@ class TrainConfig:
     """The optimisation loop."""
 
     epochs: int = opt(10, "Epochs per fold.", ge=1)
+    patience: int = opt(0, "Early stopping: a fold ends after this many epochs without a gain in cv.metric on its "
+                        "validation rows, keeping its best epoch; 0: every fold trains train.epochs.", ge=0)
     batch_size: int = opt(32, "Images per optimiser step per device (before accumulation); auto (stored as 0): the "
                           "largest that fits on the GPU, with accum_steps set to keep train.effective_batch.", ge=0,
                           auto=0)

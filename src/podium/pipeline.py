@@ -97,8 +97,9 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         run.write_timings(timings)
         reporter.print(timing_line(timings))
         wall = time.time() - t0
+        stopped = {str(r.fold): r.summary["epochs"] for r in results if r.summary.get("stopped_early")}
         run.set_status("done", wall_s=wall, cv_score=metrics["cv_score"], img_size=results[0].summary["img_size"],
-                       validated=validated(plan))
+                       validated=validated(plan), stopped_early=stopped)  # fold -> epochs trained (train.patience)
         reporter.print(f"done in {wall:.0f} s")
         if plan.cfg.run.report and run.writer:
             report_after_training(run, reporter)

@@ -107,6 +107,11 @@ class Progress:
     rows: list[dict] = field(default_factory=list)
 
 
+def out_of_patience(progress: Progress, patience: int) -> bool:
+    """Whether ``patience`` epochs (0: never) have passed since the fold's best epoch."""
+    return patience > 0 and progress.epoch - progress.best_epoch >= patience
+
+
 def selection_key(metrics: dict[str, float], primary: str) -> float:
     """Higher is better: the primary metric in its direction (``cv.metric``), or minus the validation loss where the
     metric is undefined."""
@@ -139,6 +144,11 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
     # run.trackers: one tracker run per fold, its step the optimiser update count (restored with the schedule)
     with fold_trackers(cfg, run, fold, parts.scheduler.last_epoch, accelerator, reporter) as trackers:
         for epoch in range(progress.epoch, cfg.train.epochs):
+            if out_of_patience(progress, cfg.train.patience):  # checked first, so a resumed fold stops the same way
+                reporter.print(f"fold {fold}: no gain in {comp.task.primary} for {cfg.train.patience} epoch(s); "
+                               f"stopped after epoch {progress.epoch} of {cfg.train.epochs} (train.patience), best "
+                               f"epoch {progress.best_epoch} kept")
+                break
             run_epoch(parts, epoch, progress, comp, cfg, run, accelerator, reporter, trackers)
             if on_epoch is not None:
                 on_epoch(fold, dict(progress.rows[-1]))
@@ -332,7 +342,8 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "train_s": float(sum(r["train_s"] for r in progress.rows)), "img_size": parts.prep.size_label,
                "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])), "cache_s": parts.cache_s,
                "epochs_wall_s": [float(r.get("wall_s", r["train_s"])) for r in progress.rows],
-               "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model)}
+               "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model),
+               "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs}
     ids = comp.train["id"].to_numpy()[parts.val_idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
     oof.insert(0, "id", ids)
