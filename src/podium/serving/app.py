@@ -214,7 +214,7 @@ def _add_probes(app: FastAPI, metrics: ServingMetrics, readiness: Readiness) -> 
 def _lifespan(batcher: MicroBatcher, model: OnnxModel,
               readiness: Readiness) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The app's lifespan: the micro-batcher runs while the app does; the warm-up batch runs in the background, so
-    the server answers /health (live) and /ready (503, warming up) meanwhile."""
+    the server answers /health (live) and /ready (503, warming up) meanwhile; /predict answers too, only slower."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -222,7 +222,7 @@ def _lifespan(batcher: MicroBatcher, model: OnnxModel,
         warm = asyncio.create_task(readiness.warm_up(model))
         yield
         readiness.set("shutting down")
-        warm.cancel()
+        warm.cancel()  # not awaited: a model call hung in its thread cannot be interrupted, and must not block exit
         await batcher.stop()
 
     return lifespan
