@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,11 @@ import pytest
 pytest.importorskip("onnxruntime", reason="pip install 'podium[deploy]'")
 pytest.importorskip("onnxscript", reason="pip install 'podium[deploy]'")
 pytest.importorskip("fastapi", reason="pip install 'podium[deploy]'")
+pytest.importorskip("prometheus_client", reason="pip install 'podium[deploy]'")
 
 import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 import datagen  # noqa: E402
 import podium
@@ -219,3 +222,97 @@ def test_load_400_requests_from_8_clients(model: OnnxModel) -> None:
     print(f"load: 400 requests, 8 clients, {400 / wall:.0f} req/s, p50 {lat[200] * 1000:.1f} ms, "
           f"p99 {lat[395] * 1000:.1f} ms, rss +{(rss1 - rss0) / 1e6:.1f} MB, "
           f"mean batch {info['batching']['images'] / info['batching']['batches']:.2f}")
+
+
+class HeldModel:
+    """The model with its every model call (the warm-up batch first) held until ``gate`` opens, or failing."""
+
+    def __init__(self, model: OnnxModel, gate: threading.Event, fail: bool = False) -> None:
+        self.model, self.gate, self.fail, self.calls = model, gate, fail, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail:
+            raise RuntimeError("CUDA\nout of memory")
+        assert self.gate.wait(30), "the test never opened the gate"
+        return self.model.probabilities(batch)
+
+
+def wait_ready(c: TestClient, seconds: float = 30) -> httpx.Response:
+    deadline = time.time() + seconds
+    while (r := c.get("/ready")).status_code != 200 and time.time() < deadline:
+        time.sleep(0.02)
+    return r
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a /metrics scrape: (name, sorted labels) -> value."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_ready_is_503_until_the_warm_up_batch_went_through(model: OnnxModel) -> None:
+    gate = threading.Event()
+    held = HeldModel(model, gate)
+    try:
+        with TestClient(create_app(held, token="s3cret")) as c:
+            r = c.get("/ready")
+            assert r.status_code == 503 and r.json() == {"status": "not ready",
+                                                         "reason": "warming up: the model has not answered its "
+                                                                   "warm-up batch yet"}
+            assert c.get("/health").status_code == 200  # live all along
+            assert samples(c.get("/metrics").text)[("podium_ready", ())] == 0.0
+            gate.set()
+            r = wait_ready(c)
+            assert r.status_code == 200 and r.json() == {"status": "ready"} and held.calls == 1
+            scrape = samples(c.get("/metrics").text)  # the token guards /predict and /info, not the probes
+            assert scrape[("podium_ready", ())] == 1.0
+            assert scrape[("podium_batch_size_count", ())] == 0.0  # the warm-up is no traffic
+            assert c.get("/info", headers={"Authorization": "Bearer s3cret"}).json()["ready"] is True
+    finally:
+        gate.set()
+
+
+def test_a_failed_warm_up_keeps_the_server_unready_with_the_reason(model: OnnxModel) -> None:
+    with TestClient(create_app(HeldModel(model, threading.Event(), fail=True))) as c:
+        deadline = time.time() + 30
+        while "failed" not in c.get("/ready").text and time.time() < deadline:
+            time.sleep(0.02)
+        r = c.get("/ready")
+        assert r.status_code == 503 and r.json()["reason"] == "warm-up failed: RuntimeError: CUDA out of memory"
+        assert c.get("/health").status_code == 200
+
+
+def test_metrics_after_a_bounded_load_match_the_requests_sent(model: OnnxModel) -> None:
+    """30 requests from 6 threads (1 to 3 images each, every tenth a text file refused with 415) on a real server on
+    127.0.0.1, then one scrape: requests, latencies and images counted exactly, batch sizes summing to the images."""
+    sent = [(k, 1 + k % 3) for k in range(30)]
+
+    def post(c: httpx.Client, k: int, n: int) -> int:
+        files = ([("files", ("notes.txt", b"not an image", "text/plain"))] if k % 10 == 9 else
+                 [("files", (f"{k}-{i}.png", png(i % 3, seed=k), "image/png")) for i in range(n)])
+        return c.post("/predict", files=files).status_code
+
+    with servers.running(create_app(model, window_ms=5)) as url, ThreadPoolExecutor(6) as pool:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            codes = list(pool.map(lambda kn: post(c, *kn), sent))
+            c.get("/nowhere")
+            text = c.get("/metrics").text
+    assert codes == [415 if k % 10 == 9 else 200 for k, _ in sent]
+    images = sum(n for k, n in sent if k % 10 != 9)
+    got = samples(text)
+    assert got[("podium_requests_total", (("code", "200"), ("endpoint", "/predict")))] == 27
+    assert got[("podium_requests_total", (("code", "415"), ("endpoint", "/predict")))] == 3
+    assert got[("podium_requests_total", (("code", "404"), ("endpoint", "other")))] == 1
+    assert got[("podium_request_duration_seconds_count", (("endpoint", "/predict"),))] == 30
+    assert got[("podium_request_duration_seconds_bucket", (("endpoint", "/predict"), ("le", "+Inf")))] == 30
+    assert got[("podium_images_predicted_total", ())] == images == 54
+    assert got[("podium_batch_size_sum", ())] == images
+    assert 1 <= got[("podium_batch_size_count", ())] <= 27
+    info = {dict(k[1])["model"]: dict(k[1]) for k in got if k[0] == "podium_model_info"}
+    h, w = model.hw
+    assert info["test_resnet"] == {"model": "test_resnet", "file": model.path.name, "task": "multiclass",
+                                   "classes": str(len(model.classes)), "input_size": f"{h}x{w}"}

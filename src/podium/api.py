@@ -335,8 +335,9 @@ def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = 
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           max_images: int = 16, max_mb: float = 20.0, max_mpx: float = 40.0) -> None:
     """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
-    an upload page at /, POST /predict, /health, /info. A token is required on any address but localhost; requests
-    are bounded to ``max_images`` images, ``max_mb`` MB and ``max_mpx`` megapixels per image."""
+    an upload page at /, POST /predict, /health, /ready, /info, /metrics (Prometheus). A token is required on any
+    address but localhost; requests are bounded to ``max_images`` images, ``max_mb`` MB and ``max_mpx`` megapixels
+    per image."""
     from podium.serving.app import Limits
     from podium.serving.server import serve as run_server
 

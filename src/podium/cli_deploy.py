@@ -52,7 +52,8 @@ def serve(
     max_mb: Annotated[float, typer.Option(help="Request body in MB (more: 413).")] = 20.0,
     max_mpx: Annotated[float, typer.Option(help="Megapixels an image header may claim (more: 413).")] = 40.0,
 ) -> None:
-    """Serve the model: an upload page at /, POST /predict (multipart images or JSON base64), /health and /info."""
+    """Serve the model: an upload page at /, POST /predict (multipart images or JSON base64), /health, /ready (warmed
+    up), /info and /metrics (Prometheus)."""
     from podium.api import serve as run
 
     run(target, host, port, token, max_images, max_mb, max_mpx)

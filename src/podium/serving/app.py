@@ -1,18 +1,22 @@
 """``create_app``: the FastAPI application of ``podium serve`` around an exported model (``OnnxModel``).
 
 Endpoints: ``GET /`` the upload page, ``POST /predict`` (multipart images in the field ``files``, or JSON
-``{"images": [{"name": ..., "data": BASE64}, ...]}``), ``GET /health``, ``GET /info``.
+``{"images": [{"name": ..., "data": BASE64}, ...]}``), ``GET /health`` (liveness), ``GET /ready`` (200 once a warm-up
+batch went through the model, 503 with the reason before), ``GET /info``, ``GET /metrics`` (Prometheus text format,
+``podium.serving.metrics``).
 
 Limits (``Limits``), each answered with its status and a one-line ``detail``, before any image is decoded:
 413 for a body over ``max_bytes``, more than ``max_images`` images, or an image whose header claims more than
 ``max_pixels`` pixels; 415 for a body that is neither multipart nor JSON, or a file that is no image; 422 for an
 empty body, no images, or malformed JSON. A damaged image (a truncated JPEG, a file that does not decode) gets an
 ``error`` in its own result while the other images of the request are answered. Inference goes through the
-micro-batcher (``podium.serving.batcher``). With a ``token``, /predict and /info need ``Authorization: Bearer TOKEN``.
+micro-batcher (``podium.serving.batcher``). With a ``token``, /predict and /info need ``Authorization: Bearer TOKEN``;
+/health, /ready and /metrics stay open (see ``create_app``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -26,12 +30,13 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podium.inference.onnx import OnnxModel
 from podium.serving.batcher import MicroBatcher
+from podium.serving.metrics import CONTENT_TYPE, MetricsMiddleware, Readiness, ServingMetrics
 from podium.serving.page import page
 
 
@@ -157,40 +162,67 @@ def prepare_upload(model: OnnxModel, item: Upload) -> np.ndarray | str:
 def create_app(model: OnnxModel, token: str | None = None, limits: Limits = Limits(), window_ms: float = 5.0,
                max_batch: int = 32) -> FastAPI:
     """The application serving ``model`` (see the module docstring)."""
-    batcher = MicroBatcher(model.probabilities, window_ms, max_batch)
-    app = FastAPI(title="podium serve", lifespan=_lifespan(batcher), docs_url=None, redoc_url=None)
+    metrics = ServingMetrics(model, max_batch)
+    readiness = Readiness(metrics)
+    batcher = MicroBatcher(model.probabilities, window_ms, max_batch, on_batch=metrics.batch_size.observe)
+    app = FastAPI(title="podium serve", lifespan=_lifespan(batcher, model, readiness), docs_url=None, redoc_url=None)
     authorize = _authorizer(token)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
         return page(model.info, token is not None, asdict(limits))
 
-    @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok"}
-
     @app.get("/info")
     async def info(request: Request) -> dict[str, Any]:
         authorize(request)
-        return {**model.info, "limits": asdict(limits),
+        return {**model.info, "limits": asdict(limits), "ready": readiness.ready,
                 "batching": {"window_ms": window_ms, "max_batch": max_batch, "batches": batcher.batches,
                              "images": batcher.images}}
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
         authorize(request)
-        return await answer(model, batcher, await uploads(request, limits))
+        out = await answer(model, batcher, await uploads(request, limits))
+        metrics.predicted(out["results"])
+        return out
 
+    _add_probes(app, metrics, readiness)
+    app.add_middleware(MetricsMiddleware, metrics=metrics, endpoints=frozenset(r.path for r in app.routes))
     return app
 
 
-def _lifespan(batcher: MicroBatcher) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """The app's lifespan: the micro-batcher runs while the app does."""
+def _add_probes(app: FastAPI, metrics: ServingMetrics, readiness: Readiness) -> None:
+    """/health, /ready and /metrics. They need no token even when /predict does: orchestrators' probes and Prometheus
+    scrapers send none, and they reveal no image and no prediction (/metrics names the model file and counts
+    requests, the least a monitoring system must see). A deployment that hides them does so at its proxy."""
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/ready")
+    async def ready() -> JSONResponse:
+        if readiness.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reason": readiness.reason}, status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _lifespan(batcher: MicroBatcher, model: OnnxModel,
+              readiness: Readiness) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the micro-batcher runs while the app does; the warm-up batch runs in the background, so
+    the server answers /health (live) and /ready (503, warming up) meanwhile; /predict answers too, only slower."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await batcher.start()
+        warm = asyncio.create_task(readiness.warm_up(model))
         yield
+        readiness.set("shutting down")
+        warm.cancel()  # not awaited: a model call hung in its thread cannot be interrupted, and must not block exit
         await batcher.stop()
 
     return lifespan

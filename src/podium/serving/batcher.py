@@ -16,10 +16,12 @@ import numpy as np
 
 class MicroBatcher:
     """Collects ``submit``ted inputs for up to ``window_ms`` (or ``max_batch`` images) and runs ``fn`` on them at
-    once; ``batches`` and ``images`` count what it ran (``/info`` shows them)."""
+    once; ``batches`` and ``images`` count what it ran (``/info`` shows them), ``on_batch`` hears each batch's size
+    (the batch-size histogram of ``/metrics``)."""
 
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], window_ms: float = 5.0, max_batch: int = 32) -> None:
-        self.fn, self.window, self.max_batch = fn, window_ms / 1000.0, max_batch
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], window_ms: float = 5.0, max_batch: int = 32,
+                 on_batch: Callable[[int], None] | None = None) -> None:
+        self.fn, self.window, self.max_batch, self.on_batch = fn, window_ms / 1000.0, max_batch, on_batch
         self.batches = self.images = 0
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
@@ -73,6 +75,8 @@ class MicroBatcher:
                         fut.set_exception(e)
                 continue
             self.batches, self.images = self.batches + 1, self.images + len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
             start = 0
             for x, fut in items:
                 if not fut.done():
