@@ -59,8 +59,8 @@ def detect_layout(root: Path, cfg: DataConfig) -> str:
     names = [n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)]
     if not names:
         raise PodiumError(
-            f"{root} has neither {cfg.train_csv} (nor another CSV whose ids name the training images) nor class "
-            "folders (train/<class>/*.jpg or <class>/*.jpg) nor labels in file names (train/cat.0.jpg). Point podium "
-            "at the competition folder, or set data.layout and data.train_csv (or data.label_pattern)."
+            f"{root} has neither {cfg.train_csv} nor class folders (train/<class>/*.jpg or <class>/*.jpg), nor a CSV "
+            "whose ids name the training images, nor labels in file names (train/cat.0.jpg). Point podium at the "
+            "competition folder, or set data.layout and data.train_csv (or data.label_pattern)."
         )
     return names[0]
