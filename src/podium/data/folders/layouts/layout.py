@@ -56,11 +56,12 @@ def detect_layout(root: Path, cfg: DataConfig) -> str:
     claimed = [n for n in LAYOUTS if LAYOUTS.get(n).claims(cfg)]
     if claimed:
         return claimed[0]
-    names = [n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)]
-    if not names:
+    # the first that applies: later layouts' detection (reading candidate CSVs, listing names) is never paid for
+    name = next((n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)), None)
+    if name is None:
         raise PodiumError(
             f"{root} has neither {cfg.train_csv} nor class folders (train/<class>/*.jpg or <class>/*.jpg), nor a CSV "
             "whose ids name the training images, nor labels in file names (train/cat.0.jpg). Point podium at the "
             "competition folder, or set data.layout and data.train_csv (or data.label_pattern)."
         )
-    return names[0]
+    return name
