@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 import datagen
-from podium.config import DataConfig, PodiumConfig, merge
+from podium.config import DataConfig, PodiumConfig, load_config, merge
 from podium.core.errors import PodiumError
 from podium.data.folders.extra import with_extra
 from podium.data.folders.ingest import load_competition
+from podium.data.inspection import inspect_data
 
 CLASSES = ("0", "1", "2")
 
@@ -103,6 +104,8 @@ def test_labels_in_dogs_vs_cats_file_names_train(tmp_path: Path, tiny: tuple[str
     assert comp.targets.tolist()[:4] == [0, 0, 0, 0]  # sorted names: cat.0, cat.1, ...
     assert comp.train["id"].iloc[0] == "train/cat.0.png"
     assert any("labels from file names in train/" in n and "data.label_pattern=REGEX" in n for n in comp.notes)
+    decided = "\n".join(inspect_data(root, load_config(None, list(tiny)), tmp_path / "inspect")["decided"])
+    assert "layout filenames" in decided and "labels from file names in train/ by the default rule" in decided
     _train_and_submit(root, tiny)
 
 
