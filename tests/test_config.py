@@ -118,6 +118,7 @@ def _fields() -> list[tuple[str, dataclasses.Field, Any]]:
 
 CHOICE_KEYS = {  # key -> (registry path or fixed list, reserved words)
     "data.layout": ("podium.data.folders.layouts:LAYOUTS", ("auto",)),
+    "data.label_from": (("auto", "name"), ()),
     "data.task": ("podium.tasks.task:TASKS", ("auto",)),
     "data.csv_sep": ("podium.data.folders.tables:SEPARATORS", ("auto",)),
     "data.csv_encoding": ("podium.data.folders.tables:ENCODINGS", ("auto",)),
@@ -347,7 +348,7 @@ def test_from_dict_checks_values_but_not_relations() -> None:
 def test_help_lists_registry_choices_and_ranges() -> None:
     lines = {line.split("=", 1)[0].strip(): line for line in help_text().splitlines() if line.startswith("  ")}
     assert "[choices: random_resized_crop, hflip, vflip, rotate90, affine, color, blur" in lines["aug.ops"]
-    assert "[choices: auto, csv, folders]" in lines["data.layout"]
+    assert "[choices: auto, csv, folders, filenames]" in lines["data.layout"]
     losses = "auto, ce, bce, focal, cumulative, regression, bitempered, taylor, sce, gce"
     assert f"[choices: {losses}]" in lines["train.loss"]
     assert "[choices: auto, no, bf16, fp16]" in lines["train.precision"]

@@ -35,7 +35,14 @@ class DataConfig:
     layout: str = opt("auto", "Dataset layout; auto: detected from the files.", reserved=("auto",))
     task: str = opt("auto", "Task; auto: guessed from the labels (ordinal is never guessed: name it).",
                     reserved=("auto",))
-    train_csv: str = opt("train.csv", "Training CSV, relative to the data folder (csv layout).")
+    train_csv: str = opt("train.csv", "Labels CSV, relative to the data folder (csv layout); without train.csv, "
+                         "the CSV whose ids name the training images (trainLabels.csv, ...).")
+    label_from: str = opt("auto", "Where the labels are; name: in the training images' file names "
+                          "(data.label_pattern); auto: a labels CSV, class folders, else file names that share a few "
+                          "prefixes.",
+                          choices=("auto", "name"))
+    label_pattern: str = opt("", "Regular expression with one capture group, the label, searched in each training "
+                             "image's file name (fastai's from_name_re); empty: the name up to its first '.' or '_'.")
     id_col: str = opt("", "Id column of the CSVs; empty: guessed (image, image_id, id, ...).")
     label_cols: tuple[str, ...] = opt((), "Label column(s); empty: every column but the id and ignored ones.")
     ignore_cols: tuple[str, ...] = opt((), "CSV columns that are neither id nor label (metadata).")

@@ -175,7 +175,7 @@ def _train_paths(root: Path, ids: list[str], raw: RawLabels, cfg: DataConfig, no
     levels down), else in a folder per label inside one (Paddy Doctor's ``train_images/<label>/<image_id>``)."""
     candidates = (*TRAIN_DIRS, *nested_dirs(root, "train"))
     try:
-        return resolve_images(root, ids, cfg.image_dir, candidates, f"ids of {cfg.train_csv}")
+        return resolve_images(root, ids, cfg.image_dir, candidates, f"ids of {raw.source or cfg.train_csv}")
     except PodiumError:
         if raw.lists is None or any(len(labels) != 1 for labels in raw.lists):
             raise
@@ -216,7 +216,7 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
     layout_name = detect_layout(root, cfg)
     train, raw = LAYOUTS.get(layout_name).read(root, cfg)
     task, classes, targets = _targets(raw, cfg)
-    notes = list(raw.roles.notes) if raw.roles is not None else []
+    notes = [*raw.notes, *(raw.roles.notes if raw.roles is not None else ())]
     if "path" not in train.columns:
         train["path"] = _train_paths(root, train["id"].tolist(), raw, cfg, notes)
     test, sample, sample_path = _read_test(root, cfg)

@@ -26,28 +26,42 @@ class RawLabels:
     onehot: np.ndarray | None = None
     columns: tuple[str, ...] = ()
     roles: ColumnRoles | None = None  # csv layout: what each column of train.csv was taken to be
+    source: str = ""  # the file the labels came from (the csv layout's labels CSV), named in errors about its ids
+    notes: tuple[str, ...] = ()  # what the layout decided where the folder left it open, each with its override
+
+
+def _claims_nothing(cfg: DataConfig) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
 class Layout:
     """A registered dataset layout: ``detect(root, cfg)`` says whether it applies, ``read`` reads it (a table with
-    ``id``, and ``path`` where the layout finds the images itself, else they are found by id)."""
+    ``id``, and ``path`` where the layout finds the images itself, else they are found by id); ``claims(cfg)`` says
+    whether the config asks for it by one of its own keys (``data.label_from=name``), before any detection."""
 
     detect: Callable[[Path, DataConfig], bool]
     read: Callable[[Path, DataConfig], tuple[pd.DataFrame, RawLabels]]
+    claims: Callable[[DataConfig], bool] = _claims_nothing
 
 
 LAYOUTS: Registry[Layout] = Registry("layout")
 
 
 def detect_layout(root: Path, cfg: DataConfig) -> str:
-    """``data.layout``, or with ``auto`` the first registered layout that applies to ``root``."""
+    """``data.layout``, or with ``auto`` the first registered layout the config claims, else the first that applies
+    to ``root``."""
     if cfg.layout != "auto":
         return cfg.layout
-    names = [n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)]
-    if not names:
+    claimed = [n for n in LAYOUTS if LAYOUTS.get(n).claims(cfg)]
+    if claimed:
+        return claimed[0]
+    # the first that applies: later layouts' detection (reading candidate CSVs, listing names) is never paid for
+    name = next((n for n in LAYOUTS if LAYOUTS.get(n).detect(root, cfg)), None)
+    if name is None:
         raise PodiumError(
-            f"{root} has neither {cfg.train_csv} nor class folders (train/<class>/*.jpg or <class>/*.jpg). "
-            "Point podium at the competition folder, or set data.layout and data.train_csv."
+            f"{root} has neither {cfg.train_csv} nor class folders (train/<class>/*.jpg or <class>/*.jpg), nor a CSV "
+            "whose ids name the training images, nor labels in file names (train/cat.0.jpg). Point podium at the "
+            "competition folder, or set data.layout and data.train_csv (or data.label_pattern)."
         )
-    return names[0]
+    return name
