@@ -65,7 +65,7 @@ def _test_folder(data: Path) -> Path:
     raise AssertionError(data)
 
 
-def _podium_probs(run: Path, images: Path, classes: list[str], tta: list[str]) -> pd.DataFrame:
+def _podium_probs(run: Path, images: Path, classes: list[str], tta: list[str] | None) -> pd.DataFrame:
     table = podium.predict(run, images=images, tta=tta)
     return table.set_index("id")[classes]
 
@@ -106,7 +106,7 @@ def test_export_parity_for_every_task_at_batch_1_and_7(runs: dict[str, Path], ta
     assert parity["max_abs_diff"] <= 1e-4 and parity["label_agreement"] == 1.0
     assert parity["metric_change"] == pytest.approx(0, abs=1e-9)
     assert parity["helper_pixels_equal"] == 1.0 and parity["batch1_vs_batch7_max_abs_diff"] <= 1e-5
-    # each row through the fold that did not train on it: the saved OOF probabilities (fold{k}/oof_plain.csv)
+    # each row through the fold that did not train on it: the saved OOF probabilities (oof.csv: the run's TTA)
     assert parity["oof_max_abs_diff"] <= 1e-4
     assert parity["cv_metric_onnx"] == pytest.approx(parity["cv_metric_saved_oof"], abs=1e-9)
 
@@ -116,7 +116,7 @@ def test_export_parity_for_every_task_at_batch_1_and_7(runs: dict[str, Path], ta
     assert model.decisions == run.decisions and model.prep["layout"] == "nhwc"
     assert model.session.get_inputs()[0].shape == ["batch", 32, 32, 3]
     folder = _test_folder(runs[f"{task}_data"])
-    expected = _podium_probs(runs[task], folder, model.classes, ["identity"])
+    expected = _podium_probs(runs[task], folder, model.classes, None)  # the run's TTA: the default export's too
     paths = sorted(p for p in folder.iterdir())[:7]
     x = np.stack([model.prepare(load_rgb(str(p))) for p in paths])
     seven = model.probabilities(x)
@@ -158,6 +158,35 @@ def test_tta_and_fp16_and_int8(runs: dict[str, Path], tmp_path: Path) -> None:
     int8 = podium.export(run, out=tmp_path / "int8.onnx", quantize="int8")
     assert int8["tolerance"] is None and "metric_change" in int8["parity"]
     assert int8["bytes"] < tta["bytes"] / 2
+
+
+def test_default_export_answers_as_podium_predict_and_no_tta_says_how_far(runs: dict[str, Path], tmp_path: Path,
+                                                                          cli) -> None:
+    run, folder = runs["binary"], _test_folder(runs["binary_data"])
+    report = podium.export(run, out=tmp_path / "default.onnx")
+    saved = json.loads((tmp_path / "default.export.json").read_text())
+    assert saved["tta"] is True and saved["tta_views"] == ["identity", "hflip"] and saved["tta_scales"] == [1.0]
+    assert saved["predict_differs"] is None and "predict_max_abs_diff" not in saved["parity"]
+    assert report["parity"]["max_abs_diff"] <= report["tolerance"]  # the parity images, against the run's TTA
+    model = OnnxModel(tmp_path / "default.onnx")
+    assert json.loads(model.props["podium.tta"])["views"] == ["identity", "hflip"]
+    ours = pd.read_csv(predict_onnx_images(tmp_path / "default.onnx", folder, tmp_path / "d.csv")).set_index("id")
+    theirs = _podium_probs(run, folder, model.classes, None)  # podium predict as the user runs it
+    assert np.abs(ours.loc[theirs.index, model.classes].to_numpy() - theirs.to_numpy()).max() <= report["tolerance"]
+
+    code, err = cli("export", str(run), "--no-tta", "--out", str(tmp_path / "plain.onnx"))
+    assert code == 0, err
+    plain = json.loads((tmp_path / "plain.export.json").read_text())
+    assert plain["tta"] is False and plain["tta_views"] == ["identity"]
+    assert json.loads(OnnxModel(tmp_path / "plain.onnx").props["podium.tta"])["views"] == ["identity"]
+    differs = plain["predict_differs"]
+    assert differs["reason"] == "--no-tta" and differs["predict_views"] == "identity+hflip"
+    assert 0 < differs["max_abs_diff"] < 1 and 0 <= differs["labels_differ"] <= 1 and differs["images"] > 0
+    assert differs["max_abs_diff"] == plain["parity"]["predict_max_abs_diff"]
+    assert "podium predict differs" in differs["note"] and "\n" not in differs["note"]
+    ours = pd.read_csv(predict_onnx_images(tmp_path / "plain.onnx", folder, tmp_path / "p.csv")).set_index("id")
+    theirs = _podium_probs(run, folder, model.classes, ["identity"])
+    assert np.abs(ours.loc[theirs.index, model.classes].to_numpy() - theirs.to_numpy()).max() <= 1e-4
 
 
 def test_bad_exports_are_one_line_and_write_nothing(runs: dict[str, Path], tmp_path: Path, monkeypatch, cli) -> None:

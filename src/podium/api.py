@@ -312,12 +312,14 @@ def config_help() -> str:
 
 
 @_reads_saved_runs
-def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "all", tta: bool = False,
+def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "all", tta: bool = True,
            opset: int = 18, fp16: bool = False, quantize: str = "", layout: str = "nhwc", metric: str = ""
            ) -> dict[str, Any]:
     """Export a run or ensemble folder to one ONNX graph (uint8 images in, podium's probabilities out; default
     ``<folder>/export/model.onnx``) and check it against podium on OOF images; returns the report (``export.json``).
-    Raises PodiumError when parity is worse than the precision's tolerance (int8: reported, not enforced)."""
+    Raises PodiumError when parity is worse than the precision's tolerance (int8: reported, not enforced).
+    ``tta`` (default): the run's TTA views inside the graph, as ``podium predict`` applies them (``tta_views`` in the
+    report); ``tta=False``: the plain image, and ``predict_differs`` in the report says by how much."""
     from podium.deploy.writer import export_model
 
     return export_model(getattr(run, "path", run), out, folds, tta, opset, fp16, quantize, layout)

@@ -21,7 +21,10 @@ def export(
     folder: Annotated[Path, typer.Argument(help="Run or ensemble folder.")],
     out: Annotated[Optional[Path], typer.Option(help="ONNX file (default: FOLDER/export/model.onnx).")] = None,
     folds: Annotated[str, typer.Option(help="all (fold average inside the graph) or one fold number.")] = "all",
-    tta: Annotated[bool, typer.Option("--tta", help="Put the run's TTA views inside the graph.")] = False,
+    tta: Annotated[bool, typer.Option("--tta/--no-tta", help="The run's TTA views (predict.tta, predict.scales) "
+                                                               "inside the graph, so it answers as podium predict "
+                                                               "does (default); --no-tta: the plain image only. "
+                                                               "--tta is kept for old scripts.")] = True,
     opset: Annotated[int, typer.Option(help="ONNX opset.")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="float16 weights and activations (uint8 in, float32 out).")]
     = False,
@@ -39,7 +42,10 @@ def export(
     console(soft_wrap=True).print(
         f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, {r['precision']}, {r['export_s']:.0f} s): max |p - podium| "
         f"{p['max_abs_diff']:.1e} on {p['images']} OOF images, labels agree {p['label_agreement']:.1%}, "
-        f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f})")
+        f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f}); TTA views "
+        f"{'+'.join(r['tta_views'])}")
+    if r.get("predict_differs"):
+        console(soft_wrap=True).print(r["predict_differs"]["note"])
 
 
 def serve(

@@ -124,33 +124,38 @@ def _check_compatible(source: Source) -> None:
 
 
 def views_of(ckpt: Checkpoint, tta: bool) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """The TTA views and scales the graph runs: the run's own with ``tta``, the plain image otherwise."""
+    """A checkpoint's TTA views and scales: the run's own with ``tta``, the plain image otherwise."""
     if not tta:
         return ("identity",), (1.0,)
     return tuple(ckpt.config.predict.tta), tuple(ckpt.config.predict.scales)
 
 
-def plain_views(ckpt: Checkpoint, tta: bool) -> Checkpoint:
-    """``ckpt`` with the config's views and scales set to what the graph runs (for podium's own prediction)."""
-    views, scales = views_of(ckpt, tta)
+def graph_views(source: Source, tta: bool) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """The views and scales the graph runs: the runs' own TTA (what ``podium predict`` applies) with ``tta``, the
+    plain image without. One graph runs one set, so members predicting with different TTA get the plain image; the
+    report then says how far the graph is from ``podium predict`` (``predict_differs``)."""
+    theirs = {views_of(ck[0], True) for ck in source.checkpoints}
+    if not tta or len(theirs) > 1:
+        return views_of(source.first, False)
+    return theirs.pop()
+
+
+def with_views(ckpt: Checkpoint, views: tuple[tuple[str, ...], tuple[float, ...]]) -> Checkpoint:
+    """``ckpt`` with the config's views and scales set to ``views`` (for podium's own prediction)."""
     cfg = ckpt.config
-    return replace(ckpt, config=replace(cfg, predict=replace(cfg.predict, tta=views, scales=scales)))
+    return replace(ckpt, config=replace(cfg, predict=replace(cfg.predict, tta=views[0], scales=views[1])))
 
 
-def build_graph(source: Source, tta: bool = False, layout: str = "nhwc") -> ExportGraph:
-    """The torch module of the whole export (eval mode, CPU)."""
+def build_graph(source: Source, tta: bool = True, layout: str = "nhwc") -> ExportGraph:
+    """The torch module of the whole export (eval mode, CPU); ``tta``: the runs' TTA views inside (see
+    ``graph_views``)."""
     if layout not in INPUT_LAYOUTS:
         raise PodiumError(f"--layout {layout}: choose from {', '.join(INPUT_LAYOUTS)}.")
-    if tta:
-        theirs = {views_of(ck[0], True) for ck in source.checkpoints}
-        if len(theirs) > 1:
-            raise PodiumError("--tta: the members predict with different TTA views or scales "
-                              f"({'; '.join(str(v) for v in theirs)}); one graph runs one set. Export without --tta.")
     members = []
     for ckpts, weight in zip(source.checkpoints, source.weights):
         task = ckpts[0].resolved_task()
         members.append(Member([c.build_model() for c in ckpts], ckpts[0].preprocessing, decoder_for(task), weight))
-    views, scales = views_of(source.first, tta)
+    views, scales = graph_views(source, tta)
     return ExportGraph(members, len(source.first.classes), views, scales, nchw=INPUT_LAYOUTS[layout],
                        fold_output=has_fold_output(source)).eval()
 
@@ -188,7 +193,7 @@ def metadata(source: Source, tta: bool, layout: str, cache_side: int, extra: dic
     h, w = prep.hw
     info = source.folder.info
     metrics = _metrics_or_empty(source.folder)
-    views, scales = views_of(first, tta)
+    views, scales = graph_views(source, tta)
     pre = {"layout": layout, "height": h, "width": w, "channels": "RGB", "dtype": "uint8", "resize": prep.resize,
            "interpolation": prep.interpolation, "crop_pct": prep.crop_pct, "pad_fill": prep.pad_fill,
            "mean": list(prep.mean), "std": list(prep.std), "ops": list(prep.ops),

@@ -26,7 +26,7 @@ from podium.core.registry import Registry
 from podium.data.folders.ingest import load_competition
 from podium.data.pixels.cache import cache_side
 from podium.data.training.dataset import evaluation_dataset
-from podium.deploy.build import Source, has_fold_output, plain_views, views_of
+from podium.deploy.build import Source, graph_views, has_fold_output, views_of, with_views
 from podium.engine.accel import inference_accelerator
 from podium.inference.checkpoints import predict_checkpoints
 from podium.inference.resize import load_rgb, prepare
@@ -100,7 +100,8 @@ def run_batches(sess: Any, x: np.ndarray, batch: int) -> np.ndarray:
 
 @dataclass
 class ParityData:
-    """The parity rows: ids, paths, targets, folds, podium's uint8 inputs and podium's probabilities."""
+    """The parity rows: ids, paths, targets, folds, podium's uint8 inputs and podium's probabilities with the
+    graph's views; ``predict_probs``: ``podium predict``'s (the runs' own TTA) where those differ, else None."""
 
     ids: list[str]
     paths: list[str]
@@ -108,11 +109,12 @@ class ParityData:
     folds: np.ndarray
     x: np.ndarray
     probs: np.ndarray
+    predict_probs: np.ndarray | None = None
 
 
 def parity_data(source: Source, n: int, tta: bool) -> ParityData:
     """N evenly spaced out-of-fold rows of the run's data folder (rows of folds.csv with a fold), their inputs and
-    podium's prediction."""
+    podium's prediction with the graph's views (``graph_views``), and with the runs' own TTA where that differs."""
     first = source.first
     cfg, prep = first.config, first.preprocessing
     comp = load_competition(source.runs[0].data_dir, cfg.data, check=False)
@@ -126,13 +128,23 @@ def parity_data(source: Source, n: int, tta: bool) -> ParityData:
     ids, paths = comp.train["id"].iloc[rows].tolist(), comp.train["path"].iloc[rows].tolist()
     ds = evaluation_dataset(paths, prep, data=cfg.data)
     x = np.stack([ds.augmented(i)[1] for i in range(len(ds))])
-    accelerator = inference_accelerator("cpu", cfg, precision="no")  # fp32: the graph is compared with exact answers
+    views = graph_views(source, tta)
+    probs = _podium_probs(source, ids, paths, lambda c: with_views(c, views))
+    own = all(views_of(ck[0], True) == views for ck in source.checkpoints)
+    predict = None if own else _podium_probs(source, ids, paths, lambda c: c)  # podium predict: each run's TTA
+    folds = np.array([int(fold_of[str(i)]) for i in ids])
+    return ParityData(ids, paths, comp.targets[rows], folds, x, probs, predict)
+
+
+def _podium_probs(source: Source, ids: list[str], paths: list[str], views: Callable[[Any], Any]) -> np.ndarray:
+    """podium's weighted member mean on ``paths``, each checkpoint's views set by ``views`` (fp32 on the CPU: the
+    graph is compared with exact answers)."""
+    accelerator = inference_accelerator("cpu", source.first.config, precision="no")
     total = None
     for ckpts, weight in zip(source.checkpoints, source.weights):
-        pred = predict_checkpoints([plain_views(c, tta) for c in ckpts], ids, paths, accelerator, workers=0)
+        pred = predict_checkpoints([views(c) for c in ckpts], ids, paths, accelerator, workers=0)
         total = pred.probs * weight if total is None else total + pred.probs * weight
-    folds = np.array([int(fold_of[str(i)]) for i in ids])
-    return ParityData(ids, paths, comp.targets[rows], folds, x, total / sum(source.weights))
+    return total / sum(source.weights)
 
 
 def cache_side_of(source: Source) -> int:
@@ -174,6 +186,11 @@ def check_parity(path: Path, source: Source, data: ParityData, meta: dict[str, A
         "helper_max_abs_diff": float(np.abs(helper - data.probs).max()),
         "helper_label_agreement": agree(helper),
     }
+    if data.predict_probs is not None:  # the graph leaves out TTA views podium predict applies: by how much
+        predict_labels = task.decode(data.predict_probs, decisions, classes)
+        out.update({"predict_max_abs_diff": float(np.abs(onnx - data.predict_probs).max()),
+                    "predict_labels_differ": float(np.mean([a != b for a, b in zip(task.decode(
+                        onnx, decisions, classes), predict_labels)]))})
     if has_fold_output(source):
         out.update(out_of_fold(sess, x, source, data, metric))
     return out

@@ -23,9 +23,11 @@ from podium.deploy.build import (
     INPUT_LAYOUTS,
     Source,
     build_graph,
+    graph_views,
     load_source,
     metadata,
     to_onnx,
+    views_of,
     write_metadata,
 )
 from podium.deploy.graph import ExportGraph
@@ -46,11 +48,12 @@ def precision_of(fp16: bool, quantize: str) -> str:
     return name
 
 
-def export_model(folder: str | Path, out: str | Path | None = None, folds: str = "all", tta: bool = False,
+def export_model(folder: str | Path, out: str | Path | None = None, folds: str = "all", tta: bool = True,
                  opset: int = DEFAULT_OPSET, fp16: bool = False, quantize: str = "", layout: str = "nhwc",
                  parity_images: int = PARITY_IMAGES) -> dict[str, Any]:
     """Export a run or ensemble folder to one ONNX graph and check it against podium; returns the report (also
-    written to ``export.json``) with ``path``, the graph's file."""
+    written to ``export.json``) with ``path``, the graph's file. ``tta``: the runs' TTA views inside, so the graph
+    answers as ``podium predict`` does (``tta_views``); where the graph cannot, ``predict_differs`` says by how much."""
     settings = {"precision": precision_of(fp16, quantize), "opset": opset, "layout": layout, "tta": tta}
     _check_flags(layout, opset)
     t0 = time.perf_counter()
@@ -66,6 +69,7 @@ def export_model(folder: str | Path, out: str | Path | None = None, folds: str =
         final, export_s, props = _write_graph(graph, source, Path(tmp), settings)
         report = _describe(source, target, settings)
         report.update(_parity(final, source, data, props, settings, report["decisions"]))
+        report["predict_differs"] = _predict_differs(source, tta, report["parity"])
         report.update({"export_s": round(export_s, 2), "total_s": round(time.perf_counter() - t0, 2),
                        "bytes": final.stat().st_size})
         os.replace(final, target)
@@ -100,10 +104,12 @@ def _write_graph(graph: ExportGraph, source: Source, tmp: Path, settings: dict[s
 def _describe(source: Source, target: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """The report's account of what was exported: source, settings, members, the graph's input and output."""
     hw = source.first.preprocessing.hw
+    views, scales = graph_views(source, settings["tta"])
     return {
         "path": str(target), "source": str(source.folder.path), **settings,
         "folds": [[c.fold for c in ck] for ck in source.checkpoints],
         "members": [r.path.name for r in source.runs], "weights": source.weights,
+        "tta_views": list(views), "tta_scales": list(scales),
         "input": {"name": "images", "shape": _shape(settings["layout"], hw), "dtype": "uint8"},
         "output": {"name": "probs", "shape": ["batch", len(source.first.classes)], "dtype": "float32"},
         "classes": list(source.first.classes), "task": source.first.task,
@@ -125,6 +131,23 @@ def _parity(final: Path, source: Source, data: ParityData, props: dict[str, str]
                           f"{fmt.tolerance:.0e} ({precision}) on {parity['images']} OOF images, labels agree "
                           f"{parity['label_agreement']:.1%}; nothing was written.")
     return {"tolerance": fmt.tolerance, "passed": ok, "parity": parity}
+
+
+def _predict_differs(source: Source, tta: bool, parity: dict[str, Any]) -> dict[str, Any] | None:
+    """None when the graph runs the views ``podium predict`` applies; else why not and by how much on the parity
+    images, with the one line the CLI prints (``note``)."""
+    if "predict_max_abs_diff" not in parity:
+        return None
+    views = "; ".join(dict.fromkeys("+".join(v) + (f" at scales {s}" if s != (1.0,) else "")
+                                    for v, s in (views_of(ck[0], True) for ck in source.checkpoints)))
+    why = ("--no-tta" if not tta else "the members predict with different TTA views or scales; one graph runs one "
+           "set, so it runs the plain image")
+    out = {"reason": why, "predict_views": views, "max_abs_diff": parity["predict_max_abs_diff"],
+           "labels_differ": parity["predict_labels_differ"], "images": parity["images"]}
+    out["note"] = (f"podium predict differs from this graph ({why}; podium predict runs {views}): max probability "
+                   f"difference {out['max_abs_diff']:.2e}, {out['labels_differ']:.1%} of labels differ on "
+                   f"{out['images']} OOF images.")
+    return out
 
 
 def _shape(layout: str, hw: tuple[int, int]) -> list[Any]:
