@@ -189,6 +189,24 @@ def test_default_export_answers_as_podium_predict_and_no_tta_says_how_far(runs: 
     assert np.abs(ours.loc[theirs.index, model.classes].to_numpy() - theirs.to_numpy()).max() <= 1e-4
 
 
+def test_members_with_different_tta_get_the_plain_graph_and_the_difference(runs: dict[str, Path]) -> None:
+    from podium.deploy.build import graph_views, load_source, with_views
+    from podium.deploy.parity import parity_data
+    from podium.deploy.writer import _predict_differs
+
+    ens = podium.ensemble(runs["multilabel"], runs["multilabel_b"], blend="mean", name="ens_tta")
+    source = load_source(ens.path)
+    assert graph_views(source, True) == (("identity", "hflip"), (1.0,)) and len(source.checkpoints) == 2
+    source.checkpoints[-1] = [with_views(c, (("identity", "vflip"), (1.0,))) for c in source.checkpoints[-1]]
+    assert graph_views(source, True) == (("identity",), (1.0,))  # one graph runs one set: the plain image
+    data = parity_data(source, 8, True)
+    assert data.predict_probs is not None and np.abs(data.predict_probs - data.probs).max() > 0
+    differs = _predict_differs(source, True, {"predict_max_abs_diff": 0.04, "predict_labels_differ": 0.06,
+                                              "images": 8})
+    assert "different TTA views" in differs["reason"] and differs["predict_views"] == "identity+hflip; identity+vflip"
+    assert "4.00e-02" in differs["note"] and "6.0% of labels" in differs["note"]
+
+
 def test_bad_exports_are_one_line_and_write_nothing(runs: dict[str, Path], tmp_path: Path, monkeypatch, cli) -> None:
     run = runs["binary"]
     with pytest.raises(PodiumError, match="--folds 7"):

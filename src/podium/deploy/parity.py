@@ -187,13 +187,17 @@ def check_parity(path: Path, source: Source, data: ParityData, meta: dict[str, A
         "helper_label_agreement": agree(helper),
     }
     if data.predict_probs is not None:  # the graph leaves out TTA views podium predict applies: by how much
-        predict_labels = task.decode(data.predict_probs, decisions, classes)
         out.update({"predict_max_abs_diff": float(np.abs(onnx - data.predict_probs).max()),
-                    "predict_labels_differ": float(np.mean([a != b for a, b in zip(task.decode(
-                        onnx, decisions, classes), predict_labels)]))})
+                    "predict_labels_differ": 1.0 - _agreement(task, onnx, data.predict_probs, decisions, classes)})
     if has_fold_output(source):
         out.update(out_of_fold(sess, x, source, data, metric))
     return out
+
+
+def _agreement(task: Any, p: np.ndarray, q: np.ndarray, decisions: dict[str, Any], classes: list[str]) -> float:
+    """The share of rows whose decoded labels from ``p`` and ``q`` are the same."""
+    return float(np.mean([a == b for a, b in zip(task.decode(p, decisions, classes),
+                                                 task.decode(q, decisions, classes))]))
 
 
 def out_of_fold(sess: Any, x: np.ndarray, source: Source, data: ParityData, metric: Callable[[np.ndarray], float]
