@@ -35,7 +35,10 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     for key, value in tags.items():
         setattr(ds, key, value)
     ds.PixelData = pixels.tobytes()
-    ds.save_as(str(path), enforce_file_format=True)
+    try:
+        ds.save_as(str(path), enforce_file_format=True)
+    except TypeError:  # pydicom 2.x
+        ds.save_as(str(path), write_like_original=False)
     return path
 
 
@@ -118,13 +121,13 @@ def test_8_bit_tiff_decodes_as_before(tmp_path: Path) -> None:
 
 def test_dicom_class_folders_train(tmp_path: Path, tiny: tuple[str, ...]) -> None:
     rng = np.random.default_rng(0)
-    root = tmp_path / "rsna"
+    root = tmp_path / "rsna"  # train/<class>/*.dcm, as RSNA pneumonia replicas ship
     for cls, level in (("normal", 800), ("pneumonia", 3000)):
         (root / "train" / cls).mkdir(parents=True)
         for k in range(10):
             pixels = np.clip(rng.normal(level, 300, (40, 40)), 0, 4095).astype(np.uint16)
-            write_dicom(root / "train" / cls / f"{cls}{k}.dcm", pixels, photometric=("MONOCHROME1", "MONOCHROME2")[k % 2],
-                        WindowCenter=2048, WindowWidth=4096)
+            folder, photometric = root / "train" / cls, ("MONOCHROME1", "MONOCHROME2")[k % 2]
+            write_dicom(folder / f"{cls}{k}.dcm", pixels, photometric, WindowCenter=2048, WindowWidth=4096)
     comp = load_competition(root, DataConfig())
     assert comp.classes == ("normal", "pneumonia") and len(comp.targets) == 20
     run = podium.train(root, overrides=tiny)
