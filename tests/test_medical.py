@@ -89,7 +89,10 @@ def test_broken_dicom_is_named_in_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_pydicom_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_dicom(tmp_path / "a.dcm", _ramp())
+    for cls in ("a", "b"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for k in range(3):
+            path = write_dicom(tmp_path / "train" / cls / f"{k}.dcm", _ramp())
     real_import = builtins.__import__
 
     def no_pydicom(name: str, *args: object, **kwargs: object) -> object:
@@ -100,6 +103,9 @@ def test_missing_pydicom_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(builtins, "__import__", no_pydicom)
     with pytest.raises(PodiumError, match=r"pydicom.*\[medical\]") as e:
         read_image(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(PodiumError, match=r"pydicom.*\[medical\]") as e:  # the folder check: once, not per file
+        load_competition(tmp_path, DataConfig())
     assert "\n" not in str(e.value)
 
 

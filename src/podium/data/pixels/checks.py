@@ -28,7 +28,7 @@ from podium.core.io import file_stamp, write_json
 from podium.core.progress import track
 from podium.data.pixels.images import UnreadableImage, decode_image, read_header, reduction, truncation
 
-CACHE_VERSION = 3  # 3: pHash with a reducing gap, on reduced JPEG decodes
+CACHE_VERSION = 4  # 3: pHash with a reducing gap, on reduced JPEG decodes; 4: 16-bit images scaled by range
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
 
 
