@@ -86,6 +86,17 @@ def test_broken_dicom_is_named_in_one_line(tmp_path: Path) -> None:
     error = check_file(str(tmp_path / "cut.dcm"))["error"]
     assert error.startswith("cannot be decoded as DICOM") and "\n" not in error
     assert check_file(str(path))["error"] is None
+    # JPEG 2000 pixel data no plugin can decode: pydicom's multi-line reason (one line per plugin) becomes one line
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b"\xff\x4f\xff\x51" + b"\0" * 40])
+    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
+    ds.save_as(str(tmp_path / "j2k.dcm"))
+    error = check_file(str(tmp_path / "j2k.dcm"))["error"]
+    assert error.startswith("cannot be decoded as DICOM (") and "\n" not in error and len(error) < 400
 
 
 def test_missing_pydicom_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,7 +99,8 @@ class Dicom:
             ds = pydicom.dcmread(io.BytesIO(data.tobytes()), force=True)
             pixels = ds.pixel_array
         except Exception as e:  # noqa: BLE001 - pydicom raises many types; its reason is what the user needs
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            # pydicom lists each plugin's failure on its own line: joined, so the file's reason stays one line
+            reason = " ".join(line.strip() for line in str(e).splitlines() if line.strip())[:300] or type(e).__name__
             raise UnreadableImage(f"cannot be decoded as DICOM ({reason})") from None
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             pixels = pixels[0]  # a multi-frame scan: its first frame, as for an animated GIF
