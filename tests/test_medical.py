@@ -85,7 +85,7 @@ def test_broken_dicom_is_named_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "cut.dcm").write_bytes(data[: len(data) - 200])
     error = check_file(str(tmp_path / "cut.dcm"))["error"]
     assert error.startswith("cannot be decoded as DICOM") and "\n" not in error
-    assert check_file(str(path))["error"] is None
+    assert check_file(str(path))["error"] is None and check_file(str(path))["mode"] == "DICOM"
     # JPEG 2000 pixel data no plugin can decode: pydicom's multi-line reason (one line per plugin) becomes one line
     from pydicom.encaps import encapsulate
     from pydicom.uid import JPEG2000Lossless

@@ -19,9 +19,11 @@ class UnreadableImage(ValueError):
 
 
 class Decoder(Protocol):
-    """One file format: the extensions that name it, whether a file's bytes are in it, and its decode."""
+    """One file format: the extensions that name it, the colour mode ``podium inspect`` shows when Pillow cannot read
+    its header, whether a file's bytes are in it, and its decode."""
 
     extensions: tuple[str, ...]
+    mode: str
 
     def claims(self, head: bytes) -> bool:
         """Whether a file starting with ``head`` (its first 132 bytes or fewer) is this decoder's."""
@@ -61,6 +63,7 @@ class HighDepth:
     8 bits, which makes 12-bit scans (values up to 4095) nearly black. 8-bit files decode as they always have."""
 
     extensions = (".png", ".tif", ".tiff")
+    mode = "?"  # Pillow reads these headers
 
     def claims(self, head: bytes) -> bool:
         """A 16-bit PNG (bit depth byte of IHDR), or any TIFF (its depth is only known after decoding)."""
@@ -84,6 +87,7 @@ class Dicom:
     centre/width scaled to 0..255 (else the image's own range), MONOCHROME1 inverted, grey made RGB."""
 
     extensions = (".dcm", ".dicom")
+    mode = "DICOM"
 
     def claims(self, head: bytes) -> bool:
         """The ``DICM`` magic after the 128-byte preamble."""
