@@ -130,6 +130,15 @@ def test_16_bit_png_and_tiff_use_their_full_range(tmp_path: Path) -> None:
         assert np.abs(img[..., 0].astype(int) - np.rint(pixels / 4095 * 255)).max() <= 1, name
 
 
+def test_standalone_resize_helper_decodes_16_bit_as_podium_does(tmp_path: Path) -> None:
+    from podium.inference.resize import load_rgb
+
+    rgb = np.random.default_rng(0).integers(200, 3000, (12, 10, 3)).astype(np.uint16)
+    for name in ("a.png", "a.tif"):
+        cv2.imwrite(str(tmp_path / name), rgb)
+        assert (load_rgb(str(tmp_path / name)) == read_image(tmp_path / name)).all(), name
+
+
 def test_8_bit_tiff_decodes_as_before(tmp_path: Path) -> None:
     rgb = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.tif"), rgb[:, :, ::-1])
