@@ -20,10 +20,12 @@ class UnreadableImage(ValueError):
 
 class Decoder(Protocol):
     """One file format: the extensions that name it, the colour mode ``podium inspect`` shows when Pillow cannot read
-    its header, whether a file's bytes are in it, and its decode."""
+    its header, whether the standalone ``inference/resize.py`` decodes it alike (numpy + OpenCV only), whether a
+    file's bytes are in it, and its decode."""
 
     extensions: tuple[str, ...]
     mode: str
+    standalone: bool
 
     def claims(self, head: bytes) -> bool:
         """Whether a file starting with ``head`` (its first 132 bytes or fewer) is this decoder's."""
@@ -64,6 +66,7 @@ class HighDepth:
 
     extensions = (".png", ".tif", ".tiff")
     mode = "?"  # Pillow reads these headers
+    standalone = True
 
     def claims(self, head: bytes) -> bool:
         """A 16-bit PNG (bit depth byte of IHDR), or any TIFF (its depth is only known after decoding)."""
@@ -88,6 +91,7 @@ class Dicom:
 
     extensions = (".dcm", ".dicom")
     mode = "DICOM"
+    standalone = False  # needs pydicom
 
     def claims(self, head: bytes) -> bool:
         """The ``DICM`` magic after the 128-byte preamble."""
