@@ -36,7 +36,7 @@ class Decoder(Protocol):
         ...
 
 
-DECODERS: Registry[Decoder] = Registry("image decoder")
+IMAGE_DECODERS: Registry[Decoder] = Registry("image decoder")
 HEAD_BYTES = 132  # DICOM's magic sits after a 128-byte preamble
 
 
@@ -82,7 +82,7 @@ class HighDepth:
         return cv2.cvtColor(to_uint8(img), cv2.COLOR_BGR2RGB)
 
 
-DECODERS.register("high_depth")(HighDepth())
+IMAGE_DECODERS.register("high_depth")(HighDepth())
 
 
 class Dicom:
@@ -120,7 +120,7 @@ class Dicom:
         return to_rgb(img)
 
 
-DECODERS.register("dicom")(Dicom())
+IMAGE_DECODERS.register("dicom")(Dicom())
 
 
 def _modality(ds: object, pixels: np.ndarray) -> np.ndarray:
@@ -151,8 +151,8 @@ def _window(ds: object, arr: np.ndarray) -> np.ndarray:
 
 def decoder_for(head: bytes) -> Decoder | None:
     """The registered decoder that claims a file starting with ``head``, or None (the default decode)."""
-    for name in DECODERS:
-        decoder = DECODERS.get(name)
+    for name in IMAGE_DECODERS:
+        decoder = IMAGE_DECODERS.get(name)
         if decoder.claims(head):
             return decoder
     return None
@@ -160,4 +160,4 @@ def decoder_for(head: bytes) -> Decoder | None:
 
 def extensions() -> tuple[str, ...]:
     """Every registered decoder's file extensions."""
-    return tuple(ext for name in DECODERS for ext in DECODERS.get(name).extensions)
+    return tuple(ext for name in IMAGE_DECODERS for ext in IMAGE_DECODERS.get(name).extensions)
