@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 import podium
@@ -158,3 +159,22 @@ def test_dicom_class_folders_train(tmp_path: Path, tiny: tuple[str, ...]) -> Non
     assert comp.classes == ("normal", "pneumonia") and len(comp.targets) == 20
     run = podium.train(root, overrides=tiny)
     assert run.status == "done" and 0 <= run.metrics["cv_score"] <= 1
+
+
+def test_dicom_run_exports_and_predicts_with_onnx(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from podium.inference.onnx import predict_onnx_images
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "siim"
+    for cls, level in (("benign", 800), ("malignant", 3000)):
+        (root / "train" / cls).mkdir(parents=True)
+        for k in range(8):
+            pixels = np.clip(rng.normal(level, 300, (40, 40)), 0, 4095).astype(np.uint16)
+            write_dicom(root / "train" / cls / f"{cls}{k}.dcm", pixels)
+    run = podium.train(root, overrides=tiny)
+    report = podium.export(run.path)  # the parity check decodes the DICOM files: onnxruntime against podium
+    assert report["parity"]["max_abs_diff"] <= 1e-4 and report["parity"]["helper_pixels_equal"] == 1.0
+    csv = predict_onnx_images(report["path"], root / "train" / "benign", tmp_path / "onnx.csv")
+    assert len(pd.read_csv(csv)) == 8
