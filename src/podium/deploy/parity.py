@@ -25,6 +25,8 @@ from podium.core.errors import PodiumError
 from podium.core.registry import Registry
 from podium.data.folders.ingest import load_competition
 from podium.data.pixels.cache import cache_side
+from podium.data.pixels.decoders import HEAD_BYTES, decoder_for
+from podium.data.pixels.images import read_image
 from podium.data.training.dataset import evaluation_dataset
 from podium.deploy.build import Source, graph_views, has_fold_output, views_of, with_views
 from podium.engine.accel import inference_accelerator
@@ -154,6 +156,14 @@ def cache_side_of(source: Source) -> int:
     return cache_side(max(first.preprocessing.hw), data.cache_scale) if data.cache else 0
 
 
+def _helper_rgb(path: str) -> np.ndarray:
+    """``path`` as the standalone resize helper decodes it; a format it cannot read (DICOM needs pydicom) as podium
+    does, so the helper's check still covers its resize on those files."""
+    with open(path, "rb") as f:
+        special = decoder_for(f.read(HEAD_BYTES))
+    return read_image(path) if special is not None and not special.standalone else load_rgb(path)
+
+
 def check_parity(path: Path, source: Source, data: ParityData, meta: dict[str, Any], nchw: bool,
                  decisions: dict[str, Any]) -> dict[str, Any]:
     """onnxruntime on ``path`` against podium's probabilities (see the module docstring)."""
@@ -161,7 +171,7 @@ def check_parity(path: Path, source: Source, data: ParityData, meta: dict[str, A
     x = data.x.transpose(0, 3, 1, 2).copy() if nchw else data.x
     onnx = run_batches(sess, x, 7).astype(np.float64)
     single = run_batches(sess, x[:3], 1).astype(np.float64)
-    helper_x = np.stack([prepare(load_rgb(p), meta) for p in data.paths])
+    helper_x = np.stack([prepare(_helper_rgb(p), meta) for p in data.paths])
     helper = run_batches(sess, helper_x.transpose(0, 3, 1, 2).copy() if nchw else helper_x, 7).astype(np.float64)
     first = source.first
     task, classes = first.resolved_task(), list(first.classes)

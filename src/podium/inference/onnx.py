@@ -14,7 +14,8 @@ import pandas as pd
 
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv
-from podium.inference.resize import METADATA_KEY, decode_rgb, load_rgb, prepare
+from podium.data.pixels.images import decode_image, read_image  # training's decode: DICOM, 16-bit PNG/TIFF alike
+from podium.inference.resize import METADATA_KEY, prepare
 from podium.runs.predictions import prediction_file  # torch-free: names only
 
 
@@ -68,7 +69,7 @@ class OnnxModel:
 
     def prepare_bytes(self, data: bytes) -> np.ndarray:
         """Encoded image bytes as one model input (ValueError when they are no image)."""
-        return self.prepare(decode_rgb(data))
+        return self.prepare(decode_image(bytes(data)))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities (N, C) of prepared inputs (N, H, W, 3) uint8."""
@@ -118,7 +119,7 @@ def predict_onnx_images(onnx: str | Path, images: str | Path, out: str | Path | 
         batch = []
         for p in paths[start:start + batch_size]:
             try:
-                batch.append(model.prepare(load_rgb(p)))
+                batch.append(model.prepare(read_image(p)))
             except ValueError as e:  # a file the check could read but OpenCV and PIL cannot decode
                 raise PodiumError(f"{os.path.relpath(p, folder)} {e}; remove it or replace it.") from None
         probs.append(model.probabilities(np.stack(batch)))

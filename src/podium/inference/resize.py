@@ -5,7 +5,8 @@ turns any image into the model's uint8 input exactly as podium does (no podium, 
     x = np.stack([prepare(load_rgb("leaf.jpg"), meta)])                       # (N, H, W, 3) uint8, RGB
     probs = session.run(None, {"images": x})[0]
 
-The steps are podium's evaluation path: decode to RGB (EXIF-rotated), the image ops of ``data.preprocess`` (these
+The steps are podium's evaluation path: decode to RGB (EXIF-rotated; 16-bit PNG/TIFF scaled by their own min..max;
+DICOM needs podium's ``podium.data.pixels.decoders`` and pydicom), the image ops of ``data.preprocess`` (these
 need podium: ``podium.data.pixels.image_ops``), the decoded-image cache's shrink (short side to ``cache_side`` with
 INTER_AREA, never up; 0 = off), then the model's resize method with its interpolation:
 
@@ -46,7 +47,12 @@ def load_rgb(path: str) -> np.ndarray:
 def decode_rgb(data: bytes | np.ndarray) -> np.ndarray:
     """Encoded image bytes as HxWx3 uint8 RGB (raises ValueError when they are no image)."""
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    img = cv2.imdecode(buf, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_COLOR) if buf.size else None
+    if img is not None and img.dtype != np.uint8:  # 16-bit or float PNG/TIFF: podium scales min..max to 0..255
+        lo, hi = float(img.min()), float(img.max())
+        img = img.astype(np.float32)
+        img = (np.where(img > lo, 255, 0) if hi <= lo else np.clip(np.rint((img - lo) * (255.0 / (hi - lo))), 0, 255))
+        img = img.astype(np.uint8)
     if img is not None:
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     import io

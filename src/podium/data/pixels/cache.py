@@ -36,7 +36,7 @@ from podium.data.pixels.image_ops import ImageOps, ops_of
 from podium.data.pixels.images import UnreadableImage, read_reduced
 from podium.data.pixels.preprocessing import Preprocessing
 
-VERSION = 2  # 2: entries carry their byte length; stores are named by format
+VERSION = 3  # 2: entries carry their byte length; stores are named by format; 3: 16-bit PNG/TIFF scaled by range
 # INTER_AREA averages the source pixels it shrinks, so a cached image is an anti-aliased copy of the original.
 RESIZE_METHOD = "area"
 _BUILD_CHUNK = 256  # images decoded per batch of threads: bounds the memory held before it is written

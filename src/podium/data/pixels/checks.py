@@ -26,9 +26,10 @@ from PIL import Image
 from podium.core.cachedir import cache_dir
 from podium.core.io import file_stamp, write_json
 from podium.core.progress import track
+from podium.data.pixels.decoders import HEAD_BYTES, decoder_for
 from podium.data.pixels.images import UnreadableImage, decode_image, read_header, reduction, truncation
 
-CACHE_VERSION = 3  # 3: pHash with a reducing gap, on reduced JPEG decodes
+CACHE_VERSION = 4  # 3: pHash with a reducing gap, on reduced JPEG decodes; 4: 16-bit images scaled by range
 COLUMNS = ("path", "error", "width", "height", "mode", "bytes", "sha1", "phash")
 
 
@@ -85,7 +86,9 @@ def check_file(path: str, sink: PixelSink | None = None) -> dict[str, Any]:
     except UnreadableImage as e:
         return {**rec, "error": str(e)}
     if head is None or k == 1:  # the decoded size is the true size
-        rec.update(height=int(img.shape[0]), width=int(img.shape[1]), mode=head.mode if head else "?")
+        special = decoder_for(data[:HEAD_BYTES])
+        mode = head.mode if head else special.mode if special else "?"
+        rec.update(height=int(img.shape[0]), width=int(img.shape[1]), mode=mode)
     else:
         rec.update(height=head.height, width=head.width, mode=head.mode)
     if rec["height"] < 2 or rec["width"] < 2:

@@ -12,14 +12,13 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+from podium.data.pixels.decoders import HEAD_BYTES, UnreadableImage, decoder_for, extensions
+
+_COMMON = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+IMAGE_EXTENSIONS = _COMMON + tuple(e for e in extensions() if e not in _COMMON)  # + DICOM's
 
 # cv2 uses its own threads per call; the loader's workers already parallelise across images.
 cv2.setNumThreads(0)
-
-
-class UnreadableImage(ValueError):
-    """An image file that cannot be decoded; the message says why."""
 
 
 def is_image(path: str | os.PathLike[str]) -> bool:
@@ -75,8 +74,9 @@ def reduction(width: int, height: int, min_side: int) -> int:
 def read_image(path: str | os.PathLike[str], min_side: int = 0) -> np.ndarray:
     """Decode ``path`` into an HxWx3 uint8 RGB array.
 
-    OpenCV decodes fast and applies EXIF orientation; its IMREAD_COLOR flag turns grayscale, palette, RGBA, CMYK and
-    16-bit images into 8-bit colour. Pillow is the fallback for what OpenCV cannot open (an animated GIF: its first
+    OpenCV decodes fast and applies EXIF orientation; its IMREAD_COLOR flag turns grayscale, palette, RGBA and CMYK
+    images into 8-bit colour. DICOM and 16-bit PNG/TIFF go through their decoders (``decoders.py``), which scale by
+    the window or the image's own range. Pillow is the fallback for what OpenCV cannot open (an animated GIF: its first
     frame). With ``min_side`` a JPEG is decoded at 1/2, 1/4 or 1/8 scale when its short side stays at ``min_side``
     or more (``reduction``); other formats, and JPEGs too small to reduce, are decoded whole.
     """
@@ -102,6 +102,11 @@ def decode_image(data: np.ndarray | bytes, reduce: int = 1) -> np.ndarray:
     data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
     if data.size == 0:
         raise UnreadableImage("empty file (0 bytes)")
+    special = decoder_for(data[:HEAD_BYTES].tobytes())  # DICOM, 16-bit PNG/TIFF: see decoders.py
+    if special is not None:
+        img = special.decode(data)
+        if img is not None:
+            return img
     flag = _REDUCED[reduce] if reduce > 1 and data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_COLOR
     img = cv2.imdecode(data, flag)
     if img is not None:
