@@ -215,6 +215,21 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
     return {**best, "command": train_command(data_dir, cfg_path, overrides, best["params"])}
 
 
+def auto(data_dir: str | Path, budget: str | float, config: str | Path | PodiumConfig | dict | None = None,
+         overrides: list[str] | tuple[str, ...] = (), dry_run: bool = False, ladder: str = "",
+         **sections: dict[str, Any]) -> Run | dict[str, Any]:
+    """The best submission ``budget`` buys (seconds, or ``90s``, ``15m``, ``2h``, ``1h30m``) on this machine: probe
+    the ladder's candidates, plan runs, sizes, epochs and folds (printed, and saved as plan.json in the auto folder),
+    train them re-planning after every epoch, blend them when the honest CV says it helps, pseudo-label when time
+    remains. Returns the final run or ensemble folder (a validated submission.csv when the data has a test set), or
+    with ``dry_run`` the plan only. ``ladder``: a registered ladder (``LADDERS``) instead of the device's."""
+    from podium.multirun.auto.clock import parse_budget
+    from podium.multirun.auto.session import auto as run_auto
+
+    seconds = parse_budget(budget)  # a bad budget is one line before the config or the data is read
+    return run_auto(data_dir, seconds, make_config(config, overrides, **sections), dry_run, ladder)
+
+
 @_reads_saved_runs
 def report(run: str | Path | Run, metric: str = "") -> Path:
     """(Re)write the self-contained ``report.html`` of a run or an ensemble folder from the folder alone (no

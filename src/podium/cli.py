@@ -57,6 +57,24 @@ def train(data_dir: DataDir, overrides: Overrides = None, config: ConfigFile = N
 
 
 @app.command(cls=ConfigHelpCommand)
+def auto(
+    data_dir: DataDir,
+    overrides: Overrides = None,
+    budget: Annotated[str, typer.Option(help="Wall time from start to final submission: 90s, 15m, 2h, 1h30m.")] = "",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Probe and print the plan, train nothing.")] = False,
+    config: ConfigFile = None,
+) -> None:
+    """Plan, train, blend and finish on DATA_DIR within --budget: the final run or ensemble folder's submission."""
+    from podium.api import auto as run
+
+    if not budget:
+        raise PodiumError("podium auto needs --budget, e.g. --budget 2h (90s, 15m, 2h, 1h30m).")
+    result = run(data_dir, budget, config, overrides or [], dry_run=dry_run)
+    if not dry_run:
+        console().print(f"final folder {result.path}: CV {result.metrics['metric']} {result.metrics['cv_score']:.4f}")
+
+
+@app.command(cls=ConfigHelpCommand)
 def inspect(
     data_dir: DataDir,
     overrides: Overrides = None,

@@ -1,0 +1,254 @@
+"""The plan of ``podium auto``, pure functions of the probe's timings, the data's size and the budget: which runs
+(candidate, epochs) on how many shared folds, and what each is predicted to cost.
+
+    run_cost    a run's predicted seconds as fixed + epochs x per-epoch: folds x (model setup, epochs of training
+                and validation, OOF with TTA), test prediction with TTA, the decoded-image cache of a new size
+    make_plan   the folds, then the runs: as many as leave each room to climb the ladder (a pseudo-label run last
+                when there is a test set and at least three runs), each the largest candidate its share affords,
+                then ``fit_epochs`` fills the budget's target
+    replan      the same for the runs not started yet, on the time left and the measured/predicted ratio
+
+The plan ends at ``TARGET`` of the budget, with ``FINISH_S`` kept for the blend, the report and the summary: a
+calibration error of the probe then still lands between 90% and 105% of the budget once re-planning corrects it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from podium.core.errors import PodiumError
+from podium.engine.timing import StepTiming
+from podium.multirun.auto.clock import minutes, shown_budget
+from podium.multirun.auto.ladder import Candidate
+
+TARGET = 0.95  # the plan's predicted end, as a fraction of the budget
+MIN_EPOCHS = 2  # fewer is no honest run: one epoch is all warm-up and decay
+CLIMB_EPOCHS = 3  # a larger candidate is chosen only when its share affords this many epochs
+MAX_EPOCHS = 12
+MAX_RUNS = 4
+RUN_OVERHEAD_S = 4.0  # reading the folder (its checks cached), the run folder, scoring the OOF rows
+EPOCH_OVERHEAD_S = 0.5  # best.pt, last.pt and the logs after every epoch of a fold
+FINISH_S = 20.0  # the blend of the runs, the final report, the summary
+FOLD_CHOICES = (5, 4, 3, 2)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the runs work on: training and test images, TTA views per prediction, whether a pseudo-label run may
+    close the plan (there is a test set to label)."""
+
+    n_train: int
+    n_test: int
+    views: int = 1
+    pseudo: bool = False
+
+
+@dataclass(frozen=True)
+class Cost:
+    """A run's predicted seconds: ``fixed_s`` plus ``epoch_s`` per epoch (of every fold)."""
+
+    fixed_s: float
+    epoch_s: float
+
+    def total(self, epochs: int) -> float:
+        """Seconds for ``epochs`` epochs (0: the run is dropped, nothing)."""
+        return self.fixed_s + epochs * self.epoch_s if epochs > 0 else 0.0
+
+    def scaled(self, ratio: float) -> Cost:
+        """The cost with every part ``ratio`` times slower (the measured/predicted ratio)."""
+        return Cost(self.fixed_s * ratio, self.epoch_s * ratio)
+
+
+def run_cost(t: StepTiming, w: Workload, folds: int, extra_train: int = 0, new_size: bool = True) -> Cost:
+    """Predicted cost of one run of a candidate timed as ``t``; ``extra_train``: train-only rows (pseudo-labels) in
+    every fold, ``new_size``: the decoded-image cache of its input size is filled by this run."""
+    val = w.n_train / folds
+    train = w.n_train - val + extra_train
+    epoch = folds * (train * t.train_s + val * t.eval_s + EPOCH_OVERHEAD_S)
+    oof_views = w.views + (1 if w.views > 1 else 0)  # with TTA, the plain OOF is predicted too
+    fixed = (RUN_OVERHEAD_S + folds * (t.setup_s + val * t.eval_s * oof_views)
+             + folds * w.n_test * t.eval_s * w.views + (w.n_train + w.n_test) * t.decode_s * new_size)
+    return Cost(fixed, epoch)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the plan: its candidate, epochs, cost (at the probe's speed) and why it is there."""
+
+    name: str
+    candidate: Candidate
+    epochs: int
+    cost: Cost
+    why: str
+    pseudo: bool = False
+
+    @property
+    def predicted_s(self) -> float:
+        """Predicted seconds at the probe's speed."""
+        return self.cost.total(self.epochs)
+
+
+@dataclass(frozen=True)
+class AutoPlan:
+    """The runs on ``folds`` shared folds, the time already spent (probe) and kept for the finish."""
+
+    budget_s: float
+    elapsed_s: float
+    folds: int
+    runs: tuple[PlannedRun, ...]
+    device: str
+    ladder: str
+    workload: Workload
+    timings: dict[str, StepTiming] = field(default_factory=dict)
+    finish_s: float = FINISH_S
+
+    @property
+    def predicted_end_s(self) -> float:
+        """When the plan is predicted to end, from the start: spent + runs + finish."""
+        return self.elapsed_s + sum(r.predicted_s for r in self.runs) + self.finish_s
+
+    def to_dict(self) -> dict:
+        """plan.json's content."""
+        return {
+            "budget_s": self.budget_s, "elapsed_s": self.elapsed_s, "folds": self.folds, "device": self.device,
+            "ladder": self.ladder, "target": TARGET, "finish_s": self.finish_s,
+            "predicted_end_s": self.predicted_end_s, "workload": dataclasses.asdict(self.workload),
+            "runs": [{"name": r.name, "model": r.candidate.model, "size": r.candidate.size, "epochs": r.epochs,
+                      "folds": self.folds, "predicted_s": r.predicted_s, "fixed_s": r.cost.fixed_s,
+                      "epoch_s": r.cost.epoch_s, "pseudo": r.pseudo, "why": r.why} for r in self.runs],
+            "timings": {k: dataclasses.asdict(t) for k, t in self.timings.items()},
+        }
+
+
+def fit_epochs(costs: list[Cost], left_s: float, epochs: list[int]) -> list[int]:
+    """Epochs per run (0: dropped) whose costs fit ``left_s``: fewer epochs first where most (a later run on ties),
+    down to ``MIN_EPOCHS``, then the last runs dropped; time to spare goes to the runs with the fewest epochs, up to
+    ``MAX_EPOCHS``."""
+    epochs = list(epochs)
+
+    def total() -> float:
+        return sum(c.total(e) for c, e in zip(costs, epochs))
+
+    while total() > left_s and any(epochs):
+        shrinkable = [i for i, e in enumerate(epochs) if e > MIN_EPOCHS]
+        if shrinkable:
+            epochs[max(shrinkable, key=lambda i: (epochs[i], i))] -= 1
+        else:
+            epochs[max(i for i, e in enumerate(epochs) if e)] = 0
+    while True:
+        room = left_s - total()
+        growable = [i for i, e in enumerate(epochs) if 0 < e < MAX_EPOCHS and costs[i].epoch_s <= room]
+        if not growable:
+            return epochs
+        epochs[min(growable, key=lambda i: (epochs[i], -i))] += 1
+
+
+def usable_s(budget_s: float, elapsed_s: float) -> float:
+    """Seconds the runs may take: the budget's target less what is spent and the finish."""
+    return budget_s * TARGET - elapsed_s - FINISH_S
+
+
+def choose_folds(cheapest: StepTiming, w: Workload, usable: float, max_folds: int) -> int:
+    """The most folds (at most ``max_folds``) at which two runs of the cheapest candidate climb to ``CLIMB_EPOCHS``;
+    else the fewest."""
+    choices = [k for k in FOLD_CHOICES if k <= max_folds] or [max_folds]
+    for k in choices:
+        if 2 * run_cost(cheapest, w, k).total(CLIMB_EPOCHS) <= usable:
+            return k
+    return choices[-1]
+
+
+def refuse_small(budget_s: float, elapsed_s: float, cheapest: Candidate, cost: Cost) -> None:
+    """Refuse a budget that cannot afford one run of the cheapest candidate at ``MIN_EPOCHS``, in one line with the
+    smallest budget that would."""
+    need = (elapsed_s + FINISH_S + cost.total(MIN_EPOCHS)) / TARGET
+    if need > budget_s:
+        raise PodiumError(f"--budget {shown_budget(budget_s)} is too small for one honest run here ({cheapest.name}, "
+                          f"{MIN_EPOCHS} epochs, predicted {minutes(need)} min with the probe and the finish); the "
+                          f"smallest budget that works is --budget {shown_budget(need)}.")
+
+
+def make_plan(timings: dict[str, StepTiming], ladder: tuple[Candidate, ...], w: Workload, budget_s: float,
+              elapsed_s: float, device: str, ladder_name: str = "", max_folds: int = 5) -> AutoPlan:
+    """The runs that fill the budget (see the module's docstring); refused in one line when it is too small."""
+    available = [c for c in ladder if c.name in timings]
+    if not available:
+        raise PodiumError(f"No candidate of the {ladder_name or device} ladder could be timed on this machine.")
+    cheapest = available[0]
+    usable = usable_s(budget_s, elapsed_s)
+    refuse_small(budget_s, elapsed_s, cheapest, run_cost(timings[cheapest.name], w, min(2, max_folds)))
+    folds = choose_folds(timings[cheapest.name], w, usable, max_folds)
+    climb = run_cost(timings[cheapest.name], w, folds).total(CLIMB_EPOCHS)
+    slots = int(min(MAX_RUNS, max(1, usable // (2 * climb))))
+    pseudo = w.pseudo and slots >= 3
+    share = usable / slots
+    picked = pick_candidates(available, timings, w, folds, share, slots - pseudo)
+    if pseudo:  # retrained at the end on the best result's pseudo-labels; planned as the largest candidate
+        picked.append((max(picked, key=lambda c: run_cost(timings[c.name], w, folds).total(CLIMB_EPOCHS)), True))
+    else:
+        picked = [(c, False) for c in picked]
+    runs = planned_runs(picked, timings, w, folds, share)
+    epochs = fit_epochs([r.cost for r in runs], usable, [MIN_EPOCHS] * len(runs))
+    runs = [dataclasses.replace(r, epochs=e) for r, e in zip(runs, epochs) if e]
+    return AutoPlan(budget_s, elapsed_s, folds, tuple(renamed(runs)), device, ladder_name, w, dict(timings))
+
+
+def pick_candidates(available: list[Candidate], timings: dict[str, StepTiming], w: Workload, folds: int,
+                    share: float, count: int) -> list[Candidate]:
+    """For each of ``count`` runs, the largest candidate whose run at ``CLIMB_EPOCHS`` fits ``share``, preferring
+    one not picked yet (different backbones and sizes blend better); the cheapest when none fits."""
+    picked: list[Candidate] = []
+    for _ in range(count):
+        fits = [c for c in available if run_cost(timings[c.name], w, folds).total(CLIMB_EPOCHS) <= share]
+        fresh = [c for c in fits if c not in picked]
+        picked.append((fresh or fits or available[:1])[-1])
+    return picked
+
+
+def planned_runs(picked: list[tuple[Candidate, bool]], timings: dict[str, StepTiming], w: Workload, folds: int,
+                 share: float) -> list[PlannedRun]:
+    """The picked candidates as runs, cheapest first (it calibrates the clock for the others) and the pseudo-label
+    run last; the first run at each input size fills its decoded-image cache."""
+    def key(item: tuple[Candidate, bool]) -> tuple[bool, float]:
+        return item[1], run_cost(timings[item[0].name], w, folds).total(CLIMB_EPOCHS)
+
+    runs, sizes = [], set()
+    for c, pseudo in sorted(picked, key=key):
+        cost = run_cost(timings[c.name], w, folds, w.n_test if pseudo else 0, c.size not in sizes)
+        sizes.add(c.size)
+        why = ("pseudo-labels of the best result, retrained with its candidate" if pseudo else
+               f"largest candidate whose {CLIMB_EPOCHS} epochs fit a {minutes(share)} min share"
+               + ("; first: calibrates the clock" if not runs else ""))
+        runs.append(PlannedRun("", c, MIN_EPOCHS, cost, why, pseudo))
+    return runs
+
+
+def renamed(runs: list[PlannedRun], start: int = 1) -> list[PlannedRun]:
+    """The runs named in order: run-1, run-2, ... (the pseudo-label run ``pseudo``)."""
+    return [dataclasses.replace(r, name="pseudo" if r.pseudo else f"run-{start + i}") for i, r in enumerate(runs)]
+
+
+def replan(plan: AutoPlan, started: int, left_s: float, ratio: float) -> AutoPlan:
+    """The plan with the runs from index ``started`` on refitted to ``left_s`` seconds (the time to the target less
+    the finish and what the current run still needs) at ``ratio`` x the probe's speed: their epochs shortened or
+    lengthened, the last dropped when even ``MIN_EPOCHS`` do not fit. Earlier runs are kept as they are."""
+    later = plan.runs[started:]
+    epochs = fit_epochs([r.cost.scaled(ratio) for r in later], left_s, [r.epochs for r in later])
+    kept = [dataclasses.replace(r, epochs=e) for r, e in zip(later, epochs) if e]
+    return dataclasses.replace(plan, runs=(*plan.runs[:started], *kept))
+
+
+def plan_table(plan: AutoPlan) -> str:
+    """The plan as the text table printed before any training: run, candidate, size, epochs, folds, predicted
+    minutes, why; then the probe, the finish and the total against the budget."""
+    rows = [("run", "model", "size", "epochs", "folds", "pred. min", "why")]
+    rows += [(r.name, r.candidate.model, str(r.candidate.size), str(r.epochs), str(plan.folds),
+              minutes(r.predicted_s), r.why) for r in plan.runs]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    end = plan.predicted_end_s
+    lines += [f"probe (spent): {minutes(plan.elapsed_s)} min; blend, report and summary: {minutes(plan.finish_s)} min",
+              f"predicted total {minutes(end)} min of the {minutes(plan.budget_s)} min budget "
+              f"({end / plan.budget_s:.0%}; re-planned after every epoch)"]
+    return "\n".join(line.rstrip() for line in lines)

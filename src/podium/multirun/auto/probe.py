@@ -1,0 +1,103 @@
+"""The probe of ``podium auto``: a few real training and evaluation steps of each candidate of the ladder, on this
+machine and device, on images of this data (``podium.engine.timing``), cached per machine, device and candidate in
+podium's cache folder so that a second ``auto`` on the same machine spends nothing on it.
+
+Its cost counts against the budget: candidates are timed from the smallest up, and the probe stops at the first one
+whose shortest honest run alone would not fit, or once it has used ``PROBE_SHARE`` of the budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from podium.config import PodiumConfig
+from podium.core.cachedir import cache_dir
+from podium.core.errors import PodiumError
+from podium.core.io import write_json
+from podium.data.folders.ingest import Competition
+from podium.engine.accel import resolve_device, resolve_precision
+from podium.engine.timing import StepTiming, time_steps
+from podium.multirun.auto.clock import Clock
+from podium.multirun.auto.ladder import Candidate
+from podium.multirun.auto.plan import MIN_EPOCHS, Workload, run_cost, usable_s
+
+PROBE_SHARE = 0.15  # the most of the budget the probe spends on uncached candidates
+PROBE_IMAGES = 64  # images the probe decodes per candidate (repeated when the data has fewer)
+
+# (config of the candidate, competition) -> its timing; podium.engine.timing.time_steps by default, a script in tests
+Timer = Callable[[PodiumConfig, Competition], StepTiming]
+
+
+def measure(cfg: PodiumConfig, comp: Competition) -> StepTiming:
+    """Time the candidate ``cfg`` names on the first images of ``comp`` (spread over its classes by a fixed shuffle)."""
+    rows = np.random.default_rng(0).permutation(len(comp.train))[:PROBE_IMAGES]
+    paths = comp.train["path"].to_numpy()[rows].tolist()
+    return time_steps(cfg, paths, comp.targets[rows], comp.task, len(comp.classes))
+
+
+def machine_key(cfg: PodiumConfig, candidate: Candidate, outputs: int) -> str:
+    """What a timing depends on: this machine, its device and precision, torch, the batch and the candidate."""
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    gpu = torch.cuda.get_device_name() if device == "cuda" else ""
+    parts = (platform.node(), platform.machine(), os.cpu_count(), gpu, torch.__version__, device,
+             resolve_precision(tc.precision, device), tc.threads, tc.batch_size, tc.channels_last, tc.optimizer,
+             outputs, candidate.name)
+    return "|".join(map(str, parts))
+
+
+class TimingCache:
+    """Timings kept as one JSON file in podium's cache folder (``auto/timings.json``), keyed by ``machine_key``."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir("auto") / "timings.json"
+        try:
+            self.saved = json.loads(self.path.read_text(encoding="utf-8")) if self.path.is_file() else {}
+        except (OSError, ValueError):  # a damaged cache is measured again
+            self.saved = {}
+
+    def get(self, key: str) -> StepTiming | None:
+        """The saved timing under ``key``, or None."""
+        raw = self.saved.get(key)
+        return StepTiming(**raw) if isinstance(raw, dict) else None
+
+    def put(self, key: str, timing: StepTiming) -> None:
+        """Save ``timing`` under ``key`` (the whole file rewritten atomically)."""
+        self.saved[key] = dataclasses.asdict(timing)
+        write_json(self.path, self.saved)
+
+
+def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate], PodiumConfig], comp: Competition,
+                 w: Workload, budget_s: float, clock: Clock, start: float, cache: TimingCache,
+                 timer: Timer = measure) -> tuple[dict[str, StepTiming], list[str]]:
+    """Timings of the ladder's candidates from the smallest up (cached ones free), and notes on those skipped."""
+    timings: dict[str, StepTiming] = {}
+    notes: list[str] = []
+    probe_start = clock.now()
+    for candidate in ladder:
+        cfg = config_of(candidate)
+        key = machine_key(cfg, candidate, comp.task.outputs(len(comp.classes)))
+        timing = cache.get(key)
+        if timing is None:
+            if clock.now() - probe_start > PROBE_SHARE * budget_s:
+                notes.append(f"{candidate.name} not probed: the probe has used {PROBE_SHARE:.0%} of the budget")
+                break
+            try:
+                timing = timer(cfg, comp)
+            except PodiumError as e:  # no weights on this machine, a size the model refuses
+                notes.append(f"{candidate.name} skipped: {e}")
+                continue
+            cache.put(key, timing)
+        timings[candidate.name] = timing
+        if run_cost(timing, w, 2).total(MIN_EPOCHS) > usable_s(budget_s, clock.now() - start):
+            notes.append(f"the ladder stops at {candidate.name}: its shortest run alone would not fit the budget")
+            break
+    return timings, notes
