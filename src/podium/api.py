@@ -223,11 +223,15 @@ def auto(data_dir: str | Path, budget: str | float, config: str | Path | PodiumC
     train them re-planning after every epoch, blend them when the honest CV says it helps, pseudo-label when time
     remains. Returns the final run or ensemble folder (a validated submission.csv when the data has a test set), or
     with ``dry_run`` the plan only. ``ladder``: a registered ladder (``LADDERS``) instead of the device's."""
-    from podium.multirun.auto.clock import parse_budget
+    from podium.multirun.auto.clock import MonotonicClock, parse_budget
+
+    clock = MonotonicClock()
+    start = clock.now()  # the budget starts here: loading torch and the rest of podium counts too
+    seconds = parse_budget(budget)  # a bad budget is one line before the config or the data is read
     from podium.multirun.auto.session import auto as run_auto
 
-    seconds = parse_budget(budget)  # a bad budget is one line before the config or the data is read
-    return run_auto(data_dir, seconds, make_config(config, overrides, **sections), dry_run, ladder)
+    return run_auto(data_dir, seconds, make_config(config, overrides, **sections), dry_run, ladder, clock,
+                    start=start)
 
 
 @_reads_saved_runs

@@ -106,8 +106,9 @@ class Session:
         self.plan = replan(self.plan, started, self.left_for_runs(current_left), self.ratio)
         after = {r.name: r.epochs for r in self.plan.runs[started:]}
         if before != after:
-            changes = ", ".join(f"{n} {e} -> {after[n]} epochs" if n in after else f"{n} dropped"
-                                for n, e in before.items() if after.get(n) != e)
+            changes = ", ".join([*(f"{n} {e} -> {after[n]} epochs" if n in after else f"{n} dropped"
+                                   for n, e in before.items() if after.get(n) != e),
+                                 *(f"{n} added ({e} epochs)" for n, e in after.items() if n not in before)])
             note = f"re-plan after {why} (measured/predicted {self.ratio:.2f}x): {changes}"
             self.notes.append(note)
             self.say(note)
@@ -141,7 +142,8 @@ def train_runs(session: Session, data_dir: Path, base: PodiumConfig, trainer: Tr
 
 def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path, base: PodiumConfig,
               trainer: Trainer, pseudo: str = "") -> Run:
-    """Train one planned run to the end, calibrating and re-planning the later runs after each of its epochs."""
+    """Train the plan's run ``index`` to the end, calibrating and re-planning the later runs after each of its
+    epochs (``index`` -1: a run after the plan, nothing to re-plan)."""
     folds, t0 = session.plan.folds, session.clock.now()
     predicted = planned.cost.scaled(session.ratio).total(planned.epochs)
     session.say(f"{planned.name}: {planned.candidate.name}, {planned.epochs} epochs x {folds} folds, predicted "
@@ -152,7 +154,8 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
         session.epochs_pred += epoch_pred
         session.epochs_actual += float(row.get("wall_s", row.get("train_s", 0.0)))
         current_left = max(0.0, planned.cost.scaled(session.ratio).total(planned.epochs) - (session.clock.now() - t0))
-        session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {row.get('epoch', '?')}")
+        if index >= 0:  # -1: the last step (pseudo-labels), with no later run to re-plan
+            session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {row.get('epoch', '?')}")
 
     cfg = run_config(base, planned.candidate, planned.epochs, folds, f"auto-{planned.name}", pseudo)
     run = trainer(data_dir, cfg, on_epoch)

@@ -12,7 +12,6 @@ Each step starts only when its calibrated prediction fits the budget. ``finish``
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from podium.config import PodiumConfig
@@ -20,7 +19,7 @@ from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.multirun.auto.execute import Session, Step, Trainer, train_one
 from podium.multirun.auto.ladder import Candidate
-from podium.multirun.auto.plan import TARGET, fit_epochs, run_cost
+from podium.multirun.auto.plan import MIN_EPOCHS, TARGET, PlannedRun, fit_epochs, run_cost
 from podium.multirun.ensemble import ensemble
 from podium.reporting import report_after_training
 from podium.runs.ensemble import is_ensemble
@@ -83,8 +82,7 @@ def pseudo_run(session: Session, final: Run, runs: list[Run], data_dir: Path, ba
     """The plan's pseudo-label run, with the best run's candidate and the epochs that fit the time left; the better
     of it and ``final``."""
     plan = session.plan
-    index = next((i for i, r in enumerate(plan.runs) if r.pseudo), None)
-    if index is None or not final.submission_path.is_file():
+    if not plan.workload.pseudo or not final.submission_path.is_file():
         return final
     candidate = candidate_of(max(runs, key=score_key))
     timing = plan.timings.get(candidate.name)
@@ -92,13 +90,14 @@ def pseudo_run(session: Session, final: Run, runs: list[Run], data_dir: Path, ba
         return final
     cost = run_cost(timing, plan.workload, plan.folds, plan.workload.n_test, new_size=False)
     left = plan.budget_s * TARGET - session.elapsed - REPORT_S
-    epochs = fit_epochs([cost.scaled(session.ratio)], left, [plan.runs[index].epochs])[0]
+    epochs = fit_epochs([cost.scaled(session.ratio)], left, [MIN_EPOCHS])[0]
     if not epochs or not session.fits(cost.scaled(session.ratio).total(epochs), reserve=REPORT_S):
         session.notes.append("no pseudo-label run: too little time left")
         return final
-    planned = dataclasses.replace(plan.runs[index], candidate=candidate, epochs=epochs, cost=cost)
+    planned = PlannedRun("pseudo", candidate, epochs, cost, f"pseudo-labels of {final.path.name}, retrained with "
+                         f"the best run's candidate", pseudo=True)
     try:
-        run = train_one(session, index, planned, data_dir, base, trainer, pseudo=str(final.path))
+        run = train_one(session, -1, planned, data_dir, base, trainer, pseudo=str(final.path))
     except PodiumError as e:  # refused before its folder exists (a task or source pseudo-labels cannot use)
         session.notes.append(f"no pseudo-label run: {e}")
         return final

@@ -236,7 +236,37 @@ def replan(plan: AutoPlan, started: int, left_s: float, ratio: float) -> AutoPla
     later = plan.runs[started:]
     epochs = fit_epochs([r.cost.scaled(ratio) for r in later], left_s, [r.epochs for r in later])
     kept = [dataclasses.replace(r, epochs=e) for r, e in zip(later, epochs) if e]
-    return dataclasses.replace(plan, runs=(*plan.runs[:started], *kept))
+    return extend(dataclasses.replace(plan, runs=(*plan.runs[:started], *kept)), started, left_s, ratio)
+
+
+def extend(plan: AutoPlan, started: int, left_s: float, ratio: float) -> AutoPlan:
+    """The plan with one more run before the pseudo-label run when the later runs are at ``MAX_EPOCHS`` and the
+    time they leave affords another at ``CLIMB_EPOCHS`` (the largest candidate that fits, a new one preferred), so
+    that a budget is used rather than wasted."""
+    later = plan.runs[started:]
+    room = left_s - sum(r.cost.scaled(ratio).total(r.epochs) for r in later)
+    trains = [r for r in plan.runs if not r.pseudo]
+    if len(trains) >= MAX_RUNS + 2 or any(r.epochs < MAX_EPOCHS for r in later if not r.pseudo):
+        return plan
+    available = [c for c in ladder_of(plan) if c.name in plan.timings]
+    sizes = {r.candidate.size for r in plan.runs}
+    costs = {c: run_cost(plan.timings[c.name], plan.workload, plan.folds, new_size=c.size not in sizes).scaled(ratio)
+             for c in available}
+    fits = [c for c in available if costs[c].total(CLIMB_EPOCHS) <= room]
+    if not fits:
+        return plan
+    fresh = [c for c in fits if c not in {r.candidate for r in trains}]
+    c = (fresh or fits)[-1]
+    epochs = fit_epochs([costs[c]], room, [CLIMB_EPOCHS])[0]
+    added = PlannedRun(f"run-{len(trains) + 1}", c, epochs, costs[c].scaled(1 / ratio),
+                       "added: the runs before it reached their most epochs with time to spare")
+    pseudo = [r for r in plan.runs if r.pseudo]
+    return dataclasses.replace(plan, runs=(*trains, added, *pseudo))
+
+
+def ladder_of(plan: AutoPlan) -> list[Candidate]:
+    """The probed candidates in ladder order (the timings keep the probe's order)."""
+    return [Candidate(*name.rsplit("@", 1)[:1], int(name.rsplit("@", 1)[1])) for name in plan.timings]
 
 
 def plan_table(plan: AutoPlan) -> str:

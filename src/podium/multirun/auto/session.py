@@ -46,11 +46,12 @@ def pipeline_trainer(data_dir: Path, cfg: PodiumConfig, on_epoch: EpochHook) -> 
 
 def auto(data_dir: str | Path, budget: str | float, base: PodiumConfig, dry_run: bool = False, ladder: str = "",
          clock: Clock | None = None, timer: Timer = measure, trainer: Trainer = pipeline_trainer,
-         say: Callable[[str], None] | None = None) -> Run | dict[str, Any]:
+         say: Callable[[str], None] | None = None, start: float | None = None) -> Run | dict[str, Any]:
     """Probe, plan, train, blend and finish within ``budget`` (seconds, or ``90s``/``15m``/``2h``/``1h30m``);
-    returns the final run or ensemble folder, or with ``dry_run`` the plan (plan.json's content) untrained."""
+    returns the final run or ensemble folder, or with ``dry_run`` the plan (plan.json's content) untrained.
+    ``start``: when the budget started on ``clock`` (default: now)."""
     clock = clock or MonotonicClock()
-    start = clock.now()
+    start = clock.now() if start is None else start
     budget_s = parse_budget(budget)
     say = say or Reporter().print
     data_dir = Path(data_dir).expanduser().resolve()
