@@ -20,7 +20,7 @@ from podium.config import PodiumConfig
 from podium.engine.fold import EpochHook
 from podium.multirun.auto.clock import Clock, minutes
 from podium.multirun.auto.ladder import Candidate
-from podium.multirun.auto.plan import FINISH_S, TARGET, AutoPlan, PlannedRun, replan
+from podium.multirun.auto.plan import FINISH_S, TARGET, AutoPlan, PlannedRun, Speed, replan
 from podium.runs.run import Run
 from podium.validation import validate
 
@@ -73,8 +73,8 @@ class Session:
     start: float
     say: Callable[[str], None] = print
     steps: list[Step] = field(default_factory=list)
-    done_pred: float = 0.0
-    done_actual: float = 0.0
+    fixed_pred: float = 0.0
+    fixed_actual: float = 0.0
     epochs_pred: float = 0.0
     epochs_actual: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -85,9 +85,17 @@ class Session:
         return self.clock.now() - self.start
 
     @property
+    def speed(self) -> Speed:
+        """Measured / predicted seconds of the epochs trained so far and of the finished runs' fixed parts (1 before
+        any)."""
+        epoch = self.epochs_actual / self.epochs_pred if self.epochs_pred > 1e-9 else 1.0
+        fixed = self.fixed_actual / self.fixed_pred if self.fixed_pred > 1e-9 else 1.0
+        return Speed(fixed, epoch)
+
+    @property
     def ratio(self) -> float:
-        """Measured / predicted seconds of the work done (finished runs, the current run's epochs); 1 before any."""
-        pred, actual = self.done_pred + self.epochs_pred, self.done_actual + self.epochs_actual
+        """Measured / predicted seconds of all the work done; 1 before any."""
+        pred, actual = self.fixed_pred + self.epochs_pred, self.fixed_actual + self.epochs_actual
         return actual / pred if pred > 1e-9 else 1.0
 
     def left_for_runs(self, current_left: float = 0.0) -> float:
@@ -101,25 +109,20 @@ class Session:
         return self.elapsed + seconds + reserve <= self.plan.budget_s
 
     def replan(self, started: int, current_left: float, why: str) -> None:
-        """Refit the runs from index ``started`` on to the time left; a change is printed and noted."""
+        """Refit the runs from index ``started`` on to the time left (a run is added only between runs, with no
+        run under way: ``current_left`` 0); a change is printed and noted."""
         before = {r.name: r.epochs for r in self.plan.runs[started:]}
-        self.plan = replan(self.plan, started, self.left_for_runs(current_left), self.ratio)
+        self.plan = replan(self.plan, started, self.left_for_runs(current_left), self.speed, add=current_left == 0)
         after = {r.name: r.epochs for r in self.plan.runs[started:]}
         if before != after:
             changes = ", ".join([*(f"{n} {e} -> {after[n]} epochs" if n in after else f"{n} dropped"
                                    for n, e in before.items() if after.get(n) != e),
                                  *(f"{n} added ({e} epochs)" for n, e in after.items() if n not in before)])
-            note = f"re-plan after {why} (measured/predicted {self.ratio:.2f}x): {changes}"
+            speed = self.speed
+            note = (f"re-plan after {why} (measured/predicted: epochs {speed.epoch:.2f}x, rest {speed.fixed:.2f}x): "
+                    f"{changes}")
             self.notes.append(note)
             self.say(note)
-
-
-def run_work(run: Run, planned: PlannedRun, folds: int) -> float:
-    """The run's predicted seconds (at the probe's speed) for the epochs it trained: early stopping ends folds
-    before ``planned.epochs``, and the time it saves is no sign of a faster machine."""
-    per_fold = run.metrics.get("per_fold") or []
-    trained = sum(int(f.get("epochs", planned.epochs)) for f in per_fold) or planned.epochs * folds
-    return planned.cost.fixed_s + trained * planned.cost.epoch_s / folds
 
 
 def train_runs(session: Session, data_dir: Path, base: PodiumConfig, trainer: Trainer) -> list[Run]:
@@ -129,7 +132,7 @@ def train_runs(session: Session, data_dir: Path, base: PodiumConfig, trainer: Tr
     index = 0
     while index < len(session.plan.runs) and not session.plan.runs[index].pseudo:
         planned = session.plan.runs[index]
-        predicted = planned.cost.scaled(session.ratio).total(planned.epochs)
+        predicted = planned.cost.scaled(session.speed).total(planned.epochs)
         if not session.fits(predicted):
             session.notes.append(f"{planned.name} not started: {minutes(predicted)} min would pass the budget")
             session.plan = dataclasses.replace(session.plan, runs=session.plan.runs[:index])
@@ -145,7 +148,7 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
     """Train the plan's run ``index`` to the end, calibrating and re-planning the later runs after each of its
     epochs (``index`` -1: a run after the plan, nothing to re-plan)."""
     folds, t0 = session.plan.folds, session.clock.now()
-    predicted = planned.cost.scaled(session.ratio).total(planned.epochs)
+    predicted = planned.cost.scaled(session.speed).total(planned.epochs)
     session.say(f"{planned.name}: {planned.candidate.name}, {planned.epochs} epochs x {folds} folds, predicted "
                 f"{minutes(predicted)} min ({minutes(session.elapsed)} of {minutes(session.plan.budget_s)} min used)")
     epoch_pred = planned.cost.epoch_s / folds
@@ -153,16 +156,17 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
     def on_epoch(fold: int, row: dict[str, Any]) -> None:
         session.epochs_pred += epoch_pred
         session.epochs_actual += float(row.get("wall_s", row.get("train_s", 0.0)))
-        current_left = max(0.0, planned.cost.scaled(session.ratio).total(planned.epochs) - (session.clock.now() - t0))
+        current_left = max(0.0, planned.cost.scaled(session.speed).total(planned.epochs) - (session.clock.now() - t0))
         if index >= 0:  # -1: the last step (pseudo-labels), with no later run to re-plan
             session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {row.get('epoch', '?')}")
 
     cfg = run_config(base, planned.candidate, planned.epochs, folds, f"auto-{planned.name}", pseudo)
+    epochs_before = session.epochs_actual
     run = trainer(data_dir, cfg, on_epoch)
     actual = session.clock.now() - t0
-    session.epochs_pred = session.epochs_actual = 0.0
-    session.done_pred += run_work(run, planned, folds)
-    session.done_actual += actual
+    # the epochs are counted as trained (early stopping saves time that is no sign of a faster machine)
+    session.fixed_pred += planned.cost.fixed_s
+    session.fixed_actual += max(0.0, actual - (session.epochs_actual - epochs_before))
     session.steps.append(Step(planned.name, "pseudo" if pseudo else "run", predicted, actual, str(run.path),
                               run.metrics.get("cv_score"), f"{planned.candidate.name}, {planned.epochs} epochs"))
     return run

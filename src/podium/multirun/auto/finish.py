@@ -90,8 +90,8 @@ def pseudo_run(session: Session, final: Run, runs: list[Run], data_dir: Path, ba
         return final
     cost = run_cost(timing, plan.workload, plan.folds, plan.workload.n_test, new_size=False)
     left = plan.budget_s * TARGET - session.elapsed - REPORT_S
-    epochs = fit_epochs([cost.scaled(session.ratio)], left, [MIN_EPOCHS])[0]
-    if not epochs or not session.fits(cost.scaled(session.ratio).total(epochs), reserve=REPORT_S):
+    epochs = fit_epochs([cost.scaled(session.speed)], left, [MIN_EPOCHS])[0]
+    if not epochs or not session.fits(cost.scaled(session.speed).total(epochs), reserve=REPORT_S):
         session.notes.append("no pseudo-label run: too little time left")
         return final
     planned = PlannedRun("pseudo", candidate, epochs, cost, f"pseudo-labels of {final.path.name}, retrained with "

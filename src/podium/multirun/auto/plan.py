@@ -28,7 +28,7 @@ CLIMB_EPOCHS = 3  # a larger candidate is chosen only when its share affords thi
 MAX_EPOCHS = 12
 MAX_RUNS = 4
 RUN_OVERHEAD_S = 4.0  # reading the folder (its checks cached), the run folder, scoring the OOF rows
-EPOCH_OVERHEAD_S = 0.5  # best.pt, last.pt and the logs after every epoch of a fold
+EPOCH_OVERHEAD_S = 0.2  # best.pt, last.pt and the logs after every epoch of a fold
 FINISH_S = 20.0  # the blend of the runs, the final report, the summary
 FOLD_CHOICES = (5, 4, 3, 2)
 
@@ -55,9 +55,22 @@ class Cost:
         """Seconds for ``epochs`` epochs (0: the run is dropped, nothing)."""
         return self.fixed_s + epochs * self.epoch_s if epochs > 0 else 0.0
 
-    def scaled(self, ratio: float) -> Cost:
-        """The cost with every part ``ratio`` times slower (the measured/predicted ratio)."""
-        return Cost(self.fixed_s * ratio, self.epoch_s * ratio)
+    def scaled(self, speed: Speed) -> Cost:
+        """The cost at the measured ``speed`` (measured/predicted seconds of each part)."""
+        return Cost(self.fixed_s * speed.fixed, self.epoch_s * speed.epoch)
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Measured / predicted seconds so far: of the runs' fixed parts (setup, OOF, test prediction, cache, scoring)
+    and of their epochs, calibrated apart because the probe times the epochs' steps far better than the rest."""
+
+    fixed: float = 1.0
+    epoch: float = 1.0
+
+    def inverse(self) -> Speed:
+        """The speed that undoes this one."""
+        return Speed(1 / self.fixed, 1 / self.epoch)
 
 
 def run_cost(t: StepTiming, w: Workload, folds: int, extra_train: int = 0, new_size: bool = True) -> Cost:
@@ -229,28 +242,30 @@ def renamed(runs: list[PlannedRun], start: int = 1) -> list[PlannedRun]:
     return [dataclasses.replace(r, name="pseudo" if r.pseudo else f"run-{start + i}") for i, r in enumerate(runs)]
 
 
-def replan(plan: AutoPlan, started: int, left_s: float, ratio: float) -> AutoPlan:
+def replan(plan: AutoPlan, started: int, left_s: float, speed: Speed, add: bool = True) -> AutoPlan:
     """The plan with the runs from index ``started`` on refitted to ``left_s`` seconds (the time to the target less
-    the finish and what the current run still needs) at ``ratio`` x the probe's speed: their epochs shortened or
-    lengthened, the last dropped when even ``MIN_EPOCHS`` do not fit. Earlier runs are kept as they are."""
+    the finish and what the current run still needs) at the measured ``speed``: their epochs shortened or
+    lengthened, the last dropped when even ``MIN_EPOCHS`` do not fit, one added (``add``) when all are at
+    ``MAX_EPOCHS`` with time to spare. Earlier runs are kept as they are."""
     later = plan.runs[started:]
-    epochs = fit_epochs([r.cost.scaled(ratio) for r in later], left_s, [r.epochs for r in later])
+    epochs = fit_epochs([r.cost.scaled(speed) for r in later], left_s, [r.epochs for r in later])
     kept = [dataclasses.replace(r, epochs=e) for r, e in zip(later, epochs) if e]
-    return extend(dataclasses.replace(plan, runs=(*plan.runs[:started], *kept)), started, left_s, ratio)
+    fitted = dataclasses.replace(plan, runs=(*plan.runs[:started], *kept))
+    return extend(fitted, started, left_s, speed) if add else fitted
 
 
-def extend(plan: AutoPlan, started: int, left_s: float, ratio: float) -> AutoPlan:
+def extend(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPlan:
     """The plan with one more run before the pseudo-label run when the later runs are at ``MAX_EPOCHS`` and the
     time they leave affords another at ``CLIMB_EPOCHS`` (the largest candidate that fits, a new one preferred), so
     that a budget is used rather than wasted."""
     later = plan.runs[started:]
-    room = left_s - sum(r.cost.scaled(ratio).total(r.epochs) for r in later)
+    room = left_s - sum(r.cost.scaled(speed).total(r.epochs) for r in later)
     trains = [r for r in plan.runs if not r.pseudo]
     if len(trains) >= MAX_RUNS + 2 or any(r.epochs < MAX_EPOCHS for r in later if not r.pseudo):
         return plan
     available = [c for c in ladder_of(plan) if c.name in plan.timings]
     sizes = {r.candidate.size for r in plan.runs}
-    costs = {c: run_cost(plan.timings[c.name], plan.workload, plan.folds, new_size=c.size not in sizes).scaled(ratio)
+    costs = {c: run_cost(plan.timings[c.name], plan.workload, plan.folds, new_size=c.size not in sizes).scaled(speed)
              for c in available}
     fits = [c for c in available if costs[c].total(CLIMB_EPOCHS) <= room]
     if not fits:
@@ -258,7 +273,7 @@ def extend(plan: AutoPlan, started: int, left_s: float, ratio: float) -> AutoPla
     fresh = [c for c in fits if c not in {r.candidate for r in trains}]
     c = (fresh or fits)[-1]
     epochs = fit_epochs([costs[c]], room, [CLIMB_EPOCHS])[0]
-    added = PlannedRun(f"run-{len(trains) + 1}", c, epochs, costs[c].scaled(1 / ratio),
+    added = PlannedRun(f"run-{len(trains) + 1}", c, epochs, costs[c].scaled(speed.inverse()),
                        "added: the runs before it reached their most epochs with time to spare")
     pseudo = [r for r in plan.runs if r.pseudo]
     return dataclasses.replace(plan, runs=(*trains, added, *pseudo))
