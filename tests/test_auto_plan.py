@@ -15,8 +15,20 @@ from podium.engine.timing import StepTiming
 from podium.multirun.auto.clock import parse_budget, shown_budget
 from podium.multirun.auto.execute import Session, run_config, train_runs
 from podium.multirun.auto.ladder import Candidate
-from podium.multirun.auto.plan import FINISH_S, MAX_EPOCHS, MIN_EPOCHS, TARGET, Cost, Speed, Workload
-from podium.multirun.auto.plan import fit_epochs, make_plan, plan_table, replan, run_cost
+from podium.multirun.auto.plan import (
+    FINISH_S,
+    MAX_EPOCHS,
+    MIN_EPOCHS,
+    TARGET,
+    Cost,
+    Speed,
+    Workload,
+    fit_epochs,
+    make_plan,
+    plan_table,
+    replan,
+    run_cost,
+)
 
 LADDER = (Candidate("small", 128), Candidate("mid", 160), Candidate("large", 224))
 TIMINGS = {"small@128": StepTiming(0.004, 0.001, 0.002, 0.5), "mid@160": StepTiming(0.008, 0.002, 0.003, 0.6),
