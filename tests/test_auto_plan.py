@@ -3,6 +3,7 @@ is trained here (tests/test_auto.py trains a real one)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,15 +90,19 @@ def test_budgets_as_people_write_them() -> None:
 
 
 @pytest.mark.parametrize("budget", [300, 900, 2700, 7200])
-def test_a_plan_fills_its_budget(budget: float) -> None:
-    plan = make_plan(TIMINGS, LADDER, WORK, budget, 20.0, "cpu", "test")
+@pytest.mark.parametrize("pseudo", [False, True])
+def test_a_plan_fills_its_budget(budget: float, pseudo: bool) -> None:
+    plan = make_plan(TIMINGS, LADDER, dataclasses.replace(WORK, pseudo=pseudo), budget, 20.0, "cpu", "test")
     end = plan.predicted_end_s
     assert end <= budget * TARGET + 1e-6
     # filled, unless every run is at its most epochs already
     assert end >= 0.85 * budget * TARGET or all(r.epochs == MAX_EPOCHS for r in plan.runs)
     assert all(r.epochs >= MIN_EPOCHS for r in plan.runs) and len({r.name for r in plan.runs}) == len(plan.runs)
-    costs = [r.cost.total(3) for r in plan.runs]
+    costs = [r.cost.total(3) for r in plan.runs if not r.pseudo]
     assert costs[0] == min(costs)  # the cheapest first: it calibrates the clock for the others
+    assert [r.pseudo for r in plan.runs] == sorted(r.pseudo for r in plan.runs)  # pseudo-labels last
+    if pseudo and budget >= 2700:
+        assert plan.runs[-1].pseudo and plan.runs[-1].name == "pseudo"
     table = plan_table(plan)
     assert table.splitlines()[0].split()[:6] == ["run", "model", "size", "epochs", "folds", "pred."]
     assert all(r.name in table for r in plan.runs) and "budget" in table.splitlines()[-1]

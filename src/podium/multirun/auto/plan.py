@@ -196,11 +196,10 @@ def make_plan(timings: dict[str, StepTiming], ladder: tuple[Candidate, ...], w: 
     slots = int(min(MAX_RUNS, max(1, usable // (2 * climb))))
     pseudo = w.pseudo and slots >= 3
     share = usable / slots
-    picked = pick_candidates(available, timings, w, folds, share, slots - pseudo)
+    picked = [(c, False) for c in pick_candidates(available, timings, w, folds, share, slots - pseudo)]
     if pseudo:  # retrained at the end on the best result's pseudo-labels; planned as the largest candidate
-        picked.append((max(picked, key=lambda c: run_cost(timings[c.name], w, folds).total(CLIMB_EPOCHS)), True))
-    else:
-        picked = [(c, False) for c in picked]
+        picked.append((max((c for c, _ in picked),
+                           key=lambda c: run_cost(timings[c.name], w, folds).total(CLIMB_EPOCHS)), True))
     runs = planned_runs(picked, timings, w, folds, share)
     epochs = fit_epochs([r.cost for r in runs], usable, [MIN_EPOCHS] * len(runs))
     runs = [dataclasses.replace(r, epochs=e) for r, e in zip(runs, epochs) if e]
