@@ -17,7 +17,6 @@ from podium.multirun.auto.clock import parse_budget, shown_budget
 from podium.multirun.auto.execute import Session, run_config, train_runs
 from podium.multirun.auto.ladder import Candidate
 from podium.multirun.auto.plan import (
-    FINISH_S,
     MAX_EPOCHS,
     MIN_EPOCHS,
     TARGET,
@@ -161,7 +160,7 @@ def test_runs_on_a_fake_clock_end_within_the_budget_and_every_started_run_finish
     trainer = ScriptedTrainer(clock, session, slowdown)
     runs = train_runs(session, Path("data"), PodiumConfig(), trainer)
     assert trainer.started == trainer.finished and len(runs) == len(trainer.started) >= 1  # none killed
-    used = session.elapsed + FINISH_S  # the finish is reserved
+    used = session.elapsed + session.plan.finish_s  # the finish is reserved
     assert used <= 1.05 * session.plan.budget_s
     if slowdown == 1.0:
         assert used >= 0.9 * session.plan.budget_s * TARGET
@@ -186,6 +185,8 @@ def test_an_auto_run_schedule_ends_at_its_planned_steps_with_a_short_warmup() ->
                            shape=cfg.train.schedule)
     assert factor(total - 1) < 0.05 and factor(total) == 0.0  # linear decay to zero at the planned step count
     assert run_config(base, Candidate("m", 64), 12, 5, "x").train.patience > 0  # long runs may stop early
+    again = run_config(base, Candidate("tf_efficientnet_lite0", 128), 3, 3, "auto-run-2", repeat=1)
+    assert again.train.seed != cfg.train.seed and again.cv == cfg.cv  # another seed, the same folds
 
 
 def test_the_cost_model_counts_folds_tta_test_and_pseudo_rows() -> None:

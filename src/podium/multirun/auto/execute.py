@@ -20,7 +20,7 @@ from podium.config import PodiumConfig
 from podium.engine.fold import EpochHook
 from podium.multirun.auto.clock import Clock, minutes
 from podium.multirun.auto.ladder import Candidate
-from podium.multirun.auto.plan import FINISH_S, TARGET, AutoPlan, PlannedRun, Speed, replan
+from podium.multirun.auto.plan import TARGET, AutoPlan, PlannedRun, Speed, replan
 from podium.runs.run import Run
 from podium.validation import validate
 
@@ -33,13 +33,14 @@ Trainer = Callable[[Path, PodiumConfig, EpochHook], Run]
 
 
 def run_config(base: PodiumConfig, candidate: Candidate, epochs: int, folds: int, name: str,
-               pseudo: str = "") -> PodiumConfig:
+               pseudo: str = "", repeat: int = 0) -> PodiumConfig:
     """``base`` (the user's config and overrides) with a planned run's candidate, epochs, folds and schedule: linear
     decay to zero at the last planned update, a warm-up (and head-only epochs) scaled to the epochs; ``pseudo``: the
-    run or ensemble folder whose test predictions it learns from too."""
+    run or ensemble folder whose test predictions it learns from too; ``repeat``: how many earlier runs trained
+    the same candidate (each repeat another training seed, on the same folds, so the blend gains from it)."""
     tc, ft = base.train, base.finetune
     train = dataclasses.replace(
-        tc, epochs=epochs, schedule="linear", min_lr_ratio=0.0,
+        tc, epochs=epochs, schedule="linear", min_lr_ratio=0.0, seed=tc.seed + 1000 * repeat,
         warmup_epochs=round(min(tc.warmup_epochs, WARMUP_FRACTION * epochs), 3),
         patience=tc.patience or (PATIENCE if epochs >= PATIENCE_FROM else 0))
     return validate(dataclasses.replace(
@@ -103,9 +104,10 @@ class Session:
         (what the run under way is predicted to need still)."""
         return self.plan.budget_s * TARGET - self.elapsed - self.plan.finish_s - current_left
 
-    def fits(self, seconds: float, reserve: float = FINISH_S) -> bool:
-        """Whether a step predicted at ``seconds`` (already calibrated) ends, with ``reserve`` after it, within the
-        budget: the check before anything starts, which keeps the hard limit."""
+    def fits(self, seconds: float, reserve: float | None = None) -> bool:
+        """Whether a step predicted at ``seconds`` (already calibrated) ends, with ``reserve`` after it (default: the
+        plan's finish), within the budget: the check before anything starts, which keeps the hard limit."""
+        reserve = self.plan.finish_s if reserve is None else reserve
         return self.elapsed + seconds + reserve <= self.plan.budget_s
 
     def replan(self, started: int, current_left: float, why: str) -> None:
@@ -160,7 +162,8 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
         if index >= 0:  # -1: the last step (pseudo-labels), with no later run to re-plan
             session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {row.get('epoch', '?')}")
 
-    cfg = run_config(base, planned.candidate, planned.epochs, folds, f"auto-{planned.name}", pseudo)
+    repeat = sum(r.candidate == planned.candidate for r in session.plan.runs[:max(index, 0)])
+    cfg = run_config(base, planned.candidate, planned.epochs, folds, f"auto-{planned.name}", pseudo, repeat)
     epochs_before = session.epochs_actual
     run = trainer(data_dir, cfg, on_epoch)
     actual = session.clock.now() - t0

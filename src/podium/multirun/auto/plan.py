@@ -8,7 +8,7 @@
                 then ``fit_epochs`` fills the budget's target
     replan      the same for the runs not started yet, on the time left and the measured/predicted ratio
 
-The plan ends at ``TARGET`` of the budget, with ``FINISH_S`` kept for the blend, the report and the summary: a
+The plan ends at ``TARGET`` of the budget, with ``finish_s`` kept for the blend, the report and the summary: a
 calibration error of the probe then still lands between 90% and 105% of the budget once re-planning corrects it.
 """
 
@@ -29,7 +29,7 @@ MAX_EPOCHS = 12
 MAX_RUNS = 4
 RUN_OVERHEAD_S = 4.0  # reading the folder (its checks cached), the run folder, scoring the OOF rows
 EPOCH_OVERHEAD_S = 0.2  # best.pt, last.pt and the logs after every epoch of a fold
-FINISH_S = 20.0  # the blend of the runs, the final report, the summary
+FINISH_SHARE, FINISH_MIN_S, FINISH_MAX_S = 0.1, 10.0, 60.0  # the blend, the final report, the summary
 FOLD_CHOICES = (5, 4, 3, 2)
 
 
@@ -114,7 +114,7 @@ class AutoPlan:
     ladder: str
     workload: Workload
     timings: dict[str, StepTiming] = field(default_factory=dict)
-    finish_s: float = FINISH_S
+    finish_s: float = FINISH_MIN_S
 
     @property
     def predicted_end_s(self) -> float:
@@ -157,9 +157,15 @@ def fit_epochs(costs: list[Cost], left_s: float, epochs: list[int]) -> list[int]
         epochs[min(growable, key=lambda i: (epochs[i], -i))] += 1
 
 
+def finish_s(budget_s: float) -> float:
+    """Seconds kept for the finish (the blend and its report, the final report, the summary): a tenth of the
+    budget, within ``FINISH_MIN_S`` and ``FINISH_MAX_S``."""
+    return min(FINISH_MAX_S, max(FINISH_MIN_S, FINISH_SHARE * budget_s))
+
+
 def usable_s(budget_s: float, elapsed_s: float) -> float:
     """Seconds the runs may take: the budget's target less what is spent and the finish."""
-    return budget_s * TARGET - elapsed_s - FINISH_S
+    return budget_s * TARGET - elapsed_s - finish_s(budget_s)
 
 
 def choose_folds(cheapest: StepTiming, w: Workload, usable: float, max_folds: int) -> int:
@@ -175,7 +181,9 @@ def choose_folds(cheapest: StepTiming, w: Workload, usable: float, max_folds: in
 def refuse_small(budget_s: float, elapsed_s: float, cheapest: Candidate, cost: Cost) -> None:
     """Refuse a budget that cannot afford one run of the cheapest candidate at ``MIN_EPOCHS``, in one line with the
     smallest budget that would."""
-    need = (elapsed_s + FINISH_S + cost.total(MIN_EPOCHS)) / TARGET
+    need = budget_s
+    for _ in range(8):  # the finish grows with the budget: a fixed point, reached in a few steps
+        need = (elapsed_s + finish_s(need) + cost.total(MIN_EPOCHS)) / TARGET
     if need > budget_s:
         raise PodiumError(f"--budget {shown_budget(budget_s)} is too small for one honest run here ({cheapest.name}, "
                           f"{MIN_EPOCHS} epochs, predicted {minutes(need)} min with the probe and the finish); the "
@@ -203,7 +211,8 @@ def make_plan(timings: dict[str, StepTiming], ladder: tuple[Candidate, ...], w: 
     runs = planned_runs(picked, timings, w, folds, share)
     epochs = fit_epochs([r.cost for r in runs], usable, [MIN_EPOCHS] * len(runs))
     runs = [dataclasses.replace(r, epochs=e) for r, e in zip(runs, epochs) if e]
-    return AutoPlan(budget_s, elapsed_s, folds, tuple(renamed(runs)), device, ladder_name, w, dict(timings))
+    return AutoPlan(budget_s, elapsed_s, folds, tuple(renamed(runs)), device, ladder_name, w, dict(timings),
+                    finish_s(budget_s))
 
 
 def pick_candidates(available: list[Candidate], timings: dict[str, StepTiming], w: Workload, folds: int,
