@@ -50,9 +50,9 @@ class Preloaded:
 
 
 def time_steps(cfg: PodiumConfig, paths: Sequence[str], targets: np.ndarray, task: Task, num_classes: int,
-               steps: int = 3) -> StepTiming:
-    """Time ``steps`` training updates (after one untimed warm-up update) and the evaluation of as many batches of
-    ``cfg.model`` at its input size, on the first images of ``paths`` (repeated when there are too few)."""
+               steps: int = 2) -> StepTiming:
+    """Time ``steps`` training updates (after one untimed warm-up update) and the evaluation of those images by
+    ``cfg.model`` at its input size, on ``paths`` (repeated when there are too few)."""
     tc = cfg.train
     accelerator = training_accelerator(cfg)
     t0 = time.perf_counter()
@@ -75,8 +75,9 @@ def time_steps(cfg: PodiumConfig, paths: Sequence[str], targets: np.ndarray, tas
     train_s = _timed_updates(ctx, batches) / (tc.batch_size * steps)
     eval_ds = evaluation_dataset(chosen, prep)
     eval_batches = list(make_loader(eval_ds, eval_batch_size(cfg), 0, accelerator.device.type))
-    predict_logits(model, Preloaded(eval_batches[:1], eval_ds), prep, accelerator, channels_last=tc.channels_last,
-                   description="probe warm-up")
+    if accelerator.device.type == "cuda":  # kernels are chosen per shape on a GPU: not on the clock
+        predict_logits(model, Preloaded(eval_batches[:1], eval_ds), prep, accelerator,
+                       channels_last=tc.channels_last, description="probe warm-up")
     t0 = time.perf_counter()
     predict_logits(model, Preloaded(eval_batches, eval_ds), prep, accelerator, channels_last=tc.channels_last,
                    description="probe evaluation")

@@ -43,9 +43,11 @@ LADDERS.register("cpu")(_rungs(
     ("tf_efficientnet_lite0", 192), ("tf_efficientnet_lite2", 192), ("tf_efficientnet_lite0", 224),
     ("tf_efficientnet_lite2", 224),
 ))
-# One GPU: timm backbones with ImageNet weights from the Hugging Face Hub (a candidate without weights on this machine
-# is skipped by the probe, with a note).
+# One GPU: the offline EfficientNet-Lites at their own sizes, then timm backbones with ImageNet weights from the
+# Hugging Face Hub (a candidate without weights on this machine, as on an offline Kaggle GPU, is skipped by the probe
+# with a note).
 LADDERS.register("gpu")(_rungs(
-    ("tf_efficientnet_lite0", 224), ("efficientnet_b0", 224), ("convnext_nano", 224), ("efficientnet_b2", 256),
-    ("convnext_tiny", 224), ("convnext_tiny", 288), ("tf_efficientnetv2_s", 384),
+    ("tf_efficientnet_lite0", 224), ("tf_efficientnet_lite1", 240), ("efficientnet_b0", 256),
+    ("tf_efficientnet_lite2", 260), ("convnext_nano", 224), ("efficientnet_b2", 288), ("convnext_tiny", 288),
+    ("tf_efficientnetv2_s", 384),
 ))
