@@ -59,8 +59,12 @@ def blend_runs(session: Session, runs: list[Run], base: PodiumConfig) -> Run:
         session.notes.append("no blend: too little time left")
         return best
     t0 = session.clock.now()
-    ens = ensemble([r.path for r in runs], blend="weights", root=base.run.root,
-                   name=f"auto-ensemble-{runs[0].data_dir.name}")
+    try:
+        ens = ensemble([r.path for r in runs], blend="weights", root=base.run.root,
+                       name=f"auto-ensemble-{runs[0].data_dir.name}")
+    except PodiumError as e:  # refused before its folder exists: the best run stands
+        session.notes.append(f"no blend: {e}")
+        return best
     m = ens.metrics
     better = score_key(ens) > score_key(best)
     note = (f"honest (cross-fitted) {m['metric']} {m['cv_score']:.4f} against the best run's "
