@@ -21,6 +21,7 @@ from podium.engine.finetune import effective_finetune
 from podium.engine.loop import EpochTally, TrainContext, predict_logits, train_step
 from podium.engine.losses import configured_loss
 from podium.engine.optim import create_optimizer, create_scheduler
+from podium.engine.probe import resolve_auto_batch
 from podium.models.factory import create_model, resolve_preprocessing
 from podium.tasks.task import Task
 
@@ -53,6 +54,7 @@ def time_steps(cfg: PodiumConfig, paths: Sequence[str], targets: np.ndarray, tas
                steps: int = 2) -> StepTiming:
     """Time ``steps`` training updates (after one untimed warm-up update) and the evaluation of those images by
     ``cfg.model`` at its input size, on ``paths`` (repeated when there are too few)."""
+    cfg, _ = resolve_auto_batch(cfg, num_classes)  # train.batch_size=auto: the batch the run will train with
     tc = cfg.train
     accelerator = training_accelerator(cfg)
     t0 = time.perf_counter()
