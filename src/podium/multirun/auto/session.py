@@ -55,14 +55,16 @@ def auto(data_dir: str | Path, budget: str | float, base: PodiumConfig, dry_run:
     budget_s = parse_budget(budget)
     say = say or Reporter().print
     data_dir = Path(data_dir).expanduser().resolve()
-    plan = plan_auto(data_dir, budget_s, base, ladder, clock, start, timer)
+    plan, notes = plan_auto(data_dir, budget_s, base, ladder, clock, start, timer)
+    for note in notes:
+        say(note)
     say(plan_table(plan))
     if dry_run:
         return plan.to_dict()
     folder = AutoFolder.create(base.run.root, data_dir.name)
     folder.write_plan(plan.to_dict())
     say(f"auto folder: {folder.path}")
-    session = Session(plan, clock, start, say, [Step("probe", "probe", 0.0, plan.elapsed_s)])
+    session = Session(plan, clock, start, say, [Step("probe", "probe", 0.0, plan.elapsed_s)], notes=list(notes))
     runs = train_runs(session, data_dir, base, trainer)
     final = finish(session, runs, data_dir, base, trainer)
     if final.submission_path.is_file():
@@ -82,8 +84,9 @@ def workload(comp: Competition, base: PodiumConfig) -> Workload:
 
 
 def plan_auto(data_dir: Path, budget_s: float, base: PodiumConfig, ladder: str, clock: Clock, start: float,
-              timer: Timer) -> AutoPlan:
-    """Read the data folder, probe the ladder and plan (refused in one line when the budget is too small)."""
+              timer: Timer) -> tuple[AutoPlan, list[str]]:
+    """Read the data folder, probe the ladder and plan (refused in one line when the budget is too small); the
+    probe's notes on candidates skipped come with the plan."""
     if not data_dir.is_dir():
         raise PodiumError(f"Data folder {data_dir} does not exist.")
     comp = load_competition(data_dir, base.data, check=False)
@@ -94,10 +97,7 @@ def plan_auto(data_dir: Path, budget_s: float, base: PodiumConfig, ladder: str, 
     w = workload(comp, base)
     timings, notes = probe_ladder(rungs, lambda c: run_config(base, c, MIN_EPOCHS, 2, "auto-probe"), comp, w,
                                   budget_s, clock, start, TimingCache(), timer)
-    plan = make_plan(timings, rungs, w, budget_s, clock.now() - start, device, name, base.cv.folds)
-    for note in notes:
-        Reporter().print(note)
-    return plan
+    return make_plan(timings, rungs, w, budget_s, clock.now() - start, device, name, base.cv.folds), notes
 
 
 def summarize(session: Session, final: Run, folder: AutoFolder) -> tuple[dict[str, Any], str]:
