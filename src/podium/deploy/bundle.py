@@ -88,7 +88,8 @@ def _graph_entry(path: Path, group: Source, props: dict[str, str], parity: dict[
     members = [{"run": r.path.name, "weight": w, "folds": [c.fold for c in ck]}
                for r, w, ck in zip(group.runs, group.weights, group.checkpoints)]
     return {"file": path.name, "weight": float(sum(group.weights)), "members": members,
-            "input": {**described["input"], "resize": prep["resize"], "interpolation": prep["interpolation"]},
+            "input": {**described["input"], "size": f"{prep['height']}x{prep['width']}", "resize": prep["resize"],
+                      "interpolation": prep["interpolation"]},
             "tta": json.loads(props["podium.tta"]), "model": props["podium.model"],
             "parity": {k: parity[k] for k in ("images", "max_abs_diff", "label_agreement", "helper_max_abs_diff")}}
 
