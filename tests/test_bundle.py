@@ -138,3 +138,27 @@ def test_bundle_errors_are_one_line(mixed: dict[str, Path], tmp_path: Path, cli)
 def _id(table: pd.DataFrame, path: Path) -> str:
     """A predicted image's id in ``table`` (podium predict keeps the extension where names would clash)."""
     return path.name if path.name in table.index else path.stem
+
+
+def test_cli_export_to_a_folder_and_install_replaces_only_a_bundle(mixed: dict[str, Path], tmp_path: Path,
+                                                                   cli) -> None:
+    import shutil
+
+    from podium.runs.bundle import install, staging
+
+    out = tmp_path / "leaf"
+    code, err = cli("export", str(mixed["ensemble"]), "--out", str(out))
+    assert code == 0, err
+    assert Bundle(out).read()["source"] == mixed["ensemble"].name
+    assert json.loads((tmp_path / "leaf.export.json").read_text())["bundle"] is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["leaf", "leaf.export.json"]  # no staging folder left
+    with staging(out) as tmp:
+        built = shutil.copytree(mixed["bundle"], Path(tmp) / "bundle")
+        (built / "marker").write_text("new")
+        install(built, out)  # an earlier bundle is replaced whole
+    assert (out / "marker").read_text() == "new" and Bundle(out).read()["graphs"]
+    other = tmp_path / "notes"
+    other.mkdir()
+    with staging(other) as tmp, pytest.raises(PodiumError, match="is not a podium bundle"):
+        install(shutil.copytree(mixed["bundle"], Path(tmp) / "bundle"), other)
+    assert other.is_dir() and not list(other.iterdir())
