@@ -162,3 +162,23 @@ def test_cli_export_to_a_folder_and_install_replaces_only_a_bundle(mixed: dict[s
     with staging(other) as tmp, pytest.raises(PodiumError, match="is not a podium bundle"):
         install(shutil.copytree(mixed["bundle"], Path(tmp) / "bundle"), other)
     assert other.is_dir() and not list(other.iterdir())
+
+
+@pytest.mark.slow  # two more trainings and an export: a minute on two shared cores
+def test_a_binary_bundle_decides_with_the_ensembles_threshold(tmp_path: Path) -> None:
+    from podium.inference.onnx import predict_onnx_images
+
+    data = datagen.csv_single(tmp_path / "bin", n=32, classes=("neg", "pos"), n_test=8)
+    base = (*datagen.TINY, f"run.root={tmp_path / 'runs'}", "predict.binary_threshold=f1")
+    small = podium.train(data, overrides=[*base, "run.name=small"]).path
+    large = podium.train(data, overrides=[*base, "run.name=large", "model.img_size=40x48", "model.resize=crop"]).path
+    ens = podium.ensemble(small, large, blend="mean", name="bin", root=tmp_path / "runs")
+    report = podium.export(ens, out=tmp_path / "bundle")
+    assert report["bundle"] and report["parity"]["max_abs_diff"] <= 1e-4
+    model = open_exported(tmp_path / "bundle")
+    assert model.decisions == ens.decisions and "threshold" in model.decisions
+    images = data / "test_images"
+    ours = pd.read_csv(predict_onnx_images(tmp_path / "bundle", images, tmp_path / "p.csv")).set_index("id")
+    theirs = podium.predict(ens.path, images=images).set_index("id")
+    assert np.abs(ours[["neg", "pos"]].to_numpy() - theirs[["neg", "pos"]].to_numpy()).max() <= 1e-4
+    assert list(ours["label"]) == list(theirs["label"])
