@@ -122,6 +122,12 @@ def test_bundle_errors_are_one_line(mixed: dict[str, Path], tmp_path: Path, cli)
     with pytest.raises(PodiumError, match="bundle folder"):
         podium.export(mixed["ensemble"], out=tmp_path / "x.onnx")
     assert list(tmp_path.iterdir()) == []
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(PodiumError, match="is not a podium bundle"):  # before any graph is built
+        podium.export(mixed["ensemble"], out=taken)
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "bundle.json").write_text((mixed["bundle"] / "bundle.json").read_text())

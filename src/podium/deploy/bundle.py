@@ -36,40 +36,54 @@ def export_bundle(source: Source, groups: list[Source], target: Path, settings: 
                   parity_images: int, t0: float) -> dict[str, Any]:
     """Write the bundle of ``groups`` (``source`` split by preprocessing) to the folder ``target``; returns the
     report (see the module docstring)."""
-    from podium.deploy.writer import _describe, _predict_differs, _write_graph
+    from podium.deploy.writer import _describe, _predict_differs
 
     if target.suffix == ".onnx":
         raise PodiumError(f"--out {target}: {source.folder.path.name}'s members prepare images differently, so it "
                           "exports a bundle folder (one graph per preprocessing); give a folder name, e.g. bundle.")
+    if target.exists() and not Bundle.is_bundle(target):  # checked again when it is replaced
+        raise PodiumError(f"--out {target} exists and is not a podium bundle; give a new folder name.")
     decisions = source.folder.decisions or source.first.decisions
     with staging(target) as tmp:
         bundle = Bundle(Path(tmp) / "bundle")
         bundle.path.mkdir()
-        graphs, datas, export_s = [], [], 0.0
-        for i, group in enumerate(groups):
-            data = parity_data(group, parity_images, settings["tta"])
-            final, seconds, props = _write_graph(build_graph(group, settings["tta"], settings["layout"]), group,
-                                                 _fresh(Path(tmp) / f"graph{i}"), settings)
-            parity = check_parity(final, group, data, json.loads(props[METADATA_KEY]),
-                                  INPUT_LAYOUTS[settings["layout"]], decisions)
-            os.replace(final, bundle.graph_path(i))
-            graphs.append(_graph_entry(bundle.graph_path(i), group, props, parity, _describe(group, target, settings)))
-            datas.append(data)
-            export_s += seconds
+        graphs, datas, export_s = _write_graphs(groups, bundle, Path(tmp), target, settings, parity_images, decisions)
         _same_rows(datas)
         manifest = _manifest(source, graphs, settings)
         bundle.write_manifest(manifest)
         parity = bundle_parity(OnnxBundle(bundle.path), source, datas, decisions)
         tolerance = _enforce(settings["precision"], parity, graphs)
         bundle.write_manifest({**manifest, "parity": {k: parity[k] for k in SUMMARY}})
-        report = {**_describe(source, target, settings), "bundle": True, "graphs": graphs, "tolerance": tolerance,
-                  "passed": True, "parity": parity, "tta_views": sorted({v for g in graphs for v in g["tta"]["views"]}),
+        report = {**_describe(source, target, settings), "input": [g["input"] for g in graphs], "bundle": True,
+                  "graphs": graphs, "tolerance": tolerance, "passed": True, "parity": parity,
+                  "tta_views": sorted({v for g in graphs for v in g["tta"]["views"]}),
                   "tta_scales": sorted({s for g in graphs for s in g["tta"]["scales"]})}
         report["predict_differs"] = _predict_differs(source, settings["tta"], parity)
         report.update({"export_s": round(export_s, 2), "total_s": round(time.perf_counter() - t0, 2),
                        "bytes": sum(bundle.graph_path(i).stat().st_size for i in range(len(groups)))})
         install(bundle.path, target)
     return report
+
+
+def _write_graphs(groups: list[Source], bundle: Bundle, tmp: Path, target: Path, settings: dict[str, Any],
+                  parity_images: int, decisions: dict[str, Any]
+                  ) -> tuple[list[dict[str, Any]], list[ParityData], float]:
+    """Each group's graph built, converted, given its metadata and checked as a single export's, then moved into
+    ``bundle``: (the graphs' manifest entries, their parity data, the export's seconds)."""
+    from podium.deploy.writer import _describe, _write_graph
+
+    graphs, datas, export_s = [], [], 0.0
+    for i, group in enumerate(groups):
+        data = parity_data(group, parity_images, settings["tta"])
+        final, seconds, props = _write_graph(build_graph(group, settings["tta"], settings["layout"]), group,
+                                             _fresh(tmp / f"graph{i}"), settings)
+        parity = check_parity(final, group, data, json.loads(props[METADATA_KEY]), INPUT_LAYOUTS[settings["layout"]],
+                              decisions)
+        os.replace(final, bundle.graph_path(i))
+        graphs.append(_graph_entry(bundle.graph_path(i), group, props, parity, _describe(group, target, settings)))
+        datas.append(data)
+        export_s += seconds
+    return graphs, datas, export_s
 
 
 SUMMARY = ("images", "metric", "max_abs_diff", "label_agreement", "metric_podium", "metric_onnx", "helper_max_abs_diff")
