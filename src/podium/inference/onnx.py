@@ -165,12 +165,14 @@ class OnnxBundle(Answers):
 
     @property
     def info(self) -> dict[str, Any]:
-        """What the bundle is: as a single graph's ``info``, with each graph's input, members and TTA."""
-        m, first = self.manifest, self.graphs[0].info
-        return {**first, "classes": self.classes, "task": self.task.name, "metric": m.get("metric"),
+        """What the bundle is: the keys of a single graph's ``info`` (``tta`` and ``preprocessing`` one per graph),
+        with ``graphs``: each graph's file, weight, input and TTA."""
+        m = self.manifest
+        return {"classes": self.classes, "task": self.task.name, "metric": m.get("metric"),
                 "cv_score": m.get("cv_score"), "model": m.get("model"), "source": m.get("source"),
                 "members": [e for g in m["graphs"] for e in g["members"]], "decisions": self.decisions,
                 "precision": m.get("precision"), "preprocessing": [g.prep for g in self.graphs],
+                "tta": [g.get("tta", {}) for g in m["graphs"]],
                 "graphs": [{k: g[k] for k in ("file", "weight", "input", "tta") if k in g} for g in m["graphs"]],
                 "file": self.path.name}
 
