@@ -316,3 +316,37 @@ def test_metrics_after_a_bounded_load_match_the_requests_sent(model: OnnxModel) 
     h, w = model.hw
     assert info["test_resnet"] == {"model": "test_resnet", "file": model.path.name, "task": "multiclass",
                                    "classes": str(len(model.classes)), "input_size": f"{h}x{w}"}
+
+
+def test_dicom_and_16_bit_uploads_are_decoded_as_training_decodes_them(client: TestClient, model: OnnxModel,
+                                                                      tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("pydicom")
+    import builtins
+
+    from podium.data.pixels.images import read_image
+    from test_medical import write_dicom
+
+    ramp = np.linspace(0, 4095, 40 * 40).reshape(40, 40).astype(np.uint16)
+    scan = write_dicom(tmp_path / "scan.dcm", ramp, "MONOCHROME1", WindowCenter=2000, WindowWidth=3000)
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), np.stack([ramp, ramp[::-1], ramp.T], axis=2))  # a 16-bit colour PNG
+    files = [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in (scan, deep)]
+    r = client.post("/predict", files=files)
+    assert r.status_code == 200, r.text
+    for result, path in zip(r.json()["results"], (scan, deep)):
+        want = model.probabilities(model.prepare(read_image(path))[None])[0]  # training's decoder, podium's resize
+        assert "error" not in result and np.allclose([result["probs"][c] for c in model.classes], want, atol=1e-6)
+    big = write_dicom(tmp_path / "big.dcm", np.zeros((1100, 1000), np.uint8))
+    r = client.post("/predict", files=[("files", ("big.dcm", big.read_bytes(), "application/dicom"))])
+    assert r.status_code == 413 and "1100" in r.json()["detail"]  # the header's size, before any decode
+    real_import = builtins.__import__
+
+    def no_pydicom(name: str, *args: object, **kwargs: object) -> object:
+        if name == "pydicom" or name.startswith("pydicom."):
+            raise ImportError("No module named 'pydicom'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pydicom)
+    r = client.post("/predict", files=files[:1])
+    detail = r.json()["detail"]
+    assert r.status_code == 415 and "pydicom" in detail and "[medical]" in detail and "\n" not in detail

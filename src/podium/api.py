@@ -106,7 +106,8 @@ def predict(run: str | Path | Run | None = None, images: str | Path | None = Non
     ensemble folder; only ``out`` (default ``submission.csv``) is written, validated against the folder's sample,
     so the run and data folders may be read-only. Returns the submission.
 
-    With ``onnx`` (a file from ``export``) and ``images``: onnxruntime labels the images, without torch.
+    With ``onnx`` (a file or bundle folder from ``export``) and ``images``: onnxruntime labels the images, without
+    torch.
     The returned table's ``attrs["path"]`` is the file written."""
     from podium.inference.predict import predict_saved
 
@@ -338,7 +339,9 @@ def export(run: str | Path | Run, out: str | Path | None = None, folds: str = "a
     ``<folder>/export/model.onnx``) and check it against podium on OOF images; returns the report (``export.json``).
     Raises PodiumError when parity is worse than the precision's tolerance (int8: reported, not enforced).
     ``tta`` (default): the run's TTA views inside the graph, as ``podium predict`` applies them (``tta_views`` in the
-    report); ``tta=False``: the plain image, and ``predict_differs`` in the report says by how much."""
+    report); ``tta=False``: the plain image, and ``predict_differs`` in the report says by how much. An ensemble whose
+    members prepare images differently is written as a bundle folder (``<folder>/export/bundle``: one graph per
+    preprocessing and bundle.json), checked for parity as a whole; ``report["bundle"]`` is then True."""
     from podium.deploy.writer import export_model
 
     return export_model(getattr(run, "path", run), out, folds, tta, opset, fp16, quantize, layout)
@@ -355,7 +358,7 @@ def predict_onnx(onnx: str | Path, images: str | Path, out: str | Path | None = 
 @_reads_saved_runs
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           max_images: int = 16, max_mb: float = 20.0, max_mpx: float = 40.0) -> None:
-    """Serve an ONNX file (or a run / ensemble folder, exported first when it has no export/model.onnx) over HTTP:
+    """Serve an ONNX file or bundle folder (or a run / ensemble folder, exported first when it has no export) over HTTP:
     an upload page at /, POST /predict, /health, /ready, /info, /metrics (Prometheus). A token is required on any
     address but localhost; requests are bounded to ``max_images`` images, ``max_mb`` MB and ``max_mpx`` megapixels
     per image."""

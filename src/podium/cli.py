@@ -121,8 +121,9 @@ def predict(
     data: Annotated[Optional[Path], typer.Option(help="Predict this competition folder's test set (e.g. a Kaggle "
                                                       "hidden test set) into --out only; folders may be read-only.")]
     = None,
-    onnx: Annotated[Optional[Path], typer.Option(help="An ONNX file from podium export: predict --images with "
-                                                      "onnxruntime, without torch (no RUN_DIR).")] = None,
+    onnx: Annotated[Optional[Path], typer.Option(help="An ONNX file (or bundle folder) from podium export: predict "
+                                                      "--images with onnxruntime, without torch (no RUN_DIR).")]
+    = None,
     metric: TrustMetric = "",
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""

@@ -19,7 +19,9 @@ TrustMetric = Annotated[str, typer.Option("--metric", help="The saved runs' user
 
 def export(
     folder: Annotated[Path, typer.Argument(help="Run or ensemble folder.")],
-    out: Annotated[Optional[Path], typer.Option(help="ONNX file (default: FOLDER/export/model.onnx).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="ONNX file (default: FOLDER/export/model.onnx); a bundle folder "
+                                                     "for an ensemble of mixed preprocessing (default: "
+                                                     "FOLDER/export/bundle).")] = None,
     folds: Annotated[str, typer.Option(help="all (fold average inside the graph) or one fold number.")] = "all",
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="The run's TTA views (predict.tta, predict.scales) "
                                                                "inside the graph, so it answers as podium predict "
@@ -34,7 +36,8 @@ def export(
     metric: TrustMetric = "",
 ) -> None:
     """Write one ONNX graph (uint8 images in, podium's probabilities out; normalisation, fold average, TTA and the
-    task's decoding inside) and check it against podium on OOF images (export.json); fails on a parity miss."""
+    task's decoding inside) and check it against podium on OOF images (export.json); fails on a parity miss. An
+    ensemble whose members prepare images differently becomes a bundle: a graph per preprocessing + bundle.json."""
     from podium.api import export as run
 
     r = run(folder, out, folds, tta, opset, fp16, quantize, layout, metric=metric)
@@ -42,14 +45,18 @@ def export(
     console(soft_wrap=True).print(
         f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, {r['precision']}, {r['export_s']:.0f} s): max |p - podium| "
         f"{p['max_abs_diff']:.1e} on {p['images']} OOF images, labels agree {p['label_agreement']:.1%}, "
-        f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f}); TTA views "
-        f"{'+'.join(r['tta_views'])}")
+        f"{p['metric']} {p['metric_onnx']:.4f} (podium {p['metric_podium']:.4f}); "
+        + (f"a bundle of {len(r['graphs'])} graphs: " + ", ".join(
+            f"{g['input']['size']} {g['input']['resize']} ({'+'.join(g['tta']['views'])})" for g in r["graphs"])
+           if r.get("bundle")
+           else f"TTA views {'+'.join(r['tta_views'])}"))
     if r.get("predict_differs"):
         console(soft_wrap=True).print(r["predict_differs"]["note"])
 
 
 def serve(
-    target: Annotated[Path, typer.Argument(help="ONNX file from podium export, or a run or ensemble folder.")],
+    target: Annotated[Path, typer.Argument(help="ONNX file or bundle folder from podium export, or a run or "
+                                                "ensemble folder.")],
     host: Annotated[str, typer.Option(help="Address to listen on; any but localhost needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     token: Annotated[Optional[str], typer.Option(help="API token (or PODIUM_TOKEN); clients send "

@@ -107,20 +107,41 @@ def _fold_checkpoints(run: Run, folds: str) -> list[Checkpoint]:
     return [c for c in ckpts if c.fold == int(folds)]
 
 
+# the preprocessing one graph's input fixes: members that differ in any of these need a graph each (a bundle)
+PREP_KEYS = ("hw", "resize", "interpolation", "crop_pct", "pad_fill", "ops", "op_params")
+
+
 def _check_compatible(source: Source) -> None:
-    """One input for every network: the members must share classes, task, input size, resize and image ops."""
+    """One answer for every network: the members must share classes and task, and a run's folds its preprocessing
+    (members that prepare images differently are grouped into a bundle, ``preprocessing_groups``)."""
     first = source.first
-    key = ("hw", "resize", "interpolation", "crop_pct", "pad_fill", "ops", "op_params")
     for run, ckpts in zip(source.runs, source.checkpoints):
         for c in ckpts:
             if (c.classes, c.task) != (first.classes, first.task):
                 raise PodiumError(f"{run.path.name} fold {c.fold} predicts other classes or another task than "
                                   f"{source.runs[0].path.name}; they cannot share one graph.")
-            differs = [k for k in key if getattr(c.preprocessing, k) != getattr(first.preprocessing, k)]
+            differs = [k for k in PREP_KEYS if getattr(c.preprocessing, k) != getattr(ckpts[0].preprocessing, k)]
             if differs:
-                raise PodiumError(f"{run.path.name} fold {c.fold} prepares images differently from "
-                                  f"{source.runs[0].path.name} ({', '.join(differs)}); one ONNX graph has one input. "
-                                  "Export the runs separately.")
+                raise PodiumError(f"{run.path.name} fold {c.fold} prepares images differently from its fold "
+                                  f"{ckpts[0].fold} ({', '.join(differs)}); export one fold with --folds.")
+
+
+def _prep_key(ckpt: Checkpoint) -> tuple[Any, ...]:
+    data = ckpt.config.data
+    cache = (data.cache, data.cache_scale) if data.cache else (False,)
+    return (*(getattr(ckpt.preprocessing, k) for k in PREP_KEYS), cache)
+
+
+def preprocessing_groups(source: Source) -> list[Source]:
+    """The members grouped by the preprocessing one graph's input fixes (``PREP_KEYS`` and the decoded-image cache),
+    in the members' order; a single group is the source itself, exported as one graph as always."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, ckpts in enumerate(source.checkpoints):
+        groups.setdefault(_prep_key(ckpts[0]), []).append(i)
+    if len(groups) == 1:
+        return [source]
+    return [Source(source.folder, [source.runs[i] for i in idx], [source.weights[i] for i in idx],
+                   [source.checkpoints[i] for i in idx], source.blend) for idx in groups.values()]
 
 
 def views_of(ckpt: Checkpoint, tta: bool) -> tuple[tuple[str, ...], tuple[float, ...]]:
@@ -151,6 +172,9 @@ def build_graph(source: Source, tta: bool = True, layout: str = "nhwc") -> Expor
     ``graph_views``)."""
     if layout not in INPUT_LAYOUTS:
         raise PodiumError(f"--layout {layout}: choose from {', '.join(INPUT_LAYOUTS)}.")
+    if len(preprocessing_groups(source)) > 1:
+        raise PodiumError(f"{source.folder.path.name}'s members prepare images differently; one ONNX graph has one "
+                          "input, so podium export writes a bundle of graphs for it.")
     members = []
     for ckpts, weight in zip(source.checkpoints, source.weights):
         task = ckpts[0].resolved_task()

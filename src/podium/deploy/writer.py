@@ -1,4 +1,5 @@
-"""``export_model``: ``podium export RUN_OR_ENSEMBLE`` from top to bottom.
+"""``export_model``: ``podium export RUN_OR_ENSEMBLE`` from top to bottom (an ensemble whose members prepare images
+differently becomes a bundle of graphs, ``podium.deploy.bundle``).
 
 The graph is built, exported, converted to the asked precision, given its metadata and checked for parity in a
 temporary folder beside the destination; only a graph that passes (or an int8 one, whose change is reported) is moved
@@ -26,6 +27,7 @@ from podium.deploy.build import (
     graph_views,
     load_source,
     metadata,
+    preprocessing_groups,
     to_onnx,
     views_of,
     write_metadata,
@@ -59,6 +61,9 @@ def export_model(folder: str | Path, out: str | Path | None = None, folds: str =
     t0 = time.perf_counter()
     source = load_source(folder, folds)
     owner = open_folder(source.folder.path)
+    groups = preprocessing_groups(source)
+    if len(groups) > 1:  # members that prepare images differently: one graph per preprocessing, in a bundle folder
+        return _write_bundle(source, groups, owner, out, settings, parity_images, t0)
     target = Path(out).expanduser().resolve() if out else owner.onnx_path
     if target.exists() and target.is_dir():
         raise PodiumError(f"--out {target} is a folder; give a file name such as model.onnx.")
@@ -75,6 +80,20 @@ def export_model(folder: str | Path, out: str | Path | None = None, folds: str =
         os.replace(final, target)
     if out:
         write_json(target.with_suffix(".export.json"), report)
+    else:
+        owner.write_export_report(report)
+    return report
+
+
+def _write_bundle(source: Source, groups: list[Source], owner: Any, out: str | Path | None,
+                  settings: dict[str, Any], parity_images: int, t0: float) -> dict[str, Any]:
+    """A bundle (``podium.deploy.bundle``) at ``out`` or ``export/bundle``, its report beside it as a graph's is."""
+    from podium.deploy.bundle import export_bundle
+
+    target = Path(out).expanduser().resolve() if out else owner.bundle_path
+    report = export_bundle(source, groups, target, settings, parity_images, t0)
+    if out:
+        write_json(target.with_name(target.name + ".export.json"), report)
     else:
         owner.write_export_report(report)
     return report

@@ -1,7 +1,7 @@
 """``predict_saved``: the one entry point of prediction with saved models, which ``podium predict`` (``api.predict``)
 calls. It picks the route from what it is given and returns the file written:
 
-    onnx + images        an exported graph labels a folder of images through onnxruntime (``onnx``; no torch)
+    onnx + images        an exported graph or bundle labels a folder of images through onnxruntime (``onnx``; no torch)
     folder + data        a run or ensemble predicts a competition folder's (hidden) test set, writing only ``out``
                          (``members.predict_data``: a Kaggle code competition's notebook)
     ensemble + images    the members' blended predictions of a folder of images (``members.predict_ensemble_images``)

@@ -19,6 +19,7 @@ resume, ensembling and reporting read through it.
   train.log                the console output
   report.html              the run's report (podium.reporting), self-contained
   export/model.onnx        the ONNX graph of podium export; export/export.json: its parity report
+  export/bundle/           an ensemble of mixed preprocessing exported as a bundle (runs.bundle.Bundle owns it)
 ```
 
 Only the main process writes (``writer``): every write method is a no-op elsewhere, so callers never check ranks.
@@ -325,6 +326,12 @@ class Run(FoldFiles, PredictionFiles):
     def onnx_path(self) -> Path:
         """export/model.onnx: the ONNX graph ``podium export`` writes by default (podium.deploy)."""
         return self.path / "export" / "model.onnx"
+
+    @property
+    def bundle_path(self) -> Path:
+        """export/bundle: the folder ``podium export`` writes for an ensemble whose members prepare images
+        differently (one graph per preprocessing; its files are ``runs.bundle.Bundle``'s)."""
+        return self.path / "export" / "bundle"
 
     @property
     def export_report_path(self) -> Path:

@@ -1,4 +1,5 @@
-"""``create_app``: the FastAPI application of ``podium serve`` around an exported model (``OnnxModel``).
+"""``create_app``: the FastAPI application of ``podium serve`` around an exported model (``OnnxModel``, or an
+``OnnxBundle`` of graphs).
 
 Endpoints: ``GET /`` the upload page, ``POST /predict`` (multipart images in the field ``files``, or JSON
 ``{"images": [{"name": ..., "data": BASE64}, ...]}``), ``GET /health`` (liveness), ``GET /ready`` (200 once a warm-up
@@ -7,7 +8,8 @@ batch went through the model, 503 with the reason before), ``GET /info``, ``GET 
 
 Limits (``Limits``), each answered with its status and a one-line ``detail``, before any image is decoded:
 413 for a body over ``max_bytes``, more than ``max_images`` images, or an image whose header claims more than
-``max_pixels`` pixels; 415 for a body that is neither multipart nor JSON, or a file that is no image; 422 for an
+``max_pixels`` pixels; 415 for a body that is neither multipart nor JSON, a file that is no image, or a DICOM file
+on a server without pydicom (the detail names the ``medical`` extra); 422 for an
 empty body, no images, or malformed JSON. A damaged image (a truncated JPEG, a file that does not decode) gets an
 ``error`` in its own result while the other images of the request are answered. Inference goes through the
 micro-batcher (``podium.serving.batcher``). With a ``token``, /predict and /info need ``Authorization: Bearer TOKEN``;
@@ -34,7 +36,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image, UnidentifiedImageError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from podium.inference.onnx import OnnxModel
+from podium.core.errors import PodiumError
+from podium.data.pixels.decoders import HEAD_BYTES, UnreadableImage, decoder_for
+from podium.inference.onnx import Exported
 from podium.serving.batcher import MicroBatcher
 from podium.serving.metrics import CONTENT_TYPE, MetricsMiddleware, Readiness, ServingMetrics
 from podium.serving.page import page
@@ -140,13 +144,28 @@ def _check_header(item: Upload, limits: Limits) -> None:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         if not item.data:
             raise _fail(422, f"{item.name} is empty (0 bytes)") from None
-        raise _fail(415, f"{item.name} is not an image (JPEG, PNG, WebP, BMP, TIFF, GIF)") from None
+        w, h = _decoder_size(item)
     if w * h > limits.max_pixels:
         raise _fail(413, f"{item.name} is {w}x{h} = {w * h / 1e6:.0f} Mpx; the limit is "
                          f"{limits.max_pixels / 1e6:.0f} Mpx")
 
 
-def prepare_upload(model: OnnxModel, item: Upload) -> np.ndarray | str:
+def _decoder_size(item: Upload) -> tuple[int, int]:
+    """(width, height) of a file Pillow cannot read but one of training's decoders claims (DICOM), from its header;
+    415 for anything else, and for a DICOM file when this server lacks pydicom (naming the extra)."""
+    decoder = decoder_for(item.data[:HEAD_BYTES])
+    try:
+        size = decoder.dimensions(item.data) if decoder is not None else None
+    except PodiumError as e:
+        raise _fail(415, f"{item.name}: {e}") from None
+    except UnreadableImage as e:
+        raise _fail(415, f"{item.name} {e}") from None
+    if size is None:
+        raise _fail(415, f"{item.name} is not an image (JPEG, PNG, WebP, BMP, TIFF, GIF, DICOM)")
+    return size
+
+
+def prepare_upload(model: Exported, item: Upload) -> np.ndarray | str:
     """The model input of one upload, or why it cannot be used (a damaged image)."""
     from podium.data.pixels.images import truncation  # OpenCV and PIL only
 
@@ -159,7 +178,7 @@ def prepare_upload(model: OnnxModel, item: Upload) -> np.ndarray | str:
         return str(e) or type(e).__name__
 
 
-def create_app(model: OnnxModel, token: str | None = None, limits: Limits = Limits(), window_ms: float = 5.0,
+def create_app(model: Exported, token: str | None = None, limits: Limits = Limits(), window_ms: float = 5.0,
                max_batch: int = 32) -> FastAPI:
     """The application serving ``model`` (see the module docstring)."""
     metrics = ServingMetrics(model, max_batch)
@@ -211,7 +230,7 @@ def _add_probes(app: FastAPI, metrics: ServingMetrics, readiness: Readiness) -> 
         return Response(metrics.exposition(), media_type=CONTENT_TYPE)
 
 
-def _lifespan(batcher: MicroBatcher, model: OnnxModel,
+def _lifespan(batcher: MicroBatcher, model: Exported,
               readiness: Readiness) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """The app's lifespan: the micro-batcher runs while the app does; the warm-up batch runs in the background, so
     the server answers /health (live) and /ready (503, warming up) meanwhile; /predict answers too, only slower."""
@@ -241,7 +260,7 @@ def _authorizer(token: str | None) -> Callable[[Request], None]:
     return authorize
 
 
-async def answer(model: OnnxModel, batcher: MicroBatcher, items: list[Upload]) -> dict[str, Any]:
+async def answer(model: Exported, batcher: MicroBatcher, items: list[Upload]) -> dict[str, Any]:
     """The /predict answer: one result per upload in order, the good ones predicted in one batcher submission and
     each damaged image an ``error`` of its own."""
     inputs = await run_in_threadpool(lambda: [prepare_upload(model, it) for it in items])

@@ -13,11 +13,10 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import numpy as np
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
-from podium.inference.onnx import OnnxModel
+from podium.inference.onnx import Exported
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,7 +39,7 @@ class ServingMetrics:
     """One app's Prometheus instruments: requests by endpoint and status code, request latency, micro-batch sizes,
     images predicted, readiness and what the model is."""
 
-    def __init__(self, model: OnnxModel, max_batch: int) -> None:
+    def __init__(self, model: Exported, max_batch: int) -> None:
         self.registry = CollectorRegistry()
         reg = self.registry
         self.requests = Counter("podium_requests", "HTTP requests by endpoint and status code", ["endpoint", "code"],
@@ -52,12 +51,11 @@ class ServingMetrics:
         self.images = Counter("podium_images_predicted", "Images answered with a prediction (not damaged uploads)",
                               registry=reg)
         self.ready = Gauge("podium_ready", "1 once the model has answered its warm-up batch", registry=reg)
-        h, w = model.hw
         # the file's name, not its path: /metrics is open (see create_app) and the server's folders are nobody's
         # business; /info behind the token says the same
         Info("podium_model", "The served model", registry=reg).info({
             "model": str(model.info.get("model") or ""), "file": model.path.name, "task": model.task.name,
-            "classes": str(len(model.classes)), "input_size": f"{h}x{w}"})
+            "classes": str(len(model.classes)), "input_size": model.input_size})
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""
@@ -85,12 +83,11 @@ class Readiness:
         self.reason = reason
         self.metrics.ready.set(1 if reason is None else 0)
 
-    async def warm_up(self, model: OnnxModel) -> None:
+    async def warm_up(self, model: Exported) -> None:
         """Run one batch of a black image through the model (in a worker thread), then mark the app ready; a model
         that fails it keeps the app unready with the failure as the reason."""
-        h, w = model.hw
         try:
-            await run_in_threadpool(model.probabilities, np.zeros((1, h, w, 3), np.uint8))
+            await run_in_threadpool(lambda: model.probabilities(model.blank_batch()))
         except Exception as e:  # noqa: BLE001 - the failure is /ready's answer, /health stays live
             self.set(f"warm-up failed: {type(e).__name__}: {' '.join(str(e).split())}"[:300])
             return

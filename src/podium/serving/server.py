@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from podium.core.errors import PodiumError
-from podium.inference.onnx import OnnxModel
+from podium.inference.onnx import OnnxBundle, OnnxModel, open_exported
+from podium.runs.bundle import Bundle
 from podium.serving.app import Limits, create_app
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -23,22 +24,23 @@ def resolve_token(host: str, token: str | None) -> str | None:
     return token
 
 
-def load_model(target: str | Path, threads: int = 0) -> OnnxModel:
-    """An ONNX file, or a run / ensemble folder's ``export/model.onnx`` (exported now, with its parity check, when
-    it has none)."""
+def load_model(target: str | Path, threads: int = 0) -> OnnxModel | OnnxBundle:
+    """An ONNX file, a bundle folder, or a run / ensemble folder's ``export/model.onnx`` or ``export/bundle``
+    (exported now, with its parity check, when it has neither)."""
     path = Path(target).expanduser()
-    if path.is_file():
-        return OnnxModel(path, threads)
+    if path.is_file() or Bundle.is_bundle(path):
+        return open_exported(path, threads)
     if not path.is_dir():
         raise PodiumError(f"{target} is neither an ONNX file nor a run or ensemble folder.")
     from podium.runs.ensemble import open_folder
 
     folder = open_folder(path, writer=False)
-    if not folder.onnx_path.is_file():
-        from podium.deploy.writer import export_model
+    for exported in (folder.onnx_path, folder.bundle_path):
+        if exported.is_file() or Bundle.is_bundle(exported):
+            return open_exported(exported, threads)
+    from podium.deploy.writer import export_model
 
-        export_model(folder.path)
-    return OnnxModel(folder.onnx_path, threads)
+    return open_exported(export_model(folder.path)["path"], threads)
 
 
 def serve(target: str | Path, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,

@@ -35,6 +35,11 @@ class Decoder(Protocol):
         """The file as HxWx3 uint8 RGB; None hands it to the default OpenCV/Pillow decode."""
         ...
 
+    def dimensions(self, data: bytes) -> tuple[int, int] | None:
+        """(width, height) from the header, no pixels decoded (an upload's size check, ``podium serve``); None where
+        Pillow reads the header."""
+        ...
+
 
 IMAGE_DECODERS: Registry[Decoder] = Registry("image decoder")
 HEAD_BYTES = 132  # DICOM's magic sits after a 128-byte preamble
@@ -81,6 +86,10 @@ class HighDepth:
             return None  # an 8-bit TIFF, or one OpenCV cannot read: the default path (and Pillow) as before
         return cv2.cvtColor(to_uint8(img), cv2.COLOR_BGR2RGB)
 
+    def dimensions(self, data: bytes) -> tuple[int, int] | None:
+        """None: Pillow reads PNG and TIFF headers."""
+        return None
+
 
 IMAGE_DECODERS.register("high_depth")(HighDepth())
 
@@ -99,10 +108,7 @@ class Dicom:
 
     def decode(self, data: np.ndarray) -> np.ndarray:
         """The first frame as 8-bit RGB; a compressed transfer syntax without its pydicom plugin is unreadable."""
-        try:
-            import pydicom
-        except ImportError:
-            raise PodiumError(f"DICOM files need pydicom, which is not installed: {install_hint('medical')}") from None
+        pydicom = _pydicom()
         try:
             ds = pydicom.dcmread(io.BytesIO(data.tobytes()), force=True)
             pixels = ds.pixel_array
@@ -120,7 +126,26 @@ class Dicom:
         return to_rgb(img)
 
 
+    def dimensions(self, data: bytes) -> tuple[int, int] | None:
+        """Columns x Rows from the DICOM header (the pixel data is not read)."""
+        pydicom = _pydicom()
+        try:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True, stop_before_pixels=True)
+            return int(ds.Columns), int(ds.Rows)
+        except Exception as e:  # noqa: BLE001 - pydicom raises many types; a header without a size is no image
+            raise UnreadableImage(f"has no readable DICOM image header ({type(e).__name__})") from None
+
+
 IMAGE_DECODERS.register("dicom")(Dicom())
+
+
+def _pydicom():  # noqa: ANN202 - the module, imported only where a DICOM file is met
+    """pydicom, or one line naming the extra that installs it."""
+    try:
+        import pydicom
+    except ImportError:
+        raise PodiumError(f"DICOM files need pydicom, which is not installed: {install_hint('medical')}") from None
+    return pydicom
 
 
 def _modality(ds: object, pixels: np.ndarray) -> np.ndarray:
