@@ -55,6 +55,8 @@ def test_a_holdout_is_cross_fitted_on_seeded_chunks_that_keep_duplicates_togethe
     assert len(set(parts)) == 5 and all(len(set(parts[groups == g])) == 1 for g in range(len(y) // 2))
     assert (parts == inner_folds(len(y), groups=groups)).all() and (fit_parts(parts) == parts).all()
     assert parts_note(one_fold, parts) == "5 seeded chunks of the validated fold"
+    assert (inner_folds(len(y), groups=1000 - groups) == parts).all()  # the grouping counts, not the group ids
+    assert (inner_folds(len(y), groups=np.arange(len(y))) == inner_folds(len(y))).all()
     h = honest_score(get_task("ordinal").for_loss("ce", 5), y, p, parts, PredictConfig())
     assert h.cross_fit is not None and len(h.cross_fit["per_part"]) == 5 and h.cv_score > h.plain
 

@@ -229,7 +229,8 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     honest = honest_score(task, y, probs, parts, plan.cfg.predict, decisions, on=parts_note(fold_of, parts))
     if all(r.plain is not None for r in results):  # pooled over the OOF rows and cross-fitted, like cv_score
         plain = np.concatenate([r.plain for r in results])[order]
-        no_tta = honest_score(task, y, plain, parts, plan.cfg.predict).cv_score
+        # only its cross-fit is read: the TTA decisions stand in for the in-sample ones, saving a fit on every row
+        no_tta = honest_score(task, y, plain, parts, plan.cfg.predict, decisions).cv_score
     else:  # folds trained before plain OOF probabilities were kept: the mean of their scores
         no_tta = float(np.mean([r.summary["score"] for r in results]))
     metrics = {

@@ -226,8 +226,9 @@ def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], B
                            part_probs=result.part_probs(blender, task, m.probs))
     member_rows = []
     for run, p, w in zip(m.runs, m.probs, result.weights):
-        own = score(task, m.y, p, decisions=fit_decisions(task, m.y, p, predict))
-        own_cv = honest_score(task, m.y, p, result.parts, predict, on=on).cv_score  # as its run's cv_score
+        own_decisions = fit_decisions(task, m.y, p, predict)
+        own = score(task, m.y, p, decisions=own_decisions)
+        own_cv = honest_score(task, m.y, p, result.parts, predict, own_decisions, on=on).cv_score  # as its run's
         member_rows.append({"run_dir": str(run.path), "name": run.path.name, "weight": float(w),
                             "cv_score": own_cv, "overall": own})
     best = max((r["cv_score"] for r in member_rows), key=lambda v: metric_key(task.primary, v))

@@ -35,12 +35,15 @@ PartProbs = Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def inner_folds(n: int, k: int = INNER_FOLDS, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
     """``k`` seeded chunks of ``n`` rows (at most ``n``), to cross-fit on the rows of one holdout fold; rows of one
-    group (a duplicate cluster) share a chunk, so nothing is scored on a copy of a row it was fitted on."""
+    group (a duplicate cluster) share a chunk, so nothing is scored on a copy of a row it was fitted on. The chunks
+    depend on how the rows are grouped, not on the group ids (groups are numbered by their first row), so a run and
+    an ensemble of it cut its rows alike."""
     if groups is None:
         return np.random.default_rng(seed).permutation(n) % max(1, min(k, n))
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    chunk = np.random.default_rng(seed).permutation(len(uniq)) % max(1, min(k, len(uniq)))
-    return chunk[inverse]
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # each group's number in the order of its first row
+    chunk = np.random.default_rng(seed).permutation(len(first)) % max(1, min(k, len(first)))
+    return chunk[order][inverse]
 
 
 def fit_parts(folds: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
