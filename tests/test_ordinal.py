@@ -149,3 +149,7 @@ def test_the_cv_score_is_the_cross_fitted_qwk_of_the_submitted_cut_points(tmp_pa
     assert m["cv_score_in_sample"] == pytest.approx(kappa(np.searchsorted(cuts, score, side="right")), abs=1e-9)
     assert m["cross_fit"]["decisions"] == ["cut_points"] and m["cross_fit"]["on"] == "2 folds"
     assert "cut points cross-fitted on 2 folds; in-sample" in run.log_path.read_text()
+    from podium.runs.run import experiment_log
+
+    row = next(r for r in experiment_log(run.runs_root) if r["run_dir"] == str(run.path))
+    assert row["cv_score"] == m["cv_score"]  # what podium runs, sweeps, search and ensemble --top rank by
