@@ -86,3 +86,22 @@ def test_an_old_experiment_log_gains_the_validated_column(tmp_path: Path) -> Non
     rows = list_runs(tmp_path)
     assert [r["name"] for r in rows] == ["new", "old"]  # log_loss: lower first
     assert rows[0]["validated"] == "fold 0 of 5" and rows[1]["validated"] is None
+
+
+def test_holdout_cut_points_are_cross_fitted_on_chunks_and_so_is_their_blend(tmp_path: Path,
+                                                                             tiny: tuple[str, ...]) -> None:
+    """A holdout has no other fold: its cut points are cross-fitted on seeded chunks of the validated rows, and an
+    ensemble of holdout runs scores each member on the same chunks (its own cv_score) and its blend likewise."""
+    data = datagen.folders(tmp_path / "grades", per_class=8, classes=("0", "1", "2", "3", "4"), test=4)
+    holdout = (*tiny, "data.task=ordinal", "cv.train_folds=0")
+    runs = [podium.train(data, overrides=[*holdout, f"run.name=h{k}", f"model.resize={r}"])
+            for k, r in enumerate(("squash", "crop"))]
+    for run in runs:
+        m = run.metrics
+        assert m["cross_fit"]["on"] == "5 seeded chunks of the validated fold" and len(m["cross_fit"]["per_part"]) == 5
+        assert {"cv_score_plain", "cv_score_in_sample"} <= set(m)
+    ens = podium.ensemble(*[r.path for r in runs], blend="weights", name="hold-ens")
+    m = ens.metrics
+    assert m["cross_fit"]["decisions"] == ["cut_points"] and sorted(map(int, m["fold_weights"])) == list(range(5))
+    assert [r["cv_score"] for r in m["members"]] == pytest.approx([r.metrics["cv_score"] for r in runs], abs=1e-12)
+    assert m["gain_over_best"] == pytest.approx(m["cv_score"] - max(r.metrics["cv_score"] for r in runs))

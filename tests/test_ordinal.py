@@ -121,3 +121,35 @@ def test_podium_predict_applies_the_checkpoints_cut_points(tmp_path: Path, tiny:
     df = pd.read_csv(out)
     cuts = run.load_best(0).decisions["cut_points"]
     assert df["label"].astype(str).tolist() == [str(g) for g in grades(df["score"].to_numpy(), cuts)]
+
+
+def test_the_cv_score_is_the_cross_fitted_qwk_of_the_submitted_cut_points(tmp_path: Path,
+                                                                         tiny: tuple[str, ...]) -> None:
+    """Recomputed from oof.csv by hand: cut points fitted on the other fold's rows, applied to this fold's scores,
+    QWK of the assembled grades (sklearn); the plain (argmax) and in-sample (every row's cut points) scores beside."""
+    from sklearn.metrics import cohen_kappa_score
+
+    run = train(_grades_dir(tmp_path / "grades"), merge(PodiumConfig(), [*tiny, "data.task=ordinal"]))
+    oof = pd.read_csv(run.path / "oof.csv", dtype={"label": str}, float_precision="round_trip")
+    y = oof["label"].map(GRADES.index).to_numpy()
+    p = oof[list(GRADES)].to_numpy()
+    score, folds = p @ np.arange(5), oof["fold"].to_numpy()
+    pred = np.zeros(len(y), dtype=int)
+    for f in np.unique(folds):
+        out = folds == f
+        pred[out] = np.searchsorted(np.sort(fit_cut_points(y[~out], score[~out], 5)), score[out], side="right")
+
+    def kappa(pred: np.ndarray) -> float:
+        return float(cohen_kappa_score(y, pred, weights="quadratic", labels=np.arange(5)))
+
+    m = run.metrics
+    assert m["cv_score"] == pytest.approx(kappa(pred), abs=1e-9)
+    assert m["cv_score_plain"] == pytest.approx(kappa(p.argmax(axis=1)), abs=1e-9)
+    cuts = np.sort(run.decisions["cut_points"])
+    assert m["cv_score_in_sample"] == pytest.approx(kappa(np.searchsorted(cuts, score, side="right")), abs=1e-9)
+    assert m["cross_fit"]["decisions"] == ["cut_points"] and m["cross_fit"]["on"] == "2 folds"
+    assert "cut points cross-fitted on 2 folds; in-sample" in run.log_path.read_text()
+    from podium.runs.run import experiment_log
+
+    row = next(r for r in experiment_log(run.runs_root) if r["run_dir"] == str(run.path))
+    assert row["cv_score"] == m["cv_score"]  # what podium runs, sweeps, search and ensemble --top rank by

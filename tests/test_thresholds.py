@@ -65,3 +65,47 @@ def test_multilabel_run_with_per_class_thresholds(multilabel_dir: Path, tiny: tu
     assert scores["sample_f1_fitted"] >= scores["sample_f1_global"]
     sub = pd.read_csv(run.submission_path, keep_default_na=False)
     assert (sub["labels"].str.len() > 0).all()
+
+
+def test_the_cv_score_is_the_cross_fitted_sample_f1_of_the_submitted_threshold(multilabel_dir: Path,
+                                                                              tiny: tuple[str, ...]) -> None:
+    """Recomputed from oof.csv by hand: the global threshold of the grid that maximises sample F1 on the other
+    fold's rows decodes this fold's rows (an empty row gets its most likely class), then sample F1 (sklearn)."""
+    from sklearn.metrics import f1_score
+
+    run = train(multilabel_dir, merge(PodiumConfig(), [*tiny, "cv.metric=f1_samples"]))
+    oof = pd.read_csv(run.path / "oof.csv", keep_default_na=False, float_precision="round_trip")
+    classes = ["healthy", "rust", "scab", "spot"]
+    y = np.array([[c in labels.split() for c in classes] for labels in oof["label"]], dtype=int)
+    p, folds = oof[classes].to_numpy(), oof["fold"].to_numpy()
+    grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
+
+    def decode(q: np.ndarray, t: float) -> np.ndarray:
+        out = (q >= t).astype(int)
+        empty = out.sum(axis=1) == 0
+        out[empty, q[empty].argmax(axis=1)] = 1
+        return out
+
+    def f1(truth: np.ndarray, pred: np.ndarray) -> float:
+        return float(f1_score(truth, pred, average="samples", zero_division=0))
+
+    pred = np.zeros_like(y)
+    for f in np.unique(folds):
+        out = folds == f
+        best = grid[int(np.argmax([f1(y[~out], decode(p[~out], t)) for t in grid]))]
+        pred[out] = decode(p[out], best)
+    m = run.metrics
+    assert m["cv_score"] == pytest.approx(f1(y, pred), abs=1e-9)
+    assert m["cv_score_plain"] == pytest.approx(f1(y, decode(p, 0.5)), abs=1e-9)
+    assert m["cv_score_in_sample"] == pytest.approx(f1(y, decode(p, run.decisions["threshold"])), abs=1e-9)
+    assert m["cross_fit"]["decisions"] == ["threshold"] and len(m["cross_fit"]["per_part"]) == 2
+
+
+def test_a_run_with_no_fitted_decision_keeps_the_plain_cv_score(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    import datagen
+
+    data = datagen.csv_single(tmp_path / "data", n=32, classes=("cat", "dog"), n_test=4)
+    run = train(data, merge(PodiumConfig(), [*tiny, "cv.metric=accuracy"]))  # binary_threshold=argmax
+    m = run.metrics
+    assert run.decisions == {} and m["cross_fit"] is None
+    assert m["cv_score"] == m["cv_score_plain"] == m["cv_score_in_sample"] == m["overall"]["accuracy"]

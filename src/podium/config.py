@@ -233,7 +233,8 @@ class CVConfig:
     train_folds: tuple[int, ...] = opt((), "Folds to train (0-based, below cv.folds); empty: all.", ge=0)
     folds_file: str = opt("", "Reuse the folds of this folds.csv (id,fold) instead of computing them.")
     metric: str = opt("auto", "The competition's metric: picks each fold's best epoch, is what the fitted decisions "
-                      "(thresholds, cut points) maximise, ranks sweeps and searches, weights blends and is cv_score. "
+                      "(thresholds, cut points) maximise, ranks sweeps and searches, weights blends and is cv_score "
+                      "(those decisions cross-fitted: fitted on the other folds, scored on each). "
                       "A registered name, or module:function[:max|min] (a function (y_true, y_prob) -> float); auto: "
                       "the task's own (accuracy, roc_auc, qwk, mean_auc).",
                       reserved=("auto",), user=True)

@@ -41,6 +41,7 @@ from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
 from podium.runs.run import OofRows, Run
 from podium.runs.timings import time_breakdown, timing_line
+from podium.tasks.crossfit import HonestScore, fit_parts, honest_score, parts_note
 from podium.tasks.metrics import fit_decisions, per_class, refuse_untrusted, resolve_metric, score
 from podium.tasks.suspects import suspect_table
 
@@ -84,10 +85,11 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         results = [fit_fold(k, plan.comp, plan.folds, plan.cfg, run, accelerator, reporter, on_epoch=on_epoch)
                    for k in plan.todo]
         metrics = score_oof(plan, run, results, accelerator)
-        reporter.print(f"CV {metrics['metric']}: {metrics['cv_score']:.4f} (without TTA "
-                       f"{metrics['cv_score_no_tta']:.4f})  overall: "
+        beside = HonestScore.from_fields(metrics).beside()  # the cross-fitted decisions, in-sample and plain scores
+        reporter.print(f"CV {metrics['metric']}: {metrics['cv_score']:.4f} ({beside + '; ' if beside else ''}without "
+                       f"TTA {metrics['cv_score_no_tta']:.4f})  overall: "
                        f"{', '.join(f'{k} {v:.4f}' for k, v in metrics['overall'].items())}")
-        if metrics["decision_scores"]:  # the CV score decodes plainly; fitted decisions judged on their own rows
+        if metrics["decision_scores"]:  # every decoding, the fitted decisions judged on their own rows
             reporter.print("decisions fitted on the OOF rows (in-sample): " + ", ".join(
                 f"{k} {v:.4f}" for k, v in metrics["decision_scores"].items() if isinstance(v, float)))
         t_test = time.perf_counter()
@@ -223,13 +225,16 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
     run.write_suspects(suspect_table(comp.train["id"].to_numpy()[idx], fold_of, y, probs, task, comp.classes,
                                      decisions, plan.integ.conflicts))  # labels the OOF predictions contradict
     overall = score(task, y, probs, decisions=decisions)
-    if all(r.plain is not None for r in results):  # pooled over the OOF rows, like cv_score
+    parts = fit_parts(fold_of, plan.integ.groups[idx])  # the folds, or a holdout's chunks (duplicates kept together)
+    honest = honest_score(task, y, probs, parts, plan.cfg.predict, decisions, on=parts_note(fold_of, parts))
+    if all(r.plain is not None for r in results):  # pooled over the OOF rows and cross-fitted, like cv_score
         plain = np.concatenate([r.plain for r in results])[order]
-        no_tta = score(task, y, plain, decisions=decisions)[task.primary]
+        # only its cross-fit is read: the TTA decisions stand in for the in-sample ones, saving a fit on every row
+        no_tta = honest_score(task, y, plain, parts, plan.cfg.predict, decisions).cv_score
     else:  # folds trained before plain OOF probabilities were kept: the mean of their scores
         no_tta = float(np.mean([r.summary["score"] for r in results]))
     metrics = {
-        "task": task.name, "metric": task.primary, "cv_score": overall[task.primary], "cv_score_no_tta": no_tta,
+        "task": task.name, "metric": task.primary, **honest.fields(), "cv_score_no_tta": no_tta,
         "threshold": decisions.get("threshold"), "decisions": decisions, "tta": list(plan.cfg.predict.tta),
         "oof_rows": int(len(idx)), "validated": validated(plan), "overall": overall,
         "decision_scores": task.decision_report(y, probs, decisions),  # plain decoding next to the fitted decisions

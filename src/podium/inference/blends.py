@@ -17,6 +17,8 @@ import numpy as np
 from scipy.stats import rankdata
 
 from podium.core.registry import Registry
+from podium.tasks.crossfit import fit_parts
+from podium.tasks.crossfit import inner_folds as inner_folds  # the holdout chunks, also named here
 from podium.tasks.metrics import get_metric
 from podium.tasks.task import Task
 
@@ -94,26 +96,25 @@ BLENDS.register("weights")(Blend(prob_mean, hill_climb, fitted=True))
 @dataclass(frozen=True)
 class BlendResult:
     """Final weights (fitted on every OOF row) and blended OOF probabilities, in-sample (final weights) and honest
-    (each fold blended with the weights fitted on the other folds), with the per-fold weights."""
+    (each fold blended with the weights fitted on the other folds), with the per-fold weights and the parts (folds,
+    or a holdout's chunks) they were fitted on, on which the blend's decisions are cross-fitted too."""
 
     weights: np.ndarray
     probs: np.ndarray
     honest: np.ndarray
     fold_weights: dict[int, list[float]]
+    parts: np.ndarray  # the part each row was cross-fitted in (its fold, or its holdout chunk)
 
-
-INNER_FOLDS = 5  # the chunks a single validated fold (a holdout) is cross-fitted on
-
-
-def inner_folds(n: int, k: int = INNER_FOLDS, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
-    """``k`` seeded chunks of ``n`` rows (at most ``n``), to cross-fit blend weights on the rows of one holdout fold;
-    rows of one group (a duplicate cluster) share a chunk, so a blend is never scored on a copy of a row it was
-    fitted on."""
-    if groups is None:
-        return np.random.default_rng(seed).permutation(n) % max(1, min(k, n))
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    chunk = np.random.default_rng(seed).permutation(len(uniq)) % max(1, min(k, len(uniq)))
-    return chunk[inverse]
+    def part_probs(self, blend: Blend, task: Task, members: list[np.ndarray]
+                   ) -> Callable[[int, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """For cross-fitting a decision on the blend (``podium.tasks.crossfit.honest_score``): part ``f``'s other
+        rows blended with the weights fitted on them (what the decision is fitted on) and its own honest rows."""
+        def probs(f: int, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if f not in self.fold_weights:  # nothing fitted: the blend of every row
+                return self.honest[~out], self.honest[out]
+            w = np.asarray(self.fold_weights[f])
+            return blend.combine([p[~out] for p in members], w, task), self.honest[out]
+        return probs
 
 
 def cross_fit(blend: Blend, task: Task, y: np.ndarray, members: list[np.ndarray], folds: np.ndarray,
@@ -126,14 +127,13 @@ def cross_fit(blend: Blend, task: Task, y: np.ndarray, members: list[np.ndarray]
     each of ``groups`` (duplicate clusters) in one chunk."""
     weights = blend.fit(task, y, members)
     probs = blend.combine(members, weights, task)
+    parts = fit_parts(folds, groups)
     if not blend.fitted:
-        return BlendResult(weights, probs, probs, {})
-    if len(np.unique(folds)) < 2:
-        folds = inner_folds(len(y), groups=groups)
+        return BlendResult(weights, probs, probs, {}, parts)
     honest, per_fold = np.zeros_like(probs), {}
-    for f in np.unique(folds):
-        out = folds == f
+    for f in np.unique(parts):
+        out = parts == f
         w = blend.fit(task, y[~out], [p[~out] for p in members])
         honest[out] = blend.combine([p[out] for p in members], w, task)
         per_fold[int(f)] = [float(v) for v in w]
-    return BlendResult(weights, probs, honest, per_fold)
+    return BlendResult(weights, probs, honest, per_fold, parts)

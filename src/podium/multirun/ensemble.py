@@ -27,6 +27,7 @@ from podium.core.errors import PodiumError, list_some
 from podium.inference.blends import BLENDS, Blend, BlendResult, cross_fit
 from podium.runs.ensemble import Ensemble, is_ensemble
 from podium.runs.run import OofRows, Run, experiment_log
+from podium.tasks.crossfit import decided_score, honest_score, parts_note
 from podium.tasks.metrics import fit_decisions, metric_key, per_class, resolve_metric, score
 from podium.tasks.task import Task, get_task
 from podium.validation import validate
@@ -208,27 +209,34 @@ def duplicate_groups(run: Run, ids: list[str]) -> np.ndarray:
 
 
 def blend_oof(m: Members, blender: Blend, blend: str) -> tuple[dict[str, Any], BlendResult]:
-    """The blend's weights and scores: each member's, the blend's honest (cross-fitted) and in-sample ones, with
-    decisions refitted on the blended OOF through the task."""
+    """The blend's weights and scores: each member's, the blend's honest and in-sample ones, with decisions refitted
+    on the blended OOF through the task. Honest: each part's rows (a fold, or a holdout's chunk) blended with the
+    weights and decoded with the decisions both fitted on the other parts' rows (``honest_score``)."""
     task = m.task
     predict = m.runs[0].config.predict  # how the members fit their decisions: the blend fits its own alike
     result = cross_fit(blender, task, m.y, m.probs, m.folds, duplicate_groups(m.runs[0], m.ids))
+    on = parts_note(m.folds, result.parts)
     decisions = fit_decisions(task, m.y, result.probs, predict)
     honest_decisions = fit_decisions(task, m.y, result.honest, predict)
     honest = score(task, m.y, result.honest, decisions=honest_decisions)
     per_fold = [{"fold": int(f), **score(task, m.y[m.folds == f], result.honest[m.folds == f],
                                          decisions=honest_decisions)} for f in np.unique(m.folds)]
     in_sample = score(task, m.y, result.probs, decisions=decisions)
+    blended = honest_score(task, m.y, result.honest, result.parts, predict, honest_decisions, on=on,
+                           part_probs=result.part_probs(blender, task, m.probs))
     member_rows = []
     for run, p, w in zip(m.runs, m.probs, result.weights):
-        own = score(task, m.y, p, decisions=fit_decisions(task, m.y, p, predict))
+        own_decisions = fit_decisions(task, m.y, p, predict)
+        own = score(task, m.y, p, decisions=own_decisions)
+        own_cv = honest_score(task, m.y, p, result.parts, predict, own_decisions, on=on).cv_score  # as its run's
         member_rows.append({"run_dir": str(run.path), "name": run.path.name, "weight": float(w),
-                            "cv_score": own[task.primary], "overall": own})
+                            "cv_score": own_cv, "overall": own})
     best = max((r["cv_score"] for r in member_rows), key=lambda v: metric_key(task.primary, v))
     metrics = {
-        "task": task.name, "metric": task.primary, "blend": blend, "cv_score": honest[task.primary],
-        "cv_score_in_sample": in_sample[task.primary], "best_member_score": best,
-        "gain_over_best": honest[task.primary] - best,  # negative is a gain for a lower-is-better metric
+        "task": task.name, "metric": task.primary, "blend": blend, "cv_score": blended.cv_score,
+        "cv_score_plain": blended.plain, "cv_score_in_sample": decided_score(task, m.y, result.probs, decisions),
+        "cross_fit": blended.cross_fit, "best_member_score": best,
+        "gain_over_best": blended.cv_score - best,  # negative is a gain for a lower-is-better metric
         "threshold": decisions.get("threshold"),
         "decisions": decisions, "oof_rows": len(m.ids), "overall": honest, "overall_in_sample": in_sample,
         "per_class": per_class(task, m.y, result.honest, m.classes, decisions=honest_decisions),

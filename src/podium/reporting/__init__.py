@@ -59,7 +59,9 @@ def build_report(run: str | Path | Run, reporter: Reporter | None = None) -> Pat
     score = ""
     if inp.oof is not None and run.finished:
         m = run.metrics
-        score = f" - CV {m['metric']} {m['cv_score']:.4f}"
+        in_sample = m.get("cv_score_in_sample") if m.get("cross_fit") else None  # a cross-fitted decision's
+        score = f" - CV {m['metric']} {m['cv_score']:.4f}" + ("" if in_sample is None else
+                                                               f" (in-sample {in_sample:.4f})")
     subtitle = f"{inp.info.get('task')} task, {inp.model}{score} - built in {time.time() - t0:.1f} s"
     path = run.write_report(html.page(f"podium report: {run.path.name}", subtitle, parts))
     if reporter is not None:

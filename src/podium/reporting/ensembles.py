@@ -20,6 +20,7 @@ from podium.reporting.html import key_values, note, pre, table
 from podium.reporting.sections import Inputs, gather, run_metrics
 from podium.runs.ensemble import Ensemble
 from podium.runs.run import Run
+from podium.tasks.crossfit import HonestScore
 
 
 def gather_ensemble(ens: Ensemble) -> Inputs:
@@ -51,6 +52,7 @@ def overview(inp: Inputs) -> str:
     if metrics:
         rows += [(f"CV {metrics['metric']} (honest, cross-fitted)", f"{metrics['cv_score']:.4f}"),
                  ("in-sample (final weights)", f"{metrics['cv_score_in_sample']:.4f}"),
+                 *([("decisions", HonestScore.from_fields(metrics).beside())] if metrics.get("cross_fit") else []),
                  ("best member", f"{metrics['best_member_score']:.4f}"),
                  ("gain over the best member", f"{metrics['gain_over_best']:+.4f}")]
     rows += [("host", info.get("host", "")), ("started", info.get("started", "")),

@@ -22,6 +22,7 @@ from podium.reporting.gradcam import Unsupported, grad_cam
 from podium.reporting.html import img, key_values, note, pre, table
 from podium.runs.checkpoint import Checkpoint
 from podium.runs.run import Run
+from podium.tasks.crossfit import HonestScore
 from podium.tasks.task import Task, get_task
 
 MAX_SIZES = 1000  # image headers read for the size plot
@@ -116,8 +117,9 @@ def overview(inp: Inputs) -> str:
         ("folds / epochs", f"{cfg.cv.folds} / {cfg.train.epochs}"),
     ]
     if metrics:
-        rows.append(("CV " + metrics["metric"], f"{metrics['cv_score']:.4f} (without TTA "
-                                                f"{metrics.get('cv_score_no_tta', float('nan')):.4f})"))
+        beside = HonestScore.from_fields(metrics).beside()  # honest and in-sample side by side
+        rows.append(("CV " + metrics["metric"], f"{metrics['cv_score']:.4f} ({beside + '; ' if beside else ''}"
+                                                f"without TTA {metrics.get('cv_score_no_tta', float('nan')):.4f})"))
     for what, src in (info.get("sources") or {}).items():  # soft labels, pseudo-labels, teacher: side by side
         score = "" if src.get("cv_score") is None else f": CV {src['metric']} {src['cv_score']:.4f}"
         rows.append((f"{what.replace('_', ' ')} from", f"{src['path']}{score}"))
