@@ -22,6 +22,7 @@ def test_each_replica_trains_and_submits_with_no_data_flags(name: str, tmp_path:
     expect = replicas.REPLICAS[name](tmp_path / name)
     run = train(expect.root, merge(PodiumConfig(), [*tiny, "predict.tta=identity"]))
     assert run.info["task"] == expect.task
+    assert run.metrics["metric"] == run.info["metric"] == expect.metric  # the competition's metric, with no flags
     sub = pd.read_csv(run.submission_path, dtype=str, keep_default_na=False)
     assert tuple(sub.columns) == expect.columns and len(sub) == expect.test_rows
     sample = pd.read_csv(expect.root / "sample_submission.csv", dtype=str, keep_default_na=False)

@@ -27,7 +27,7 @@ from podium.config import PodiumConfig, shown_precision
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.core.io import check_folder
-from podium.data.folders.ingest import Competition
+from podium.data.folders.ingest import Competition, inferred_line, scored_by
 from podium.data.integrity import Integrity, integrity_line, plan_folds, prepare
 from podium.engine.accel import training_accelerator
 from podium.engine.fold import EpochHook, FoldResult, check_fold_recipe, fit_fold
@@ -113,8 +113,9 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     t0 = time.perf_counter()
     comp, integ = prepare(data_dir, cfg.data, prep=prep)  # the checks' decode fills the run's image cache
     prepare_s = time.perf_counter() - t0
-    # what the outputs mean (the loss's coding), and cv.metric fitting the detected task
-    comp = replace(comp, task=resolve_metric(comp.task.for_loss(cfg.train.loss, len(comp.classes)), cfg.cv.metric))
+    # what the outputs mean (the loss's coding), and cv.metric (auto: the sample's, else the task's) fitting the task
+    comp = replace(comp, task=resolve_metric(comp.task.for_loss(cfg.train.loss, len(comp.classes)),
+                                             scored_by(comp, cfg.cv.metric)))
     comp, integ, pseudo = with_pseudo(comp, integ, cfg)  # train-only rows: before the folds, which list them
     folds = plan_folds(comp, integ, cfg.cv, run.folds_path if run is not None and run.folds_path.is_file() else None)
     comp, sources = with_targets(comp, folds, cfg)  # soft labels, a teacher, matched pseudo: same folds?
@@ -187,7 +188,8 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     counts = comp.task.counts(comp.targets, len(comp.classes))
     per_class_counts = ", ".join(f"{comp.shown(c)}: {n}" for c, n in zip(comp.classes, counts))
     reporter.print(str(run.path), style="bold")
-    reporter.print(f"{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
+    inferred = inferred_line(comp, comp.task, plan.cfg.data.task, plan.cfg.cv.metric)  # and how to override it
+    reporter.print(f"{comp.layout} layout, {inferred}; {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {shown_precision(accelerator.mixed_precision)}")
