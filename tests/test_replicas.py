@@ -129,3 +129,21 @@ def test_a_named_metric_or_task_overrides_what_the_folder_implies(tmp_path: Path
     redux = replicas.dogs_vs_cats_redux(tmp_path / "redux")
     run = train(redux.root, merge(PodiumConfig(), [*tiny, "cv.metric=roc_auc"]))  # Aerial Cactus: 0.5, scored by AUC
     assert run.metrics["metric"] == "roc_auc"
+
+
+def test_a_run_resumes_with_the_task_and_metric_it_started_with(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    """A run started before auto read grades as ordinal (and the sample's metric) resumes as it started: its folds
+    were trained and picked for those."""
+    import datagen
+    from podium.pipeline import train
+
+    aptos = replicas.aptos(tmp_path / "aptos")
+    run = train(aptos.root, merge(PodiumConfig(), [*tiny, "data.task=multiclass", "cv.metric=macro_f1"]))
+    half = datagen.unfinished(run.path, tmp_path / "runs" / "half")
+    config = (half / "config.yaml").read_text()
+    assert "task: multiclass" in config and "metric: macro_f1" in config
+    (half / "config.yaml").write_text(config.replace("task: multiclass", "task: auto").replace("metric: macro_f1",
+                                                                                              "metric: auto"))
+    resumed = train(None, None, resume=half)
+    assert resumed.info["task"] == "multiclass" and resumed.metrics["metric"] == "macro_f1"
+    assert "task: auto" in (half / "config.yaml").read_text()  # the saved config is left as it was
