@@ -110,6 +110,7 @@ def test_inspect_and_the_log_say_which_metric_was_inferred_and_how_to_override(t
     summary = inspect_data(aptos.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "i2")
     assert summary["task"] == "ordinal" and "metric qwk (cv.metric=... overrides; the ordinal task's own)" in \
         summary["decided"]
+    assert "task ordinal (integer grades in diagnosis; data.task=multiclass overrides)" in summary["decided"]
     run = train(aptos.root, merge(PodiumConfig(), list(tiny)))
     first = run.log_path.read_text().splitlines()[1]
     assert "ordinal task (integer grades in diagnosis; data.task=multiclass overrides), metric qwk" in first

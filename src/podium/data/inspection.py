@@ -21,7 +21,7 @@ from podium.core.errors import list_some
 from podium.core.io import check_folder, write_json, write_with
 from podium.core.progress import track
 from podium.data.folders.files import ignored_files
-from podium.data.folders.ingest import Competition, metric_words, scored_by
+from podium.data.folders.ingest import Competition, metric_words, scored_by, task_words
 from podium.data.integrity import Integrity, prepare
 from podium.data.pixels.image_ops import ImageOps, image_ops
 from podium.tasks.metrics import resolve_metric
@@ -107,7 +107,7 @@ def decided(comp: Competition, cfg: PodiumConfig) -> list[str]:
     and metadata columns, metric, and the notes ingest made where the folder left a choice open."""
     metric = resolve_metric(comp.task, scored_by(comp, cfg.cv.metric)).primary  # auto: the sample's, else the task's
     lines = [f"layout {comp.layout} (data.layout=... overrides)",
-             f"task {comp.task.name} (data.task=... overrides)"]
+             f"task {comp.task.name}{task_words(comp, comp.task, cfg.data.task) or ' (data.task=... overrides)'}"]
     roles = comp.roles
     if roles is not None:
         lines.append(f"label column{'s' if len(roles.labels) > 1 else ''} {', '.join(roles.labels)} "

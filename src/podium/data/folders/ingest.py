@@ -246,11 +246,17 @@ def scored_by(comp: Competition, configured: str) -> str:
 
 def inferred_line(comp: Competition, task: Task, configured_task: str, configured_metric: str) -> str:
     """What podium inferred of the task and metric, with their overrides: ``ordinal task (integer grades in
-    diagnosis; data.task=multiclass overrides), metric mean_auc (inferred from ...; cv.metric=NAME overrides)``."""
-    grades = configured_task == "auto" and comp.roles is not None and comp.roles.grades and task.ordered
-    first = (f"{task.name} task (integer grades in {comp.roles.labels[0]}; data.task=multiclass overrides)"
-             if grades and comp.roles is not None else f"{task.name} task")
-    return f"{first}, {metric_words(comp, task.primary, configured_metric)}"
+    diagnosis; data.task=multiclass overrides), metric mean_auc (inferred from ...; cv.metric=... overrides)``."""
+    metric = metric_words(comp, task.primary, configured_metric)
+    return f"{task.name} task{task_words(comp, task, configured_task)}, {metric}"
+
+
+def task_words(comp: Competition, task: Task, configured: str) -> str:
+    """`` (integer grades in diagnosis; data.task=multiclass overrides)`` where ``data.task=auto`` read grades as a
+    task that ranks its classes (``ColumnRoles.grades``), else ''."""
+    if configured != "auto" or comp.roles is None or not comp.roles.grades or not task.ordered:
+        return ""
+    return f" (integer grades in {comp.roles.labels[0]}; data.task=multiclass overrides)"
 
 
 def metric_words(comp: Competition, primary: str, configured: str) -> str:
