@@ -1,6 +1,7 @@
 """Faithful miniatures of reference competitions' folders as downloaded: the same nesting, file names, CSV headers,
 id formats, extra columns and sample submission, with small synthetic images (tests/datagen.py). Each function
-writes one folder and returns what a valid submission must look like (``Expect``)."""
+writes one folder and returns what a valid submission must look like and the metric the competition scores, which
+podium infers with no flags (``Expect``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Expect:
     test_rows: int
     group: str = ""  # the group column it should detect
     labels: tuple[str, ...] = ()  # the label column(s) it should pick
+    metric: str = ""  # the competition's metric, what cv.metric=auto must resolve to
 
 
 def _hex(rng: np.random.Generator, n: int) -> str:
@@ -44,7 +46,7 @@ def plant_pathology_2020(root: Path, n: int = 32, n_test: int = 6) -> Expect:
         write_image(root / "images" / f"{t}.jpg", class_image(i % 4, rng))
     pd.DataFrame({"image_id": test}).to_csv(root / "test.csv", index=False)
     pd.DataFrame({"image_id": test, **{c: 0.25 for c in classes}}).to_csv(root / "sample_submission.csv", index=False)
-    return Expect(root, "multiclass", ("image_id", *classes), n_test, labels=tuple(classes))
+    return Expect(root, "multiclass", ("image_id", *classes), n_test, labels=tuple(classes), metric="mean_auc")
 
 
 def plant_pathology_2021(root: Path, n: int = 36, n_test: int = 5) -> Expect:
@@ -62,7 +64,7 @@ def plant_pathology_2021(root: Path, n: int = 36, n_test: int = 5) -> Expect:
     for i, t in enumerate(test):
         write_image(root / "test_images" / t, multi_image([i % 4], rng))
     pd.DataFrame({"image": test, "labels": "healthy"}).to_csv(root / "sample_submission.csv", index=False)
-    return Expect(root, "multilabel", ("image", "labels"), n_test, labels=("labels",))
+    return Expect(root, "multilabel", ("image", "labels"), n_test, labels=("labels",), metric="f1_samples")
 
 
 CASSAVA = {"0": "Cassava Bacterial Blight (CBB)", "1": "Cassava Brown Streak Disease (CBSD)",
@@ -84,7 +86,7 @@ def cassava(root: Path, n: int = 40, n_test: int = 1) -> Expect:
     for t in test:
         write_image(root / "test_images" / t, class_image(3, rng))
     pd.DataFrame({"image_id": test, "label": 4}).to_csv(root / "sample_submission.csv", index=False)
-    return Expect(root, "multiclass", ("image_id", "label"), n_test, labels=("label",))
+    return Expect(root, "multiclass", ("image_id", "label"), n_test, labels=("label",), metric="accuracy")
 
 
 PADDY = ("bacterial_leaf_blight", "blast", "normal")
@@ -104,7 +106,7 @@ def paddy(root: Path, n: int = 36, n_test: int = 4) -> Expect:
     for i, t in enumerate(test):
         write_image(root / "test_images" / t, class_image(i % 3, rng))
     pd.DataFrame({"image_id": test, "label": ""}).to_csv(root / "sample_submission.csv", index=False)
-    return Expect(root, "multiclass", ("image_id", "label"), n_test, labels=("label",))
+    return Expect(root, "multiclass", ("image_id", "label"), n_test, labels=("label",), metric="accuracy")
 
 
 def aptos(root: Path, n: int = 40, n_test: int = 4) -> Expect:
@@ -122,7 +124,7 @@ def aptos(root: Path, n: int = 40, n_test: int = 4) -> Expect:
         write_image(root / "test_images" / f"{t}.png", class_image(i % 5, rng))
     pd.DataFrame({"id_code": test}).to_csv(root / "test.csv", index=False)
     pd.DataFrame({"id_code": test, "diagnosis": 0}).to_csv(root / "sample_submission.csv", index=False)
-    return Expect(root, "multiclass", ("id_code", "diagnosis"), n_test, labels=("diagnosis",))
+    return Expect(root, "ordinal", ("id_code", "diagnosis"), n_test, labels=("diagnosis",), metric="qwk")
 
 
 def siim_isic(root: Path, patients: int = 16, n_test: int = 4) -> Expect:
@@ -151,7 +153,8 @@ def siim_isic(root: Path, patients: int = 16, n_test: int = 4) -> Expect:
     pd.DataFrame({"image_name": test, "patient_id": "IP_0000001", "sex": "male", "age_approx": "45.0",
                   "anatom_site_general_challenge": "torso"}).to_csv(root / "test.csv", index=False)
     pd.DataFrame({"image_name": test, "target": 0}).to_csv(root / "sample_submission.csv", index=False)
-    return Expect(root, "binary", ("image_name", "target"), n_test, group="patient_id", labels=("target",))
+    return Expect(root, "binary", ("image_name", "target"), n_test, group="patient_id", labels=("target",),
+                  metric="roc_auc")
 
 
 RANZCR = ("ETT - Abnormal", "ETT - Borderline", "ETT - Normal", "NGT - Abnormal", "NGT - Borderline",
@@ -178,11 +181,46 @@ def ranzcr(root: Path, n: int = 44, n_test: int = 3) -> Expect:
         write_image(root / "test" / f"{t}.jpg", multi_image([i], rng))
     pd.DataFrame({"StudyInstanceUID": test, **{c: 0 for c in RANZCR}}).to_csv(root / "sample_submission.csv",
                                                                              index=False)
-    return Expect(root, "multilabel", ("StudyInstanceUID", *RANZCR), n_test, group="PatientID", labels=RANZCR)
+    return Expect(root, "multilabel", ("StudyInstanceUID", *RANZCR), n_test, group="PatientID", labels=RANZCR,
+                  metric="mean_auc")
+
+
+def aptos_2015(root: Path, n: int = 30, n_test: int = 4) -> Expect:
+    """Diabetic Retinopathy (APTOS 2015): train/<n>_<left|right>.jpeg; trainLabels.csv image,level (0-4) with ids
+    without the extension; test/; sample image,level."""
+    rng = np.random.default_rng(2015)
+    ids = [f"{10 + k // 2}_{('left', 'right')[k % 2]}" for k in range(n)]
+    for k, i in enumerate(ids):
+        write_image(root / "train" / f"{i}.jpeg", class_image(k % 5, rng))
+    pd.DataFrame({"image": ids, "level": [k % 5 for k in range(n)]}).to_csv(root / "trainLabels.csv", index=False)
+    test = [f"{1 + k // 2}_{('left', 'right')[k % 2]}" for k in range(n_test)]
+    for k, t in enumerate(test):
+        write_image(root / "test" / f"{t}.jpeg", class_image(k % 5, rng))
+    pd.DataFrame({"image": test, "level": 0}).to_csv(root / "sample_submission.csv", index=False)
+    return Expect(root, "ordinal", ("image", "level"), n_test, labels=("level",), metric="qwk")
+
+
+def dogs_vs_cats(root: Path, n: int = 24, n_test: int = 4, sample_label: str = "cat") -> Expect:
+    """Dogs vs. Cats: train/cat.0.jpg, train/dog.0.jpg (labels in the names); test/1.jpg; sample id,label. A label
+    sample is scored by accuracy; Dogs vs. Cats Redux's sample holds 0.5 (the probability of a dog, log loss)."""
+    rng = np.random.default_rng(12)
+    for k in range(n):
+        write_image(root / "train" / f"{('cat', 'dog')[k % 2]}.{k // 2}.jpg", class_image(k % 2, rng))
+    test = [str(k + 1) for k in range(n_test)]
+    for k, t in enumerate(test):
+        write_image(root / "test" / f"{t}.jpg", class_image(k % 2, rng))
+    pd.DataFrame({"id": test, "label": sample_label}).to_csv(root / "sample_submission.csv", index=False)
+    return Expect(root, "binary", ("id", "label"), n_test, metric="accuracy" if sample_label == "cat" else "log_loss")
+
+
+def dogs_vs_cats_redux(root: Path) -> Expect:
+    """Dogs vs. Cats Redux: the same folder, its sample id,label holding 0.5."""
+    return dogs_vs_cats(root, sample_label="0.5")
 
 
 REPLICAS = {"plant_pathology_2020": plant_pathology_2020, "plant_pathology_2021": plant_pathology_2021,
-            "cassava": cassava, "paddy": paddy, "aptos": aptos, "siim_isic": siim_isic, "ranzcr": ranzcr}
+            "cassava": cassava, "paddy": paddy, "aptos": aptos, "siim_isic": siim_isic, "ranzcr": ranzcr,
+            "aptos_2015": aptos_2015, "dogs_vs_cats": dogs_vs_cats, "dogs_vs_cats_redux": dogs_vs_cats_redux}
 
 
 def cassava_2019(root: Path, per_class: int = 3) -> Path:

@@ -27,7 +27,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("ens")
     data = datagen.csv_multilabel(tmp / "multi")
     other = datagen.csv_multilabel(tmp / "other", seed=1)
-    base = (*datagen.TINY, f"run.root={tmp / 'runs'}")
+    base = (*datagen.TINY, f"run.root={tmp / 'runs'}", "cv.metric=mean_auc")  # the sample implies f1_samples
     out = {"data": data, "root": tmp / "runs"}
     for key, extra, where in (("a", ["run.name=a"], data), ("b", ["run.name=b", "model.resize=crop"], data),
                               ("seed", ["run.name=seed", "cv.seed=7"], data), ("other", ["run.name=other"], other)):

@@ -195,3 +195,41 @@ def test_list_images_sorts_skips_junk_and_names_unreadable_files(tmp_path: Path)
         list_images(tmp_path / "empty")
     with pytest.raises(PodiumError, match="is a file"):
         list_images(folder / "b.png")
+
+
+def _graded(root: Path, column: str, values: list[int]) -> Path:
+    """A csv_single folder whose label column is ``column`` holding the integers ``values`` in turn."""
+    datagen.csv_single(root, n=30)
+    train = pd.read_csv(root / "train.csv", dtype=str).drop(columns=["label"])
+    train[column] = [str(values[k % len(values)]) for k in range(len(train))]
+    train.to_csv(root / "train.csv", index=False)
+    sample = pd.read_csv(root / "sample_submission.csv", dtype=str)
+    sample.rename(columns={"label": column}).assign(**{column: "0"}).to_csv(root / "sample_submission.csv",
+                                                                           index=False)
+    return root
+
+
+@pytest.mark.parametrize(("column", "values", "task"), [
+    ("diagnosis", [0, 1, 2, 3, 4], "ordinal"), ("level", [0, 1, 2], "ordinal"), ("kl_grade", [0, 1, 2, 3], "ordinal"),
+    ("KLGrade", [0, 1, 2, 3], "ordinal"), ("severity", [0, 1, 2], "ordinal"),
+    ("label", [0, 1, 2, 3, 4], "multiclass"),  # Cassava: not named like a grade
+    ("grade", [1, 2, 3, 4], "multiclass"),  # not 0..K-1: only a suggestion
+    ("grade", [0, 2, 4], "multiclass"), ("grading_leveled", [0, 1, 2], "multiclass"),
+])
+def test_integer_grades_in_a_grade_like_column_are_the_ordinal_task(tmp_path: Path, column: str, values: list[int],
+                                                                   task: str) -> None:
+    comp = load_competition(_graded(tmp_path / "g", column, values), DataConfig(), check=False)
+    assert comp.task.name == task
+    notes = [n for n in comp.notes if n.startswith(f"{column} holds integer grades")]
+    if task == "ordinal":
+        assert len(notes) == 1 and "data.task=multiclass" in notes[0] and "qwk" in notes[0]
+    elif column == "grade":
+        assert len(notes) == 1 and "data.task=ordinal trains" in notes[0]
+    else:
+        assert not notes
+
+
+def test_a_named_task_wins_over_the_grades(tmp_path: Path) -> None:
+    root = _graded(tmp_path / "g", "diagnosis", [0, 1, 2, 3, 4])
+    comp = load_competition(root, DataConfig(task="multiclass"), check=False)
+    assert comp.task.name == "multiclass" and not any("integer grades" in n for n in comp.notes)

@@ -22,6 +22,7 @@ def test_each_replica_trains_and_submits_with_no_data_flags(name: str, tmp_path:
     expect = replicas.REPLICAS[name](tmp_path / name)
     run = train(expect.root, merge(PodiumConfig(), [*tiny, "predict.tta=identity"]))
     assert run.info["task"] == expect.task
+    assert run.metrics["metric"] == run.info["metric"] == expect.metric  # the competition's metric, with no flags
     sub = pd.read_csv(run.submission_path, dtype=str, keep_default_na=False)
     assert tuple(sub.columns) == expect.columns and len(sub) == expect.test_rows
     sample = pd.read_csv(expect.root / "sample_submission.csv", dtype=str, keep_default_na=False)
@@ -90,3 +91,60 @@ def test_cassava_names_its_integers_and_maps_the_2019_folders(tmp_path: Path, ti
     assert run.info["class_names"]["0"].startswith("Cassava Bacterial Blight")
     sub = pd.read_csv(run.submission_path, dtype=str)
     assert set(sub["label"]) <= {"0", "1", "2", "3", "4"}  # the submission keeps the integers
+
+
+def test_inspect_and_the_log_say_which_metric_was_inferred_and_how_to_override(tmp_path: Path,
+                                                                                 tiny: tuple[str, ...]) -> None:
+    from podium.pipeline import train
+
+    pp = replicas.plant_pathology_2020(tmp_path / "pp2020")
+    summary = inspect_data(pp.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "i1")
+    line = next(x for x in summary["decided"] if x.startswith("metric "))
+    assert line.startswith("metric mean_auc (inferred from sample_submission.csv: one probability column per class")
+    assert line.endswith("cv.metric=... overrides)")
+    run = train(pp.root, merge(PodiumConfig(), list(tiny)))
+    first = run.log_path.read_text().splitlines()[1]  # after the run folder: the data, task and metric
+    assert "multiclass task, metric mean_auc (inferred from sample_submission.csv" in first
+    assert "cv.metric=... overrides" in first
+    aptos = replicas.aptos(tmp_path / "aptos")
+    summary = inspect_data(aptos.root, load_config(None, [f"run.root={tmp_path / 'runs'}"]), tmp_path / "i2")
+    assert summary["task"] == "ordinal" and "metric qwk (cv.metric=... overrides; the ordinal task's own)" in \
+        summary["decided"]
+    assert "task ordinal (integer grades in diagnosis; data.task=multiclass overrides)" in summary["decided"]
+    run = train(aptos.root, merge(PodiumConfig(), list(tiny)))
+    first = run.log_path.read_text().splitlines()[1]
+    assert "ordinal task (integer grades in diagnosis; data.task=multiclass overrides), metric qwk" in first
+
+
+def test_a_named_metric_or_task_overrides_what_the_folder_implies(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    from podium.pipeline import train
+
+    pp = replicas.plant_pathology_2020(tmp_path / "pp2020")
+    cfg = load_config(None, [f"run.root={tmp_path / 'runs'}", "cv.metric=log_loss"])
+    assert "metric log_loss (set by cv.metric)" in inspect_data(pp.root, cfg, tmp_path / "i")["decided"]
+    run = train(pp.root, merge(PodiumConfig(), [*tiny, "cv.metric=accuracy"]))
+    assert run.metrics["metric"] == run.info["metric"] == "accuracy"
+    aptos = replicas.aptos(tmp_path / "aptos")
+    run = train(aptos.root, merge(PodiumConfig(), [*tiny, "data.task=multiclass"]))
+    assert run.info["task"] == "multiclass" and run.metrics["metric"] == "accuracy"
+    redux = replicas.dogs_vs_cats_redux(tmp_path / "redux")
+    run = train(redux.root, merge(PodiumConfig(), [*tiny, "cv.metric=roc_auc"]))  # Aerial Cactus: 0.5, scored by AUC
+    assert run.metrics["metric"] == "roc_auc"
+
+
+def test_a_run_resumes_with_the_task_and_metric_it_started_with(tmp_path: Path, tiny: tuple[str, ...]) -> None:
+    """A run started before auto read grades as ordinal (and the sample's metric) resumes as it started: its folds
+    were trained and picked for those."""
+    import datagen
+    from podium.pipeline import train
+
+    aptos = replicas.aptos(tmp_path / "aptos")
+    run = train(aptos.root, merge(PodiumConfig(), [*tiny, "data.task=multiclass", "cv.metric=macro_f1"]))
+    half = datagen.unfinished(run.path, tmp_path / "runs" / "half")
+    config = (half / "config.yaml").read_text()
+    assert "task: multiclass" in config and "metric: macro_f1" in config
+    (half / "config.yaml").write_text(config.replace("task: multiclass", "task: auto").replace("metric: macro_f1",
+                                                                                              "metric: auto"))
+    resumed = train(None, None, resume=half)
+    assert resumed.info["task"] == "multiclass" and resumed.metrics["metric"] == "macro_f1"
+    assert "task: auto" in (half / "config.yaml").read_text()  # the saved config is left as it was

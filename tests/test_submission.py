@@ -233,3 +233,32 @@ def test_a_new_format_declaring_a_target_shape_reaches_the_tasks_of_that_shape(t
     finally:
         FORMATS.unregister("ranked")
     assert get_task("multiclass").submissions == ("probs", "label")
+
+
+@pytest.mark.parametrize(("task", "classes", "columns", "metric"), [
+    ("multiclass", CLASSES, {c: 0.25 for c in CLASSES}, "mean_auc"),  # Plant Pathology 2020
+    ("multilabel", CLASSES, {c: 0 for c in CLASSES}, ""),  # RANZCR: mean_auc, the multilabel task's own
+    ("binary", ["0", "1"], {"target": 0}, ""),  # SIIM-ISIC: roc_auc, the binary task's own
+    ("binary", ["cat", "dog"], {"label": 0.5}, "log_loss"),  # Dogs vs. Cats Redux
+    ("binary", ["cat", "dog"], {"label": "cat"}, "accuracy"),  # a label sample of a binary task
+    ("multiclass", CLASSES, {"label": "a"}, ""),  # Cassava, Paddy: accuracy, the task's own
+    ("ordinal", ["0", "1", "2"], {"diagnosis": 0}, ""),  # APTOS: qwk, the task's own
+    ("multilabel", CLASSES, {"labels": "a"}, "f1_samples"),  # Plant Pathology 2021
+])
+def test_the_sample_implies_a_metric_by_its_shape(task: str, classes: list[str], columns: dict, metric: str) -> None:
+    from podium.tasks.submission import implied_metric
+
+    sample = pd.DataFrame({"id": ["x", "y"], **columns})
+    fmt = infer_format(sample, "id", get_task(task), classes, "sample.csv")
+    name, why = implied_metric(sample, fmt, get_task(task), "sample.csv")
+    assert name == metric and (why.startswith("sample.csv: ") if metric else why == "")
+
+
+def test_an_implied_metric_that_does_not_fit_the_task_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from podium.tasks.submission import implied_metric
+
+    sample = pd.DataFrame({"id": ["x"], "label": "a"})
+    fmt = infer_format(sample, "id", get_task("multiclass"), CLASSES, "sample.csv")
+    kind = dataclasses.replace(FORMATS.get("label"), scored_by=lambda values, task: ("roc_auc", "one column"))
+    monkeypatch.setitem(FORMATS._items, "label", kind)  # a scorer naming a metric the multiclass task cannot read
+    assert implied_metric(sample, fmt, get_task("multiclass"), "sample.csv") == ("", "")

@@ -207,3 +207,12 @@ def test_each_task_says_how_sure_and_how_wrong_a_prediction_is() -> None:
     assert np.allclose(multi.confidence(p), [0.7, 0.6])  # the least sure class: 0.7 off, 0.6 on
     assert np.allclose(multi.row_loss(truth, p), [-np.mean(np.log([0.3, 0.2, 0.9])), -np.mean(np.log([0.9, 0.7, 0.6]))])
     assert multi.worst_class(truth, p).tolist() == [1, 2]  # the class scored furthest from its target
+
+
+def test_grades_put_a_task_that_ranks_its_classes_first() -> None:
+    from podium.tasks.task import detect_task
+
+    lists, classes = [["0"], ["1"], ["2"]], ["0", "1", "2"]
+    assert detect_task(lists, classes).name == "multiclass"
+    assert detect_task(lists, classes, grades=True).name == "ordinal"
+    assert detect_task([["0", "1"], ["2"]], classes, grades=True).name == "multilabel"  # ordinal cannot read sets

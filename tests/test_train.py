@@ -19,7 +19,8 @@ def _cfg(tiny: tuple[str, ...], *extra: str) -> PodiumConfig:
 
 
 def test_multilabel_run_fits_threshold_and_writes_labels(multilabel_dir: Path, tiny: tuple[str, ...]) -> None:
-    run = train(multilabel_dir, _cfg(tiny, "train.epochs=2"))
+    # the sample's space-separated labels imply f1_samples (tests/test_replicas.py); named here, mean_auc
+    run = train(multilabel_dir, _cfg(tiny, "train.epochs=2", "cv.metric=mean_auc"))
     threshold = run.decisions["threshold"]
     assert run.metrics["metric"] == "mean_auc" and 0.05 <= threshold <= 0.95
     assert run.metrics["decisions"] == run.decisions == json.loads((run.path / "decisions.json").read_text())
@@ -137,7 +138,7 @@ def test_the_cv_score_without_tta_is_pooled_like_the_cv_score(multilabel_dir: Pa
     from podium.tasks.metrics import score
     from podium.tasks.task import get_task
 
-    run = train(multilabel_dir, _cfg(tiny, f"predict.tta={tta}"))
+    run = train(multilabel_dir, _cfg(tiny, f"predict.tta={tta}", "cv.metric=mean_auc"))  # an AUC, named
     m = run.metrics
     if tta == "identity":
         assert m["cv_score_no_tta"] == m["cv_score"] and not (run.path / "fold0" / "oof_plain.csv").exists()

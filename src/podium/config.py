@@ -33,7 +33,8 @@ class DataConfig:
     """Where the images and labels are and how to read them."""
 
     layout: str = opt("auto", "Dataset layout; auto: detected from the files.", reserved=("auto",))
-    task: str = opt("auto", "Task; auto: guessed from the labels (ordinal is never guessed: name it).",
+    task: str = opt("auto", "Task; auto: guessed from the labels; integer grades 0..K-1 (K >= 3) in a column named "
+                    "like a grade (diagnosis, level, kl_grade) are ordinal, data.task=multiclass says they are not.",
                     reserved=("auto",))
     train_csv: str = opt("train.csv", "Labels CSV, relative to the data folder (csv layout); without train.csv, "
                          "the CSV whose ids name the training images (trainLabels.csv, ...).")
@@ -236,7 +237,10 @@ class CVConfig:
                       "(thresholds, cut points) maximise, ranks sweeps and searches, weights blends and is cv_score "
                       "(those decisions cross-fitted: fitted on the other folds, scored on each). "
                       "A registered name, or module:function[:max|min] (a function (y_true, y_prob) -> float); auto: "
-                      "the task's own (accuracy, roc_auc, qwk, mean_auc).",
+                      "the one the sample submission implies (one probability column per class: mean_auc; a binary "
+                      "probability column holding fractions such as 0.5: log_loss; space-separated labels: "
+                      "f1_samples; a binary task's label column: accuracy), else the task's own (accuracy, roc_auc, "
+                      "qwk, mean_auc).",
                       reserved=("auto",), user=True)
 
 

@@ -27,7 +27,7 @@ from podium.config import PodiumConfig, shown_precision
 from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.core.io import check_folder
-from podium.data.folders.ingest import Competition
+from podium.data.folders.ingest import Competition, inferred_line, scored_by
 from podium.data.integrity import Integrity, integrity_line, plan_folds, prepare
 from podium.engine.accel import training_accelerator
 from podium.engine.fold import EpochHook, FoldResult, check_fold_recipe, fit_fold
@@ -112,11 +112,14 @@ def plan_run(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: str 
     """Check everything that depends on the user's input, before anything is written (``cfg``: a checked config)."""
     cfg, data_dir, run = read_request(data_dir, cfg, resume)
     prep = resolve_preprocessing(None, cfg.model, cfg.data)  # the model's input, known before the model exists
+    started = run.info if run is not None else {}  # a resumed run keeps the task and metric it started with
     t0 = time.perf_counter()
-    comp, integ = prepare(data_dir, cfg.data, prep=prep)  # the checks' decode fills the run's image cache
+    comp, integ = prepare(data_dir, as_started(cfg, started).data, prep=prep)  # the decode fills the image cache
     prepare_s = time.perf_counter() - t0
-    # what the outputs mean (the loss's coding), and cv.metric fitting the detected task
-    comp = replace(comp, task=resolve_metric(comp.task.for_loss(cfg.train.loss, len(comp.classes)), cfg.cv.metric))
+    # what the outputs mean (the loss's coding), and cv.metric (auto: the sample's, else the task's) fitting the task
+    metric = as_started(cfg, started).cv.metric
+    comp = replace(comp, task=resolve_metric(comp.task.for_loss(cfg.train.loss, len(comp.classes)),
+                                             scored_by(comp, metric)))
     comp, integ, pseudo = with_pseudo(comp, integ, cfg)  # train-only rows: before the folds, which list them
     folds = plan_folds(comp, integ, cfg.cv, run.folds_path if run is not None and run.folds_path.is_file() else None)
     comp, sources = with_targets(comp, folds, cfg)  # soft labels, a teacher, matched pseudo: same folds?
@@ -149,6 +152,15 @@ def read_request(data_dir: str | Path | None, cfg: PodiumConfig | None, resume: 
     if data_dir.exists() and not data_dir.is_dir():
         raise PodiumError(f"{data_dir} is a file; give the competition folder that holds train.csv or class folders.")
     return cfg, data_dir, run
+
+
+def as_started(cfg: PodiumConfig, info: dict) -> PodiumConfig:
+    """``cfg`` with the task and metric a resumed run started with (``info``: its run.json) where ``cfg`` leaves them
+    to ``auto``: what auto infers may have changed since (grades as the ordinal task, the sample's metric), and the
+    finished folds were trained and picked for the saved ones. The saved config itself is left as it was."""
+    data = replace(cfg.data, task=info["task"]) if cfg.data.task == "auto" and info.get("task") else cfg.data
+    cv = replace(cfg.cv, metric=info["metric"]) if cfg.cv.metric == "auto" and info.get("metric") else cfg.cv
+    return replace(cfg, data=data, cv=cv)
 
 
 def validated(plan: Plan) -> str:
@@ -189,7 +201,8 @@ def describe(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter)
     counts = comp.task.counts(comp.targets, len(comp.classes))
     per_class_counts = ", ".join(f"{comp.shown(c)}: {n}" for c, n in zip(comp.classes, counts))
     reporter.print(str(run.path), style="bold")
-    reporter.print(f"{comp.layout} layout, {comp.task.name} task, {len(comp.train)} "
+    inferred = inferred_line(comp, comp.task, plan.cfg.data.task, plan.cfg.cv.metric)  # and how to override it
+    reporter.print(f"{comp.layout} layout, {inferred}; {len(comp.train)} "
                    f"training images, {len(comp.classes)} classes ({per_class_counts}), test images: "
                    f"{0 if comp.test is None else len(comp.test)}; device {accelerator.device}, "
                    f"precision {shown_precision(accelerator.mixed_precision)}")

@@ -21,7 +21,7 @@ from podium.core.errors import list_some
 from podium.core.io import check_folder, write_json, write_with
 from podium.core.progress import track
 from podium.data.folders.files import ignored_files
-from podium.data.folders.ingest import Competition
+from podium.data.folders.ingest import Competition, metric_words, scored_by, task_words
 from podium.data.integrity import Integrity, prepare
 from podium.data.pixels.image_ops import ImageOps, image_ops
 from podium.tasks.metrics import resolve_metric
@@ -105,9 +105,9 @@ def contact_sheet(comp: Competition, path: Path, per_class: int = PER_CLASS, see
 def decided(comp: Competition, cfg: PodiumConfig) -> list[str]:
     """What podium decided about the folder, each with the override that changes it: layout, task, label, group
     and metadata columns, metric, and the notes ingest made where the folder left a choice open."""
-    metric = resolve_metric(comp.task, cfg.cv.metric).primary
+    metric = resolve_metric(comp.task, scored_by(comp, cfg.cv.metric)).primary  # auto: the sample's, else the task's
     lines = [f"layout {comp.layout} (data.layout=... overrides)",
-             f"task {comp.task.name} (data.task=... overrides)"]
+             f"task {comp.task.name}{task_words(comp, comp.task, cfg.data.task) or ' (data.task=... overrides)'}"]
     roles = comp.roles
     if roles is not None:
         lines.append(f"label column{'s' if len(roles.labels) > 1 else ''} {', '.join(roles.labels)} "
@@ -117,7 +117,7 @@ def decided(comp: Competition, cfg: PodiumConfig) -> list[str]:
         if roles.metadata or roles.restating:
             lines.append(f"ignored for training: {', '.join([*roles.metadata, *roles.restating])} "
                          "(data.ignore_cols=... to silence)")
-    lines.append(f"metric {metric} (cv.metric=... overrides)")
+    lines.append(metric_words(comp, metric, cfg.cv.metric))
     return lines + list(comp.notes)
 
 

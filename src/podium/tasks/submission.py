@@ -1,7 +1,11 @@
 """Submission files that match ``sample_submission.csv`` exactly, and a validator that proves they do.
 
 A format is inferred from the sample's columns and the task; each format is a registered ``SubmissionKind`` that
-recognises its samples, turns probabilities into the sample's value columns and validates the written columns.
+recognises its samples, turns probabilities into the sample's value columns and validates the written columns, and
+says which metric its samples imply (``implied_metric``: ``cv.metric=auto`` takes it): one probability column per
+class is scored column by column (mean_auc), one binary probability column ranked (roc_auc) or, when the sample holds
+fractions such as 0.5, by log loss; a label column by the task's own label metric (accuracy where the task's own
+reads probabilities), space-separated labels by F1 over rows (f1_samples).
 Columns of the sample that no format writes and that hold no numbers (Kaggle's ``Usage``: Public/Private) are kept
 as the sample has them. Labels are spelled as the sample spells them (``2`` for a class read as ``2.0``).
 """
@@ -19,6 +23,7 @@ from podium.core.errors import PodiumError, list_some
 from podium.core.io import write_csv
 from podium.core.registry import Registry
 from podium.tasks.base import BINARY, CLASS, MULTIHOT, Task
+from podium.tasks.metrics import METRICS
 from podium.tasks.thresholds import decode_multilabel
 
 
@@ -56,6 +61,9 @@ Validator = Callable[[pd.Series, str, list[str], str], None]
 # the sample's name) -> bool. It may raise a PodiumError when the columns are meant for it but do not fit. The value
 # columns are the sample's columns but the id and the kept ones (see ``infer_format``).
 Matcher = Callable[[pd.DataFrame, list[str], Task, list[str], str], bool]
+# A scorer says which registered metric a sample in this format implies for the task, and why in a few words: (the
+# sample's first value column, task) -> (metric, why).
+Scorer = Callable[[pd.Series, Task], tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ class SubmissionKind:
     ``write_labels`` (optional) writes the task's decoded label strings instead, when the caller has them (fitted cut
     points or thresholds). ``shapes`` are the target shapes (``podium.tasks.base``) whose predictions it can express:
     a task's formats (``Task.submissions``) are the registered ones that fit one of its shapes, in registration order,
-    which is the order a sample is matched in."""
+    which is the order a sample is matched in. ``scored_by`` names the metric its samples imply (None: the task's
+    own)."""
 
     write: Writer
     validate: Validator
@@ -75,6 +84,7 @@ class SubmissionKind:
     labels: bool = False
     write_labels: LabelWriter | None = None
     shapes: tuple[str, ...] = ()
+    scored_by: Scorer | None = None
 
 
 FORMATS: Registry[SubmissionKind] = Registry("submission format")
@@ -156,16 +166,52 @@ def _write_labels(p: np.ndarray, classes: list[str], threshold: float, fmt: Subm
     return {fmt.value_columns[0]: [" ".join(c for c, on in zip(classes, row) if on) for row in rows]}
 
 
+def _reads_labels(task: Task) -> bool:
+    """Whether the task's own metric scores decoded labels (accuracy, qwk), not probabilities (roc_auc, mean_auc)."""
+    return task.primary not in METRICS or METRICS.get(task.primary).labels is not None
+
+
+def _by_columns(values: pd.Series, task: Task) -> tuple[str, str]:
+    if not _reads_labels(task):
+        return task.primary, "probability columns"
+    return "mean_auc", "one probability column per class: mean column-wise ROC AUC, as Plant Pathology 2020 scores"
+
+
+def _by_probability(values: pd.Series, task: Task) -> tuple[str, str]:
+    x = pd.to_numeric(values, errors="coerce").dropna()
+    fractions = x[x % 1 != 0]
+    if len(fractions):  # 0.5: the constant that minimises log loss, what log-loss competitions ship
+        return "log_loss", (f"{values.name} holds fractions such as {fractions.iloc[0]:g}, a probability: log loss, as "
+                            "Dogs vs. Cats Redux scores")
+    return "roc_auc", f"{values.name} is one probability column: ROC AUC, as SIIM-ISIC scores"
+
+
+def _by_label(values: pd.Series, task: Task) -> tuple[str, str]:
+    if _reads_labels(task):
+        return task.primary, "a label column"
+    return "accuracy", f"{values.name} holds one label per row: accuracy"
+
+
+def _by_label_set(values: pd.Series, task: Task) -> tuple[str, str]:
+    if _reads_labels(task):
+        return task.primary, "a labels column"
+    return "f1_samples", (f"{values.name} holds space-separated labels: mean F1 over rows, as Plant Pathology 2021 "
+                          "scores")
+
+
 # one probability column per class, named like the classes, in the sample's column order
-FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_columns, shapes=(CLASS, MULTIHOT)))
+FORMATS.register("probs")(SubmissionKind(_write_probs, _probabilities, _class_columns, shapes=(CLASS, MULTIHOT),
+                                         scored_by=_by_columns))
 # one numeric column: the probability of the positive (last) class, as Kaggle scores binary tasks on ROC AUC
-FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column, shapes=(BINARY,)))
+FORMATS.register("prob")(SubmissionKind(_write_prob, _probabilities, _numeric_column, shapes=(BINARY,),
+                                        scored_by=_by_probability))
 # one column: the task's decoded class (fitted cut points or binary threshold applied), else the most likely class
 FORMATS.register("label")(SubmissionKind(_write_label, _one_label, _one_column, "label", labels=True,
-                                         write_labels=_label_column, shapes=(CLASS,)))
+                                         write_labels=_label_column, shapes=(CLASS,), scored_by=_by_label))
 # one column: the space-separated classes at or above the threshold, never none
 FORMATS.register("labels")(SubmissionKind(_write_labels, _label_set, _one_column, "labels", labels=True,
-                                          write_labels=_label_set_column, shapes=(MULTIHOT,)))
+                                          write_labels=_label_set_column, shapes=(MULTIHOT,),
+                                          scored_by=_by_label_set))
 
 # sample columns put last, so that a one-column format takes the column before them (Kaggle ships id,label,Usage)
 KEPT_NAMES = ("usage",)
@@ -211,6 +257,19 @@ def infer_format(sample: pd.DataFrame, id_col: str, task: Task, classes: list[st
     raise PodiumError(f"{name} has value columns {list_some(values)}, which fit none of the {task.name} task's "
                       f"submission formats ({', '.join(task.submissions)}); columns other than the classes are kept "
                       "as the sample has them only when they hold no numbers, like Usage.")
+
+
+def implied_metric(sample: pd.DataFrame, fmt: SubmissionFormat, task: Task, name: str) -> tuple[str, str]:
+    """The metric a sample in format ``fmt`` implies for ``task`` (its format's ``scored_by``), and why in words
+    that start with the sample's ``name``; ('', '') where that is the task's own metric or no registered metric
+    that fits the task."""
+    rule = FORMATS.get(fmt.kind).scored_by
+    if rule is None or not fmt.value_columns:
+        return "", ""
+    metric, why = rule(sample[fmt.value_columns[0]], task)
+    if metric == task.primary or metric not in METRICS or not METRICS.get(metric).fits(task):
+        return "", ""
+    return metric, f"{name}: {why}"
 
 
 def default_format(task: Task, classes: list[str], ids: list[str], id_col: str = "id") -> SubmissionFormat:

@@ -345,10 +345,13 @@ def get_task(name: str) -> Task:
     return TASKS.get(name)
 
 
-def detect_task(lists: Sequence[Sequence[str]], classes: Sequence[str]) -> Task:
-    """``data.task=auto``: the first registered task open to auto-detection that accepts labels of this shape."""
-    for name in TASKS:
+def detect_task(lists: Sequence[Sequence[str]], classes: Sequence[str], grades: bool = False) -> Task:
+    """``data.task=auto``: the first registered task open to auto-detection that accepts labels of this shape. With
+    ``grades`` (the labels are integer grades 0..K-1 of a column named like a grade: ``ColumnRoles.grades``) a task
+    that ranks its classes (``ordered``: ordinal) comes first, auto-detected or not."""
+    names = sorted(TASKS, key=lambda n: not (grades and TASKS.get(n).ordered))
+    for name in names:
         task = TASKS.get(name)
-        if task.auto and task.accepts(lists, classes):
+        if (task.auto or grades and task.ordered) and task.accepts(lists, classes):
             return task
     raise PodiumError(f"No task fits these labels; set data.task to one of {', '.join(TASKS)}.")

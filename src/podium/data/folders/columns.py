@@ -7,7 +7,10 @@ label, and metadata. Read as downloaded, with no data flags:
 - a column named like a patient, subject or group id is the group column (``data.group_col`` overrides);
 - a column that restates the label in other words (the label is a function of it: SIIM-ISIC's ``diagnosis`` and
   ``benign_malignant`` beside ``target``) is never an input or a label;
-- every other column is metadata: listed, and ignored for training.
+- every other column is metadata: listed, and ignored for training;
+- a label column named like a grade (``GRADE_WORDS``: APTOS's ``diagnosis``, APTOS 2015's ``level``, ``kl_grade``)
+  that holds the integers 0..K-1 (K >= 3) holds grades (``ColumnRoles.grades``): ``data.task=auto`` trains them as
+  the ordinal task, scored by QWK. Cassava's ``label`` is not named like a grade and stays multiclass.
 
 Each choice the data left open is one note naming the choice made and the override that changes it.
 """
@@ -30,7 +33,9 @@ LABEL_NAMES = ("label", "labels", "target", "targets", "class", "classes", "cate
                "level", "y", "tag", "tags", "species", "disease")
 GROUP_WORDS = ("patientid", "patient", "subjectid", "subject", "groupid", "group", "participantid", "animalid",
                "individualid", "userid", "plantid", "sourceid")
+# words of a column name that say it holds grades (kl_grade, KLGrade, severity_level); the one list of them
 GRADE_WORDS = ("grade", "diagnosis", "level", "severity", "score", "stage", "kl")
+MIN_GRADES = 3  # two integer classes are a binary task, not grades
 ZERO_ONE = {"0", "1", "0.0", "1.0"}
 
 
@@ -43,6 +48,7 @@ class ColumnRoles:
     restating: tuple[str, ...] = ()
     metadata: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    grades: bool = False  # the label column is named like a grade and holds the integers 0..K-1 (K >= 3)
 
     def summary(self) -> dict[str, object]:
         """The roles as a JSON-ready dict (``podium inspect``)."""
@@ -120,10 +126,11 @@ def column_roles(df: pd.DataFrame, id_col: str, cfg: DataConfig, sample_cols: li
     if metadata and not cfg.label_cols:
         notes.append(f"{name}: metadata column{'s' if len(metadata) > 1 else ''} {', '.join(metadata)} ignored for "
                      f"training; data.label_cols=... picks other label columns.")
-    suggest = _ordinal_hint(df, labels, cfg)
+    grades = holds_grades(df, labels)
+    suggest = _ordinal_note(df, labels, cfg, grades)
     if suggest:
         notes.append(suggest)
-    return ColumnRoles(tuple(labels), group, tuple(restating), tuple(metadata), tuple(notes))
+    return ColumnRoles(tuple(labels), group, tuple(restating), tuple(metadata), tuple(notes), grades)
 
 
 def _label_columns(df: pd.DataFrame, rest: list[str], sample_cols: list[str] | None, name: str,
@@ -152,15 +159,40 @@ def _label_columns(df: pd.DataFrame, rest: list[str], sample_cols: list[str] | N
     return rest
 
 
-def _ordinal_hint(df: pd.DataFrame, labels: list[str], cfg: DataConfig) -> str:
-    """A note suggesting ``data.task=ordinal`` for integer grades in a column named like a grade or diagnosis."""
-    if cfg.task != "auto" or len(labels) != 1 or not any(w in _key(labels[0]) for w in GRADE_WORDS):
-        return ""
+def grade_like(column: str) -> bool:
+    """Whether a column's name says it holds grades: one of its words (snake_case, camelCase, spaces) or the whole
+    name is one of ``GRADE_WORDS`` (``diagnosis``, ``level``, ``kl_grade``, ``KLGrade``; not ``label``)."""
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+", column)
+    return any(w in GRADE_WORDS for w in (_key(column), *(w.lower() for w in words)))
+
+
+def _integers(df: pd.DataFrame, labels: list[str]) -> set[str] | None:
+    """The values of the one label column when it is named like a grade and every value is an integer, else None."""
+    if len(labels) != 1 or not grade_like(labels[0]):
+        return None
     values = set(df[labels[0]].str.strip())
-    if len(values) < 3 or not all(v.isdigit() for v in values):
+    return values if values and all(v.isdigit() for v in values) else None
+
+
+def holds_grades(df: pd.DataFrame, labels: list[str]) -> bool:
+    """Whether the label is one column named like a grade holding the integers 0..K-1, every one of them, K >= 3."""
+    values = _integers(df, labels)
+    return values is not None and len(values) >= MIN_GRADES and {int(v) for v in values} == set(range(len(values)))
+
+
+def _ordinal_note(df: pd.DataFrame, labels: list[str], cfg: DataConfig, grades: bool) -> str:
+    """With ``data.task=auto``: the note that grades are trained as the ordinal task (and how to say they are plain
+    classes), or for other integers in a column named like a grade (1..5, gaps) the suggestion of
+    ``data.task=ordinal``."""
+    values = _integers(df, labels) if cfg.task == "auto" else None
+    if values is None or len(values) < MIN_GRADES:
         return ""
-    return (f"{labels[0]} holds integer grades {min(values, key=int)}..{max(values, key=int)}: if they are ordered "
-            "(a severity), data.task=ordinal trains and scores them as grades (QWK).")
+    span = f"{min(values, key=int)}..{max(values, key=int)}"
+    if grades:
+        return (f"{labels[0]} holds integer grades {span}: trained as grades (data.task=ordinal, scored by qwk with "
+                "fitted cut points); data.task=multiclass trains them as unordered classes.")
+    return (f"{labels[0]} holds integer grades {span}: if they are ordered (a severity), data.task=ordinal trains "
+            "and scores them as grades (QWK).")
 
 
 def _short(cols: list[str], n: int = 4) -> str:

@@ -24,7 +24,7 @@ from podium.data.folders.layouts import LAYOUTS, RawLabels, detect_layout
 from podium.data.folders.tables import read_csv
 from podium.data.pixels.checks import PixelSink, check_files
 from podium.data.pixels.images import is_image
-from podium.tasks.submission import SubmissionFormat, infer_format
+from podium.tasks.submission import SubmissionFormat, implied_metric, infer_format
 from podium.tasks.task import TASKS, Task, detect_task, get_task
 
 
@@ -44,6 +44,10 @@ class Competition:
     notes: tuple[str, ...] = ()  # what was decided where the folder left it open, each with its override
     roles: ColumnRoles | None = None
     class_names: dict[str, str] = dataclasses.field(default_factory=dict)  # label -> name (Cassava's JSON map)
+    # the metric the sample implies (tasks.submission.implied_metric: mean_auc for probability columns, f1_samples for
+    # space-separated labels, ...) and why; '': the task's own. What cv.metric=auto resolves to (``scored_by``)
+    metric: str = ""
+    metric_why: str = ""
 
     def shown(self, cls: str) -> str:
         """A class as people read it: ``3 (Cassava Mosaic Disease (CMD))`` where the folder names its labels."""
@@ -105,7 +109,8 @@ def _targets(raw: RawLabels, cfg: DataConfig) -> tuple[Task, tuple[str, ...], np
         classes = tuple(_natural_sorted({t for labels in lists for t in labels}))
     if cfg.class_order:
         classes = _class_order(set(classes), cfg.class_order)
-    task = detect_task(lists, classes) if cfg.task == "auto" else get_task(cfg.task)
+    grades = raw.roles is not None and raw.roles.grades  # integer grades 0..K-1 in a column named like a grade
+    task = detect_task(lists, classes, grades) if cfg.task == "auto" else get_task(cfg.task)
     words = [c for c in classes if _number(c) is None]
     if task.ordered and words and not cfg.class_order:
         raise PodiumError(f"data.task={task.name} ranks the classes, but {list_some(words)} are not numbers; give "
@@ -220,16 +225,47 @@ def load_competition(root: str | Path, cfg: DataConfig, check: bool = True) -> C
     if "path" not in train.columns:
         train["path"] = _train_paths(root, train["id"].tolist(), raw, cfg, notes)
     test, sample, sample_path = _read_test(root, cfg)
-    fmt = None
+    fmt, metric = None, ("", "")
     if sample is not None:
         id_col = cfg.id_col if cfg.id_col in sample.columns else sample.columns[0]
         fmt = infer_format(sample, id_col, task, list(classes), cfg.sample_submission)
+        metric = implied_metric(sample, fmt, task, cfg.sample_submission)
     names = class_names(root, classes, notes)
     comp = Competition(root, layout_name, task, classes, train.reset_index(drop=True), targets, test, fmt,
-                       sample_path, tuple(notes), raw.roles, names)
+                       sample_path, tuple(notes), raw.roles, names, *metric)
     if check and cfg.check_images:
         comp, _, _ = screen_images(comp, cfg.skip_bad)
     return comp
+
+
+def scored_by(comp: Competition, configured: str) -> str:
+    """The metric a run on ``comp`` is scored by, as ``cv.metric`` names one: the configured metric, else with
+    ``auto`` the one the sample implies (``Competition.metric``), else ``auto`` (the task's own)."""
+    return configured if configured != "auto" else (comp.metric or "auto")
+
+
+def inferred_line(comp: Competition, task: Task, configured_task: str, configured_metric: str) -> str:
+    """What podium inferred of the task and metric, with their overrides: ``ordinal task (integer grades in
+    diagnosis; data.task=multiclass overrides), metric mean_auc (inferred from ...; cv.metric=... overrides)``."""
+    metric = metric_words(comp, task.primary, configured_metric)
+    return f"{task.name} task{task_words(comp, task, configured_task)}, {metric}"
+
+
+def task_words(comp: Competition, task: Task, configured: str) -> str:
+    """`` (integer grades in diagnosis; data.task=multiclass overrides)`` where ``data.task=auto`` read grades as a
+    task that ranks its classes (``ColumnRoles.grades``), else ''."""
+    if configured != "auto" or comp.roles is None or not comp.roles.grades or not task.ordered:
+        return ""
+    return f" (integer grades in {comp.roles.labels[0]}; data.task=multiclass overrides)"
+
+
+def metric_words(comp: Competition, primary: str, configured: str) -> str:
+    """``metric NAME`` and where it comes from: ``cv.metric``, the sample (``Competition.metric``) or the task."""
+    if configured != "auto":
+        return f"metric {primary} (set by cv.metric)"
+    if comp.metric:
+        return f"metric {primary} (inferred from {comp.metric_why}; cv.metric=... overrides)"
+    return f"metric {primary} (cv.metric=... overrides; the {comp.task.name} task's own)"
 
 
 def screen_images(comp: Competition, skip_bad: bool, strict: bool = True, sink: PixelSink | None = None
