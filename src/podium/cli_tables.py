@@ -74,6 +74,22 @@ def show_ensemble(metrics: dict, path: Path) -> None:
     console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
 
 
+def show_forecast(forecast: Any) -> None:
+    """An inference forecast (``podium.inference.forecast.Forecast``): member, folds, views, images/s, minutes; the
+    total, its fixed startup and decode, the device it was measured on and notes."""
+    table = Table("member", "folds", "views", "images/s", "minutes")
+    for r in forecast.rows():
+        table.add_row(r["member"], str(r["folds"]), str(r["views"]), f"{r['images/s']:.1f}", f"{r['minutes']:.1f}")
+    table.add_row("total", "", "", "", f"{forecast.total_s / 60:.1f}")
+    console(width=160).print(table)
+    out = console()
+    out.print(f"{forecast.n_images} images: {forecast.total_s / 60:.1f} min ({forecast.total_s:.0f} s), of which "
+              f"model loading {forecast.startup_s:.1f} s and decoding the fresh images {forecast.decode_s:.1f} s; "
+              f"measured on {forecast.device}" + (" (rough)" if forecast.rough else ""))
+    for note in forecast.notes:
+        out.print(note)
+
+
 def show_sweep(table: pd.DataFrame, axes: list[str], saved: Path) -> None:
     """The sweep table, one row per combination (``saved``: where sweep.csv is)."""
     def num(v: object, fmt: str) -> str:

@@ -7,7 +7,8 @@
     start_run     run.json and the experiment-log row (running), config.yaml, folds.csv
     fit_fold      each fold (engine.fold), resumable after any interruption
     score_oof     oof.csv, the decisions fitted on it (decisions.json, embedded in the checkpoints), metrics.json
-    predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv
+    predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv;
+                  their throughput and a fresh decode's cost in run.json (inference forecasts)
 
 ``lifecycle`` marks the run interrupted (Ctrl-C, SIGTERM) or failed (with its reason) when it does not finish.
 """
@@ -36,6 +37,7 @@ from podium.engine.trackers import check_trackers, describe_trackers
 from podium.inference.checkpoints import predict_checkpoints, write_test_outputs
 from podium.inference.pseudo import with_pseudo
 from podium.inference.teachers import with_targets
+from podium.inference.throughput import measure_inference
 from podium.models.factory import check_model, resolve_preprocessing
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
@@ -243,10 +245,12 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
 
 def predict_test(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
     """Fold-averaged test predictions (TTA as configured) and the submission, when the data has a test set."""
-    comp = plan.comp
-    if comp.test is None:
+    comp, checkpoints = plan.comp, run.checkpoints()
+    if comp.test is None:  # the fresh decode is timed on training images; the OOF passes give the model's speed
+        measure_inference(run, (), comp.train["path"].tolist(), checkpoints[0], accelerator.device.type)
         return
-    pred = predict_checkpoints(run.checkpoints(), comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator)
+    pred = predict_checkpoints(checkpoints, comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator)
+    measure_inference(run, pred.timings, comp.test["path"].tolist(), checkpoints[0], accelerator.device.type)
     sub = write_test_outputs(run, pred, comp.submission)
     reporter.print(f"submission: {sub} ({len(pred.ids)} rows, validated"
                    f"{' against ' + comp.sample_path.name if comp.sample_path else ''})")

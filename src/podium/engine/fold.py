@@ -40,7 +40,7 @@ from podium.engine.losses import LossFn, check_loss, configured_loss, distillati
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
-from podium.engine.tta import PLAIN, check_shape_kept, is_plain
+from podium.engine.tta import PLAIN, check_shape_kept, is_plain, view_names
 from podium.models.factory import create_model, resolve_preprocessing
 from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
@@ -323,13 +323,14 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                 accelerator: Accelerator, reporter: Reporter) -> FoldResult:
     """OOF probabilities of the best epoch's weights, with the same TTA as the test predictions (so that thresholds
     and blend weights fitted on them transfer to the test set); the fold's summary; the fold marked done."""
-    task, fold = comp.task, parts.fold
-    eval_model = parts.eval_model(accelerator)
+    task, fold, eval_model = comp.task, parts.fold, parts.eval_model(accelerator)
     eval_model.load_state_dict(run.load_best(fold).state_dict)
+    t0 = time.perf_counter()
     tta_metrics, probs = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task,
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
                                   channels_last=cfg.train.channels_last, scales=cfg.predict.scales,
                                   description=f"fold {fold} OOF")
+    oof_s, t0 = time.perf_counter() - t0, time.perf_counter()  # the views' throughput, for inference forecasts
     # The same weights without TTA, so the CV score without TTA is pooled over the OOF rows like the CV score
     # (a mean of per-fold scores would differ from it for AUC or QWK even with no TTA at all).
     plain = probs if _plain_views(cfg) else evaluate(
@@ -343,7 +344,9 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])), "cache_s": parts.cache_s,
                "epochs_wall_s": [float(r.get("wall_s", r["train_s"])) for r in progress.rows],
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model),
-               "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs}
+               "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs, "oof_s": oof_s,
+               "oof_views": len(view_names(cfg.predict.tta)) * len(cfg.predict.scales),
+               "plain_s": 0.0 if plain is probs else time.perf_counter() - t0}
     ids = comp.train["id"].to_numpy()[parts.val_idx]
     oof = pd.DataFrame(probs, columns=list(comp.classes))
     oof.insert(0, "id", ids)
