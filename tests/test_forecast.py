@@ -36,12 +36,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def script(run: Path, load: tuple[float, float] = (1.0, 1.5), predict: tuple[float, float] = (2.0, 3.0),
            read: tuple[float, float] = (0.1, 0.3), decode: float = 0.01, oof: tuple[float, float] = (3.0, 2.0),
-           side: int = 40) -> None:
-    """Replace what ``run`` measured: two fold models over 10 images with 2 views, and each fold's OOF pass over 10
-    images with 2 views (``oof``: seconds with TTA, without)."""
+           side: int = 40, images: int = 10, batch: int = 32, first: tuple[float, float] = (0.0, 0.0)) -> None:
+    """Replace what ``run`` measured: two fold models over ``images`` images with 2 views (``first``: seconds of
+    their first batch of ``batch``), and each fold's OOF pass over 10 images with 2 views (``oof``: seconds with TTA,
+    without)."""
     owner = Run(run)
-    owner.write_inference({"folds": [{"fold": k, "images": 10, "views": 2, "load_s": load[k], "read_s": read[k],
-                                      "predict_s": predict[k], "batch": 32} for k in (0, 1)],
+    owner.write_inference({"folds": [{"fold": k, "images": images, "views": 2, "load_s": load[k], "read_s": read[k],
+                                      "predict_s": predict[k], "batch": batch, "first_s": first[k]} for k in (0, 1)],
                            "decode_s_per_image": decode, "cached": True, "device": "cpu", "threads": 1,
                            "cache_side": side})
     timings = owner.timings
@@ -78,6 +79,18 @@ def test_forecast_arithmetic_from_scripted_timings(trained: dict[str, Path]) -> 
     assert one_fold.total_s == pytest.approx(1.25 + 1.0 + 100 * per_fold)
     assert [r["member"] for r in f.rows()] == [trained["a"].name] and f.rows()[0]["minutes"] == pytest.approx(
         100 * 2 * per_fold / 60 + 3.5 / 60)
+
+
+def test_the_first_batch_is_warm_up_and_the_others_give_the_steady_rate(trained: dict[str, Path]) -> None:
+    """40 images in batches of 10, 5 s of which 2 s the first batch: 0.1 s per image steady (3 s / 30 images), so
+    1 s of warm-up per fold model, counted like its loading (1.25 s median); split 1/3 per image, 1/3 per view."""
+    script(trained["a"], images=40, batch=10, predict=(5.0, 5.0), first=(2.0, 2.0), read=(0.4, 0.4))
+    f = forecast(trained["a"], 1000)
+    assert f.startup_s == pytest.approx(2 * (1.25 + 1.0)) and f.members[0].source == "prediction"
+    assert f.total_s == pytest.approx(2 * 2.25 + 1000 * 0.01 + 1000 * 2 * (0.01 + 0.1))
+    assert not any("one batch" in n for n in f.notes)
+    script(trained["a"])  # a single batch per fold model: said, since the rate then holds the warm-up
+    assert any("one batch per fold model" in n for n in forecast(trained["a"], 1000).notes)
 
 
 def test_an_ensemble_sums_its_members_and_decodes_once_per_cache_side(trained: dict[str, Path]) -> None:

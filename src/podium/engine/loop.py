@@ -124,8 +124,10 @@ def predict_logits(
     views_together: bool | None = None,
     scales: Sequence[float] = (1.0,),
     description: str = "predict",
+    stamps: list[float] | None = None,
 ) -> np.ndarray:
-    """Logits (N, C) in dataset order, averaged over the TTA ``views``.
+    """Logits (N, C) in dataset order, averaged over the TTA ``views``; ``stamps`` (when given) gets the
+    ``time.perf_counter()`` at the end of every batch (the first batch's warm-up told apart from the steady rate).
 
     The images of a batch are loaded and normalised once for all views. On a GPU the views go through the model
     together as one larger batch (split into 2, 4, ... forward passes only after an out-of-memory error); on CPU one
@@ -149,6 +151,8 @@ def predict_logits(
         if out is None:
             out = np.zeros((len(loader.dataset), logits.shape[1]), dtype=np.float32)
         out[idx.cpu().numpy()] = logits.cpu().numpy()
+        if stamps is not None:
+            stamps.append(time.perf_counter())
     assert out is not None, "empty loader"
     return out
 

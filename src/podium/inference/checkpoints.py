@@ -76,12 +76,13 @@ def _checkpoint_logits(ckpt: Checkpoint, paths: list[str], accelerator: Accelera
     dataset = evaluation_dataset(paths, prep, data=cfg.data)  # the checkpoint's own image ops and resize
     bs = batch_size or eval_batch_size(cfg)
     loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
-    t2 = time.perf_counter()
+    t2, stamps = time.perf_counter(), []
     views = views or cfg.predict.tta
     logits = predict_logits(model, loader, prep, accelerator, views, cfg.train.channels_last,
-                            scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}")
+                            scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}", stamps=stamps)
     return logits, fold_throughput(ckpt.fold, len(paths), len(view_names(views)) * len(cfg.predict.scales),
-                                   load_s=t1 - t0, read_s=t2 - t1, predict_s=time.perf_counter() - t2, batch=bs)
+                                   load_s=t1 - t0, read_s=t2 - t1, predict_s=time.perf_counter() - t2, batch=bs,
+                                   first_s=stamps[0] - t2 if stamps else 0.0)
 
 
 def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:

@@ -223,6 +223,11 @@ def _notes(models: list[_Model]) -> tuple[str, ...]:
     if rough:
         notes.append(f"rough: {', '.join(rough)} recorded only its whole test prediction's time (a run trained before "
                      "podium measured prediction); run `podium predict RUN` once to measure it per fold and view.")
+    single = [m.name for m in models if m.speed.source == "one batch"]
+    if single:
+        notes.append(f"{', '.join(single)}: measured on one batch per fold model (its warm-up counted per image), so "
+                     "the forecast errs long; `podium predict RUN --images DIR` on a few batches' worth measures the "
+                     "steady rate.")
     oof = [m.name for m in models if m.speed.source == "oof"]
     if oof:
         notes.append(f"{', '.join(oof)}: speed from the OOF passes (no test set); model loading not measured.")

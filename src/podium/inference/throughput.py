@@ -8,6 +8,8 @@ per-fold seconds (``Prediction.timings``) and the cost of decoding a fresh image
                  split prediction into a part per image and a part per view
     oof          no test prediction was measured (no test set): the OOF pass of each fold (cached images, the run's
                  views), the fresh decode from the record; model loading not measured
+    one batch    as prediction, but each fold model predicted a single batch, so its warm-up is in the rate (errs
+                 long on a larger set)
     rough        a run trained before these were recorded: its whole test prediction's seconds (loading, decoding
                  and TTA included) per test image and fold
 """
@@ -99,14 +101,21 @@ def run_throughput(run: Run) -> Throughput:
 
 def _from_prediction(record: dict, oof: list[dict]) -> Throughput:
     """Throughput from a prediction's record: medians over its fold models (the smallest read: the first fold's
-    may have decoded), the prediction split into per-image and per-view parts by the OOF passes' ratio."""
+    may have decoded); the steady rate from the batches after the first, whose extra time (warm-up) counts once per
+    fold model like its loading; the prediction split into per-image and per-view parts by the OOF passes' ratio."""
     folds = record["folds"]
-    per_image = median(f["predict_s"] / f["images"] for f in folds)
+    steady = [f for f in folds if f.get("first_s", 0) > 0 and f["images"] > f["batch"]]
+    if steady:
+        per_image = median((f["predict_s"] - f["first_s"]) / (f["images"] - f["batch"]) for f in steady)
+        warm = median(max(f["first_s"] - f["batch"] * per_image, 0.0) for f in steady)
+    else:  # one batch per fold model: its warm-up is in the rate, which errs long on a larger set
+        per_image, warm = median(f["predict_s"] / f["images"] for f in folds), 0.0
     views = folds[0]["views"]
     base = per_image * _base_fraction(oof, views)
-    return Throughput(median(f["load_s"] for f in folds), min(f["read_s"] / f["images"] for f in folds), base,
-                      (per_image - base) / views, float(record.get("decode_s_per_image", 0.0)),
-                      int(record.get("cache_side", 0)), "prediction", record.get("device", "?"))
+    return Throughput(median(f["load_s"] for f in folds) + warm, min(f["read_s"] / f["images"] for f in folds),
+                      base, (per_image - base) / views, float(record.get("decode_s_per_image", 0.0)),
+                      int(record.get("cache_side", 0)), "prediction" if steady else "one batch",
+                      record.get("device", "?"))
 
 
 def _base_fraction(oof: list[dict], views: int) -> float:

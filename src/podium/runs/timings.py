@@ -36,11 +36,13 @@ def timing_line(t: dict[str, Any]) -> str:
 
 
 def fold_throughput(fold: int, images: int, views: int, load_s: float, read_s: float, predict_s: float,
-                    batch: int) -> dict[str, Any]:
+                    batch: int, first_s: float = 0.0) -> dict[str, Any]:
     """One fold model's prediction of ``images`` images with ``views`` TTA views (views x scales): seconds to build
-    and load it, to read the images (decoding those not cached) and to predict them, and the batch size."""
+    and load it, to read the images (decoding those not cached) and to predict them, of which ``first_s`` the first
+    batch (its warm-up: the rate of the others is the steady one), and the batch size."""
     return {"fold": int(fold), "images": int(images), "views": int(views), "load_s": round(load_s, 4),
-            "read_s": round(read_s, 4), "predict_s": round(predict_s, 4), "batch": int(batch)}
+            "read_s": round(read_s, 4), "predict_s": round(predict_s, 4), "first_s": round(first_s, 4),
+            "batch": int(batch)}
 
 
 def inference_record(folds: tuple[dict[str, Any], ...] | list[dict[str, Any]], decode_s: float, cached: bool,
