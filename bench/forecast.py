@@ -47,7 +47,7 @@ def hidden_set(root: Path, n: int) -> Path:
     return root
 
 
-def main() -> None:
+def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=int, default=200)
     ap.add_argument("--test", type=int, default=80)
@@ -58,31 +58,49 @@ def main() -> None:
                     "so the steady rate is measured apart from the first batch's warm-up")
     ap.add_argument("--cli", action="store_true", help="also time the command `podium predict --data` in a new "
                     "process (interpreter start included)")
-    args = ap.parse_args()
-    if os.environ.get("PODIUM_DATASETS"):  # a checkout whose ../shared/datasets is elsewhere (a git worktree)
-        bench.common.DATA = Path(os.environ["PODIUM_DATASETS"])
-    work = Path(tempfile.mkdtemp(prefix="podium-forecast-bench-"))
-    os.environ["PODIUM_CACHE"] = str(work / "cache")
+    return ap.parse_args()
+
+
+def train_run(args: argparse.Namespace, work: Path) -> Path:
+    """The small run on a Kaggle-like potato subset; its training measures its test prediction."""
     import podium
 
     comp = make_competition(work / "comp", args.train, args.test)
     overrides = [f"model.img_size={args.size}", f"train.epochs={args.epochs}", "cv.folds=2", "train.batch_size=32",
                  f"predict.batch_size={args.batch}", "finetune.freeze_epochs=0", "run.report=false",
                  f"run.root={work / 'runs'}", "train.device=cpu", "predict.tta=[identity,hflip]"]
-    run = podium.train(comp, overrides=overrides).path
-    hidden = hidden_set(work / "hidden", args.hidden)
-    f = podium.estimate_inference(run, args.hidden)
-    load_before = os.getloadavg()[0]
+    return podium.train(comp, overrides=overrides).path
+
+
+def measure(run: Path, hidden: Path, work: Path, cli: bool) -> tuple[float, float | None]:
+    """Seconds of ``predict --data`` on the hidden set in this process and (``cli``) as a new process."""
+    import podium
+
     t0 = time.perf_counter()
     podium.predict(run, data=hidden, out=work / "in_process.csv", device="cpu")
     measured = time.perf_counter() - t0
-    measured_cli = None
-    if args.cli:
-        os.environ["PODIUM_CACHE"] = str(work / "cache-cli")  # the command decodes the hidden set afresh too
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "podium", "predict", str(run), "--data", str(hidden), "--out",
-                        str(work / "cli.csv"), "--device", "cpu"], check=True, capture_output=True)
-        measured_cli = time.perf_counter() - t0
+    if not cli:
+        return measured, None
+    os.environ["PODIUM_CACHE"] = str(work / "cache-cli")  # the command decodes the hidden set afresh too
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "podium", "predict", str(run), "--data", str(hidden), "--out",
+                    str(work / "cli.csv"), "--device", "cpu"], check=True, capture_output=True)
+    return measured, time.perf_counter() - t0
+
+
+def main() -> None:
+    args = parse()
+    if os.environ.get("PODIUM_DATASETS"):  # a checkout whose ../shared/datasets is elsewhere (a git worktree)
+        bench.common.DATA = Path(os.environ["PODIUM_DATASETS"])
+    work = Path(tempfile.mkdtemp(prefix="podium-forecast-bench-"))
+    os.environ["PODIUM_CACHE"] = str(work / "cache")
+    import podium
+
+    run = train_run(args, work)
+    hidden = hidden_set(work / "hidden", args.hidden)
+    f = podium.estimate_inference(run, args.hidden)
+    load_before = os.getloadavg()[0]
+    measured, measured_cli = measure(run, hidden, work, args.cli)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     ratio = f.total_s / measured
     result = {"machine": machine(), "args": vars(args), "scale": args.hidden / args.test,

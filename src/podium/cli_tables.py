@@ -83,9 +83,7 @@ def show_forecast(forecast: Any) -> None:
     table.add_row("total", "", "", "", f"{forecast.total_s / 60:.1f}")
     console(width=160).print(table)
     out = console()
-    out.print(f"{forecast.n_images} images: {forecast.total_s / 60:.1f} min ({forecast.total_s:.0f} s), of which "
-              f"model loading {forecast.startup_s:.1f} s and decoding the fresh images {forecast.decode_s:.1f} s; "
-              f"measured on {forecast.device}" + (" (rough)" if forecast.rough else ""))
+    out.print(forecast.line())
     for note in forecast.notes:
         out.print(note)
 

@@ -336,6 +336,7 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
     plain = probs if _plain_views(cfg) else evaluate(
         eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx], parts.loss_fn,
         views=PLAIN, channels_last=cfg.train.channels_last, description=f"fold {fold} OOF without TTA")[1]
+    plain_s = 0.0 if plain is probs else time.perf_counter() - t0
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
@@ -345,20 +346,21 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "epochs_wall_s": [float(r.get("wall_s", r["train_s"])) for r in progress.rows],
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model),
                "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs, "oof_s": oof_s,
-               "oof_views": len(view_names(cfg.predict.tta)) * len(cfg.predict.scales),
-               "plain_s": 0.0 if plain is probs else time.perf_counter() - t0}
-    ids = comp.train["id"].to_numpy()[parts.val_idx]
-    oof = pd.DataFrame(probs, columns=list(comp.classes))
-    oof.insert(0, "id", ids)
-    plain_oof = None if plain is probs else pd.DataFrame(plain, columns=list(comp.classes))
-    if plain_oof is not None:
-        plain_oof.insert(0, "id", ids)
-    run.finish_fold(fold, oof, summary, plain_oof)
+               "oof_views": len(view_names(cfg.predict.tta)) * len(cfg.predict.scales), "plain_s": plain_s}
+    run.finish_fold(fold, _oof_table(comp, parts.val_idx, probs), summary,
+                    None if plain is probs else _oof_table(comp, parts.val_idx, plain))
     reporter.print(f"fold {fold}: best epoch {progress.best_epoch}  {task.primary} {summary['score']:.4f}  "
                    f"with TTA {summary['score_tta']:.4f}")
     accelerator.wait_for_everyone()
     accelerator.free_memory()
     return FoldResult(fold, parts.val_idx, probs, summary, plain)
+
+
+def _oof_table(comp: Competition, val_idx: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """A fold's OOF probabilities keyed by id (id, one column per class)."""
+    table = pd.DataFrame(probs, columns=list(comp.classes))
+    table.insert(0, "id", comp.train["id"].to_numpy()[val_idx])
+    return table
 
 
 def _plain_views(cfg: PodiumConfig) -> bool:

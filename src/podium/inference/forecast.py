@@ -99,6 +99,12 @@ class Forecast:
         """Whether a member's throughput is only the rough fallback of an older run folder."""
         return any(m.source == "rough" for m in self.members)
 
+    def line(self) -> str:
+        """The forecast in one line (``podium predict --estimate``'s last line; a summary's)."""
+        return (f"{self.n_images} images: {self.total_s / 60:.1f} min ({self.total_s:.0f} s), of which model loading "
+                f"{self.startup_s:.1f} s and decoding the fresh images {self.decode_s:.1f} s; measured on "
+                f"{self.device}" + (" (rough)" if self.rough else ""))
+
     def rows(self) -> list[dict[str, Any]]:
         """The table ``podium predict --estimate`` prints: member, folds, views, images/s, minutes."""
         return [{"member": m.name, "folds": len(m.folds), "views": m.passes, "images/s": m.images_per_s,
