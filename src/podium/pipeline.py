@@ -95,7 +95,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         t_test = time.perf_counter()
         predict_test(plan, run, accelerator, reporter)
         timings = time_breakdown(plan.prepare_s, [r.summary for r in results], time.perf_counter() - t_test,
-                                 plan.images)
+                                 plan.images, {r.fold: r.oof_timing for r in results if r.oof_timing})
         run.write_timings(timings)
         reporter.print(timing_line(timings))
         wall = time.time() - t0

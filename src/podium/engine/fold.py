@@ -57,6 +57,7 @@ class FoldResult:
     probs: np.ndarray
     summary: dict
     plain: np.ndarray | None = None
+    oof_timing: dict | None = None  # the OOF passes' images, views and seconds (None: trained in an earlier process)
 
 
 @dataclass
@@ -330,7 +331,7 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
                                   channels_last=cfg.train.channels_last, scales=cfg.predict.scales,
                                   description=f"fold {fold} OOF")
-    oof_s, t0 = time.perf_counter() - t0, time.perf_counter()  # the views' throughput, for inference forecasts
+    oof_s, t0 = time.perf_counter() - t0, time.perf_counter()
     # The same weights without TTA, so the CV score without TTA is pooled over the OOF rows like the CV score
     # (a mean of per-fold scores would differ from it for AUC or QWK even with no TTA at all).
     plain = probs if _plain_views(cfg) else evaluate(
@@ -345,15 +346,16 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "epoch_s": float(np.mean([r["train_s"] for r in progress.rows])), "cache_s": parts.cache_s,
                "epochs_wall_s": [float(r.get("wall_s", r["train_s"])) for r in progress.rows],
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model),
-               "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs, "oof_s": oof_s,
-               "oof_views": len(view_names(cfg.predict.tta)) * len(cfg.predict.scales), "plain_s": plain_s}
+               "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs}
     run.finish_fold(fold, _oof_table(comp, parts.val_idx, probs), summary,
                     None if plain is probs else _oof_table(comp, parts.val_idx, plain))
     reporter.print(f"fold {fold}: best epoch {progress.best_epoch}  {task.primary} {summary['score']:.4f}  "
                    f"with TTA {summary['score_tta']:.4f}")
     accelerator.wait_for_everyone()
     accelerator.free_memory()
-    return FoldResult(fold, parts.val_idx, probs, summary, plain)
+    timing = {"images": int(len(parts.val_idx)), "views": len(view_names(cfg.predict.tta)) * len(cfg.predict.scales),
+              "s": oof_s, "plain_s": plain_s}  # the views' throughput, for inference forecasts
+    return FoldResult(fold, parts.val_idx, probs, summary, plain, timing)
 
 
 def _oof_table(comp: Competition, val_idx: np.ndarray, probs: np.ndarray) -> pd.DataFrame:

@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 
 
-def time_breakdown(prepare_s: float, summaries: list[dict[str, Any]], test_s: float, images: int) -> dict[str, Any]:
+def time_breakdown(prepare_s: float, summaries: list[dict[str, Any]], test_s: float, images: int,
+                   oof: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The breakdown from the folds' ``summaries`` (``FoldResult.summary``); folds trained before this process (a
-    resumed run's, whose summaries keep no epoch times) are left out. ``images``: training and test images."""
+    resumed run's, whose summaries keep no epoch times) are left out. ``images``: training and test images;
+    ``oof``: each fold's OOF passes (``FoldResult.oof_timing``: images, views, seconds with and without TTA)."""
+    oof = oof or {}
     folds = [{"fold": s["fold"], "cache_s": round(float(s.get("cache_s", 0.0)), 3),
               "epochs_s": [round(float(t), 3) for t in s.get("epochs_wall_s", [])],
-              **({"oof": {"images": int(s["val_rows"]), "views": int(s["oof_views"]), "s": round(s["oof_s"], 4),
-                          "plain_s": round(s.get("plain_s", 0.0), 4)}} if "oof_s" in s else {})}
+              **({"oof": {k: round(v, 4) if isinstance(v, float) else v for k, v in oof[s["fold"]].items()}}
+                 if s["fold"] in oof else {})}
              for s in summaries if "epochs_wall_s" in s]
     return {"prepare_s": round(prepare_s, 3), "folds": folds, "test_s": round(test_s, 3), "images": int(images)}
 
