@@ -118,6 +118,8 @@ def test_the_budget_drops_views_then_folds_then_the_weakest_member(trained: dict
     assert fit.fits and fit.dropped == ("view hflip", "fold 1")
     assert fit.choice.cli_args() == "--folds 0 --tta identity"
     assert fit.forecast.total_s == pytest.approx(forecast(trained["a"], 1000, fit.choice).total_s)
+    with pytest.raises(PodiumError, match="--folds 0,7: .* has finished folds \\[0, 1\\]"):
+        forecast(trained["a"], 1000, InferenceChoice(folds=(0, 7)))
     fit = fit_inference_budget(trained["a"], 1000, 1)
     assert not fit.fits and fit.dropped == ("view hflip", "fold 1")  # a run keeps one fold and one view
     members = json.loads((trained["ens"] / "members.json").read_text())
@@ -148,6 +150,15 @@ def test_an_older_run_folder_is_forecast_roughly_or_told_how_to_measure(trained:
         forecast(old, 120)
     podium.predict(old, images=trained["hidden"] / "test_images")  # measures it
     assert Run(old).inference["folds"] and not forecast(old, 120).rough
+
+
+def test_a_run_without_a_test_set_is_forecast_from_its_oof_passes(tmp_path: Path) -> None:
+    data = datagen.folders(tmp_path / "folders")
+    run = podium.train(data, overrides=[*datagen.TINY, f"run.root={tmp_path / 'runs'}", "run.report=false"])
+    assert Run(run.path).inference["folds"] == [] and Run(run.path).inference["decode_s_per_image"] > 0
+    f = forecast(run.path, 100)
+    assert f.members[0].source == "oof" and any("OOF passes" in n for n in f.notes)
+    assert f.decode_s > 0 and f.total_s > f.decode_s
 
 
 def test_predict_takes_the_chosen_folds_and_members(trained: dict[str, Path], tmp_path: Path) -> None:

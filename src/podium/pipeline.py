@@ -245,10 +245,13 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
 
 def predict_test(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
     """Fold-averaged test predictions (TTA as configured) and the submission, when the data has a test set."""
-    comp, checkpoints = plan.comp, run.checkpoints()
+    comp = plan.comp
     if comp.test is None:  # the fresh decode is timed on training images; the OOF passes give the model's speed
-        measure_inference(run, (), comp.train["path"].tolist(), checkpoints[0], accelerator.device.type)
+        if run.folds_done():
+            measure_inference(run, (), comp.train["path"].tolist(), run.load_best(run.folds_done()[0]),
+                              accelerator.device.type)
         return
+    checkpoints = run.checkpoints()
     pred = predict_checkpoints(checkpoints, comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator)
     measure_inference(run, pred.timings, comp.test["path"].tolist(), checkpoints[0], accelerator.device.type)
     sub = write_test_outputs(run, pred, comp.submission)

@@ -205,10 +205,13 @@ def _forecast(path: Path, models: list[_Model], n: int, choice: InferenceChoice)
         if unknown:
             raise PodiumError(f"{path} has no member {unknown[0]}; its members are "
                               f"{', '.join(m.name for m in models)}.")
+    chosen = [m for m in models if choice.members is None or m.name in choice.members]
+    for m in chosen:
+        if choice.folds is not None and (not choice.folds or set(choice.folds) - set(m.folds)):
+            raise PodiumError(f"--folds {','.join(map(str, choice.folds))}: {m.name} has finished folds "
+                              f"{list(m.folds)}; name some of them.")
     out, sides = [], set()
-    for m in models:
-        if choice.members is not None and m.name not in choice.members:
-            continue
+    for m in chosen:
         folds = tuple(f for f in m.folds if choice.folds is None or f in choice.folds)
         views = tuple(view_names(choice.tta)) if choice.tta is not None else m.views
         passes = len(views) * m.scales
