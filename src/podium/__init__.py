@@ -14,9 +14,9 @@ import types
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Run", "auto", "compare", "config_help", "demo", "ensemble", "export", "inspect", "load", "make_config",
-           "merge", "models", "pack", "predict", "predict_onnx", "preview", "probe", "report", "resume", "runs",
-           "search", "serve", "suspects", "sweep", "train"]
+__all__ = ["Run", "auto", "compare", "config_help", "demo", "ensemble", "estimate_inference", "export", "inspect",
+           "load", "make_config", "merge", "models", "pack", "predict", "predict_onnx", "preview", "probe", "report",
+           "resume", "runs", "search", "serve", "suspects", "sweep", "train"]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,6 +28,7 @@ from podium.config import merge as merge_overrides
 from podium.core.errors import PodiumError
 
 if TYPE_CHECKING:  # imported where used: podium.runs and podium.validation import torch, which light paths avoid
+    from podium.inference.forecast import Forecast
     from podium.runs.run import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,7 +98,8 @@ def resume(run: str | Path | Run, metric: str = "") -> Run:
 @_reads_saved_runs
 def predict(run: str | Path | Run | None = None, images: str | Path | None = None, out: str | Path | None = None,
             tta: list[str] | tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None,
-            onnx: str | Path | None = None, metric: str = "") -> pd.DataFrame:
+            onnx: str | Path | None = None, metric: str = "", folds: list[int] | tuple[int, ...] | None = None,
+            members: list[str] | tuple[str, ...] | None = None) -> pd.DataFrame:
     """Predict with every fold of ``run``: the competition's test set (writes test_predictions.csv and the validated
     submission.csv, returned as a DataFrame) or, with ``images``, every image below that folder (ids, labels and
     class probabilities, also written to the run folder or ``out``).
@@ -107,15 +109,32 @@ def predict(run: str | Path | Run | None = None, images: str | Path | None = Non
     so the run and data folders may be read-only. Returns the submission.
 
     With ``onnx`` (a file or bundle folder from ``export``) and ``images``: onnxruntime labels the images, without
-    torch.
+    torch. ``folds`` (of every member) and ``members`` (of an ensemble) predict with a subset of the models, as
+    ``estimate_inference``'s budget chose (``BudgetFit.choice.predict_kwargs()``).
     The returned table's ``attrs["path"]`` is the file written."""
     from podium.inference.predict import predict_saved
 
-    path = predict_saved(getattr(run, "path", run), images, out, tuple(tta) if tta else None, device, data, onnx)
+    path = predict_saved(getattr(run, "path", run), images, out, tuple(tta) if tta else None, device, data, onnx,
+                         tuple(folds) if folds is not None else None, tuple(members) if members is not None else None)
     # a submission's columns are text as written (ids such as 007); a probability table's are numbers
     table = pd.read_csv(path, dtype=str if images is None else None, keep_default_na=False)
     table.attrs["path"] = str(path)  # where it was written, for the command line to say
     return table
+
+
+@_reads_saved_runs
+def estimate_inference(run: str | Path | Run, n_images: int, tta: list[str] | tuple[str, ...] | None = None,
+                       folds: list[int] | tuple[int, ...] | None = None,
+                       members: list[str] | tuple[str, ...] | None = None, metric: str = "") -> Forecast:
+    """Forecast how long ``podium predict --data`` takes on ``n_images`` fresh images with a run or ensemble folder
+    (all its models as trained, or the ``tta`` views, ``folds`` and ``members`` given), from the throughput its runs
+    measured: per member folds, views, images/s and seconds, the startup (model loading), the decode and the total
+    (``podium.inference.forecast.Forecast``). Nothing is predicted."""
+    from podium.inference.forecast import InferenceChoice, forecast
+
+    choice = InferenceChoice(tuple(members) if members is not None else None,
+                             tuple(folds) if folds is not None else None, tuple(tta) if tta else None)
+    return forecast(getattr(run, "path", run), n_images, choice)
 
 
 def preview(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,

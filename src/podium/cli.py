@@ -125,12 +125,28 @@ def predict(
                                                       "--images with onnxruntime, without torch (no RUN_DIR).")]
     = None,
     metric: TrustMetric = "",
+    folds: Annotated[Optional[str], typer.Option(help="Predict with these folds only, comma-separated (default: "
+                                                      "all finished folds).")] = None,
+    members: Annotated[Optional[str], typer.Option(help="An ensemble's members to predict with, comma-separated run "
+                                                        "names (default: all; weights rescaled).")] = None,
+    estimate: Annotated[int, typer.Option(help="Print how long predicting this many fresh images would take "
+                                               "(from the run's measured throughput) and predict nothing.")] = 0,
 ) -> None:
     """Predict with every fold (TTA, fold average): the test set into submission.csv, or a folder of images."""
+    views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
+    if folds and not all(f.strip().isdigit() for f in folds.split(",") if f.strip()):
+        raise PodiumError(f"--folds {folds}: give fold numbers, comma-separated (e.g. --folds 0,1).")
+    kept = [int(f) for f in folds.split(",") if f.strip()] if folds else None
+    names = [m.strip() for m in members.split(",") if m.strip()] if members else None
+    if estimate:
+        from podium.api import estimate_inference
+        from podium.cli_tables import show_forecast
+
+        show_forecast(estimate_inference(run_dir, estimate, views, kept, names, metric=metric))
+        return
     from podium.api import predict as run
 
-    views = [v.strip() for v in tta.split(",") if v.strip()] if tta else None
-    table = run(run_dir, images, out, views, device, data=data, onnx=onnx, metric=metric)
+    table = run(run_dir, images, out, views, device, data=data, onnx=onnx, metric=metric, folds=kept, members=names)
     console().print(f"wrote {table.attrs['path']}" + (f" ({len(table)} rows, validated)" if data else ""))
 
 

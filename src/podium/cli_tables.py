@@ -74,6 +74,20 @@ def show_ensemble(metrics: dict, path: Path) -> None:
     console().print(f"gain over the best member: {metrics['gain_over_best']:+.4f}; ensemble folder {path}")
 
 
+def show_forecast(forecast: Any) -> None:
+    """An inference forecast (``podium.inference.forecast.Forecast``): member, folds, views, images/s, minutes; the
+    total, its fixed startup and decode, the device it was measured on and notes."""
+    table = Table("member", "folds", "views", "images/s", "minutes")
+    for r in forecast.rows():
+        table.add_row(r["member"], str(r["folds"]), str(r["views"]), f"{r['images/s']:.1f}", f"{r['minutes']:.1f}")
+    table.add_row("total", "", "", "", f"{forecast.total_s / 60:.1f}")
+    console(width=160).print(table)
+    out = console()
+    out.print(forecast.line())
+    for note in forecast.notes:
+        out.print(note)
+
+
 def show_sweep(table: pd.DataFrame, axes: list[str], saved: Path) -> None:
     """The sweep table, one row per combination (``saved``: where sweep.csv is)."""
     def num(v: object, fmt: str) -> str:

@@ -7,7 +7,8 @@
     start_run     run.json and the experiment-log row (running), config.yaml, folds.csv
     fit_fold      each fold (engine.fold), resumable after any interruption
     score_oof     oof.csv, the decisions fitted on it (decisions.json, embedded in the checkpoints), metrics.json
-    predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv
+    predict_test  test predictions with the same prediction path as the OOF, and the validated submission.csv;
+                  their throughput and a fresh decode's cost in run.json (inference forecasts)
 
 ``lifecycle`` marks the run interrupted (Ctrl-C, SIGTERM) or failed (with its reason) when it does not finish.
 """
@@ -36,6 +37,7 @@ from podium.engine.trackers import check_trackers, describe_trackers
 from podium.inference.checkpoints import predict_checkpoints, write_test_outputs
 from podium.inference.pseudo import with_pseudo
 from podium.inference.teachers import with_targets
+from podium.inference.throughput import measure_inference
 from podium.models.factory import check_model, resolve_preprocessing
 from podium.reporting import report_after_training
 from podium.runs.lifecycle import lifecycle
@@ -95,7 +97,7 @@ def train(data_dir: str | Path | None, cfg: PodiumConfig | None = None, resume: 
         t_test = time.perf_counter()
         predict_test(plan, run, accelerator, reporter)
         timings = time_breakdown(plan.prepare_s, [r.summary for r in results], time.perf_counter() - t_test,
-                                 plan.images)
+                                 plan.images, {r.fold: r.oof_timing for r in results if r.oof_timing})
         run.write_timings(timings)
         reporter.print(timing_line(timings))
         wall = time.time() - t0
@@ -262,9 +264,14 @@ def score_oof(plan: Plan, run: Run, results: list[FoldResult], accelerator: Acce
 def predict_test(plan: Plan, run: Run, accelerator: Accelerator, reporter: Reporter) -> None:
     """Fold-averaged test predictions (TTA as configured) and the submission, when the data has a test set."""
     comp = plan.comp
-    if comp.test is None:
+    if comp.test is None:  # the fresh decode is timed on training images; the OOF passes give the model's speed
+        if run.folds_done():
+            measure_inference(run, (), comp.train["path"].tolist(), run.load_best(run.folds_done()[0]),
+                              accelerator.device.type)
         return
-    pred = predict_checkpoints(run.checkpoints(), comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator)
+    checkpoints = run.checkpoints()
+    pred = predict_checkpoints(checkpoints, comp.test["id"].tolist(), comp.test["path"].tolist(), accelerator)
+    measure_inference(run, pred.timings, comp.test["path"].tolist(), checkpoints[0], accelerator.device.type)
     sub = write_test_outputs(run, pred, comp.submission)
     reporter.print(f"submission: {sub} ({len(pred.ids)} rows, validated"
                    f"{' against ' + comp.sample_path.name if comp.sample_path else ''})")

@@ -40,7 +40,7 @@ from podium.engine.losses import LossFn, check_loss, configured_loss, distillati
 from podium.engine.memory import parameter_count, peak_mb, reset_peak
 from podium.engine.optim import create_optimizer, create_scheduler
 from podium.engine.trackers import FoldTrackers, fold_trackers
-from podium.engine.tta import PLAIN, check_shape_kept, is_plain
+from podium.engine.tta import PLAIN, check_shape_kept, is_plain, view_names
 from podium.models.factory import create_model, resolve_preprocessing
 from podium.runs.checkpoint import Checkpoint, ResumeState, rng_state, set_rng_state
 from podium.runs.run import Run
@@ -57,6 +57,7 @@ class FoldResult:
     probs: np.ndarray
     summary: dict
     plain: np.ndarray | None = None
+    oof_timing: dict | None = None  # the OOF passes' images, views and seconds (None: trained in an earlier process)
 
 
 @dataclass
@@ -323,18 +324,20 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                 accelerator: Accelerator, reporter: Reporter) -> FoldResult:
     """OOF probabilities of the best epoch's weights, with the same TTA as the test predictions (so that thresholds
     and blend weights fitted on them transfer to the test set); the fold's summary; the fold marked done."""
-    task, fold = comp.task, parts.fold
-    eval_model = parts.eval_model(accelerator)
+    task, fold, eval_model = comp.task, parts.fold, parts.eval_model(accelerator)
     eval_model.load_state_dict(run.load_best(fold).state_dict)
+    t0 = time.perf_counter()
     tta_metrics, probs = evaluate(eval_model, parts.val_loader, parts.prep, accelerator, task,
                                   comp.targets[parts.val_idx], parts.loss_fn, views=cfg.predict.tta,
                                   channels_last=cfg.train.channels_last, scales=cfg.predict.scales,
                                   description=f"fold {fold} OOF")
+    oof_s, t0 = time.perf_counter() - t0, time.perf_counter()
     # The same weights without TTA, so the CV score without TTA is pooled over the OOF rows like the CV score
     # (a mean of per-fold scores would differ from it for AUC or QWK even with no TTA at all).
     plain = probs if _plain_views(cfg) else evaluate(
         eval_model, parts.val_loader, parts.prep, accelerator, task, comp.targets[parts.val_idx], parts.loss_fn,
         views=PLAIN, channels_last=cfg.train.channels_last, description=f"fold {fold} OOF without TTA")[1]
+    plain_s = 0.0 if plain is probs else time.perf_counter() - t0
     best_row = progress.rows[progress.best_epoch - 1]
     summary = {"fold": fold, "best_epoch": progress.best_epoch, "metric": task.primary,
                "score": best_row[task.primary], "score_tta": tta_metrics[task.primary],
@@ -344,18 +347,22 @@ def finish_fold(parts: FoldParts, progress: Progress, comp: Competition, cfg: Po
                "epochs_wall_s": [float(r.get("wall_s", r["train_s"])) for r in progress.rows],
                "peak_mem_mb": peak_mb(accelerator.device.type), "params": parameter_count(eval_model),
                "epochs": progress.epoch, "stopped_early": progress.epoch < cfg.train.epochs}
-    ids = comp.train["id"].to_numpy()[parts.val_idx]
-    oof = pd.DataFrame(probs, columns=list(comp.classes))
-    oof.insert(0, "id", ids)
-    plain_oof = None if plain is probs else pd.DataFrame(plain, columns=list(comp.classes))
-    if plain_oof is not None:
-        plain_oof.insert(0, "id", ids)
-    run.finish_fold(fold, oof, summary, plain_oof)
+    run.finish_fold(fold, _oof_table(comp, parts.val_idx, probs), summary,
+                    None if plain is probs else _oof_table(comp, parts.val_idx, plain))
     reporter.print(f"fold {fold}: best epoch {progress.best_epoch}  {task.primary} {summary['score']:.4f}  "
                    f"with TTA {summary['score_tta']:.4f}")
     accelerator.wait_for_everyone()
     accelerator.free_memory()
-    return FoldResult(fold, parts.val_idx, probs, summary, plain)
+    timing = {"images": int(len(parts.val_idx)), "views": len(view_names(cfg.predict.tta)) * len(cfg.predict.scales),
+              "s": oof_s, "plain_s": plain_s}  # the views' throughput, for inference forecasts
+    return FoldResult(fold, parts.val_idx, probs, summary, plain, timing)
+
+
+def _oof_table(comp: Competition, val_idx: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    """A fold's OOF probabilities keyed by id (id, one column per class)."""
+    table = pd.DataFrame(probs, columns=list(comp.classes))
+    table.insert(0, "id", comp.train["id"].to_numpy()[val_idx])
+    return table
 
 
 def _plain_views(cfg: PodiumConfig) -> bool:

@@ -124,8 +124,9 @@ def predict_logits(
     views_together: bool | None = None,
     scales: Sequence[float] = (1.0,),
     description: str = "predict",
+    stamps: list[float] | None = None,
 ) -> np.ndarray:
-    """Logits (N, C) in dataset order, averaged over the TTA ``views``.
+    """Logits (N, C) in dataset order, averaged over the TTA ``views``; ``stamps``: each batch's end time appended.
 
     The images of a batch are loaded and normalised once for all views. On a GPU the views go through the model
     together as one larger batch (split into 2, 4, ... forward passes only after an out-of-memory error); on CPU one
@@ -141,14 +142,15 @@ def predict_logits(
         views_together = False  # different sizes cannot share one forward pass
     out: np.ndarray | None = None
     # Forward passes per batch: raised on a CUDA out-of-memory error, then kept for the following batches.
-    together = accelerator.device.type != "cpu" if views_together is None else views_together
-    passes = 1 if together else len(fns)
+    passes = 1 if (accelerator.device.type != "cpu" if views_together is None else views_together) else len(fns)
     for x, _, idx in track(loader, len(loader), description, accelerator.is_main_process):
         logits, passes = _fitting_logits(model, prep.normalize(x, channels_last), fns, accelerator, passes)
         logits, idx = accelerator.gather_for_metrics((logits, idx))
         if out is None:
             out = np.zeros((len(loader.dataset), logits.shape[1]), dtype=np.float32)
         out[idx.cpu().numpy()] = logits.cpu().numpy()
+        if stamps is not None:  # the first batch's warm-up apart from the steady rate (inference forecasts)
+            stamps.append(time.perf_counter())
     assert out is not None, "empty loader"
     return out
 

@@ -3,6 +3,7 @@ checkpoint) predicts with TTA through ``predict_logits``, and the folds' probabi
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from podium.core.errors import PodiumError
 from podium.data.training.dataset import evaluation_dataset
 from podium.engine.accel import eval_batch_size, make_loader, num_workers
 from podium.engine.loop import predict_logits
+from podium.engine.tta import view_names
 from podium.runs.checkpoint import Checkpoint
 from podium.runs.run import Run
+from podium.runs.timings import fold_throughput
 from podium.tasks.submission import SubmissionFormat, default_format, write_submission
 from podium.tasks.task import Task
 
@@ -31,6 +34,7 @@ class Prediction:
     classes: list[str]
     decisions: dict
     by_fold: dict[int, np.ndarray] = field(default_factory=dict)  # each fold model's probabilities (or fold blend)
+    timings: tuple[dict, ...] = ()  # each checkpoint's seconds (runs.timings.fold_throughput)
 
     @property
     def threshold(self) -> float | list[float]:
@@ -41,29 +45,44 @@ class Prediction:
 def predict_checkpoints(checkpoints: list[Checkpoint], ids: list[str], paths: list[str], accelerator: Accelerator,
                         views: tuple[str, ...] | None = None, batch_size: int = 0, workers: int = -1) -> Prediction:
     """Average the class probabilities of ``checkpoints`` on the images at ``paths``, each with its own
-    preprocessing and TTA ``views`` (default: the views the checkpoint was trained to use)."""
+    preprocessing and TTA ``views`` (default: the views the checkpoint was trained to use). ``timings``: each
+    checkpoint's seconds (``fold_throughput``)."""
     if not checkpoints:
         raise PodiumError("No checkpoint to predict with.")
-    first, probs = checkpoints[0], []
-    device = accelerator.device.type
+    first, probs, timings = checkpoints[0], [], []
     for ckpt in checkpoints:
         if (ckpt.classes, ckpt.task) != (first.classes, first.task):
             raise PodiumError(f"Fold {ckpt.fold} predicts other classes than fold {first.fold}; they cannot be "
                               "averaged.")
-        cfg, prep = ckpt.config, ckpt.preprocessing
-        model = ckpt.build_model().to(accelerator.device)
-        if cfg.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        dataset = evaluation_dataset(paths, prep, data=cfg.data)  # the checkpoint's own image ops and resize
-        bs = batch_size or eval_batch_size(cfg)
-        loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
-        logits = predict_logits(model, loader, prep, accelerator, views or cfg.predict.tta, cfg.train.channels_last,
-                                scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}")
+        logits, timing = _checkpoint_logits(ckpt, paths, accelerator, views, batch_size, workers)
         probs.append(ckpt.resolved_task().probabilities(logits))
+        timings.append(timing)
     folds = [c.fold for c in checkpoints]
     by_fold = dict(zip(folds, probs)) if len(set(folds)) == len(folds) else {}  # checkpoints of one run each
     return Prediction(list(ids), np.mean(probs, axis=0), first.resolved_task(), list(first.classes),
-                      dict(first.decisions), by_fold)
+                      dict(first.decisions), by_fold, tuple(timings))
+
+
+def _checkpoint_logits(ckpt: Checkpoint, paths: list[str], accelerator: Accelerator, views: tuple[str, ...] | None,
+                       batch_size: int, workers: int) -> tuple[np.ndarray, dict]:
+    """One checkpoint's logits of the images at ``paths`` and where its time went: building the model and loading
+    its weights, reading the images (decoding those not in the cache), predicting them with its views."""
+    cfg, prep, device = ckpt.config, ckpt.preprocessing, accelerator.device.type
+    t0 = time.perf_counter()
+    model = ckpt.build_model().to(accelerator.device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    t1 = time.perf_counter()
+    dataset = evaluation_dataset(paths, prep, data=cfg.data)  # the checkpoint's own image ops and resize
+    bs = batch_size or eval_batch_size(cfg)
+    loader = accelerator.prepare_data_loader(make_loader(dataset, bs, num_workers(workers, device), device))
+    t2, stamps = time.perf_counter(), []
+    views = views or cfg.predict.tta
+    logits = predict_logits(model, loader, prep, accelerator, views, cfg.train.channels_last,
+                            scales=cfg.predict.scales, description=f"predict fold {ckpt.fold}", stamps=stamps)
+    return logits, fold_throughput(ckpt.fold, len(paths), len(view_names(views)) * len(cfg.predict.scales),
+                                   load_s=t1 - t0, read_s=t2 - t1, predict_s=time.perf_counter() - t2, batch=bs,
+                                   first_s=stamps[0] - t2 if stamps else 0.0)
 
 
 def probability_table(pred: Prediction, id_col: str = "id") -> pd.DataFrame:

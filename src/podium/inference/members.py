@@ -27,6 +27,7 @@ from podium.engine.accel import inference_accelerator
 from podium.engine.tta import check_views
 from podium.inference.blends import BLENDS, Combine
 from podium.inference.checkpoints import Prediction, fold_table, predict_checkpoints, probability_table
+from podium.inference.run import pick_folds
 from podium.runs.checkpoint import Checkpoint
 from podium.runs.ensemble import Ensemble, open_trained
 from podium.runs.run import Run
@@ -95,24 +96,39 @@ def write_submission_file(out: str | Path, pred: Prediction, fmt: SubmissionForm
                             labels=pred.task.decode(pred.probs, pred.decisions, pred.classes))
 
 
-def models_of(path: str | Path) -> tuple[Run, list[Member], str | None]:
+def models_of(path: str | Path, folds: tuple[int, ...] | None = None, members: tuple[str, ...] | None = None
+              ) -> tuple[Run, list[Member], str | None]:
     """The folder (run or ensemble), its models as weighted members, and the blend name (None for a run); a run
-    without a finished fold, or an ensemble missing a member, is refused first (``open_trained``)."""
+    without a finished fold, or an ensemble missing a member, is refused first (``open_trained``). ``folds``: only
+    those fold models of every member; ``members``: only those members of an ensemble (by name), their weights
+    rescaled to sum to 1 (an inference budget's choice, ``podium.inference.forecast``)."""
     owner = open_trained(path, "predict with")
-    if isinstance(owner, Ensemble):
-        members = [Member(owner.member_dir(e).name, Run.open(owner.member_dir(e), writer=False).checkpoints(),
-                          float(e["weight"])) for e in owner.members["members"]]
-        return owner, members, owner.members["blend"]
-    return owner, [Member(owner.path.name, owner.checkpoints())], None
+    if not isinstance(owner, Ensemble):
+        if members:
+            raise PodiumError(f"--members picks members of an ensemble; {path} is a run.")
+        return owner, [Member(owner.path.name, pick_folds(owner.checkpoints(), folds, owner.path))], None
+    chosen = [Member(owner.member_dir(e).name,
+                     pick_folds(Run.open(owner.member_dir(e), writer=False).checkpoints(), folds, owner.member_dir(e)),
+                     float(e["weight"])) for e in owner.members["members"]
+              if members is None or owner.member_dir(e).name in members]
+    names = [owner.member_dir(e).name for e in owner.members["members"]]
+    if members is not None and (len(chosen) != len(set(members)) or not chosen):
+        raise PodiumError(f"--members {','.join(members)}: {path} has members {', '.join(names)}; name some of them.")
+    if members is not None:  # the kept members' weights, rescaled so that a weighted mean stays a mean
+        total = sum(m.weight for m in chosen) or float(len(chosen))
+        chosen = [Member(m.name, m.checkpoints, (m.weight or 1.0) / total) for m in chosen]
+    return owner, chosen, owner.members["blend"]
 
 
 def predict_data(folder: str | Path, data: str | Path, out: str | Path = "submission.csv",
                  tta: tuple[str, ...] | None = None, device: str = "auto", precision: str = "auto",
-                 batch_size: int = 0) -> Path:
+                 batch_size: int = 0, folds: tuple[int, ...] | None = None, members: tuple[str, ...] | None = None
+                 ) -> Path:
     """Predict the test set of the competition folder ``data`` with the run or ensemble ``folder`` and write the
     validated submission to ``out`` (nothing else is written but the image cache). ``precision=auto``: bf16/fp16
-    on a GPU, fp32 on CPU; ``batch_size`` 0: the run's ``predict.batch_size`` (or twice its training batch)."""
-    owner, members, blend = models_of(folder)
+    on a GPU, fp32 on CPU; ``batch_size`` 0: the run's ``predict.batch_size`` (or twice its training batch).
+    ``folds``, ``members``: a subset of the models (``models_of``), as an inference budget chose."""
+    owner, members, blend = models_of(folder, folds, members)
     if tta:
         check_views(tta)
     first = members[0].checkpoints[0]
@@ -127,11 +143,14 @@ def predict_data(folder: str | Path, data: str | Path, out: str | Path = "submis
 
 
 def predict_ensemble_images(folder: str | Path, images: str | Path, out: str | Path | None = None,
-                            tta: tuple[str, ...] | None = None, device: str = "auto") -> Path:
+                            tta: tuple[str, ...] | None = None, device: str = "auto",
+                            folds: tuple[int, ...] | None = None, members: tuple[str, ...] | None = None) -> Path:
     """An ensemble folder's blended predictions of every image below ``images``: ``predictions-<name>.csv`` in the
     ensemble folder (or ``out``), with each fold's blend of the members' fold models in ``predictions-<name>-folds.csv``
-    (the source of honest pseudo-labels on unlabelled images, ``data.pseudo_images``)."""
-    owner, members, blend = models_of(folder)
+    (the source of honest pseudo-labels on unlabelled images, ``data.pseudo_images``). ``folds``, ``members``: a
+    subset of the models (``models_of``)."""
+    subset = members is not None  # the fitted per-fold weights are the full ensemble's
+    owner, members, blend = models_of(folder, folds, members)
     if tta:
         check_views(tta)
     root = Path(images).expanduser().resolve()
@@ -140,6 +159,6 @@ def predict_ensemble_images(folder: str | Path, images: str | Path, out: str | P
     accelerator = inference_accelerator(device, first.config)
     pred = predict_members(members, ids, paths, accelerator, owner.decisions or dict(first.decisions),
                            BLENDS.get(blend).combine if blend else None, tta,
-                           fold_weights=owner.members.get("fold_weights") if blend else None)
+                           fold_weights=owner.members.get("fold_weights") if blend and not subset else None)
     owner = type(owner)(owner.path, writer=accelerator.is_main_process)
     return owner.write_predictions(root.name, probability_table(pred), out, fold_table(pred))

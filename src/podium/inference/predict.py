@@ -19,10 +19,12 @@ from podium.core.errors import PodiumError
 
 def predict_saved(folder: str | Path | None = None, images: str | Path | None = None, out: str | Path | None = None,
                   tta: tuple[str, ...] | None = None, device: str = "auto", data: str | Path | None = None,
-                  onnx: str | Path | None = None) -> Path:
+                  onnx: str | Path | None = None, folds: tuple[int, ...] | None = None,
+                  members: tuple[str, ...] | None = None) -> Path:
     """Predict with a run or ensemble ``folder`` (or an exported ``onnx`` file) and return the CSV written: a
     submission (no ``images``) or a table of ids, labels and class probabilities (``images``). Conflicting inputs
-    are refused in one line before any model is loaded."""
+    are refused in one line before any model is loaded. ``folds`` and ``members`` predict with a subset of the
+    models (an inference budget's choice, ``podium.inference.forecast.fit_inference_budget``)."""
     if onnx is not None:
         if images is None or folder is not None or data is not None:
             raise PodiumError("predict --onnx FILE --images DIR takes no run folder and no --data; it needs --images.")
@@ -36,13 +38,16 @@ def predict_saved(folder: str | Path | None = None, images: str | Path | None = 
             raise PodiumError("Give --data (a competition folder) or --images (a folder of images), not both.")
         from podium.inference.members import predict_data
 
-        return predict_data(folder, data, out or "submission.csv", tta, device)
+        return predict_data(folder, data, out or "submission.csv", tta, device, folds=folds, members=members)
     from podium.runs.ensemble import is_ensemble
 
     if images is not None and is_ensemble(folder):  # an ensemble's members predict, blended with its weights
         from podium.inference.members import predict_ensemble_images
 
-        return predict_ensemble_images(folder, images, out, tta, device)
+        return predict_ensemble_images(folder, images, out, tta, device, folds, members)
+    if members:
+        raise PodiumError(f"--members picks members of an ensemble folder with --data or --images; {folder} gets "
+                          "neither.")
     from podium.inference.run import predict_run
 
-    return predict_run(folder, images, out, tta, device)
+    return predict_run(folder, images, out, tta, device, folds)

@@ -3,7 +3,8 @@ resume, ensembling and reporting read through it.
 
 ```
 <runs root>/<name>-<timestamp>/
-  run.json                 what the run is and its status (running, done, interrupted, failed, pruned) + reason
+  run.json                 what the run is and its status (running, done, interrupted, failed, pruned) + reason,
+                           where its time went (timings) and its latest prediction's throughput (inference)
   config.yaml              the resolved config
   folds.csv                id, fold, label: computed once, reused on resume
   duplicates.csv           duplicate clusters found by the integrity check (when any)
@@ -191,6 +192,17 @@ class Run(FoldFiles, PredictionFiles):
     def timings(self) -> dict[str, Any]:
         """The time breakdown of the run's last process (empty before it finished)."""
         return self._info_or_empty().get("timings", {})
+
+    def write_inference(self, record: dict[str, Any]) -> None:
+        """What the latest prediction with this run's folds measured (``runs.timings.inference_record``), kept in
+        run.json under ``inference``: the throughput ``podium predict --estimate`` forecasts from."""
+        if self.writer:
+            self._update_info({"inference": record})
+
+    @property
+    def inference(self) -> dict[str, Any]:
+        """The latest ``inference_record`` (empty for a run that never recorded one)."""
+        return self._info_or_empty().get("inference", {})
 
     def record(self, **row: Any) -> None:
         """Insert or update this run's row of the experiment log."""
