@@ -237,21 +237,27 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
 
 def auto(data_dir: str | Path, budget: str | float, config: str | Path | PodiumConfig | dict | None = None,
          overrides: list[str] | tuple[str, ...] = (), dry_run: bool = False, ladder: str = "",
+         inference_budget: str | float | None = None, hidden_images: int | None = None,
          **sections: dict[str, Any]) -> Run | dict[str, Any]:
     """The best submission ``budget`` buys (seconds, or ``90s``, ``15m``, ``2h``, ``1h30m``) on this machine: probe
     the ladder's candidates, plan runs, sizes, epochs and folds (printed, and saved as plan.json in the auto folder),
     train them re-planning after every epoch, blend them when the honest CV says it helps, pseudo-label when time
     remains. Returns the final run or ensemble folder (a validated submission.csv when the data has a test set), or
-    with ``dry_run`` the plan only. ``ladder``: a registered ladder (``LADDERS``) instead of the device's."""
+    with ``dry_run`` the plan only. ``ladder``: a registered ladder (``LADDERS``) instead of the device's.
+    ``hidden_images``: the hidden test set's size (default: the public test set's), whose prediction time is
+    forecast in the summary; ``inference_budget`` (``9h``): TTA views, folds, then members are dropped until that
+    forecast fits, and the summary names the ``podium predict`` command for the notebook."""
     from podium.multirun.auto.clock import MonotonicClock, parse_budget
 
     clock = MonotonicClock()
     start = clock.now()  # the budget starts here: loading torch and the rest of podium counts too
     seconds = parse_budget(budget)  # a bad budget is one line before the config or the data is read
+    from podium.multirun.auto.inference import InferenceLimit
     from podium.multirun.auto.session import auto as run_auto
 
+    limit = InferenceLimit.parse(inference_budget, hidden_images)
     return run_auto(data_dir, seconds, make_config(config, overrides, **sections), dry_run, ladder, clock,
-                    start=start)
+                    start=start, inference=limit)
 
 
 @_reads_saved_runs

@@ -62,6 +62,11 @@ def auto(
     overrides: Overrides = None,
     budget: Annotated[str, typer.Option(help="Wall time from start to final submission: 90s, 15m, 2h, 1h30m.")] = "",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Probe and print the plan, train nothing.")] = False,
+    inference_budget: Annotated[str, typer.Option(
+        help="Time the hidden test set's prediction may take (9h): TTA views, folds, then members are dropped until "
+             "the forecast fits.")] = "",
+    hidden_images: Annotated[Optional[int], typer.Option(
+        help="Images in the hidden test set (default: the public test set's count), for the forecast.")] = None,
     config: ConfigFile = None,
 ) -> None:
     """Plan, train, blend and finish on DATA_DIR within --budget: the final run or ensemble folder's submission."""
@@ -69,7 +74,8 @@ def auto(
 
     if not budget:
         raise PodiumError("podium auto needs --budget, e.g. --budget 2h (90s, 15m, 2h, 1h30m).")
-    result = run(data_dir, budget, config, overrides or [], dry_run=dry_run)
+    result = run(data_dir, budget, config, overrides or [], dry_run=dry_run, inference_budget=inference_budget,
+                 hidden_images=hidden_images)
     if not dry_run:
         console().print(f"final folder {result.path}: CV {result.metrics['metric']} {result.metrics['cv_score']:.4f}")
 

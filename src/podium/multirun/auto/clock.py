@@ -29,18 +29,19 @@ class MonotonicClock:
         return time.monotonic()
 
 
-def parse_budget(text: str | float | int) -> float:
-    """Seconds in a budget: a number of seconds, or ``90s``, ``15m``, ``2h``, ``1h30m`` (units h, m, s)."""
+def parse_budget(text: str | float | int, option: str = "--budget") -> float:
+    """Seconds in a budget: a number of seconds, or ``90s``, ``15m``, ``2h``, ``1h30m`` (units h, m, s); ``option``
+    names the flag in the error."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         seconds = float(text)
     else:
         raw = str(text).strip().lower().replace(" ", "")
         match = _BUDGET.fullmatch(raw)
         if not raw or match is None or not any(match.groups()):
-            raise PodiumError(f"--budget {text!r} is not a duration; write it like 90s, 15m, 2h or 1h30m.")
+            raise PodiumError(f"{option} {text!r} is not a duration; write it like 90s, 15m, 2h or 1h30m.")
         seconds = sum(float(v) * unit for v, unit in zip(match.groups(), _UNITS.values()) if v)
     if seconds <= 0:
-        raise PodiumError(f"--budget {text!r} must be longer than zero; write it like 90s, 15m, 2h or 1h30m.")
+        raise PodiumError(f"{option} {text!r} must be longer than zero; write it like 90s, 15m, 2h or 1h30m.")
     return seconds
 
 

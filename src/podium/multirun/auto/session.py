@@ -29,6 +29,7 @@ from podium.engine.tta import check_views
 from podium.multirun.auto.clock import Clock, MonotonicClock, minutes, parse_budget
 from podium.multirun.auto.execute import Session, Step, Trainer, run_config, train_runs
 from podium.multirun.auto.finish import finish
+from podium.multirun.auto.inference import InferenceLimit, inference_step
 from podium.multirun.auto.ladder import LADDERS, ladder_for
 from podium.multirun.auto.plan import MIN_EPOCHS, AutoPlan, Workload, make_plan, plan_table
 from podium.multirun.auto.probe import Timer, TimingCache, measure, probe_ladder
@@ -46,10 +47,12 @@ def pipeline_trainer(data_dir: Path, cfg: PodiumConfig, on_epoch: EpochHook) -> 
 
 def auto(data_dir: str | Path, budget: str | float, base: PodiumConfig, dry_run: bool = False, ladder: str = "",
          clock: Clock | None = None, timer: Timer = measure, trainer: Trainer = pipeline_trainer,
-         say: Callable[[str], None] | None = None, start: float | None = None) -> Run | dict[str, Any]:
+         say: Callable[[str], None] | None = None, start: float | None = None,
+         inference: InferenceLimit = InferenceLimit()) -> Run | dict[str, Any]:
     """Probe, plan, train, blend and finish within ``budget`` (seconds, or ``90s``/``15m``/``2h``/``1h30m``);
     returns the final run or ensemble folder, or with ``dry_run`` the plan (plan.json's content) untrained.
-    ``start``: when the budget started on ``clock`` (default: now)."""
+    ``start``: when the budget started on ``clock`` (default: now). ``inference``: the hidden test set's size and
+    the time its prediction may take (``inference.inference_step``)."""
     clock = clock or MonotonicClock()
     start = clock.now() if start is None else start
     budget_s = parse_budget(budget)
@@ -69,7 +72,8 @@ def auto(data_dir: str | Path, budget: str | float, base: PodiumConfig, dry_run:
     final = finish(session, runs, data_dir, base, trainer)
     if final.submission_path.is_file():
         folder.copy_submission(final.submission_path)
-    summary, table = summarize(session, final, folder)
+    predicting = inference_step(session, final, data_dir, inference, folder)
+    summary, table = summarize(session, final, folder, predicting)
     folder.write_summary(summary, table)
     say(table)
     return final
@@ -100,8 +104,10 @@ def plan_auto(data_dir: Path, budget_s: float, base: PodiumConfig, ladder: str, 
     return make_plan(timings, rungs, w, budget_s, clock.now() - start, device, name, base.cv.folds), notes
 
 
-def summarize(session: Session, final: Run, folder: AutoFolder) -> tuple[dict[str, Any], str]:
-    """summary.json's content and its table: each step's predicted and actual minutes, the budget used."""
+def summarize(session: Session, final: Run, folder: AutoFolder,
+              predicting: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """summary.json's content and its table: each step's predicted and actual minutes, the budget used, the
+    hidden test set's forecast (``predicting``)."""
     wall, budget = session.elapsed, session.plan.budget_s
     metrics = final.metrics
     summary = {
@@ -109,12 +115,13 @@ def summarize(session: Session, final: Run, folder: AutoFolder) -> tuple[dict[st
         "final_kind": "ensemble" if is_ensemble(final.path) else "run", "metric": metrics.get("metric"),
         "cv_score": metrics.get("cv_score"), "folds": session.plan.folds, "ratio": session.ratio,
         "submission": str(folder.submission_path) if folder.submission_path.is_file() else None,
-        "steps": [dataclasses.asdict(s) for s in session.steps], "notes": session.notes,
+        "steps": [dataclasses.asdict(s) for s in session.steps], "notes": session.notes, "inference": predicting,
     }
     rows = ["| step | kind | predicted min | actual min | score | note |", "| --- | --- | --- | --- | --- | --- |"]
     rows += [f"| {s.name} | {s.kind} | {minutes(s.predicted_s)} | {minutes(s.actual_s)} | "
              f"{'' if s.score is None else f'{s.score:.4f}'} | {s.note} |" for s in session.steps]
     rows += ["", f"budget used: {minutes(wall)} of {minutes(budget)} min ({wall / budget:.0%}); final "
              f"{summary['final_kind']} {final.path.name}: CV {metrics.get('metric')} {metrics.get('cv_score', 0):.4f}",
+             *([f"inference forecast: {predicting['line']}"] if predicting and "line" in predicting else []),
              *session.notes]
     return summary, "\n".join(rows)
