@@ -27,9 +27,11 @@ The experiment log row lives in ``podium.db`` beside the run folder, whatever th
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import socket
+import tarfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -284,6 +286,32 @@ class Run(FoldFiles, PredictionFiles):
         """folds.csv copied byte for byte from ``source`` (``podium merge``; training rewrites it as it reads it)."""
         if self.writer:
             write_with(self.folds_path, lambda tmp: shutil.copyfile(source.folds_path, tmp))
+
+    def archive(self) -> bytes:
+        """The whole folder as tar.gz bytes, to travel to another machine (a Ray task's run, back to the driver)."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            tar.add(self.path, arcname=self.path.name)
+        return buffer.getvalue()
+
+    @classmethod
+    def unpack(cls, archive: bytes, root: str | Path) -> Run:
+        """The run folder that ``archive`` holds, unpacked under ``root`` (a folder already there is refused) and
+        added to that root's experiment log. Member paths are kept inside the folder (``filter="data"``)."""
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            name = tar.getmembers()[0].name.split("/")[0]
+            run = cls(Path(root).expanduser() / name)
+            if run.path.exists():
+                raise PodiumError(f"Cannot bring run {name} back: {run.path} already exists.")
+            tmp = run.path.with_name(f".{name}.part")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tar.extractall(tmp, filter="data")
+        (tmp / name).rename(run.path)  # whole or not at all
+        shutil.rmtree(tmp, ignore_errors=True)
+        info = run.info
+        run.record(name=name, **{k: info.get(k) for k in ("started", "status", "data_dir", "task", "metric",
+                                                          "cv_score", "wall_s", "validated")})
+        return run
 
     INFERENCE_FILES = ("run.json", "config.yaml", "decisions.json", "metrics.json")
 
