@@ -110,3 +110,25 @@ def test_ray_without_an_address_is_local(single_dir: Path, tiny: tuple[str, ...]
     code, err = cli("sweep", str(single_dir), "--grid", "train.lr=0.1,0.2", "--storage", "sqlite:///x.db", "--ray",
                     *tiny)
     assert code == 2 and "not both" in err
+
+
+def test_search_on_ray_asks_and_tells_on_the_driver(local_ray: None, single_dir: Path, tiny: tuple[str, ...],
+                                                    tmp_path: Path) -> None:
+    import optuna
+
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {type: float, low: 0.0001, high: 0.01, log: true}\n"
+                     "model.name: {type: categorical, choices: [test_resnet, no_such_net]}\n")
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="r", storage=url, direction="maximize")
+    study.enqueue_trial({"train.lr": 0.001, "model.name": "no_such_net"})  # the first two trials known in advance
+    study.enqueue_trial({"train.lr": 0.002, "model.name": "test_resnet"})
+    best = podium.search(single_dir, space, trials=3, overrides=tiny, storage=url, study="r", ray=True)
+    study = optuna.load_study(study_name="r", storage=url)
+    assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
+    for t in study.trials:  # each trial's run trained by a task; a failing one told failed with its reason
+        if t.params["model.name"] == "no_such_net":
+            assert t.state.name == "FAIL" and "no_such_net" in t.user_attrs["reason"]
+        else:
+            assert t.state.name == "COMPLETE" and Run(t.user_attrs["run_dir"]).metrics["cv_score"] == t.value
+    assert best["run_dir"] and best["params"]["model.name"] == "test_resnet"
