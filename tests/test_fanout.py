@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import datagen
 import podium
 from podium.config import PodiumConfig, merge, to_dict
+from podium.core.errors import Interrupted
 from podium.multirun.fanout import RayOptions, TaskPool
 from podium.multirun.sweep import run_combination
 from podium.runs.run import Run
@@ -132,3 +134,18 @@ def test_search_on_ray_asks_and_tells_on_the_driver(local_ray: None, single_dir:
         else:
             assert t.state.name == "COMPLETE" and Run(t.user_attrs["run_dir"]).metrics["cv_score"] == t.value
     assert best["run_dir"] and best["params"]["model.name"] == "test_resnet"
+
+
+def test_ctrl_c_on_the_driver_cancels_the_tasks_and_leaves_resumable_runs(local_ray: None, single_dir: Path,
+                                                                          tiny: tuple[str, ...],
+                                                                          tmp_path: Path) -> None:
+    cfg = merge(PodiumConfig(), [*tiny, "train.epochs=20", "run.name=cancelled"])
+    with pytest.raises(Interrupted), TaskPool(RayOptions(retries=0), single_dir) as pool:
+        pool.submit(0, run_combination, str(single_dir), to_dict(cfg), 1)
+        deadline = time.time() + 300
+        while not any(Run(p).status == "running" for p in (tmp_path / "runs").glob("cancelled-*/")
+                      if Run.is_run(p)) and time.time() < deadline:
+            time.sleep(0.5)
+        raise KeyboardInterrupt  # as Ctrl-C would, while the driver waits for its tasks
+    (run,) = [Run(p) for p in (tmp_path / "runs").glob("cancelled-*/") if Run.is_run(p)]
+    assert run.status == "interrupted" and run.info["reason"] == "SIGINT"  # `podium resume` continues it

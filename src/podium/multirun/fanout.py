@@ -26,7 +26,7 @@ from __future__ import annotations
 import signal
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,8 @@ def run_configs(data_dir: str | Path, cfgs: list[PodiumConfig], options: RayOpti
     finished here are not sent out (a node without the driver's runs root would train them again)."""
     with TaskPool(options, data_dir) as pool:
         for i, cfg in enumerate(cfgs):
+            # an absolute runs root: a worker's current folder is not the driver's
+            cfg = replace(cfg, run=replace(cfg.run, root=str(Path(cfg.run.root).expanduser().resolve())))
             run = find_run(cfg)
             if run is not None and run.status == "done":
                 yield i, {"run_dir": str(run.path), "status": "done", "reason": ""}
@@ -201,8 +203,9 @@ def run_configs(data_dir: str | Path, cfgs: list[PodiumConfig], options: RayOpti
 
 def train_folds(data_dir: str | Path, cfg: PodiumConfig, options: RayOptions) -> Run:
     """``train --ray``: every fold a part run (``<name>-part<k>``, ``cv.train_folds=k``) trained as a task, then
-    the parts merged as ``podium merge`` does into ``<name>-<timestamp>``. A failed part stops with its reason and
-    leaves the others (the same command resumes them); every check of the input runs here first."""
+    the parts merged as ``podium merge`` does into ``<name>-<timestamp>``. A failed part is reported with its reason
+    once the others have ended (the same command skips the finished parts and resumes the interrupted ones); every
+    check of the input runs here first."""
     from podium.multirun.merge import merge as merge_parts
     from podium.pipeline import plan_run
 
@@ -210,15 +213,14 @@ def train_folds(data_dir: str | Path, cfg: PodiumConfig, options: RayOptions) ->
     name = cfg.run.name or f"{plan.data_dir.name}-{cfg.model.name}"
     parts = [validate(merge(cfg, [f"cv.train_folds={k}", f"run.name={name}-part{k}", "run.report=false"]))
              for k in plan.todo] if len(plan.todo) > 1 else [cfg]
-    done: dict[int, str] = {}
-    for i, outcome in run_configs(plan.data_dir, parts, options):
-        if outcome["status"] != "done":
-            raise PodiumError(f"Fold {plan.todo[i]} failed on Ray: {outcome['reason'] or outcome['status']}")
-        done[i] = outcome["run_dir"]
+    outcomes = dict(run_configs(plan.data_dir, parts, options))  # every part ends before a failure is reported
+    for i in sorted(outcomes):
+        if outcomes[i]["status"] != "done":
+            raise PodiumError(f"Fold {plan.todo[i]} failed on Ray: {outcomes[i]['reason'] or outcomes[i]['status']}")
     if len(parts) == 1:
-        return Run(done[0])
+        return Run(outcomes[0]["run_dir"])
     out = Run.create(cfg, plan.data_dir)  # an empty folder, named as a serial run's
-    return merge_parts([done[i] for i in sorted(done)], out.path)
+    return merge_parts([outcomes[i]["run_dir"] for i in sorted(outcomes)], out.path)
 
 
 def search_trials(study: Any, data_dir: Path, base: PodiumConfig, params: list[Any], n_trials: int,
