@@ -6,10 +6,12 @@ written there and must travel back to the driver, where the merged run is scored
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,8 +44,19 @@ def stop(proc: subprocess.Popen) -> None:
             proc.kill()
 
 
+def wait_for_port(port: int, head: subprocess.Popen, deadline: float) -> None:
+    """Until the head's GCS accepts connections (or the head has exited, or the deadline passed)."""
+    while time.time() < deadline:
+        assert head.poll() is None, "ray start --head exited"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(1)
+    raise AssertionError("the Ray head did not start")
+
+
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
     """A head and a worker node; the worker's view of ``tmp_path/runs`` is a private, empty tmpfs."""
     if not RAY.is_file() or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
         pytest.skip("needs Ray's `ray` command and `unshare -m` (a private mount on the worker node)")
@@ -51,24 +64,21 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     runs.mkdir()
     port = free_port()
     address = f"127.0.0.1:{port}"
+    temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit in 107 characters
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a cluster of this test alone, on 127.0.0.1: no token
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    common = ["--block", "--node-ip-address=127.0.0.1", "--include-dashboard=false"]
-    head = subprocess.Popen([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=0",
-                             f"--temp-dir={tmp_path / 'ray-head'}", *common], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    worker_cmd = (f"mount -t tmpfs tmpfs {runs} && exec {RAY} start --address={address} --num-cpus=2 "
-                  f"--temp-dir={tmp_path / 'ray-worker'} {' '.join(c for c in common if 'dashboard' not in c)}")
-    worker = subprocess.Popen(["unshare", "-m", "sh", "-c", worker_cmd], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    head = subprocess.Popen([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=0", "--block",
+                             f"--temp-dir={temp / 'head'}", "--include-dashboard=false"], **quiet)
+    worker_cmd = (f"mount -t tmpfs tmpfs {runs} && exec {RAY} start --address={address} --num-cpus=2 --block "
+                  f"--temp-dir={temp / 'worker'}")
+    worker = subprocess.Popen(["unshare", "-m", "sh", "-c", worker_cmd], **quiet)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                ray.init(address=address, log_to_driver=False)
-                break
-            except (ConnectionError, RuntimeError):
-                time.sleep(2)
+        deadline = time.time() + 180
+        wait_for_port(port, head, deadline)
+        ray.init(address=address, log_to_driver=False)
         while len([n for n in ray.nodes() if n["Alive"]]) < 2 and time.time() < deadline:
+            assert worker.poll() is None, "the worker's ray start exited"
             time.sleep(1)
         assert len([n for n in ray.nodes() if n["Alive"]]) == 2, "the worker node did not join"
         yield address, runs
@@ -76,6 +86,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         ray.shutdown()
         stop(worker)
         stop(head)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 @pytest.mark.slow
