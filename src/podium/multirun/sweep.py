@@ -218,7 +218,8 @@ def in_processes(fn: Callable[..., Any], calls: list[tuple[Any, ...]], jobs: int
     gpus, found = context.Queue(), visible_gpus()
     for gpu in itertools.islice(itertools.cycle(found), jobs if found else 0):
         gpus.put(gpu)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=take_gpu, initargs=(gpus,)) as pool:
+    pinned = {"initializer": take_gpu, "initargs": (gpus,)} if found else {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, **pinned) as pool:
         futures = [pool.submit(fn, *args) for args in calls]
         yield from enumerate(futures)
 
@@ -234,11 +235,12 @@ def visible_gpus() -> list[str]:
                                                                                range(torch.cuda.device_count())]
 
 
-def take_gpu(gpus: Any) -> None:
-    """A worker process's start: the next GPU of the queue becomes its only one (before it touches CUDA)."""
+def take_gpu(gpus: Any, wait: float = 10.0) -> None:
+    """A worker process's start: the next GPU of the queue becomes its only one (before it touches CUDA). The queue
+    holds one GPU per worker; a worker started later in place of one that died finds it empty and sees them all."""
     try:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get_nowait()
-    except queue.Empty:  # no GPU here
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get(timeout=wait)
+    except queue.Empty:
         pass
 
 
