@@ -145,13 +145,13 @@ class TaskPool:
         key = self.pending.pop(ref)
         try:
             outcome = self.ray.get(ref)
+            self.bring_back(outcome)
         except self.ray.exceptions.RayTaskError as e:  # the task raised: its own error, not Ray's wrapper
             cause = e.cause if e.cause is not None else e
             text = str(cause) if isinstance(cause, PodiumError) else f"{type(cause).__name__}: {cause}"
             return key, failed(text)
         except self.ray.exceptions.RayError as e:  # its worker or node died (after the retries), out of memory
             return key, failed(f"{type(e).__name__}: {e}")
-        self.bring_back(outcome)
         return key, outcome
 
     def bring_back(self, outcome: dict[str, Any]) -> None:
