@@ -27,11 +27,9 @@ The experiment log row lives in ``podium.db`` beside the run folder, whatever th
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
-import tarfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +43,7 @@ import yaml
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv, write_json, write_text, write_with
-from podium.runs.files import alive, git_commit, new_folder, read_csv, read_json
+from podium.runs.files import alive, git_commit, new_folder, pack_folder, read_csv, read_json, unpack_folder
 from podium.runs.fold_files import FoldFiles
 from podium.runs.log import list_runs, record_run
 from podium.runs.predictions import PredictionFiles
@@ -289,28 +287,16 @@ class Run(FoldFiles, PredictionFiles):
 
     def archive(self) -> bytes:
         """The whole folder as tar.gz bytes, to travel to another machine (a Ray task's run, back to the driver)."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-            tar.add(self.path, arcname=self.path.name)
-        return buffer.getvalue()
+        return pack_folder(self.path)
 
     @classmethod
     def unpack(cls, archive: bytes, root: str | Path) -> Run:
         """The run folder that ``archive`` holds, unpacked under ``root`` (a folder already there is refused) and
-        added to that root's experiment log. Member paths are kept inside the folder (``filter="data"``)."""
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
-            name = tar.getmembers()[0].name.split("/")[0]
-            run = cls(Path(root).expanduser() / name)
-            if run.path.exists():
-                raise PodiumError(f"Cannot bring run {name} back: {run.path} already exists.")
-            tmp = run.path.with_name(f".{name}.part")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tar.extractall(tmp, filter="data")
-        (tmp / name).rename(run.path)  # whole or not at all
-        shutil.rmtree(tmp, ignore_errors=True)
+        added to that root's experiment log."""
+        run = cls(unpack_folder(archive, root))
         info = run.info
-        run.record(name=name, **{k: info.get(k) for k in ("started", "status", "data_dir", "task", "metric",
-                                                          "cv_score", "wall_s", "validated")})
+        run.record(name=run.path.name, **{k: info.get(k) for k in ("started", "status", "data_dir", "task", "metric",
+                                                                   "cv_score", "wall_s", "validated")})
         return run
 
     INFERENCE_FILES = ("run.json", "config.yaml", "decisions.json", "metrics.json")
