@@ -26,7 +26,7 @@ from ray_faults import dies_once_in_fold_1
 ray = pytest.importorskip("ray")
 HERE = Path(__file__).resolve().parent
 FILES = ("oof.csv", "decisions.json", "test_predictions.csv", "submission.csv", "folds.csv")
-SAME = ["train.lr", "train.seed", "status", "metric", "cv_score", "cv_score_no_tta", "params", "rank", "reason"]
+SAME = ["model.name", "train.lr", "status", "metric", "cv_score", "cv_score_no_tta", "params", "rank", "reason"]
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +56,16 @@ def test_three_folds_on_ray_equal_the_serial_run(local_ray: None, tmp_path: Path
 
 
 def test_a_sweep_on_ray_gives_the_table_of_jobs_1(local_ray: None, single_dir: Path, tiny: tuple[str, ...]) -> None:
-    grid = ["train.lr=0.001,0.003", "train.seed=1,2"]
+    grid = ["model.name=no_such_net,test_resnet", "train.lr=0.001,0.003"]
     serial = podium.sweep(single_dir, grid, overrides=tiny, name="serial")
     fanned = podium.sweep(single_dir, grid, overrides=tiny, name="fanned", ray="local")
-    assert fanned["status"].tolist() == ["done"] * 4
+    assert fanned["status"].tolist() == ["failed", "failed", "done", "done"]  # a failed point blocks no other
+    assert "no_such_net" in fanned["reason"].iloc[0] and len(fanned["reason"].iloc[0].splitlines()) == 1
     pd.testing.assert_frame_equal(fanned[SAME], serial[SAME])
-    saved = pd.read_csv(Path(fanned.attrs["path"]))
+    saved = pd.read_csv(Path(fanned.attrs["path"]), keep_default_na=False)
     runs_root = Path(fanned.attrs["folder"]).parents[1]
-    assert saved["run"].tolist() == fanned["run"].tolist() and all(Run.is_run(runs_root / r) for r in saved["run"])
+    assert saved["run"].tolist() == fanned["run"].tolist()
+    assert all(Run.is_run(runs_root / r) for r in saved["run"] if r)
 
 
 def test_a_killed_worker_is_retried_and_its_run_resumes(local_ray: None, single_dir: Path, tiny: tuple[str, ...],
