@@ -55,3 +55,23 @@ def test_the_sweep_folder_writes_its_description_and_table(tmp_path: Path) -> No
     assert list(plan) == ["data_dir", "axes", "storage", "study", "runs"] and plan["runs"] == ["s-32", "s-48"]
     assert folder.write_table(pd.DataFrame({"run": ["s-32"], "status": ["done"]})) == folder.table_path
     assert pd.read_csv(folder.table_path)["status"].tolist() == ["done"]
+
+
+def test_a_run_folder_travels_as_bytes_and_lands_whole(tmp_path: Path) -> None:
+    from podium.core.errors import PodiumError
+    from podium.runs.run import experiment_log
+
+    source = Run(tmp_path / "node" / "r-20261207-101500")  # a Ray task's run on another machine
+    (source.path / "fold0").mkdir(parents=True)
+    (source.path / "run.json").write_text(json.dumps({"status": "done", "data_dir": "/data", "task": "multiclass",
+                                                      "metric": "accuracy", "cv_score": 0.5, "started": "now"}))
+    (source.path / "fold0" / "best.pt").write_bytes(bytes(range(256)) * 4)
+    archive = source.archive()
+    here = Run.unpack(archive, tmp_path / "driver")
+    assert here.path == (tmp_path / "driver" / source.path.name).resolve() and here.status == "done"
+    for name in ("run.json", "fold0/best.pt"):
+        assert (here.path / name).read_bytes() == (source.path / name).read_bytes()
+    assert [r["name"] for r in experiment_log(tmp_path / "driver")] == [source.path.name]  # the driver's log has it
+    assert [p.name for p in (tmp_path / "driver").iterdir() if p.name.startswith(".")] == []  # no half-unpacked copy
+    with pytest.raises(PodiumError, match="already exists"):
+        Run.unpack(archive, tmp_path / "driver")

@@ -4,6 +4,7 @@ once, a failed one is retried, and the table is read from the storage."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,9 +71,7 @@ def test_another_grid_under_the_same_name_is_refused(single_dir: Path, tiny: tup
     assert claimed.number == 0 and claim(optuna, study).number == 1 and claim(optuna, study) is None
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    storage = study._storage
-    storage.set_trial_user_attr(storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name("sweep-g"), 0), "pid", dead.pid)
+    claimed.set_user_attr("pid", dead.pid)
     again = open_grid(optuna, url, first)  # the dead claim is failed and queued again; the live one is left alone
     assert [t.state.name for t in again.trials] == ["FAIL", "RUNNING", "WAITING"]
     assert again.trials[2].user_attrs == {"combo": 0, "attempt": 2}
@@ -98,3 +97,13 @@ def test_a_sweep_storage_the_user_cannot_lock_is_one_line(single_dir: Path, tiny
     assert code == 2 and "Cannot lock the study storage" in err and "Permission denied" in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert not list((tmp_path / "runs").glob("*/run.json"))  # no run trained
+
+
+def test_no_private_optuna_attribute_in_the_code() -> None:
+    """The grid is shared through Optuna's public API only (ask, tell, enqueue_trial, user attributes): a private
+    attribute such as ``study._storage`` changes without notice between Optuna releases."""
+    src = Path(SRC) / "podium"
+    private = re.compile(r"\._(storage|study_id|trial_id|cached_frozen_trial)\b|optuna\.[a-z_.]*\._[a-z]")
+    found = [f"{p.relative_to(src)}:{n}" for p in sorted(src.rglob("*.py"))
+             for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if private.search(line)]
+    assert not found, found

@@ -97,3 +97,27 @@ def test_a_sweep_where_every_combination_fails_exits_1(single_dir: Path, tiny: t
     table = pd.read_csv(tmp_path / "runs" / "sweeps" / "oom" / "sweep.csv")
     assert table["status"].tolist() == ["failed", "failed"]
     assert table["reason"].tolist() == ["RuntimeError: CUDA out of memory"] * 2
+
+
+def test_each_worker_process_sees_one_gpu_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import os
+
+    import torch
+
+    from podium.multirun.sweep import take_gpu, visible_gpus
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert visible_gpus() == []  # no CUDA: nothing to pin, the workers keep the environment as it is
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert visible_gpus() == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # the user's own choice of GPUs is what is shared out
+    assert visible_gpus() == ["3", "5"]
+    gpus = multiprocessing.get_context("spawn").Queue()
+    gpus.put("5")
+    take_gpu(gpus)  # a worker process's initializer: its one GPU
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    take_gpu(gpus, wait=0.1)  # the queue is empty (a worker replacing one that died): left as it is
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"

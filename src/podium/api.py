@@ -75,15 +75,27 @@ def make_config(config: str | Path | PodiumConfig | dict | None = None, override
 
 
 def train(data_dir: str | Path, config: str | Path | PodiumConfig | dict | None = None,
-          overrides: list[str] | tuple[str, ...] = (), **sections: dict[str, Any]) -> Run:
+          overrides: list[str] | tuple[str, ...] = (), ray: str | bool | None = None, cpus_per_task: float = 1.0,
+          gpus_per_task: float | None = None, retries: int = 2, **sections: dict[str, Any]) -> Run:
     """Train K folds on ``data_dir``: OOF metrics and decisions, test predictions and a validated submission.
 
     ``config``: a YAML file, a PodiumConfig or a dict; ``sections``: ``model={...}``, ``train={...}``, ...;
-    ``overrides``: dotted ``section.key=value`` strings. Returns the finished Run.
+    ``overrides``: dotted ``section.key=value`` strings. ``ray``: each fold a Ray task (``True``/``"local"``: Ray on
+    this machine; ``"HOST:6379"``: that cluster), holding ``cpus_per_task`` cores and ``gpus_per_task`` GPUs
+    (default: one GPU when the cluster has GPUs), a task whose worker died retried ``retries`` times; the folds are
+    merged as ``merge`` does. Returns the finished Run.
     """
+    from podium.multirun.fanout import ray_options
+
+    options = ray_options(ray, cpus_per_task, gpus_per_task, retries)  # Ray's options checked before the data
+    cfg = make_config(config, overrides, **sections)
+    if options is not None:
+        from podium.multirun.fanout import train_folds
+
+        return train_folds(data_dir, cfg, options)
     from podium.pipeline import train as run_pipeline
 
-    return run_pipeline(data_dir, make_config(config, overrides, **sections))
+    return run_pipeline(data_dir, cfg)
 
 
 @_reads_saved_runs
@@ -197,23 +209,30 @@ def pack(*folders: str | Path | Run, out: str | Path, base: str | Path | None = 
 
 def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
           config: str | Path | PodiumConfig | dict | None = None, overrides: list[str] | tuple[str, ...] = (),
-          name: str = "", jobs: int = 1, storage: str = "", retries: int = 1,
-          **sections: dict[str, Any]) -> pd.DataFrame:
+          name: str = "", jobs: int = 1, storage: str = "", retries: int = 2, ray: str | bool | None = None,
+          cpus_per_task: float = 1.0, gpus_per_task: float | None = None, **sections: dict[str, Any]) -> pd.DataFrame:
     """Train every combination of the ``grid`` axes (``["model.name=a,b", "model.img_size=128,160"]``) on top of the
     config, each an ordinary run; finished combinations of an earlier call are skipped and an interrupted one
     resumes. ``jobs`` > 1 runs combinations in parallel processes sharing the CPU cores. ``storage``: an Optuna RDB
     URL that several processes or machines share the grid through (each combination trained once, a failed one
-    retried up to ``retries`` times; the table is read from the storage). Returns the sweep table (also
+    retried up to ``retries`` times; the table is read from the storage). ``ray``: each combination a Ray task
+    (``True``/``"local"``, or a cluster's ``"HOST:6379"``; ``cpus_per_task``, ``gpus_per_task`` as in ``train``; a
+    task whose worker died retried ``retries`` times). Returns the sweep table (also
     ``<run.root>/sweeps/<name>/sweep.csv``)."""
+    from podium.multirun.fanout import ray_options
     from podium.multirun.shared_sweep import run_shared_sweep
     from podium.multirun.sweep import plan_sweep, run_sweep
 
+    options = ray_options(ray, cpus_per_task, gpus_per_task, retries)
+    if storage and options is not None:
+        raise PodiumError("Give --storage (machines sharing a grid through a database) or --ray (a Ray cluster), "
+                          "not both.")
     if storage:
         from podium.multirun.search import check_storage_url
 
         check_storage_url(storage)  # before the data is checked
     plan = plan_sweep(data_dir, make_config(config, overrides, **sections), grid, name, jobs)
-    table = run_shared_sweep(plan, storage, retries=retries) if storage else run_sweep(plan)
+    table = run_shared_sweep(plan, storage, retries=retries) if storage else run_sweep(plan, ray=options)
     # for the command line's table and the path it prints
     table.attrs.update(axes=list(plan.axes), folder=str(plan.folder.path), path=str(plan.folder.table_path))
     return table
@@ -221,16 +240,21 @@ def sweep(data_dir: str | Path, grid: list[str] | tuple[str, ...],
 
 def search(data_dir: str | Path, space: str | Path, trials: int, config: str | Path | PodiumConfig | dict | None = None,
            overrides: list[str] | tuple[str, ...] = (), storage: str = "", study: str = "", jobs: int = 1,
-           **sections: dict[str, Any]) -> dict[str, Any]:
+           ray: str | bool | None = None, cpus_per_task: float = 1.0, gpus_per_task: float | None = None,
+           retries: int = 2, **sections: dict[str, Any]) -> dict[str, Any]:
     """Optuna search over the YAML ``space`` (``section.key: {type, low, high, log, choices}``) on top of the config,
     each trial a run, until the study holds ``trials`` finished trials; ``storage``: an Optuna RDB URL (default:
     SQLite in the runs root, shareable by several processes), ``study``: its name (continued when it exists);
     ``jobs`` > 1 runs trials in that many processes sharing the CPU cores. Returns the best trial: number, value,
-    params, run_dir, metric, and ``command``: the ``podium train`` line that trains it again."""
+    params, run_dir, metric, and ``command``: the ``podium train`` line that trains it again. ``ray``: the study
+    stays in this process (ask and tell) and each trial's run is a Ray task, not pruned (options as in ``train``)."""
+    from podium.multirun.fanout import ray_options
     from podium.multirun.search import search as run_search
     from podium.multirun.search import train_command
 
-    best = run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study, jobs)
+    options = ray_options(ray, cpus_per_task, gpus_per_task, retries)
+    best = run_search(data_dir, make_config(config, overrides, **sections), space, trials, storage, study, jobs,
+                      options)
     cfg_path = config if isinstance(config, (str, Path)) else None
     return {**best, "command": train_command(data_dir, cfg_path, overrides, best["params"])}
 

@@ -32,6 +32,29 @@ RunDir = Annotated[Path, typer.Argument(help="Run folder made by podium train (o
 Jobs = Annotated[int, typer.Option(help="Runs at once, in separate processes sharing the CPU cores (train.threads = "
                                         "cores // jobs); keep 1 on a single GPU.")]
 
+# --ray [ADDRESS]: without an address (see ray_flag), Ray starts on this machine
+RayAddress = Annotated[str, typer.Option("--ray", metavar="[ADDRESS]", show_default=False,
+                                         help="Run each fold / grid point / trial as a Ray task: --ray alone starts "
+                                              "Ray on this machine; --ray HOST:6379 (or auto) joins that cluster.")]
+CpusPerTask = Annotated[float, typer.Option(help="With --ray: CPU cores each task holds (its torch threads).")]
+GpusPerTask = Annotated[Optional[float], typer.Option(help="With --ray: GPUs each task holds (0.25 packs four on one "
+                                                           "GPU); default 1 when the cluster has GPUs, else 0.",
+                                                      show_default=False)]
+Retries = Annotated[int, typer.Option(help="With --ray: times a task whose worker died is started again (resuming "
+                                           "its run when its folder is on shared storage). With --storage: times a "
+                                           "failed combination is queued again.")]
+
+
+def ray_flag(argv: list[str]) -> list[str]:
+    """``--ray`` given without an address gets ``local``: the next argument is its address only when it looks like
+    one (``auto``, ``local``, ``host:port``, ``ray://...``), not a data folder or an override."""
+    out = list(argv)
+    for i in reversed([i for i, a in enumerate(out) if a == "--ray"]):
+        following = out[i + 1] if i + 1 < len(out) else ""
+        if not (following in ("auto", "local") or (":" in following and "=" not in following)):
+            out.insert(i + 1, "local")
+    return out
+
 
 class ConfigHelpCommand(typer.core.TyperCommand):
     """A command whose help ends with every config key, its default, choices and range. Built only when help is
@@ -49,11 +72,15 @@ SkipBad = Annotated[bool, typer.Option("--skip-bad", help="Drop unreadable train
 
 
 @app.command(cls=ConfigHelpCommand)
-def train(data_dir: DataDir, overrides: Overrides = None, config: ConfigFile = None, skip_bad: SkipBad = False) -> None:
-    """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set."""
+def train(data_dir: DataDir, overrides: Overrides = None, config: ConfigFile = None, skip_bad: SkipBad = False,
+          ray: RayAddress = "", cpus_per_task: CpusPerTask = 1.0, gpus_per_task: GpusPerTask = None,
+          retries: Retries = 2) -> None:
+    """Train K folds on DATA_DIR; write OOF metrics, and test predictions plus submission when there is a test set.
+    With --ray each fold is a Ray task and the folds are merged as `podium merge` does."""
     from podium.api import train as run
 
-    run(data_dir, config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])])
+    run(data_dir, config, [*(overrides or []), *(["data.skip_bad=true"] if skip_bad else [])], ray=ray,
+        cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, retries=retries)
 
 
 @app.command(cls=ConfigHelpCommand)
@@ -279,14 +306,18 @@ def sweep(
     storage: Annotated[str, typer.Option(help="Optuna storage URL (sqlite:///file.db, postgresql://...) through "
                                               "which several machines share the grid, each combination run once.")]
     = "",
-    retries: Annotated[int, typer.Option(help="With --storage: times a failed combination is queued again.")] = 1,
+    retries: Retries = 2,
+    ray: RayAddress = "",
+    cpus_per_task: CpusPerTask = 1.0,
+    gpus_per_task: GpusPerTask = None,
 ) -> None:
     """Train every combination of the --grid axes on DATA_DIR (each an ordinary run) and print the sweep table (also
     <run.root>/sweeps/<name>/sweep.csv). Run it again to continue: finished combinations are skipped, an interrupted
     one resumes, a failed one is retried. Exits with status 1 when every combination failed."""
     from podium.api import sweep as run
 
-    table = run(data_dir, grid or [], config, overrides or [], name, jobs, storage, retries)
+    table = run(data_dir, grid or [], config, overrides or [], name, jobs, storage, retries, ray=ray,
+                cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
     saved = Path(table.attrs["path"])
     show_sweep(table, table.attrs["axes"], saved)
     if (table["status"] == "failed").all():  # a script or CI job must not read an all-failed sweep as success
@@ -309,13 +340,18 @@ def search(
     overrides: Overrides = None,
     config: ConfigFile = None,
     jobs: Jobs = 1,
+    ray: RayAddress = "",
+    cpus_per_task: CpusPerTask = 1.0,
+    gpus_per_task: GpusPerTask = None,
+    retries: Retries = 2,
 ) -> None:
     """Search hyper-parameters with Optuna (TPE sampler, median pruning on fold 0's per-epoch validation metric),
     each trial an ordinary run (a pruned one is marked pruned); print the best trial as a ready `podium train`
     command."""
     from podium.api import search as run
 
-    best = run(data_dir, space, trials, config, overrides or [], storage, study, jobs)
+    best = run(data_dir, space, trials, config, overrides or [], storage, study, jobs, ray=ray,
+               cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task, retries=retries)
     console().print(f"study {best['study']} ({best['storage']}): best trial {best['number']}, cv {best['metric']} "
                     f"{best['value']:.4f}, run {best['run_dir']}")
     console(soft_wrap=True).print(best["command"])
@@ -329,7 +365,7 @@ def main() -> None:
     """Console-script entry point: user errors become one red line and exit status 2; an interrupted run exits
     128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM) after saying how to resume it."""
     try:
-        app()
+        app(args=ray_flag(sys.argv[1:]))
     except PodiumError as e:
         err.print(Text.assemble(("error:", "red"), f" {e}"))  # the message verbatim: no markup, no emoji codes
         sys.exit(2)

@@ -7,7 +7,8 @@
                  ``<run.root>/optuna.db`` (SQLite, created under a file lock so that processes starting together do
                  not race); any Optuna storage URL lets several processes or machines work on one study, each trial
                  claimed by one of them. ``trials`` caps the study's finished trials; ``jobs`` runs that many worker
-                 processes here, the CPU cores divided between them. A pruned trial's run is marked ``pruned``.
+                 processes here, the CPU cores divided between them; ``ray`` runs each trial as a Ray task, asked and
+                 told on this process (``fanout.search_trials``). A pruned trial's run is marked ``pruned``.
     train_command  the best trial as a ready ``podium train`` command line
 """
 
@@ -232,13 +233,14 @@ def first_values(params: list[Param]) -> list[str]:
 
 
 def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: int, storage: str = "",
-           study: str = "", jobs: int = 1) -> dict[str, Any]:
+           study: str = "", jobs: int = 1, ray: Any = None) -> dict[str, Any]:
     """Run trials of the study until it holds ``trials`` finished ones (with other processes, if they share it);
     return the best trial: {number, value, params, run_dir, metric}.
 
     Every check of the user's input (the space file, --storage, the data folder through ``pipeline.plan_run``)
     comes before the storage or any folder exists. ``jobs`` > 1 runs the trials in that many processes on the
     shared storage, the CPU cores divided between them (``train.threads``), as ``podium sweep --jobs`` does.
+    ``ray`` (a ``fanout.RayOptions``): the study stays here and each trial's run is a Ray task.
     """
     optuna = optuna_module()
     from podium.pipeline import plan_run
@@ -255,7 +257,11 @@ def search(data_dir: str | Path, base: PodiumConfig, space: str | Path, trials: 
     direction = "maximize" if get_metric(primary).greater_is_better else "minimize"
     the_study = open_study(optuna, url, name, create=True, direction=direction)
     remaining = trials - len(the_study.get_trials(deepcopy=False, states=finished(optuna)))
-    if remaining > 0 and jobs == 1:
+    if remaining > 0 and ray is not None:
+        from podium.multirun.fanout import search_trials
+
+        search_trials(the_study, data_dir, base, params, remaining, ray)
+    elif remaining > 0 and jobs == 1:
         optimize(the_study, data_dir, base, params, primary, trials, remaining)
     elif remaining > 0:
         _optimize_in_processes((str(data_dir), to_dict(base), params, primary, url, name, trials), remaining, jobs)

@@ -4,11 +4,14 @@
                   PostgreSQL, MySQL); its creator enqueues one waiting trial per combination (the grid is kept in the
                   study's user attributes, and a later call with another grid for the same name is refused). A call
                   that finds a combination failed, with nothing queued or running for it, queues it again.
-    work          the queue: a worker claims a waiting trial with the storage's atomic WAITING -> RUNNING update (the
-                  same claim ``study.ask`` makes for enqueued trials), trains the combination as ``podium sweep``
-                  does (``sweep.run_combination``), and records the outcome and the scores in the trial; a failed
-                  combination is queued again up to ``retries`` times. Each combination is claimed by exactly one
-                  worker at a time, so it runs once (plus its retries).
+    work          the queue: a worker takes a waiting trial with Optuna's public ``study.ask()`` (which pops enqueued
+                  trials, WAITING -> RUNNING), trains the combination as ``podium sweep`` does
+                  (``sweep.run_combination``), keeps the outcome and the scores in the trial's user attributes and
+                  tells the study; a failed combination is queued again up to ``retries`` times. On SQLite the ask is
+                  made under the storage's file lock (``search.storage_lock``): SQLite has no ``SELECT ... FOR
+                  UPDATE``, so without it two processes can both read a trial as waiting and both claim it; a server
+                  database locks the row. Each combination is claimed by exactly one worker at a time, so it runs
+                  once (plus its retries).
     shared_table  the sweep table read from the storage: each combination's latest trial (status, scores, speed,
                   memory, run folder, host), so any machine prints the whole grid without seeing the others' disks.
 
@@ -16,14 +19,21 @@ Why not ``optuna.samplers.GridSampler``: it counts a failed trial as visited (no
 has started it hands a running point to the next worker, which would train it a second time; Optuna's queue of
 enqueued trials gives each point to one worker. A worker killed mid-run leaves its trial RUNNING (Optuna's heartbeat
 runs only inside ``study.optimize``): the same command run again on that machine finds the claim's process gone
-(host and pid are kept in the trial), marks it failed and queues it again, and ``run_combination`` resumes the
-interrupted run folder.
+(host and pid are kept in the trial), tells it failed and queues it again, and ``run_combination`` resumes the
+interrupted run folder. Only Optuna's public API is used (``ask``, ``tell``, ``enqueue_trial``, user attributes).
+
+Why the claim was once flaky (two processes on one SQLite file, one exiting 1 with ``UpdateFinishedTrialError``):
+it read the waiting trials, then set each one RUNNING through the storage. A combination that fails in milliseconds
+(``model.name=no_such_net``) was claimed, failed and told by the other process between that read and the claim, so
+the claim hit a finished trial and raised; and SQLite ignores ``FOR UPDATE``, so both could also claim one trial.
+``study.ask`` skips trials finished meanwhile, and the file lock makes look-and-ask one step per machine.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -59,7 +69,7 @@ def open_grid(optuna: Any, url: str, sweep: Sweep) -> Any:
                 raise PodiumError(f"The storage {url} holds sweep {sweep.folder.name} with another grid; give the "
                                   "sweep another --name.")
             else:
-                requeue_failed(optuna, storage, study, sweep)
+                requeue_failed(optuna, study, sweep)
     except ImportError as e:  # the database's driver (psycopg2, PyMySQL, ...) is not installed
         raise PodiumError(f"--storage {url}: {str(e).splitlines()[0]} (its Python driver is missing).") from None
     except DBAPIError as e:
@@ -84,16 +94,13 @@ def fill_queue(study: Any, sweep: Sweep) -> None:
     study.set_user_attr("grid", sweep.runs)
 
 
-def requeue_failed(optuna: Any, storage: Any, study: Any, sweep: Sweep) -> None:
+def requeue_failed(optuna: Any, study: Any, sweep: Sweep) -> None:
     """Each combination whose latest trial failed, or was claimed by a process of this machine that is gone (then
-    marked failed first), queued again as its next attempt."""
+    told failed first), queued again as its next attempt."""
     for i in range(len(sweep.combos)):
         latest = trials_of(study, i)[-1]
         if stale(latest):  # its worker on this machine is gone: failed, and queued again below
-            trial_id = storage.get_trial_id_from_study_id_trial_number(
-                storage.get_study_id_from_name(study.study_name), latest.number)
-            storage.set_trial_user_attr(trial_id, "reason", "its process died")
-            storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+            study.tell(latest.number, state=optuna.trial.TrialState.FAIL)
             latest = trials_of(study, i)[-1]
         if latest.state == optuna.trial.TrialState.FAIL:
             enqueue(study, sweep, i, latest.user_attrs.get("attempt", 1) + 1)
@@ -115,18 +122,20 @@ def trials_of(study: Any, index: int) -> list[Any]:
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("combo") == index]
 
 
-def claim(optuna: Any, study: Any) -> Any | None:
-    """A waiting trial, now RUNNING and ours (the storage's update is atomic: two workers never get the same one);
-    None when the queue is empty."""
-    storage, study_id = study._storage, study._storage.get_study_id_from_name(study.study_name)
-    waiting = optuna.trial.TrialState.WAITING
-    for t in study.get_trials(deepcopy=False, states=(waiting,)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        if storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
-            storage.set_trial_user_attr(trial_id, "host", socket.gethostname())
-            storage.set_trial_user_attr(trial_id, "pid", os.getpid())
-            return t
-    return None
+def claim(optuna: Any, study: Any, url: str = "") -> Any | None:
+    """A waiting trial, now RUNNING and ours (``study.ask`` pops the queue, under ``url``'s lock on SQLite), or None
+    when the queue is empty. A trial asked for when another machine took the last waiting one between our look and
+    our ask holds no combination: it is told failed and ignored."""
+    with storage_lock(url) if url else nullcontext():
+        if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            return None
+        trial = study.ask()
+    if "combo" not in trial.user_attrs:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return None
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    return trial
 
 
 def work(sweep: Sweep, url: str, threads: int = 0, retries: int = 1) -> int:
@@ -135,22 +144,19 @@ def work(sweep: Sweep, url: str, threads: int = 0, retries: int = 1) -> int:
     quiet_optuna(optuna)
     study = open_grid(optuna, url, sweep)
     done = 0
-    while (trial := claim(optuna, study)) is not None:
+    while (trial := claim(optuna, study, url)) is not None:
         index, attempt = trial.user_attrs["combo"], trial.user_attrs["attempt"]
         combo = sweep.combos[index]
         outcome = run_combination(str(sweep.data_dir), to_dict(combo.cfg), threads)
         row = combo_row(combo, outcome)
-        storage = study._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(
-            storage.get_study_id_from_name(study.study_name), trial.number)
         for key in ROW_KEYS:
             value = row.get(key)
-            storage.set_trial_user_attr(trial_id, key, None if pd.isna(value) else value)
+            trial.set_user_attr(key, None if pd.isna(value) else value)
         score = row.get("cv_score")
         if outcome["status"] == "done" and score is not None and not pd.isna(score):
-            study.tell(trial.number, float(score))
+            study.tell(trial, float(score))
         else:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
             if attempt <= retries:
                 enqueue(study, sweep, index, attempt + 1)
         done += 1

@@ -8,8 +8,9 @@
     run_sweep    finished combinations are skipped, an interrupted one resumes (``pipeline.train(None, resume=...)``),
                  the others train; a failing one is recorded failed with its one-line reason and the sweep goes on.
                  With ``jobs`` > 1, combinations run in that many processes, the CPU cores divided between them
-                 (``train.threads``); on one GPU they run one at a time unless asked otherwise. ``in_processes`` and
-                 ``worker_threads`` are that mechanism, shared with ``podium search --jobs``
+                 (``train.threads``), each process on one GPU in turn (``CUDA_VISIBLE_DEVICES``); on one GPU they run
+                 one at a time unless asked otherwise. ``in_processes`` and ``worker_threads`` are that mechanism,
+                 shared with ``podium search --jobs``. With ``ray`` each combination is a Ray task (``fanout``)
     sweep_table  sweep.csv in ``<run.root>/sweeps/<name>/``: every axis value, CV score with and without TTA, seconds
                  per epoch, peak memory, parameters, wall time and status, read back from each run folder
 """
@@ -20,6 +21,7 @@ import hashlib
 import itertools
 import json
 import os
+import queue
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -169,12 +171,19 @@ def run_combination(data_dir: str, raw_cfg: dict[str, Any], threads: int = 0) ->
                 "reason": (reason.splitlines() or [""])[0][:300]}
 
 
-def run_sweep(sweep: Sweep, threads: int = 0) -> pd.DataFrame:
-    """Run every combination (skipping finished ones), writing sweep.csv after each; return the table."""
+def run_sweep(sweep: Sweep, threads: int = 0, ray: Any = None) -> pd.DataFrame:
+    """Run every combination (skipping finished ones), writing sweep.csv after each; return the table. ``ray``: a
+    ``fanout.RayOptions``, each combination a Ray task (a failed one is a failed row; the others go on)."""
     sweep.folder.write_plan(sweep.data_dir, sweep.axes, sweep.runs)
     outcomes: dict[int, dict[str, Any]] = {}
     try:
-        if sweep.jobs == 1:
+        if ray is not None:
+            from podium.multirun.fanout import run_configs
+
+            for i, outcome in run_configs(sweep.data_dir, [c.cfg for c in sweep.combos], ray):
+                outcomes[i] = outcome
+                write_table(sweep, outcomes)
+        elif sweep.jobs == 1:
             for i, combo in enumerate(sweep.combos):
                 outcomes[i] = run_combination(str(sweep.data_dir), to_dict(combo.cfg), threads)
                 write_table(sweep, outcomes)
@@ -201,11 +210,38 @@ def in_processes(fn: Callable[..., Any], calls: list[tuple[Any, ...]], jobs: int
     call order, for the caller to take each result (or error) as it comes. The pool is shut down when the caller has
     gone through them all.
 
-    Workers are spawned, not forked: a forked child would inherit torch's thread pools and Accelerate's state.
+    Workers are spawned, not forked: a forked child would inherit torch's thread pools and Accelerate's state. With
+    GPUs, each worker sees one of them (``CUDA_VISIBLE_DEVICES``, in turn), so the jobs spread over the GPUs instead
+    of all landing on the first.
     """
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    gpus, found = context.Queue(), visible_gpus()
+    for gpu in itertools.islice(itertools.cycle(found), jobs if found else 0):
+        gpus.put(gpu)
+    pinned = {"initializer": take_gpu, "initargs": (gpus,)} if found else {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, **pinned) as pool:
         futures = [pool.submit(fn, *args) for args in calls]
         yield from enumerate(futures)
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (empty without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    given = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return [g.strip() for g in given.split(",") if g.strip()] if given else [str(i) for i in
+                                                                               range(torch.cuda.device_count())]
+
+
+def take_gpu(gpus: Any, wait: float = 10.0) -> None:
+    """A worker process's start: the next GPU of the queue becomes its only one (before it touches CUDA). The queue
+    holds one GPU per worker; a worker started later in place of one that died finds it empty and sees them all."""
+    try:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get(timeout=wait)
+    except queue.Empty:
+        pass
 
 
 def worker_threads(jobs: int, threads: int = 0) -> int:

@@ -1,13 +1,17 @@
 """Plain file helpers of the run and ensemble owners (``Run``, ``Ensemble``): fresh folders, JSON and CSV readers
-with one-line errors, provenance (git commit) and whether a run's process is alive. Nothing outside ``podium.runs``
+with one-line errors, provenance (git commit), whether a run's process is alive, and a folder packed as tar.gz bytes
+to travel between machines (and unpacked). Nothing outside ``podium.runs``
 uses them: other code reads a folder through its owner."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
+import shutil
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -78,3 +82,34 @@ def git_commit(where: Path) -> str | None:
         return sha.stdout.strip()[:12] + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def pack_folder(path: Path) -> bytes:
+    """A folder as tar.gz bytes, its own name as the archive's top folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def unpack_folder(archive: bytes, root: str | Path) -> Path:
+    """The folder of ``pack_folder``'s bytes, unpacked under ``root``; whole or not at all (unpacked beside it, then
+    renamed), an existing folder refused, and nothing written outside it (``filter="data"``)."""
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        members = tar.getmembers()
+        name = members[0].name.split("/")[0]
+        target = Path(root).expanduser().resolve() / name
+        if target.exists():
+            raise PodiumError(f"Cannot bring {name} here: {target} already exists.")
+        tmp = target.with_name(f".{name}.part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(tmp, filter="data")
+        else:  # Python before 3.10.12: the same rule by hand, plain files and folders inside the folder only
+            if any(m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir())
+                   for m in members):
+                raise PodiumError(f"The archive of {name} holds paths outside its folder; not unpacked.")
+            tar.extractall(tmp, members)
+    (tmp / name).rename(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return target

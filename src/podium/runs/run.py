@@ -45,7 +45,7 @@ import yaml
 from podium.config import PodiumConfig, config_hash, dump_yaml, from_dict
 from podium.core.errors import PodiumError
 from podium.core.io import write_csv, write_json, write_text, write_with
-from podium.runs.files import alive, git_commit, new_folder, read_csv, read_json
+from podium.runs.files import alive, git_commit, new_folder, pack_folder, read_csv, read_json, unpack_folder
 from podium.runs.fold_files import FoldFiles
 from podium.runs.log import list_runs, record_run
 from podium.runs.predictions import PredictionFiles
@@ -297,6 +297,20 @@ class Run(FoldFiles, PredictionFiles):
         """folds.csv copied byte for byte from ``source`` (``podium merge``; training rewrites it as it reads it)."""
         if self.writer:
             write_with(self.folds_path, lambda tmp: shutil.copyfile(source.folds_path, tmp))
+
+    def archive(self) -> bytes:
+        """The whole folder as tar.gz bytes, to travel to another machine (a Ray task's run, back to the driver)."""
+        return pack_folder(self.path)
+
+    @classmethod
+    def unpack(cls, archive: bytes, root: str | Path) -> Run:
+        """The run folder that ``archive`` holds, unpacked under ``root`` (a folder already there is refused) and
+        added to that root's experiment log."""
+        run = cls(unpack_folder(archive, root))
+        info = run.info
+        run.record(name=run.path.name, **{k: info.get(k) for k in ("started", "status", "data_dir", "task", "metric",
+                                                                   "cv_score", "wall_s", "validated")})
+        return run
 
     INFERENCE_FILES = ("run.json", "config.yaml", "decisions.json", "metrics.json")
 
