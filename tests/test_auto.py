@@ -83,6 +83,42 @@ def test_the_probe_cache_answers_a_second_time_without_measuring(tmp_path: Path)
     assert TimingCache(tmp_path / "timings.json").get("k") is None  # damaged: measured again
 
 
+def test_cached_timings_follow_the_machine_speed_now(single_dir: Path, tmp_path: Path) -> None:
+    """A cache filled while the machine was busy: the first cached candidate is timed again and the others scaled."""
+    import podium
+    from podium.data.folders.ingest import load_competition
+    from podium.multirun.auto.execute import run_config
+    from podium.multirun.auto.plan import Workload
+    from podium.multirun.auto.probe import probe_ladder
+
+    base = podium.make_config(None, [*datagen.TINY, f"run.root={tmp_path / 'runs'}"])
+    comp = load_competition(single_dir, base.data, check=False)
+    cost = {"test_resnet": 0.01, "test_efficientnet": 0.02, "test_convnext": 0.04}
+    load = {"factor": 4.0}  # a busy machine: everything 4x slower
+    timed: list[str] = []
+
+    def timer(cfg, comp) -> StepTiming:
+        timed.append(cfg.model.name)
+        c = cost[cfg.model.name] * load["factor"]
+        return StepTiming(c, c / 4, 0.001 * load["factor"], 0.1)
+
+    def probe() -> tuple[dict[str, StepTiming], list[str]]:
+        clock = type("C", (), {"now": lambda self: 0.0})()
+        return probe_ladder(TINY_LADDER, lambda c: run_config(base, c, 2, 2, "p"), comp, Workload(48, 12), 3600,
+                            clock, 0.0, TimingCache(tmp_path / "timings.json"), timer)
+
+    busy, _ = probe()
+    assert timed == ["test_resnet", "test_efficientnet", "test_convnext"]
+    load["factor"], timed[:] = 1.0, []
+    quiet, notes = probe()
+    assert timed == ["test_resnet"]  # only the first is timed again
+    assert quiet["test_convnext@48"].train_s == pytest.approx(busy["test_convnext@48"].train_s / 4)
+    assert quiet["test_efficientnet@32"].eval_s == pytest.approx(0.005)
+    assert any("4.00x the speed of its cached timings" in n for n in notes)
+    timed[:] = []
+    assert probe()[0] == quiet and timed == ["test_resnet"] and not probe()[1]  # the same speed: no note
+
+
 @pytest.mark.slow
 def test_auto_end_to_end_on_a_tiny_ladder(tiny_ladder, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import podium

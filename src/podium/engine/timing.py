@@ -36,6 +36,10 @@ class StepTiming:
     decode_s: float
     setup_s: float
 
+    def scaled(self, factor: float) -> StepTiming:
+        """Every cost times ``factor``: a timing taken when the machine ran at another speed."""
+        return StepTiming(self.train_s * factor, self.eval_s * factor, self.decode_s * factor, self.setup_s * factor)
+
 
 class Preloaded:
     """Batches already in memory, iterated like the loader they came from (so the clock sees only the model)."""

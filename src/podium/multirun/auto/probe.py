@@ -78,16 +78,22 @@ class TimingCache:
 def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate], PodiumConfig], comp: Competition,
                  w: Workload, budget_s: float, clock: Clock, start: float, cache: TimingCache,
                  timer: Timer = measure) -> tuple[dict[str, StepTiming], list[str]]:
-    """Timings of the ladder's candidates from the smallest up (cached ones free), and notes on those skipped."""
+    """Timings of the ladder's candidates from the smallest up, and notes on those skipped. The first cached
+    candidate is timed again and the other cached timings scaled by how much faster or slower it runs now: a cache
+    filled while the machine was busy (or idle) would otherwise plan every later budget wrong."""
     timings: dict[str, StepTiming] = {}
     notes: list[str] = []
-    probe_start = clock.now()
+    probe_start, speed = clock.now(), None
     for candidate in ladder:
         cfg = config_of(candidate)
         key = machine_key(cfg, candidate, comp.task.outputs(len(comp.classes)))
-        timing = cache.get(key)
-        if timing is None:
-            if clock.now() - probe_start > PROBE_SHARE * budget_s:
+        cached = cache.get(key)
+        if cached is not None and speed is not None:
+            timing = cached.scaled(speed)
+            if speed != 1.0:  # saved at today's speed, so the next recheck compares like with like
+                cache.put(key, timing)
+        else:
+            if cached is None and clock.now() - probe_start > PROBE_SHARE * budget_s:
                 notes.append(f"{candidate.name} not probed: the probe has used {PROBE_SHARE:.0%} of the budget")
                 break
             try:
@@ -96,8 +102,21 @@ def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate],
                 notes.append(f"{candidate.name} skipped: {e}")
                 continue
             cache.put(key, timing)
+            if cached is not None:
+                speed = recalibrate(cached, timing, notes)
         timings[candidate.name] = timing
         if run_cost(timing, w, 2).total(MIN_EPOCHS) > usable_s(budget_s, clock.now() - start):
             notes.append(f"the ladder stops at {candidate.name}: its shortest run alone would not fit the budget")
             break
     return timings, notes
+
+
+def recalibrate(cached: StepTiming, fresh: StepTiming, notes: list[str]) -> float:
+    """Now / then seconds per image of one candidate timed again (the factor for the other cached timings); a change
+    of more than a quarter is noted."""
+    before, now = cached.train_s + cached.eval_s, fresh.train_s + fresh.eval_s
+    speed = now / before if before > 0 else 1.0
+    if abs(speed - 1.0) > 0.25:
+        notes.append(f"this machine runs at {1 / speed:.2f}x the speed of its cached timings (another load?): "
+                     f"the other cached candidates are scaled by {speed:.2f}")
+    return speed
