@@ -17,6 +17,9 @@ from podium.multirun.auto.clock import parse_budget, shown_budget
 from podium.multirun.auto.execute import Session, run_config, train_runs
 from podium.multirun.auto.ladder import Candidate
 from podium.multirun.auto.plan import (
+    CLIMB_EPOCHS,
+    FILL,
+    FINISH_MIN_S,
     MAX_EPOCHS,
     MIN_EPOCHS,
     TARGET,
@@ -28,6 +31,7 @@ from podium.multirun.auto.plan import (
     plan_table,
     replan,
     run_cost,
+    usable_s,
 )
 
 LADDER = (Candidate("small", 128), Candidate("mid", 160), Candidate("large", 224))
@@ -71,7 +75,7 @@ class ScriptedTrainer:
         self.clock.t += cost.fixed_s * self.slowdown
         for fold in range(folds):
             for epoch in range(cfg.train.epochs):
-                wall = cost.epoch_s / folds * self.slowdown
+                wall = cost.epoch(epoch + 1, cfg.train.epochs) / folds * self.slowdown
                 self.clock.t += wall
                 on_epoch(fold, {"epoch": epoch + 1, "wall_s": wall})
         self.finished.append(name)
@@ -196,3 +200,31 @@ def test_the_cost_model_counts_folds_tta_test_and_pseudo_rows() -> None:
     assert run_cost(t, Workload(1000, 0, 2), 5).fixed_s > plain.fixed_s  # TTA views
     assert run_cost(t, Workload(1000, 0, 1), 5, extra_train=300).epoch_s > plain.epoch_s  # pseudo rows train too
     assert run_cost(t, Workload(1000, 0, 1), 5, new_size=False).fixed_s < plain.fixed_s  # the cache is filled
+
+
+def test_head_only_epochs_cost_less_and_the_clock_counts_them_so() -> None:
+    cost = Cost(10, 6, 3, freeze=1)
+    assert cost.total(3) == 10 + 3 * 6 - 3 and cost.total(2) == 10 + 2 * 6  # a third of the epochs at most
+    assert [cost.epoch(k, 3) for k in (1, 2, 3)] == [3, 6, 6] and cost.scaled(Speed(1, 2)).total(3) == 10 + 36 - 6
+    frozen = run_cost(TIMINGS["mid@160"], dataclasses.replace(WORK, freeze_epochs=1), 2)
+    assert frozen.frozen_saving_s > 0 and frozen.total(6) < run_cost(TIMINGS["mid@160"], WORK, 2).total(6)
+    clock = FakeClock()
+    plan = make_plan(TIMINGS, LADDER, dataclasses.replace(WORK, freeze_epochs=1), 1800, 10.0, "cpu", "test")
+    session = Session(plan, clock, clock.now() - 10.0, say=lambda _: None)
+    train_runs(session, Path("data"), PodiumConfig(), ScriptedTrainer(clock, session))
+    assert session.speed.epoch == pytest.approx(1.0)  # head-only epochs ran as predicted: nothing to calibrate
+
+
+@pytest.mark.parametrize("budget", range(150, 420, 15))
+def test_a_one_run_plan_fills_its_time_with_the_best_candidate_and_epochs(budget: int) -> None:
+    plan = make_plan(TIMINGS, LADDER, WORK, budget, 10.0, "cpu", "test")
+    if len(plan.runs) != 1:
+        return
+    usable = usable_s(budget, 10.0, 1)
+    assert plan.finish_s == FINISH_MIN_S  # nothing to blend: the blend's reserve trains the run
+    best = max((run_cost(TIMINGS[c.name], WORK, plan.folds).total(e) for c in LADDER for e in
+                range(CLIMB_EPOCHS, MAX_EPOCHS + 1) if run_cost(TIMINGS[c.name], WORK, plan.folds).total(e) <= usable),
+               default=0.0)
+    (run,) = plan.runs
+    assert run.predicted_s <= usable + 1e-6
+    assert run.predicted_s >= min(FILL * usable, best) - 1e-6  # as full as any candidate could make it

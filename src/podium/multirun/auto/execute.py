@@ -153,10 +153,9 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
     predicted = planned.cost.scaled(session.speed).total(planned.epochs)
     session.say(f"{planned.name}: {planned.candidate.name}, {planned.epochs} epochs x {folds} folds, predicted "
                 f"{minutes(predicted)} min ({minutes(session.elapsed)} of {minutes(session.plan.budget_s)} min used)")
-    epoch_pred = planned.cost.epoch_s / folds
 
     def on_epoch(fold: int, row: dict[str, Any]) -> None:
-        session.epochs_pred += epoch_pred
+        session.epochs_pred += planned.cost.epoch(int(row.get("epoch", planned.epochs)), planned.epochs) / folds
         session.epochs_actual += float(row.get("wall_s", row.get("train_s", 0.0)))
         current_left = max(0.0, planned.cost.scaled(session.speed).total(planned.epochs) - (session.clock.now() - t0))
         if index >= 0:  # -1: the last step (pseudo-labels), with no later run to re-plan

@@ -6,10 +6,14 @@
     make_plan   the folds, then the runs: as many as leave each room to climb the ladder (a pseudo-label run last
                 when there is a test set and at least three runs), each the largest candidate its share affords,
                 then ``fit_epochs`` fills the budget's target
+    refill      the last run swapped for the candidate and epochs that fill the time best, when its epochs (a fifth
+                of a small budget each) leave too much of it unused
     replan      the same for the runs not started yet, on the time left and the measured/predicted ratio
 
-The plan ends at ``TARGET`` of the budget, with ``finish_s`` kept for the blend, the report and the summary: a
-calibration error of the probe then still lands between 90% and 105% of the budget once re-planning corrects it.
+The plan ends at ``TARGET`` of the budget, with ``finish_s`` kept for the blend (a plan of one run has none), the
+report and the summary: a calibration error of the probe then still lands between 90% and 105% of the budget once
+re-planning corrects it. Head-only epochs (``finetune.freeze_epochs``) are priced apart: they cost about a third of a
+full epoch on CPU.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ RUN_OVERHEAD_S = 4.0  # reading the folder (its checks cached), the run folder, 
 EPOCH_OVERHEAD_S = 0.2  # best.pt, last.pt and the logs after every epoch of a fold
 FINISH_SHARE, FINISH_MIN_S, FINISH_MAX_S = 0.1, 10.0, 60.0  # the blend, the final report, the summary
 FOLD_CHOICES = (5, 4, 3, 2)
+# A head-only epoch (backbone frozen: its forward only, no backward through it) trains an image in about this many
+# times the seconds the probe's evaluation takes: measured 1.56x on tf_efficientnet_lite0 at 160 px (potato, 2-core
+# CPU). Counting it as a full epoch over-predicted a 3-epoch run by 12%, and the plan then left a fifth of a 5-minute
+# budget unused.
+FROZEN_TRAIN_PER_EVAL = 1.6
+FILL = 0.93  # a one-run plan that fills less of its time than this tries the other candidates' best epochs
 
 
 @dataclass(frozen=True)
@@ -42,22 +52,37 @@ class Workload:
     n_test: int
     views: int = 1
     pseudo: bool = False
+    freeze_epochs: int = 0  # head-only epochs the config asks for (each run has at most a third of its epochs so)
 
 
 @dataclass(frozen=True)
 class Cost:
-    """A run's predicted seconds: ``fixed_s`` plus ``epoch_s`` per epoch (of every fold)."""
+    """A run's predicted seconds: ``fixed_s`` plus ``epoch_s`` per epoch (of every fold), less ``frozen_saving_s``
+    for each of its head-only epochs (``freeze`` at most, a third of the epochs at most: ``execute.run_config``)."""
 
     fixed_s: float
     epoch_s: float
+    frozen_saving_s: float = 0.0
+    freeze: int = 0
+
+    def head_only(self, epochs: int) -> int:
+        """How many of ``epochs`` epochs train the head alone."""
+        return min(self.freeze, epochs // 3)
+
+    def epoch(self, k: int, epochs: int) -> float:
+        """Predicted seconds of epoch ``k`` (1-based, of every fold) in a run of ``epochs`` epochs."""
+        return self.epoch_s - (self.frozen_saving_s if k <= self.head_only(epochs) else 0.0)
 
     def total(self, epochs: int) -> float:
         """Seconds for ``epochs`` epochs (0: the run is dropped, nothing)."""
-        return self.fixed_s + epochs * self.epoch_s if epochs > 0 else 0.0
+        if epochs <= 0:
+            return 0.0
+        return self.fixed_s + epochs * self.epoch_s - self.head_only(epochs) * self.frozen_saving_s
 
     def scaled(self, speed: Speed) -> Cost:
         """The cost at the measured ``speed`` (measured/predicted seconds of each part)."""
-        return Cost(self.fixed_s * speed.fixed, self.epoch_s * speed.epoch)
+        return Cost(self.fixed_s * speed.fixed, self.epoch_s * speed.epoch, self.frozen_saving_s * speed.epoch,
+                    self.freeze)
 
 
 @dataclass(frozen=True)
@@ -79,10 +104,11 @@ def run_cost(t: StepTiming, w: Workload, folds: int, extra_train: int = 0, new_s
     val = w.n_train / folds
     train = w.n_train - val + extra_train
     epoch = folds * (train * t.train_s + val * t.eval_s + EPOCH_OVERHEAD_S)
+    saving = folds * train * max(0.0, t.train_s - FROZEN_TRAIN_PER_EVAL * t.eval_s)
     oof_views = w.views + (1 if w.views > 1 else 0)  # with TTA, the plain OOF is predicted too
     fixed = (RUN_OVERHEAD_S + folds * (t.setup_s + val * t.eval_s * oof_views)
              + folds * w.n_test * t.eval_s * w.views + (w.n_train + w.n_test) * t.decode_s * new_size)
-    return Cost(fixed, epoch)
+    return Cost(fixed, epoch, saving, w.freeze_epochs)
 
 
 @dataclass(frozen=True)
@@ -151,21 +177,25 @@ def fit_epochs(costs: list[Cost], left_s: float, epochs: list[int]) -> list[int]
             epochs[max(i for i, e in enumerate(epochs) if e)] = 0
     while True:
         room = left_s - total()
-        growable = [i for i, e in enumerate(epochs) if 0 < e < MAX_EPOCHS and costs[i].epoch_s <= room]
+        growable = [i for i, e in enumerate(epochs)
+                    if 0 < e < MAX_EPOCHS and costs[i].total(e + 1) - costs[i].total(e) <= room]
         if not growable:
             return epochs
         epochs[min(growable, key=lambda i: (epochs[i], -i))] += 1
 
 
-def finish_s(budget_s: float) -> float:
-    """Seconds kept for the finish (the blend and its report, the final report, the summary): a tenth of the
-    budget, within ``FINISH_MIN_S`` and ``FINISH_MAX_S``."""
+def finish_s(budget_s: float, runs: int = 2) -> float:
+    """Seconds kept for the finish of a plan of ``runs`` runs: with two or more, the blend (its cross-fitted CV),
+    the final report and the summary, a tenth of the budget within ``FINISH_MIN_S`` and ``FINISH_MAX_S``; with one
+    there is nothing to blend, and the report and the summary take seconds (2 s on potato): ``FINISH_MIN_S``."""
+    if runs <= 1:
+        return FINISH_MIN_S
     return min(FINISH_MAX_S, max(FINISH_MIN_S, FINISH_SHARE * budget_s))
 
 
-def usable_s(budget_s: float, elapsed_s: float) -> float:
-    """Seconds the runs may take: the budget's target less what is spent and the finish."""
-    return budget_s * TARGET - elapsed_s - finish_s(budget_s)
+def usable_s(budget_s: float, elapsed_s: float, runs: int = 2) -> float:
+    """Seconds ``runs`` runs may take: the budget's target less what is spent and the finish."""
+    return budget_s * TARGET - elapsed_s - finish_s(budget_s, runs)
 
 
 def choose_folds(cheapest: StepTiming, w: Workload, usable: float, max_folds: int) -> int:
@@ -181,9 +211,7 @@ def choose_folds(cheapest: StepTiming, w: Workload, usable: float, max_folds: in
 def refuse_small(budget_s: float, elapsed_s: float, cheapest: Candidate, cost: Cost) -> None:
     """Refuse a budget that cannot afford one run of the cheapest candidate at ``MIN_EPOCHS``, in one line with the
     smallest budget that would."""
-    need = budget_s
-    for _ in range(8):  # the finish grows with the budget: a fixed point, reached in a few steps
-        need = (elapsed_s + finish_s(need) + cost.total(MIN_EPOCHS)) / TARGET
+    need = (elapsed_s + finish_s(budget_s, 1) + cost.total(MIN_EPOCHS)) / TARGET
     if need > budget_s:
         raise PodiumError(f"--budget {shown_budget(budget_s)} is too small for one honest run here ({cheapest.name}, "
                           f"{MIN_EPOCHS} epochs, predicted {minutes(need)} min with the probe and the finish); the "
@@ -197,12 +225,13 @@ def make_plan(timings: dict[str, StepTiming], ladder: tuple[Candidate, ...], w: 
     if not available:
         raise PodiumError(f"No candidate of the {ladder_name or device} ladder could be timed on this machine.")
     cheapest = available[0]
-    usable = usable_s(budget_s, elapsed_s)
+    usable = usable_s(budget_s, elapsed_s)  # with a blend; a one-run plan gets the blend's reserve back below
     refuse_small(budget_s, elapsed_s, cheapest, run_cost(timings[cheapest.name], w, min(2, max_folds)))
     folds = choose_folds(timings[cheapest.name], w, usable, max_folds)
     climb = run_cost(timings[cheapest.name], w, folds).total(CLIMB_EPOCHS)
     slots = int(min(MAX_RUNS, max(1, usable // (2 * climb))))
     pseudo = w.pseudo and slots >= 3
+    usable = usable_s(budget_s, elapsed_s, slots)  # one run has nothing to blend: more of the budget trains it
     share = usable / slots
     picked = [(c, False) for c in pick_candidates(available, timings, w, folds, share, slots - pseudo)]
     if pseudo:  # retrained at the end on the best result's pseudo-labels; planned as the largest candidate
@@ -211,8 +240,42 @@ def make_plan(timings: dict[str, StepTiming], ladder: tuple[Candidate, ...], w: 
     runs = planned_runs(picked, timings, w, folds, share)
     epochs = fit_epochs([r.cost for r in runs], usable, [MIN_EPOCHS] * len(runs))
     runs = [dataclasses.replace(r, epochs=e) for r, e in zip(runs, epochs) if e]
-    return AutoPlan(budget_s, elapsed_s, folds, tuple(renamed(runs)), device, ladder_name, w, dict(timings),
-                    finish_s(budget_s))
+    plan = AutoPlan(budget_s, elapsed_s, folds, tuple(renamed(runs)), device, ladder_name, w, dict(timings),
+                    finish_s(budget_s, len(runs)))
+    return refill(plan, 0, usable, Speed())
+
+
+def refill(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPlan:
+    """The plan with its last training run (not started yet) swapped for the candidate and epochs that fill
+    ``left_s`` best, when the runs from ``started`` on fill less than ``FILL`` of it: epochs come in steps of a
+    fifth of a small budget, so one candidate's best epoch count can leave that much unused. The largest candidate
+    that reaches ``FILL`` at ``CLIMB_EPOCHS`` or more wins, else the one that fills most."""
+    later = plan.runs[started:]
+    trains = [i for i, r in enumerate(later) if not r.pseudo]
+    used = sum(r.cost.scaled(speed).total(r.epochs) for r in later)
+    if not trains or used >= FILL * left_s:
+        return plan
+    last = later[trains[-1]]
+    others = used - last.cost.scaled(speed).total(last.epochs)
+    sizes = {r.candidate.size for r in plan.runs[:started + trains[-1]]}
+    first = plan.runs[0].cost.total(CLIMB_EPOCHS) if started + trains[-1] > 0 else 0.0
+    options = []
+    for c in (c for c in ladder_of(plan) if c.name in plan.timings):
+        base = run_cost(plan.timings[c.name], plan.workload, plan.folds, new_size=c.size not in sizes)
+        epochs = fit_epochs([base.scaled(speed)], left_s - others, [CLIMB_EPOCHS])[0]
+        if epochs >= CLIMB_EPOCHS and base.total(CLIMB_EPOCHS) >= first:  # the first run stays the cheapest
+            options.append((others + base.scaled(speed).total(epochs), c, epochs, base))
+    if not options:
+        return plan
+    filling = [o for o in options if o[0] >= FILL * left_s]
+    total, c, epochs, cost = filling[-1] if filling else max(options, key=lambda o: o[0])
+    if total <= used:
+        return plan
+    why = f"{epochs} epochs of it fill the time left best ({total / left_s:.0%})"
+    swapped = dataclasses.replace(last, candidate=c, epochs=epochs, cost=cost, why=why)
+    runs = list(plan.runs)
+    runs[started + trains[-1]] = swapped
+    return dataclasses.replace(plan, runs=tuple(runs))
 
 
 def pick_candidates(available: list[Candidate], timings: dict[str, StepTiming], w: Workload, folds: int,
@@ -259,7 +322,9 @@ def replan(plan: AutoPlan, started: int, left_s: float, speed: Speed, add: bool 
     epochs = fit_epochs([r.cost.scaled(speed) for r in later], left_s, [r.epochs for r in later])
     kept = [dataclasses.replace(r, epochs=e) for r, e in zip(later, epochs) if e]
     fitted = dataclasses.replace(plan, runs=(*plan.runs[:started], *kept))
-    return extend(fitted, started, left_s, speed) if add else fitted
+    if not add:  # a run is under way: only epochs change until it ends
+        return fitted
+    return extend(refill(fitted, started, left_s, speed), started, left_s, speed)
 
 
 def extend(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPlan:
@@ -267,8 +332,9 @@ def extend(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPla
     time they leave affords another at ``CLIMB_EPOCHS`` (the largest candidate that fits, a new one preferred), so
     that a budget is used rather than wasted."""
     later = plan.runs[started:]
-    room = left_s - sum(r.cost.scaled(speed).total(r.epochs) for r in later)
     trains = [r for r in plan.runs if not r.pseudo]
+    finish = finish_s(plan.budget_s, len(plan.runs) + 1)  # a second run brings the blend's reserve with it
+    room = left_s - sum(r.cost.scaled(speed).total(r.epochs) for r in later) - (finish - plan.finish_s)
     if len(trains) >= MAX_RUNS + 2 or any(r.epochs < MAX_EPOCHS for r in later if not r.pseudo):
         return plan
     available = [c for c in ladder_of(plan) if c.name in plan.timings]
@@ -284,7 +350,7 @@ def extend(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPla
     added = PlannedRun(f"run-{len(trains) + 1}", c, epochs, costs[c].scaled(speed.inverse()),
                        "added: the runs before it reached their most epochs with time to spare")
     pseudo = [r for r in plan.runs if r.pseudo]
-    return dataclasses.replace(plan, runs=(*trains, added, *pseudo))
+    return dataclasses.replace(plan, runs=(*trains, added, *pseudo), finish_s=finish)
 
 
 def ladder_of(plan: AutoPlan) -> list[Candidate]:

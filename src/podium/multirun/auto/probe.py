@@ -105,7 +105,7 @@ def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate],
             if cached is not None:
                 speed = recalibrate(cached, timing, notes)
         timings[candidate.name] = timing
-        if run_cost(timing, w, 2).total(MIN_EPOCHS) > usable_s(budget_s, clock.now() - start):
+        if run_cost(timing, w, 2).total(MIN_EPOCHS) > usable_s(budget_s, clock.now() - start, 1):
             notes.append(f"the ladder stops at {candidate.name}: its shortest run alone would not fit the budget")
             break
     return timings, notes

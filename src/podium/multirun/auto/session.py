@@ -24,6 +24,7 @@ from podium.core.console import Reporter
 from podium.core.errors import PodiumError
 from podium.data.folders.ingest import Competition, load_competition
 from podium.engine.accel import resolve_device
+from podium.engine.finetune import effective_finetune
 from podium.engine.fold import EpochHook
 from podium.engine.tta import check_views
 from podium.multirun.auto.clock import Clock, MonotonicClock, minutes, parse_budget
@@ -84,7 +85,8 @@ def workload(comp: Competition, base: PodiumConfig) -> Workload:
     pseudo-label."""
     n_test = 0 if comp.test is None else len(comp.test)
     views = len(check_views(base.predict.tta)) * len(base.predict.scales)
-    return Workload(len(comp.train), n_test, views, n_test > 0)
+    freeze = effective_finetune(base.finetune, base.model.pretrained).freeze_epochs
+    return Workload(len(comp.train), n_test, views, n_test > 0, freeze)
 
 
 def plan_auto(data_dir: Path, budget_s: float, base: PodiumConfig, ladder: str, clock: Clock, start: float,
