@@ -1,7 +1,9 @@
+import multiprocessing
 import os
 import platform
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 import torch
@@ -38,6 +40,20 @@ def test_loader_settings() -> None:
     assert train.pin_memory and train.persistent_workers and train.drop_last and train.prefetch_factor == 4
     plain = make_loader(ds, 4, 0, "cpu")
     assert not plain.pin_memory and not plain.persistent_workers and not plain.drop_last
+
+
+def _loader_start_method(_: int) -> str:
+    # what a process spawned by `sweep --jobs` may default to (measured there, from the CLI): spawn, whose loader
+    # workers import torch and podium again for every loader
+    multiprocessing.set_start_method("spawn", force=True)
+    ds = torch.utils.data.TensorDataset(torch.zeros(4, 1))
+    return make_loader(ds, 2, 1, "cpu").multiprocessing_context.get_start_method()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is Linux's loader start method")
+def test_loader_workers_fork_even_inside_a_spawned_process() -> None:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(_loader_start_method, 0).result() == "fork"
 
 
 def test_cpu_accelerator_precision() -> None:
