@@ -157,6 +157,10 @@ class RemoteTrainer:
             raise PodiumError(f"{cfg.run.name} failed on Ray: {outcome['reason'] or outcome['status']}")
         return Run(outcome["run_dir"])
 
+    def close(self) -> None:
+        """End the epochs' queue (its actor)."""
+        self.epochs.shutdown()
+
     def drain(self, on_epoch: EpochHook) -> None:
         """Hand the epochs streamed so far to ``on_epoch``, in the order they were trained."""
         waiting = self.epochs.qsize()
@@ -179,5 +183,9 @@ def auto_on_ray(data_dir: str | Path, budget_s: float, base: PodiumConfig, optio
         probe = NodeProbe(pool, timer)
         name = probe.ladder(base)  # the node's device's ladder; this first task also picks the node, checks the data
         say(f"Ray: probe and runs on node {probe.host} ({options.cpus:g} CPUs, {pool.gpus:g} GPUs per task)")
-        return auto(data_dir, budget_s, base, dry_run, ladder or name, clock, probe.time,
-                    RemoteTrainer(pool, probe, say), say, start, inference, probe.key)
+        trainer = RemoteTrainer(pool, probe, say)
+        try:
+            return auto(data_dir, budget_s, base, dry_run, ladder or name, clock, probe.time, trainer, say, start,
+                        inference, probe.key)
+        finally:
+            trainer.close()
