@@ -54,6 +54,17 @@ def local_ray() -> Iterator[None]:
 
 
 @pytest.fixture
+def tiny_ladder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """The CPU ladder replaced by timm's tiny test models, the probe's cache under tmp_path (the driver's)."""
+    monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
+    saved = LADDERS.unregister("cpu")
+    LADDERS.register("cpu")(LADDER)
+    yield
+    LADDERS.unregister("cpu")
+    LADDERS.register("cpu")(saved)
+
+
+@pytest.fixture
 def no_training_here(monkeypatch: pytest.MonkeyPatch) -> None:
     """``pipeline.train`` fails in the driver's process: whatever trains must train in a Ray task."""
     import podium.pipeline
@@ -89,10 +100,8 @@ def test_a_failed_run_is_one_line(local_ray: None, single_dir: Path, tmp_path: P
 
 
 def test_auto_on_ray_trains_each_run_as_a_task_and_replans_on_the_driver(
-        local_ray: None, no_training_here: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PODIUM_CACHE", str(tmp_path / "cache"))
-    saved = LADDERS.unregister("cpu")
-    LADDERS.register("cpu")(LADDER)
+        local_ray: None, tiny_ladder: None, no_training_here: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     replans: list[str] = []
     real_replan = Session.replan
 
@@ -103,13 +112,9 @@ def test_auto_on_ray_trains_each_run_as_a_task_and_replans_on_the_driver(
     monkeypatch.setattr(Session, "replan", replan)
     data = datagen.csv_single(tmp_path / "single")
     runs_root = tmp_path / "runs"
-    try:  # train.threads=0: each task's torch threads are its cores (the key says 1, the driver's config 0)
-        final = auto_on_ray(data, 40, podium.make_config(None, [*datagen.TINY, "train.threads=0",
-                                                                  f"run.root={runs_root}"]),
-                            ray_options(True, retries=0), timer=scripted_timer)
-    finally:
-        LADDERS.unregister("cpu")
-        LADDERS.register("cpu")(saved)
+    # train.threads=0: each task's torch threads are its cores (the key says 1, the driver's config 0)
+    base = podium.make_config(None, [*datagen.TINY, "train.threads=0", f"run.root={runs_root}"])
+    final = auto_on_ray(data, 40, base, ray_options(True, retries=0), timer=scripted_timer)
     summary = AutoFolder(next(runs_root.glob("auto-single-*"))).summary
     trained = [s for s in summary["steps"] if s["kind"] in ("run", "pseudo")]
     assert trained and summary["final"] == str(final.path)
@@ -121,7 +126,6 @@ def test_auto_on_ray_trains_each_run_as_a_task_and_replans_on_the_driver(
         hooks = [w for w in replans if w.startswith(f"{step['name']} fold ")]
         assert 1 <= len(hooks) <= epochs * summary["folds"], (step, replans)
     cached = json.loads((tmp_path / "cache" / "auto" / "timings.json").read_text())
-    base = podium.make_config(None, [*datagen.TINY, "train.threads=0", f"run.root={runs_root}"])
     key = next(k for k in cached if k.endswith("|test_resnet@32")).split("|")
     assert key[0] == platform.node()  # the node's name (this machine: the local Ray runs here)
     assert key[7] == "1" and machine_key(base, LADDER[0], 2).split("|")[7] == "0"  # the task's threads, not ours
@@ -136,3 +140,15 @@ def test_auto_ray_without_ray_is_one_line_naming_the_extra(cli, single_dir: Path
     code, err = cli("auto", str(single_dir), "--budget", "1m", "--ray", "local", "--gpus-per-task", "-1")
     assert code == 2 and "--gpus-per-task must be 0 or more" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_on_ray_measures_on_the_node_and_trains_nothing(local_ray: None, tiny_ladder: None,
+                                                                 no_training_here: None, single_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    plan = podium.auto(single_dir, "3m", None, [*datagen.TINY, f"run.root={runs}"], dry_run=True, ray="local",
+                       retries=0)
+    assert plan["runs"] and plan["predicted_end_s"] <= 180
+    assert not runs.exists() or not any(runs.iterdir())  # no run, no auto folder
+    cached = json.loads((tmp_path / "cache" / "auto" / "timings.json").read_text())
+    assert any(k.startswith(f"{platform.node()}|") and k.endswith("|test_resnet@32") for k in cached)
