@@ -16,7 +16,7 @@ import pytest
 import datagen
 import podium
 from podium.config import merge
-from podium.core.errors import PodiumError
+from podium.core.errors import Interrupted, PodiumError
 from podium.engine.timing import StepTiming
 from podium.multirun.auto.execute import Session
 from podium.multirun.auto.ladder import LADDERS, Candidate
@@ -152,3 +152,17 @@ def test_dry_run_on_ray_measures_on_the_node_and_trains_nothing(local_ray: None,
     assert not runs.exists() or not any(runs.iterdir())  # no run, no auto folder
     cached = json.loads((tmp_path / "cache" / "auto" / "timings.json").read_text())
     assert any(k.startswith(f"{platform.node()}|") and k.endswith("|test_resnet@32") for k in cached)
+
+
+def test_ctrl_c_while_a_run_trains_cancels_its_task_and_leaves_it_resumable(local_ray: None, single_dir: Path,
+                                                                            tmp_path: Path) -> None:
+    cfg = podium.make_config(None, [*datagen.TINY, "train.epochs=20", f"run.root={tmp_path / 'runs'}",
+                                    "run.name=auto-cut"])
+
+    def ctrl_c(fold: int, row: dict) -> None:  # Ctrl-C on the driver, as the first epoch comes back
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted), TaskPool(RayOptions(retries=0), single_dir) as pool:
+        RemoteTrainer(pool, NodeProbe(pool), print)(single_dir, cfg, ctrl_c)
+    (run,) = [Run(p) for p in (tmp_path / "runs").glob("auto-cut-*/") if Run.is_run(p)]
+    assert run.status == "interrupted" and run.info["reason"] == "SIGINT"
