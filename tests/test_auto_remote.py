@@ -4,6 +4,7 @@ node's task, a failed run is one line, and without Ray installed ``--ray`` is on
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -166,3 +167,22 @@ def test_ctrl_c_while_a_run_trains_cancels_its_task_and_leaves_it_resumable(loca
         RemoteTrainer(pool, NodeProbe(pool), print)(single_dir, cfg, ctrl_c)
     (run,) = [Run(p) for p in (tmp_path / "runs").glob("auto-cut-*/") if Run.is_run(p)]
     assert run.status == "interrupted" and run.info["reason"] == "SIGINT"
+
+
+def test_a_run_whose_worker_dies_is_retried_and_resumes(local_ray: None, single_dir: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from podium.multirun.auto import remote
+    from ray_faults import auto_run_dies_once_in_fold_1
+
+    marker = tmp_path / "killed"
+    monkeypatch.setattr(remote, "node_train", functools.partial(auto_run_dies_once_in_fold_1, str(marker)))
+    cfg = podium.make_config(None, [*datagen.TINY, f"run.root={tmp_path / 'runs'}", "run.name=auto-killed"])
+    seen: list[tuple[int, int]] = []
+    with TaskPool(RayOptions(retries=1), single_dir) as pool:
+        trainer = RemoteTrainer(pool, NodeProbe(pool), print)
+        run = trainer(single_dir, cfg, lambda fold, row: seen.append((fold, row["epoch"])))
+    assert marker.exists() and run.status == "done" and run.folds_done() == [0, 1]
+    # the retry resumed the run its first attempt left: fold 0 was not trained again, and came back once
+    assert (run.path / "fold0" / "done.json").stat().st_mtime_ns == int(marker.read_text())
+    assert seen == [(0, 1), (1, 1)]
+    assert len([p for p in (tmp_path / "runs").iterdir() if Run.is_run(p)]) == 1
