@@ -53,10 +53,14 @@ def with_threads(raw_cfg: dict[str, Any], threads: int) -> PodiumConfig:
     return merge(cfg, [f"train.threads={threads}"]) if threads and cfg.train.threads == 0 else cfg
 
 
+def node_device(raw_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Task body: the device a run of ``raw_cfg`` trains on here (``cuda`` when the task was given a GPU)."""
+    return {"device": resolve_device(from_dict(raw_cfg).train.device)}
+
+
 def node_key(raw_cfg: dict[str, Any], candidate: Candidate, outputs: int, threads: int) -> dict[str, Any]:
-    """Task body: the timing cache key of ``candidate`` on this node (its name, cores, GPU, torch), its device."""
-    device = resolve_device(from_dict(raw_cfg).train.device)
-    return {"key": machine_key(with_threads(raw_cfg, threads), candidate, outputs), "device": device}
+    """Task body: the timing cache key of ``candidate`` on this node (its name, cores, GPU, torch, threads)."""
+    return {"key": machine_key(with_threads(raw_cfg, threads), candidate, outputs)}
 
 
 def node_timing(raw_cfg: dict[str, Any], comp: Competition, threads: int, timer: Timer) -> dict[str, Any]:
@@ -115,8 +119,7 @@ class NodeProbe:
     def ladder(self, base: PodiumConfig) -> str:
         """The ladder of the node's device (``gpu`` when its task sees CUDA), not the driver's."""
         if not self.device:
-            self.device = self.run(node_key, to_dict(base), Candidate(base.model.name, 0), 1,
-                                   self.pool.options.threads)["device"]
+            self.device = self.run(node_device, to_dict(base))["device"]
         return ladder_for(self.device)
 
     def key(self, cfg: PodiumConfig, candidate: Candidate, outputs: int) -> str:
@@ -179,13 +182,14 @@ def auto_on_ray(data_dir: str | Path, budget_s: float, base: PodiumConfig, optio
     if not data_dir.is_dir():
         raise PodiumError(f"Data folder {data_dir} does not exist.")
     say = say or Reporter().print
-    with TaskPool(options, data_dir) as pool:
-        probe = NodeProbe(pool, timer)
-        name = probe.ladder(base)  # the node's device's ladder; this first task also picks the node, checks the data
-        say(f"Ray: probe and runs on node {probe.host} ({options.cpus:g} CPUs, {pool.gpus:g} GPUs per task)")
-        trainer = RemoteTrainer(pool, probe, say)
-        try:
+    pool = TaskPool(options, data_dir)
+    probe = NodeProbe(pool, timer)
+    trainer = RemoteTrainer(pool, probe, say)
+    try:
+        with pool:  # Ctrl-C: the run's task is cancelled (its run marked interrupted) while its queue still takes
+            name = probe.ladder(base)  # the node's device's ladder; this first task picks the node, checks the data
+            say(f"Ray: probe and runs on node {probe.host} ({options.cpus:g} CPUs, {pool.gpus:g} GPUs per task)")
             return auto(data_dir, budget_s, base, dry_run, ladder or name, clock, probe.time, trainer, say, start,
                         inference, probe.key)
-        finally:
-            trainer.close()
+    finally:
+        trainer.close()
