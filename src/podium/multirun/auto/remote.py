@@ -35,7 +35,7 @@ from podium.engine.fold import EpochHook
 from podium.engine.timing import StepTiming
 from podium.multirun.auto.clock import Clock
 from podium.multirun.auto.inference import InferenceLimit
-from podium.multirun.auto.ladder import Candidate, ladder_for
+from podium.multirun.auto.ladder import Candidate
 from podium.multirun.auto.probe import Timer, machine_key, measure
 from podium.multirun.auto.session import auto, pipeline_trainer
 from podium.multirun.fanout import RayOptions, TaskPool
@@ -116,11 +116,12 @@ class NodeProbe:
         self.node, self.host = outcome["node"], outcome["host"]
         return outcome
 
-    def ladder(self, base: PodiumConfig) -> str:
-        """The ladder of the node's device (``gpu`` when its task sees CUDA), not the driver's."""
+    def find_device(self, base: PodiumConfig) -> str:
+        """The device the node's tasks train on (``cuda`` when a task is given a GPU), not the driver's; this first
+        task also picks the node and checks the data folder there."""
         if not self.device:
             self.device = self.run(node_device, to_dict(base))["device"]
-        return ladder_for(self.device)
+        return self.device
 
     def key(self, cfg: PodiumConfig, candidate: Candidate, outputs: int) -> str:
         """``probe.machine_key`` computed on the node."""
@@ -187,9 +188,10 @@ def auto_on_ray(data_dir: str | Path, budget_s: float, base: PodiumConfig, optio
     trainer = RemoteTrainer(pool, probe, say)
     try:
         with pool:  # Ctrl-C: the run's task is cancelled (its run marked interrupted) while its queue still takes
-            name = probe.ladder(base)  # the node's device's ladder; this first task picks the node, checks the data
-            say(f"Ray: probe and runs on node {probe.host} ({options.cpus:g} CPUs, {pool.gpus:g} GPUs per task)")
-            return auto(data_dir, budget_s, base, dry_run, ladder or name, clock, probe.time, trainer, say, start,
-                        inference, probe.key)
+            device = probe.find_device(base)
+            say(f"Ray: probe and runs on node {probe.host} ({device}; {options.cpus:g} CPUs, {pool.gpus:g} GPUs per "
+                "task)")
+            return auto(data_dir, budget_s, base, dry_run, ladder, clock, probe.time, trainer, say, start, inference,
+                        probe.key, device)
     finally:
         trainer.close()
