@@ -1,4 +1,5 @@
-"""Task bodies for tests/test_ray.py, imported by Ray's worker processes (the test puts tests/ on their PYTHONPATH)."""
+"""Task bodies for tests/test_fanout.py and tests/test_auto_remote.py, imported by Ray's worker processes (the tests
+put tests/ on their PYTHONPATH)."""
 
 from __future__ import annotations
 
@@ -26,5 +27,27 @@ def dies_once_in_fold_1(marker: str, data_dir: str, raw_cfg: dict[str, Any], thr
     podium.pipeline.fit_fold = fit
     try:
         return run_combination(data_dir, raw_cfg, threads)
+    finally:
+        podium.pipeline.fit_fold = real
+
+
+def auto_run_dies_once_in_fold_1(marker: str, data_dir: str, raw_cfg: dict[str, Any], threads: int,
+                                 epochs: Any) -> dict[str, Any]:
+    """``auto.remote.node_train`` (a planned run of ``auto --ray``) whose first attempt's worker is killed when fold 1
+    starts, as ``dies_once_in_fold_1`` does."""
+    import podium.pipeline
+    from podium.multirun.auto.remote import node_train
+
+    real = podium.pipeline.fit_fold
+
+    def fit(fold: int, comp: Any, folds: Any, cfg: Any, run: Any, *args: Any, **kwargs: Any) -> Any:
+        if fold == 1 and not Path(marker).exists():
+            Path(marker).write_text(str((run.path / "fold0" / "done.json").stat().st_mtime_ns))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(fold, comp, folds, cfg, run, *args, **kwargs)
+
+    podium.pipeline.fit_fold = fit
+    try:
+        return node_train(data_dir, raw_cfg, threads, epochs)
     finally:
         podium.pipeline.fit_fold = real

@@ -262,7 +262,8 @@ def search(data_dir: str | Path, space: str | Path, trials: int, config: str | P
 def auto(data_dir: str | Path, budget: str | float, config: str | Path | PodiumConfig | dict | None = None,
          overrides: list[str] | tuple[str, ...] = (), dry_run: bool = False, ladder: str = "",
          inference_budget: str | float | None = None, hidden_images: int | None = None,
-         **sections: dict[str, Any]) -> Run | dict[str, Any]:
+         ray: str | bool | None = None, cpus_per_task: float = 1.0, gpus_per_task: float | None = None,
+         retries: int = 2, **sections: dict[str, Any]) -> Run | dict[str, Any]:
     """The best submission ``budget`` buys (seconds, or ``90s``, ``15m``, ``2h``, ``1h30m``) on this machine: probe
     the ladder's candidates, plan runs, sizes, epochs and folds (printed, and saved as plan.json in the auto folder),
     train them re-planning after every epoch, blend them when the honest CV says it helps, pseudo-label when time
@@ -270,16 +271,25 @@ def auto(data_dir: str | Path, budget: str | float, config: str | Path | PodiumC
     with ``dry_run`` the plan only. ``ladder``: a registered ladder (``LADDERS``) instead of the device's.
     ``hidden_images``: the hidden test set's size (default: the public test set's), whose prediction time is
     forecast in the summary; ``inference_budget`` (``9h``): TTA views, folds, then members are dropped until that
-    forecast fits, and the summary names the ``podium predict`` command for the notebook."""
+    forecast fits, and the summary names the ``podium predict`` command for the notebook. ``ray`` (as ``train``'s,
+    with ``cpus_per_task``, ``gpus_per_task``, ``retries``): the probe and each planned run a Ray task, one at a
+    time, on the node that trains; the plan and its re-planning after every epoch stay here."""
     from podium.multirun.auto.clock import MonotonicClock, parse_budget
+    from podium.multirun.fanout import ray_options
 
     clock = MonotonicClock()
     start = clock.now()  # the budget starts here: loading torch and the rest of podium counts too
     seconds = parse_budget(budget)  # a bad budget is one line before the config or the data is read
+    options = ray_options(ray, cpus_per_task, gpus_per_task, retries)
     from podium.multirun.auto.inference import InferenceLimit
     from podium.multirun.auto.session import auto as run_auto
 
     limit = InferenceLimit.parse(inference_budget, hidden_images)
+    if options is not None:
+        from podium.multirun.auto.remote import auto_on_ray
+
+        return auto_on_ray(data_dir, seconds, make_config(config, overrides, **sections), options, dry_run, ladder,
+                           clock, start, limit)
     return run_auto(data_dir, seconds, make_config(config, overrides, **sections), dry_run, ladder, clock,
                     start=start, inference=limit)
 

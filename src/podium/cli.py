@@ -95,14 +95,20 @@ def auto(
     hidden_images: Annotated[Optional[int], typer.Option(
         help="Images in the hidden test set (default: the public test set's count), for the forecast.")] = None,
     config: ConfigFile = None,
+    ray: RayAddress = "",
+    cpus_per_task: CpusPerTask = 1.0,
+    gpus_per_task: GpusPerTask = None,
+    retries: Retries = 2,
 ) -> None:
-    """Plan, train, blend and finish on DATA_DIR within --budget: the final run or ensemble folder's submission."""
+    """Plan, train, blend and finish on DATA_DIR within --budget: the final run or ensemble folder's submission.
+    With --ray the probe and each planned run are Ray tasks, one at a time, on the node that trains."""
     from podium.api import auto as run
 
     if not budget:
         raise PodiumError("podium auto needs --budget, e.g. --budget 2h (90s, 15m, 2h, 1h30m).")
     result = run(data_dir, budget, config, overrides or [], dry_run=dry_run, inference_budget=inference_budget,
-                 hidden_images=hidden_images)
+                 hidden_images=hidden_images, ray=ray, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task,
+                 retries=retries)
     if not dry_run:
         console().print(f"final folder {result.path}: CV {result.metrics['metric']} {result.metrics['cv_score']:.4f}")
 

@@ -134,9 +134,16 @@ class TaskPool:
         fits = [total.get("CPU", 1.0) / self.options.cpus] + ([total.get("GPU", 0.0) / self.gpus] if self.gpus else [])
         return max(1, int(min(fits)))
 
-    def submit(self, key: Any, fn: Callable[..., dict[str, Any]], *args: Any) -> None:
-        """Start ``fn(*args)`` as a task."""
-        self.pending[self.remote.remote(fn, args, self.data_dir)] = key
+    def submit(self, key: Any, fn: Callable[..., dict[str, Any]], *args: Any, node: str = "") -> None:
+        """Start ``fn(*args)`` as a task (``node``: on that Ray node only, with the same resources)."""
+        remote = self.remote
+        if node:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            remote = self.ray.remote(on_node).options(
+                num_cpus=self.options.cpus, num_gpus=self.gpus, max_retries=self.options.retries,
+                retry_exceptions=False, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+        self.pending[remote.remote(fn, args, self.data_dir)] = key
 
     def next_done(self) -> tuple[Any, dict[str, Any]]:
         """The next task to finish: its key and outcome ({run_dir, status, reason, ...}; a task that raised or whose

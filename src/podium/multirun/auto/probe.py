@@ -34,6 +34,8 @@ PROBE_IMAGES = 64  # images the probe decodes per candidate (repeated when the d
 
 # (config of the candidate, competition) -> its timing; podium.engine.timing.time_steps by default, a script in tests
 Timer = Callable[[PodiumConfig, Competition], StepTiming]
+# (config of the candidate, candidate, model outputs) -> the timing's cache key: machine_key, or the training node's
+KeyOf = Callable[[PodiumConfig, Candidate, int], str]
 
 
 def measure(cfg: PodiumConfig, comp: Competition) -> StepTiming:
@@ -77,16 +79,17 @@ class TimingCache:
 
 def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate], PodiumConfig], comp: Competition,
                  w: Workload, budget_s: float, clock: Clock, start: float, cache: TimingCache,
-                 timer: Timer = measure) -> tuple[dict[str, StepTiming], list[str]]:
+                 timer: Timer = measure, key_of: KeyOf | None = None) -> tuple[dict[str, StepTiming], list[str]]:
     """Timings of the ladder's candidates from the smallest up, and notes on those skipped. The first cached
     candidate is timed again and the other cached timings scaled by how much faster or slower it runs now: a cache
-    filled while the machine was busy (or idle) would otherwise plan every later budget wrong."""
+    filled while the machine was busy (or idle) would otherwise plan every later budget wrong. ``key_of``: the
+    cache key of a timing (default ``machine_key``, this machine; ``auto --ray``: the node that times it)."""
     timings: dict[str, StepTiming] = {}
     notes: list[str] = []
     probe_start, speed = clock.now(), None
     for candidate in ladder:
         cfg = config_of(candidate)
-        key = machine_key(cfg, candidate, comp.task.outputs(len(comp.classes)))
+        key = (key_of or machine_key)(cfg, candidate, comp.task.outputs(len(comp.classes)))
         cached = cache.get(key)
         if cached is not None and speed is not None:
             timing = cached.scaled(speed)

@@ -33,7 +33,7 @@ from podium.multirun.auto.finish import finish
 from podium.multirun.auto.inference import InferenceLimit, inference_step
 from podium.multirun.auto.ladder import LADDERS, ladder_for
 from podium.multirun.auto.plan import MIN_EPOCHS, AutoPlan, Workload, make_plan, plan_table
-from podium.multirun.auto.probe import Timer, TimingCache, measure, probe_ladder
+from podium.multirun.auto.probe import KeyOf, Timer, TimingCache, measure, probe_ladder
 from podium.runs.auto import AutoFolder
 from podium.runs.ensemble import is_ensemble
 from podium.runs.run import Run
@@ -49,17 +49,20 @@ def pipeline_trainer(data_dir: Path, cfg: PodiumConfig, on_epoch: EpochHook) -> 
 def auto(data_dir: str | Path, budget: str | float, base: PodiumConfig, dry_run: bool = False, ladder: str = "",
          clock: Clock | None = None, timer: Timer = measure, trainer: Trainer = pipeline_trainer,
          say: Callable[[str], None] | None = None, start: float | None = None,
-         inference: InferenceLimit = InferenceLimit()) -> Run | dict[str, Any]:
+         inference: InferenceLimit = InferenceLimit(), key_of: KeyOf | None = None,
+         device: str = "") -> Run | dict[str, Any]:
     """Probe, plan, train, blend and finish within ``budget`` (seconds, or ``90s``/``15m``/``2h``/``1h30m``);
     returns the final run or ensemble folder, or with ``dry_run`` the plan (plan.json's content) untrained.
     ``start``: when the budget started on ``clock`` (default: now). ``inference``: the hidden test set's size and
-    the time its prediction may take (``inference.inference_step``)."""
+    the time its prediction may take (``inference.inference_step``). ``key_of``, ``device``: the probe's cache key
+    of a timing and the device the runs train on (default: this machine's; ``auto --ray`` passes the training
+    node's, with a ``timer`` and ``trainer`` that run there, ``multirun.auto.remote``)."""
     clock = clock or MonotonicClock()
     start = clock.now() if start is None else start
     budget_s = parse_budget(budget)
     say = say or Reporter().print
     data_dir = Path(data_dir).expanduser().resolve()
-    plan, notes = plan_auto(data_dir, budget_s, base, ladder, clock, start, timer)
+    plan, notes = plan_auto(data_dir, budget_s, base, ladder, clock, start, timer, key_of, device)
     for note in notes:
         say(note)
     say(plan_table(plan))
@@ -90,19 +93,19 @@ def workload(comp: Competition, base: PodiumConfig) -> Workload:
 
 
 def plan_auto(data_dir: Path, budget_s: float, base: PodiumConfig, ladder: str, clock: Clock, start: float,
-              timer: Timer) -> tuple[AutoPlan, list[str]]:
+              timer: Timer, key_of: KeyOf | None = None, device: str = "") -> tuple[AutoPlan, list[str]]:
     """Read the data folder, probe the ladder and plan (refused in one line when the budget is too small); the
     probe's notes on candidates skipped come with the plan."""
     if not data_dir.is_dir():
         raise PodiumError(f"Data folder {data_dir} does not exist.")
     comp = load_competition(data_dir, base.data, check=False)
     comp = dataclasses.replace(comp, task=comp.task.for_loss(base.train.loss, len(comp.classes)))
-    device = resolve_device(base.train.device)
+    device = device or resolve_device(base.train.device)
     name = ladder or ladder_for(device)
     rungs = LADDERS.get(name)
     w = workload(comp, base)
     timings, notes = probe_ladder(rungs, lambda c: run_config(base, c, MIN_EPOCHS, 2, "auto-probe"), comp, w,
-                                  budget_s, clock, start, TimingCache(), timer)
+                                  budget_s, clock, start, TimingCache(), timer, key_of)
     return make_plan(timings, rungs, w, budget_s, clock.now() - start, device, name, base.cv.folds), notes
 
 
