@@ -85,6 +85,8 @@ def test_the_probe_cache_answers_a_second_time_without_measuring(tmp_path: Path)
 
 def test_cached_timings_follow_the_machine_speed_now(single_dir: Path, tmp_path: Path) -> None:
     """A cache filled while the machine was busy: the first cached candidate is timed again and the others scaled."""
+    from dataclasses import astuple
+
     import podium
     from podium.data.folders.ingest import load_competition
     from podium.multirun.auto.execute import run_config
@@ -102,9 +104,9 @@ def test_cached_timings_follow_the_machine_speed_now(single_dir: Path, tmp_path:
         c = cost[cfg.model.name] * load["factor"]
         return StepTiming(c, c / 4, 0.001 * load["factor"], 0.1)
 
-    def probe() -> tuple[dict[str, StepTiming], list[str]]:
+    def probe(budget: float = 3600) -> tuple[dict[str, StepTiming], list[str]]:
         clock = type("C", (), {"now": lambda self: 0.0})()
-        return probe_ladder(TINY_LADDER, lambda c: run_config(base, c, 2, 2, "p"), comp, Workload(48, 12), 3600,
+        return probe_ladder(TINY_LADDER, lambda c: run_config(base, c, 2, 2, "p"), comp, Workload(48, 12), budget,
                             clock, 0.0, TimingCache(tmp_path / "timings.json"), timer)
 
     busy, _ = probe()
@@ -117,6 +119,14 @@ def test_cached_timings_follow_the_machine_speed_now(single_dir: Path, tmp_path:
     assert any("4.00x the speed of its cached timings" in n for n in notes)
     timed[:] = []
     assert probe()[0] == quiet and timed == ["test_resnet"] and not probe()[1]  # the same speed: no note
+    # busy again, on a budget whose ladder stops at the first candidate: the others are rescaled all the same, so a
+    # quiet walk up the whole ladder afterwards reads every timing at one speed
+    load["factor"] = 4.0
+    short, _ = probe(20)
+    assert list(short) == ["test_resnet@32"]
+    load["factor"] = 1.0
+    again, _ = probe()
+    assert {k: astuple(t) for k, t in again.items()} == {k: pytest.approx(astuple(t)) for k, t in quiet.items()}
 
 
 @pytest.mark.slow

@@ -71,6 +71,15 @@ class TimingCache:
         raw = self.saved.get(key)
         return StepTiming(**raw) if isinstance(raw, dict) else None
 
+    def rescale(self, prefix: str, factor: float, skip: set[str] = frozenset()) -> None:
+        """Every saved timing whose key starts with ``prefix`` (but those in ``skip``) times ``factor``, saved."""
+        if factor == 1.0:
+            return
+        for key, raw in list(self.saved.items()):
+            if key.startswith(prefix) and key not in skip and isinstance(raw, dict):
+                self.saved[key] = dataclasses.asdict(StepTiming(**raw).scaled(factor))
+        write_json(self.path, self.saved)
+
     def put(self, key: str, timing: StepTiming) -> None:
         """Save ``timing`` under ``key`` (the whole file rewritten atomically)."""
         self.saved[key] = dataclasses.asdict(timing)
@@ -80,21 +89,23 @@ class TimingCache:
 def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate], PodiumConfig], comp: Competition,
                  w: Workload, budget_s: float, clock: Clock, start: float, cache: TimingCache,
                  timer: Timer = measure, key_of: KeyOf | None = None) -> tuple[dict[str, StepTiming], list[str]]:
-    """Timings of the ladder's candidates from the smallest up, and notes on those skipped. The first cached
-    candidate is timed again and the other cached timings scaled by how much faster or slower it runs now: a cache
-    filled while the machine was busy (or idle) would otherwise plan every later budget wrong. ``key_of``: the
-    cache key of a timing (default ``machine_key``, this machine; ``auto --ray``: the node that times it)."""
+    """Timings of the ladder's candidates from the smallest up, and notes on those skipped. ``key_of``: the cache
+    key of a timing (default ``machine_key``, this machine; ``auto --ray``: the node that times it).
+
+    The first cached candidate met is timed again, and every cached timing of this machine (the same key but for the
+    candidate) is rescaled by how much faster or slower it runs now, in the file too: a cache filled while the
+    machine was busy (or idle) would otherwise plan every later budget wrong. All of them, not only those this walk
+    reaches: rescaling only those once left two speeds in one file, and a 5-minute budget then planned 8 epochs of
+    Lite2 at 224 px from a timing 5x too fast."""
     timings: dict[str, StepTiming] = {}
     notes: list[str] = []
-    probe_start, speed = clock.now(), None
+    probe_start, checked, fresh = clock.now(), False, set()
     for candidate in ladder:
         cfg = config_of(candidate)
         key = (key_of or machine_key)(cfg, candidate, comp.task.outputs(len(comp.classes)))
         cached = cache.get(key)
-        if cached is not None and speed is not None:
-            timing = cached.scaled(speed)
-            if speed != 1.0:  # saved at today's speed, so the next recheck compares like with like
-                cache.put(key, timing)
+        if cached is not None and checked:
+            timing = cached
         else:
             if cached is None and clock.now() - probe_start > PROBE_SHARE * budget_s:
                 notes.append(f"{candidate.name} not probed: the probe has used {PROBE_SHARE:.0%} of the budget")
@@ -104,14 +115,21 @@ def probe_ladder(ladder: tuple[Candidate, ...], config_of: Callable[[Candidate],
             except PodiumError as e:  # no weights on this machine, a size the model refuses
                 notes.append(f"{candidate.name} skipped: {e}")
                 continue
+            if cached is not None:  # the first cached candidate: how fast this machine runs now
+                cache.rescale(family(key), recalibrate(cached, timing, notes), skip=fresh)
+                checked = True
             cache.put(key, timing)
-            if cached is not None:
-                speed = recalibrate(cached, timing, notes)
+            fresh.add(key)
         timings[candidate.name] = timing
         if run_cost(timing, w, 2).total(MIN_EPOCHS) > usable_s(budget_s, clock.now() - start, 1):
             notes.append(f"the ladder stops at {candidate.name}: its shortest run alone would not fit the budget")
             break
     return timings, notes
+
+
+def family(key: str) -> str:
+    """The part of a ``machine_key`` that is not the candidate: the timings of one machine, device and setup."""
+    return key.rsplit("|", 1)[0] + "|"
 
 
 def recalibrate(cached: StepTiming, fresh: StepTiming, notes: list[str]) -> float:
