@@ -32,6 +32,7 @@ from podium.multirun.auto.plan import (
     replan,
     run_cost,
     usable_s,
+    with_sizes_between,
 )
 
 LADDER = (Candidate("small", 128), Candidate("mid", 160), Candidate("large", 224))
@@ -228,3 +229,30 @@ def test_a_one_run_plan_fills_its_time_with_the_best_candidate_and_epochs(budget
     (run,) = plan.runs
     assert run.predicted_s <= usable + 1e-6
     assert run.predicted_s >= min(FILL * usable, best) - 1e-6  # as full as any candidate could make it
+
+
+def test_sizes_between_two_probed_sizes_are_timed_by_their_pixels() -> None:
+    timings = {"lite@128": StepTiming(0.01, 0.002, 0.001, 0.1), "other@144": StepTiming(1, 1, 1, 1),
+               "lite@160": StepTiming(0.02, 0.004, 0.001, 0.1)}
+    between = with_sizes_between(timings)
+    assert list(between) == ["lite@128", "lite@136", "lite@144", "lite@152", "other@144", "lite@160"]
+    w = (144 ** 2 - 128 ** 2) / (160 ** 2 - 128 ** 2)
+    assert between["lite@144"].train_s == pytest.approx(0.01 + w * 0.01) and between["lite@160"] == timings["lite@160"]
+    sizes = [between[f"lite@{s}"].train_s for s in (128, 136, 144, 152, 160)]
+    assert sizes == sorted(sizes)
+
+
+def test_a_one_run_plan_may_take_a_size_between_two_probed_ones() -> None:
+    ladder = (Candidate("small", 128), Candidate("small", 160))
+    timings = {"small@128": StepTiming(0.004, 0.001, 0.0, 0.5), "small@160": StepTiming(0.0065, 0.0016, 0.0, 0.5)}
+    work = Workload(1000, 0, 1)
+    fills = {}
+    for budget in range(60, 200, 5):
+        plan = make_plan(timings, ladder, work, budget, 0.0, "cpu", "test")
+        if len(plan.runs) == 1:
+            (run,) = plan.runs
+            fills[budget] = run.predicted_s / usable_s(budget, 0.0, 1)
+            assert run.candidate.name in plan.timings and run.predicted_s <= usable_s(budget, 0.0, 1) + 1e-6
+            if run.candidate.size not in (128, 160):
+                assert "interpolated" in run.why
+    assert len(fills) > 5 and min(fills.values()) >= FILL - 1e-6
