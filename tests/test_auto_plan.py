@@ -67,6 +67,7 @@ class ScriptedTrainer:
     slowdown: float = 1.0
     started: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    stopped: list[tuple[str, int, int]] = field(default_factory=list)
 
     def __call__(self, data_dir: Path, cfg: PodiumConfig, on_epoch) -> FakeRun:
         name = cfg.run.name.removeprefix("auto-")
@@ -78,7 +79,9 @@ class ScriptedTrainer:
             for epoch in range(cfg.train.epochs):
                 wall = cost.epoch(epoch + 1, cfg.train.epochs) / folds * self.slowdown
                 self.clock.t += wall
-                on_epoch(fold, {"epoch": epoch + 1, "wall_s": wall})
+                if on_epoch(fold, {"epoch": epoch + 1, "wall_s": wall}):  # ends the fold, as fit_fold does
+                    self.stopped.append((name, fold, epoch + 1))
+                    break
         self.finished.append(name)
         return FakeRun(Path(name), {"cv_score": 0.5, "metric": "accuracy", "per_fold": []})
 
@@ -256,3 +259,16 @@ def test_a_one_run_plan_may_take_a_size_between_two_probed_ones() -> None:
             if run.candidate.size not in (128, 160):
                 assert "interpolated" in run.why
     assert len(fills) > 5 and min(fills.values()) >= FILL - 1e-6
+
+
+@pytest.mark.parametrize("slowdown", [1.3, 2.0])
+def test_a_one_run_plan_slower_than_probed_ends_its_folds_early_within_the_budget(slowdown: float) -> None:
+    clock = FakeClock()
+    plan = make_plan(TIMINGS, LADDER, WORK, 300, 10.0, "cpu", "test")
+    assert len(plan.runs) == 1
+    session = Session(plan, clock, clock.now() - 10.0, say=lambda _: None)
+    trainer = ScriptedTrainer(clock, session, slowdown)
+    train_runs(session, Path("data"), PodiumConfig(), trainer)
+    assert trainer.finished == ["run-1"] and trainer.stopped  # the run completed, with its folds cut short
+    assert session.elapsed + session.plan.finish_s <= 1.05 * plan.budget_s
+    assert any("stopped after epoch" in n for n in session.notes)

@@ -190,3 +190,21 @@ def test_patience_stops_a_fold_keeps_its_best_epoch_and_records_the_stop(single_
         assert info["stopped_early"][str(fold)] == summary["epochs"]
     log = run.log_path.read_text()
     assert "stopped after epoch" in log and "(train.patience)" in log
+
+
+def test_an_epoch_hook_that_returns_true_ends_the_fold_there(single_dir: Path, tiny: tuple[str, ...]) -> None:
+    """``podium auto``'s hard limit: the hook says stop after epoch 2 of fold 0; the fold ends like early stopping
+    (summary, log, run.json), and fold 1 trains all its epochs."""
+    seen: list[tuple[int, int]] = []
+
+    def hook(fold: int, row: dict) -> bool:
+        seen.append((fold, int(row["epoch"])))
+        return fold == 0 and row["epoch"] >= 2
+
+    cfg = merge(PodiumConfig(), [*tiny, "train.epochs=4"])
+    run = train(single_dir, cfg, on_epoch=hook)
+    assert seen == [(0, 1), (0, 2), (1, 1), (1, 2), (1, 3), (1, 4)]
+    assert run.fold_summary(0)["stopped_early"] and run.fold_summary(0)["epochs"] == 2
+    assert not run.fold_summary(1)["stopped_early"] and len(run.fold_log(1)) == 4
+    assert json.loads((run.path / "run.json").read_text())["stopped_early"] == {"0": 2}
+    assert "fold 0: stopped after epoch 2 of 4 by the time budget" in run.log_path.read_text()

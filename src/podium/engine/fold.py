@@ -121,8 +121,9 @@ def selection_key(metrics: dict[str, float], primary: str) -> float:
 
 
 # Called after each epoch of a fold with (fold, that epoch's log row: epoch, losses, validation metrics); it may
-# raise to stop the run (a search pruning a trial).
-EpochHook = Callable[[int, dict], None]
+# raise to stop the run (a search pruning a trial), or return True to end this fold there as early stopping does
+# (``podium auto`` when the run would pass its time budget's hard limit).
+EpochHook = Callable[[int, dict], "bool | None"]
 
 
 def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig, run: Run,
@@ -151,8 +152,10 @@ def fit_fold(fold: int, comp: Competition, folds: np.ndarray, cfg: PodiumConfig,
                                f"epoch {progress.best_epoch} kept")
                 break
             run_epoch(parts, epoch, progress, comp, cfg, run, accelerator, reporter, trackers)
-            if on_epoch is not None:
-                on_epoch(fold, dict(progress.rows[-1]))
+            if on_epoch is not None and on_epoch(fold, dict(progress.rows[-1])) and progress.epoch < cfg.train.epochs:
+                reporter.print(f"fold {fold}: stopped after epoch {progress.epoch} of {cfg.train.epochs} by the time "
+                               f"budget, best epoch {progress.best_epoch} kept")
+                break
         result = finish_fold(parts, progress, comp, cfg, run, accelerator, reporter)
         trackers.fold(result.summary)
     return result

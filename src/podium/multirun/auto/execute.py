@@ -20,7 +20,7 @@ from podium.config import PodiumConfig
 from podium.engine.fold import EpochHook
 from podium.multirun.auto.clock import Clock, minutes
 from podium.multirun.auto.ladder import Candidate
-from podium.multirun.auto.plan import TARGET, AutoPlan, PlannedRun, Speed, replan
+from podium.multirun.auto.plan import TARGET, AutoPlan, Cost, PlannedRun, Speed, replan
 from podium.runs.run import Run
 from podium.validation import validate
 
@@ -49,6 +49,15 @@ def run_config(base: PodiumConfig, candidate: Candidate, epochs: int, folds: int
         cv=dataclasses.replace(base.cv, folds=folds, train_folds=()),
         data=dataclasses.replace(base.data, pseudo=pseudo) if pseudo else base.data,
         run=dataclasses.replace(base.run, name=name, report=False)))
+
+
+def run_left(cost: Cost, epochs: int, folds: int, fold: int, epoch: int) -> float:
+    """Seconds a run of ``epochs`` epochs x ``folds`` folds at ``cost`` still needs after ``epoch`` (1-based) of
+    ``fold``: the epochs left in this fold and the later ones, and the fixed part (setup, OOF, test) of the folds not
+    finished."""
+    per_fold = [cost.epoch(k, epochs) / folds for k in range(1, epochs + 1)]
+    left = sum(per_fold[epoch:]) + (folds - fold - 1) * sum(per_fold)
+    return left + cost.fixed_s * (folds - fold) / folds
 
 
 @dataclass
@@ -154,12 +163,20 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
     session.say(f"{planned.name}: {planned.candidate.name}, {planned.epochs} epochs x {folds} folds, predicted "
                 f"{minutes(predicted)} min ({minutes(session.elapsed)} of {minutes(session.plan.budget_s)} min used)")
 
-    def on_epoch(fold: int, row: dict[str, Any]) -> None:
-        session.epochs_pred += planned.cost.epoch(int(row.get("epoch", planned.epochs)), planned.epochs) / folds
+    def on_epoch(fold: int, row: dict[str, Any]) -> bool:
+        epoch = int(row.get("epoch", planned.epochs))
+        session.epochs_pred += planned.cost.epoch(epoch, planned.epochs) / folds
         session.epochs_actual += float(row.get("wall_s", row.get("train_s", 0.0)))
-        current_left = max(0.0, planned.cost.scaled(session.speed).total(planned.epochs) - (session.clock.now() - t0))
+        current_left = run_left(planned.cost.scaled(session.speed), planned.epochs, folds, fold, epoch)
         if index >= 0:  # -1: the last step (pseudo-labels), with no later run to re-plan
-            session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {row.get('epoch', '?')}")
+            session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {epoch}")
+        # The hard limit: a run is never killed, but when its calibrated rest would pass the budget this fold ends
+        # here, as early stopping would (best checkpoint kept, the stop in its log), and the next fold checks again.
+        over = session.elapsed + current_left + session.plan.finish_s > session.plan.budget_s
+        if over and epoch < planned.epochs:
+            session.notes.append(f"{planned.name} fold {fold} stopped after epoch {epoch} of {planned.epochs}: the "
+                                 f"rest would pass the budget (measured/predicted {session.speed.epoch:.2f}x)")
+        return over
 
     repeat = sum(r.candidate == planned.candidate for r in session.plan.runs[:max(index, 0)])
     cfg = run_config(base, planned.candidate, planned.epochs, folds, f"auto-{planned.name}", pseudo, repeat)
