@@ -272,3 +272,16 @@ def test_a_one_run_plan_slower_than_probed_ends_its_folds_early_within_the_budge
     assert trainer.finished == ["run-1"] and trainer.stopped  # the run completed, with its folds cut short
     assert session.elapsed + session.plan.finish_s <= 1.05 * plan.budget_s
     assert any("stopped after epoch" in n for n in session.notes)
+
+
+def test_a_one_run_plan_faster_than_probed_adds_a_short_run_with_the_time_left() -> None:
+    clock = FakeClock()
+    plan = make_plan(TIMINGS, LADDER, WORK, 300, 10.0, "cpu", "test")
+    assert len(plan.runs) == 1
+    session = Session(plan, clock, clock.now() - 10.0, say=lambda _: None)
+    trainer = ScriptedTrainer(clock, session, 0.5)
+    train_runs(session, Path("data"), PodiumConfig(), trainer)
+    assert trainer.finished[0] == "run-1" and len(trainer.finished) >= 2  # the time saved trained another run
+    added = session.plan.runs[1]
+    assert added.epochs >= MIN_EPOCHS and "time to spare" in added.why
+    assert session.elapsed + session.plan.finish_s <= 1.05 * plan.budget_s

@@ -355,8 +355,9 @@ def replan(plan: AutoPlan, started: int, left_s: float, speed: Speed, add: bool 
 
 def extend(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPlan:
     """The plan with one more run before the pseudo-label run when the later runs are at ``MAX_EPOCHS`` and the
-    time they leave affords another at ``CLIMB_EPOCHS`` (the largest candidate that fits, a new one preferred), so
-    that a budget is used rather than wasted."""
+    time they leave affords another at ``CLIMB_EPOCHS`` (``MIN_EPOCHS`` when no run is left: the ones before took
+    less than predicted), the largest candidate that fits, a new one preferred, so that a budget is used rather
+    than wasted."""
     later = plan.runs[started:]
     trains = [r for r in plan.runs if not r.pseudo]
     finish = finish_s(plan.budget_s, len(plan.runs) + 1)  # a second run brings the blend's reserve with it
@@ -367,14 +368,17 @@ def extend(plan: AutoPlan, started: int, left_s: float, speed: Speed) -> AutoPla
     sizes = {r.candidate.size for r in plan.runs}
     costs = {c: run_cost(plan.timings[c.name], plan.workload, plan.folds, new_size=c.size not in sizes).scaled(speed)
              for c in available}
-    fits = [c for c in available if costs[c].total(CLIMB_EPOCHS) <= room]
+    # with every run done (the probe over-predicted them), a shorter run still uses the time: the blend keeps it only
+    # when its honest CV gains
+    least = MIN_EPOCHS if not later else CLIMB_EPOCHS
+    fits = [c for c in available if costs[c].total(least) <= room]
     if not fits:
         return plan
     fresh = [c for c in fits if c not in {r.candidate for r in trains}]
     c = (fresh or fits)[-1]
-    epochs = fit_epochs([costs[c]], room, [CLIMB_EPOCHS])[0]
+    epochs = fit_epochs([costs[c]], room, [least])[0]
     added = PlannedRun(f"run-{len(trains) + 1}", c, epochs, costs[c].scaled(speed.inverse()),
-                       "added: the runs before it reached their most epochs with time to spare")
+                       "added: the runs before it ended with time to spare")
     pseudo = [r for r in plan.runs if r.pseudo]
     return dataclasses.replace(plan, runs=(*trains, added, *pseudo), finish_s=finish)
 
