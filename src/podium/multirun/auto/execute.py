@@ -60,6 +60,17 @@ def run_left(cost: Cost, epochs: int, folds: int, fold: int, epoch: int) -> floa
     return left + cost.fixed_s * (folds - fold) / folds
 
 
+def affordable(cost: Cost, epochs: int, folds: int, fold: int, epoch: int, left_s: float) -> int:
+    """The most epochs (at least ``epoch``, at most ``epochs``) that ``fold`` and each later fold may train within
+    ``left_s`` seconds, after ``epoch`` epochs of ``fold``."""
+    per_fold = [cost.epoch(k, epochs) / folds for k in range(1, epochs + 1)]
+    fixed = cost.fixed_s * (folds - fold) / folds
+    for e in range(epochs, epoch, -1):
+        if sum(per_fold[epoch:e]) + (folds - fold - 1) * sum(per_fold[:e]) + fixed <= left_s:
+            return e
+    return epoch
+
+
 @dataclass
 class Step:
     """One step of an auto run, for the summary: what it was, its predicted and actual seconds, its folder."""
@@ -170,13 +181,18 @@ def train_one(session: Session, index: int, planned: PlannedRun, data_dir: Path,
         current_left = run_left(planned.cost.scaled(session.speed), planned.epochs, folds, fold, epoch)
         if index >= 0:  # -1: the last step (pseudo-labels), with no later run to re-plan
             session.replan(index + 1, current_left, f"{planned.name} fold {fold} epoch {epoch}")
-        # The hard limit: a run is never killed, but when its calibrated rest would pass the budget this fold ends
-        # here, as early stopping would (best checkpoint kept, the stop in its log), and the next fold checks again.
-        over = session.elapsed + current_left + session.plan.finish_s > session.plan.budget_s
-        if over and epoch < planned.epochs:
+        # The hard limit: a run is never killed, but when its calibrated rest would pass the budget, this fold and
+        # the later ones get the epochs that fit, the same for each; this fold ends here when it has them, as early
+        # stopping would (best checkpoint kept, the stop in its log). Not on the session's first epoch: it holds the
+        # head-only epoch, the loader's start and the first validation, and would calibrate nothing but those.
+        if session.epochs_pred <= planned.cost.epoch(1, planned.epochs) / folds + 1e-9 or epoch >= planned.epochs:
+            return False
+        left = session.plan.budget_s - session.elapsed - session.plan.finish_s
+        fits = affordable(planned.cost.scaled(session.speed), planned.epochs, folds, fold, epoch, left)
+        if epoch >= fits:
             session.notes.append(f"{planned.name} fold {fold} stopped after epoch {epoch} of {planned.epochs}: the "
                                  f"rest would pass the budget (measured/predicted {session.speed.epoch:.2f}x)")
-        return over
+        return epoch >= fits
 
     repeat = sum(r.candidate == planned.candidate for r in session.plan.runs[:max(index, 0)])
     cfg = run_config(base, planned.candidate, planned.epochs, folds, f"auto-{planned.name}", pseudo, repeat)
