@@ -16,6 +16,7 @@ from podium.engine.accel import (
     make_loader,
     maybe_compile,
     num_workers,
+    quiet_worker,
     resolve_precision,
 )
 
@@ -48,6 +49,35 @@ def _loader_start_method(_: int) -> str:
     multiprocessing.set_start_method("spawn", force=True)
     ds = torch.utils.data.TensorDataset(torch.zeros(4, 1))
     return make_loader(ds, 2, 1, "cpu").multiprocessing_context.get_start_method()
+
+
+# A loader worker's fd server whose peer (the main process, interrupted while receiving a batch) resets the connection:
+# the real `multiprocessing.resource_sharer` thread, reset by a socket that closes with SO_LINGER 0.
+LOST_PEER = """
+import socket, struct, sys, time, os
+from multiprocessing import resource_sharer
+if sys.argv[1] == "quiet":
+    from podium.engine.accel import quiet_worker
+    quiet_worker(0)
+resource_sharer.DupFd(os.open(os.devnull, os.O_RDONLY))  # starts the worker's fd server, as sharing a batch does
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(resource_sharer._resource_sharer._address)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+sock.close()
+time.sleep(0.5)
+raise ValueError("any other uncaught error still shows")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's fd sharing between loader workers")
+def test_loader_workers_do_not_print_the_interrupted_main_process_as_a_traceback() -> None:
+    loud, quiet = (subprocess.run([sys.executable, "-c", LOST_PEER, mode], capture_output=True, text=True, timeout=60)
+                   for mode in ("loud", "quiet"))
+    lost = ("ConnectionResetError", "BrokenPipeError")  # which one depends on where the server was when the peer went
+    assert "resource_sharer" in loud.stderr and any(e in loud.stderr for e in lost), loud.stderr  # what CI printed
+    assert "resource_sharer" not in quiet.stderr and not any(e in quiet.stderr for e in lost), quiet.stderr
+    assert "ValueError: any other uncaught error still shows" in quiet.stderr
+    assert make_loader(torch.utils.data.TensorDataset(torch.zeros(4, 1)), 2, 1, "cpu").worker_init_fn is quiet_worker
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is Linux's loader start method")

@@ -142,6 +142,30 @@ def loader_start_method() -> str | None:
     return "fork" if sys.platform.startswith("linux") else None
 
 
+def _resource_sharer_lost_peer(exc_type: type, tb) -> bool:
+    """Whether an uncaught exception is multiprocessing's fd server losing the process it was handing a batch to."""
+    if not issubclass(exc_type, (ConnectionError, EOFError)):
+        return False
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(os.path.join("multiprocessing", "resource_sharer.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def quiet_worker(_worker_id: int) -> None:
+    """Loader workers' init: when the main process is interrupted (SIGTERM, Ctrl-C) while it is receiving a batch, the
+    worker's fd-sharing thread loses its peer and Python's ``resource_sharer`` prints that as a traceback under the
+    interruption's own clear message. Only that one case is silenced; any other uncaught error is printed as before."""
+    previous = sys.excepthook
+
+    def hook(exc_type, exc, tb):  # noqa: ANN001 - sys.excepthook's signature
+        if not _resource_sharer_lost_peer(exc_type, tb):
+            previous(exc_type, exc, tb)
+
+    sys.excepthook = hook
+
+
 def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, shuffle_seed: int | None = None,
                 weights: np.ndarray | None = None) -> DataLoader:
     """A DataLoader: seeded per-epoch shuffling (or weighted sampling with ``weights``) and no ragged last batch for
@@ -155,6 +179,7 @@ def make_loader(dataset: Dataset, batch_size: int, workers: int, device: str, sh
         pin_memory=device == "cuda",
         persistent_workers=workers > 0,  # workers keep their opened cache maps and transforms across epochs
         multiprocessing_context=loader_start_method() if workers > 0 else None,
+        worker_init_fn=quiet_worker if workers > 0 else None,
         prefetch_factor=4 if workers > 0 else None,
         drop_last=train and len(dataset) > batch_size,  # a batch of one breaks BatchNorm
         collate_fn=collate,
